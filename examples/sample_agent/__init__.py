@@ -1,0 +1,11 @@
+"""A real A2A agent (a2a-sdk 1.3) that rollwise releases in its demo and tests.
+
+Environment knobs make a version bad on purpose, so that a rollout has something to catch:
+
+- ``AGENT_VERSION``: the version the card and ``/healthz`` report.
+- ``AGENT_FAIL_RATE``: share (0..1) of A2A calls answered with HTTP 500.
+- ``AGENT_LATENCY_MS``: fixed latency added to every A2A call.
+- ``AGENT_TAIL_LATENCY_MS`` / ``AGENT_TAIL_FRACTION``: extra latency for that share of calls.
+- ``AGENT_CRASH_AT_START=1``: exit with status 3 before listening (a crash loop).
+- ``AGENT_START_DELAY_S``: seconds to wait before listening (a slow start).
+"""

@@ -1,0 +1,197 @@
+"""The sample agent's Starlette app: agent card, JSON-RPC A2A endpoint, ``/healthz``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+
+import uvicorn
+from a2a.helpers.proto_helpers import new_task_from_user_message, new_text_message
+from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.events import EventQueue
+from a2a.server.request_handlers import DefaultRequestHandler
+from a2a.server.routes import create_agent_card_routes, create_jsonrpc_routes
+from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
+from a2a.types.a2a_pb2 import (
+    AgentCapabilities,
+    AgentCard,
+    AgentInterface,
+    AgentSkill,
+    Part,
+)
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """How this process misbehaves, read once from the environment."""
+
+    version: str
+    fail_rate: float
+    latency_ms: float
+    tail_latency_ms: float
+    tail_fraction: float
+    crash_at_start: bool
+    start_delay_s: float
+
+    @classmethod
+    def from_env(cls) -> Knobs:
+        env = os.environ
+        return cls(
+            version=env.get("AGENT_VERSION", "0.0.0"),
+            fail_rate=float(env.get("AGENT_FAIL_RATE", "0")),
+            latency_ms=float(env.get("AGENT_LATENCY_MS", "0")),
+            tail_latency_ms=float(env.get("AGENT_TAIL_LATENCY_MS", "0")),
+            tail_fraction=float(env.get("AGENT_TAIL_FRACTION", "0")),
+            crash_at_start=env.get("AGENT_CRASH_AT_START", "") not in ("", "0", "false"),
+            start_delay_s=float(env.get("AGENT_START_DELAY_S", "0")),
+        )
+
+
+class EchoExecutor(AgentExecutor):
+    """Answers ``ping`` with ``pong`` and anything else with an echo naming the version.
+
+    A task is produced (not a bare message) so that streaming clients see real status and
+    artifact events: working, the reply as an artifact in two chunks, completed.
+    """
+
+    def __init__(self, version: str) -> None:
+        self._version = version
+
+    def reply_to(self, text: str) -> str:
+        if text.strip().lower() == "ping":
+            return "pong"
+        return f"echo from {self._version}: {text}"
+
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        assert context.message is not None
+        task = context.current_task or new_task_from_user_message(context.message)
+        if context.current_task is None:
+            await event_queue.enqueue_event(task)
+        updater = TaskUpdater(event_queue, task.id, task.context_id)
+        await updater.start_work()
+        reply = self.reply_to(context.get_user_input())
+        half = len(reply) // 2
+        await updater.add_artifact([Part(text=reply[:half])], artifact_id="reply", name="reply")
+        await updater.add_artifact(
+            [Part(text=reply[half:])], artifact_id="reply", name="reply", append=True
+        )
+        await updater.complete(new_text_message(reply, context_id=task.context_id))
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        if context.task_id and context.context_id:
+            await TaskUpdater(event_queue, context.task_id, context.context_id).cancel()
+
+
+class Misbehave:
+    """ASGI middleware applying the knobs to A2A calls (``POST``), never to probes."""
+
+    def __init__(self, app: ASGIApp, knobs: Knobs) -> None:
+        self._app = app
+        self._knobs = knobs
+        self._rng = random.Random()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            k = self._knobs
+            delay = k.latency_ms
+            if k.tail_fraction and self._rng.random() < k.tail_fraction:
+                delay += k.tail_latency_ms
+            if delay:
+                await asyncio.sleep(delay / 1000)
+            if k.fail_rate and self._rng.random() < k.fail_rate:
+                await Response("injected failure", status_code=500)(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+
+def agent_card(version: str, url: str) -> AgentCard:
+    return AgentCard(
+        name="Sample Echo Agent",
+        description="Echoes what it is sent; answers ping with pong. rollwise's sample agent.",
+        version=version,
+        supported_interfaces=[
+            AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version="1.0")
+        ],
+        capabilities=AgentCapabilities(streaming=True, push_notifications=False),
+        default_input_modes=["text/plain"],
+        default_output_modes=["text/plain"],
+        skills=[
+            AgentSkill(
+                id="echo",
+                name="Echo",
+                description="Returns the text it receives; ping gives pong.",
+                tags=["echo", "test"],
+                examples=["ping", "hello"],
+            )
+        ],
+    )
+
+
+def build_app(knobs: Knobs, public_url: str) -> Starlette:
+    card = agent_card(knobs.version, public_url)
+    handler = DefaultRequestHandler(
+        agent_executor=EchoExecutor(knobs.version),
+        task_store=InMemoryTaskStore(),
+        agent_card=card,
+    )
+    started = time.time()
+
+    async def healthz(_: Request) -> JSONResponse:
+        return JSONResponse(
+            {"status": "ok", "version": knobs.version, "uptime_s": time.time() - started}
+        )
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        *create_agent_card_routes(card),
+        *create_jsonrpc_routes(
+            handler, rpc_url="/", enable_v0_3_compat=True, shutdown_grace_period=5
+        ),
+    ]
+    app = Starlette(routes=routes)
+    app.add_middleware(Misbehave, knobs=knobs)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="sample_agent", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--public-url",
+        default=os.environ.get("AGENT_PUBLIC_URL", ""),
+        help="URL the card advertises (the proxy's public listener); default: own address",
+    )
+    args = parser.parse_args(argv)
+    knobs = Knobs.from_env()
+    if knobs.crash_at_start:
+        print(f"sample agent {knobs.version}: crashing at start on purpose", file=sys.stderr)
+        sys.exit(3)
+    if knobs.start_delay_s:
+        print(f"sample agent {knobs.version}: slow start, {knobs.start_delay_s}s", flush=True)
+        time.sleep(knobs.start_delay_s)
+    url = args.public_url or f"http://{args.host}:{args.port}/"
+    print(f"sample agent {knobs.version} listening on {args.host}:{args.port}", flush=True)
+    uvicorn.run(
+        build_app(knobs, url),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

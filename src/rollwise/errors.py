@@ -1,0 +1,110 @@
+"""rollwise's one exception tree.
+
+Every error rollwise raises on purpose derives from :class:`RollwiseError`, so that callers can
+catch one type, and the CLI can turn any of them into one line for a person (no traceback) with
+the right exit code::
+
+    RollwiseError                     base; ``exit_code`` 1 unless a subclass says otherwise
+    ├── InputError                    bad input from a person; nothing changed; exit 2
+    │   ├── SpecError                 a spec file: file:line, field path, what is allowed
+    │   └── UsageError                a command line or API argument
+    ├── NotFoundError                 an app, revision or replica that does not exist
+    ├── ConflictError                 a command that the current phase does not allow
+    ├── ControllerError               reaching or running the controller
+    │   └── ControllerNotRunning      no controller answers on the admin socket
+    ├── StoreError                    the state store (SQLite) cannot be read or written
+    ├── BackendError                  starting, probing or stopping replicas
+    │   ├── ReplicaStartError         a replica's process could not start or never became ready
+    │   └── CrashLoopError            a revision's replicas keep crashing
+    └── DataPlaneError                the proxy process: start, admin channel, route push
+        └── RouteVerifyError          the proxy did not apply the generation it was sent
+
+Messages say what went wrong, where (file:line, field path, app, revision) and how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendError",
+    "ConflictError",
+    "ControllerError",
+    "ControllerNotRunning",
+    "CrashLoopError",
+    "DataPlaneError",
+    "InputError",
+    "NotFoundError",
+    "ReplicaStartError",
+    "RollwiseError",
+    "RouteVerifyError",
+    "SpecError",
+    "StoreError",
+    "UsageError",
+]
+
+
+class RollwiseError(Exception):
+    """Base of every error rollwise raises on purpose."""
+
+    exit_code: int = 1
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class InputError(RollwiseError):
+    """Input from a person was wrong; nothing was changed."""
+
+    exit_code = 2
+
+
+class SpecError(InputError):
+    """A spec file is invalid. ``problems`` holds one line per problem, each with file:line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class UsageError(InputError):
+    """A command-line or API argument is invalid."""
+
+
+class NotFoundError(RollwiseError):
+    """An app, revision or replica that does not exist was named."""
+
+
+class ConflictError(RollwiseError):
+    """A command the current phase does not allow; the message names the phase."""
+
+
+class ControllerError(RollwiseError):
+    """The controller could not be reached or could not do what was asked."""
+
+
+class ControllerNotRunning(ControllerError):
+    """No controller answers on the admin socket."""
+
+
+class StoreError(RollwiseError):
+    """The state store cannot be opened, read or written."""
+
+
+class BackendError(RollwiseError):
+    """Replicas could not be started, probed or stopped."""
+
+
+class ReplicaStartError(BackendError):
+    """A replica's process could not be started or never became ready."""
+
+
+class CrashLoopError(BackendError):
+    """A revision's replicas keep crashing."""
+
+
+class DataPlaneError(RollwiseError):
+    """The proxy process failed to start or to answer on its admin channel."""
+
+
+class RouteVerifyError(DataPlaneError):
+    """The proxy did not acknowledge the routing generation it was sent."""

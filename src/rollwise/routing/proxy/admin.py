@@ -1,0 +1,189 @@
+"""The proxy's admin channel: a unix socket (mode 0600) that only the controller's user reaches.
+
+``PUT /routes`` applies a whole routing table and answers the generation applied (the
+controller's ``VerifyWeight``); ``GET /routes`` reads it back with per-replica state;
+``GET /stats?since=S`` returns per-second counters and latency histograms for analysis;
+``GET /metrics`` is the Prometheus exposition of the same counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import traceback
+from collections.abc import Iterator
+from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
+
+import httptools
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from rollwise.routing.proxy.server import ProxyServer
+
+__all__ = ["AdminConnection", "serve_admin"]
+
+
+class AdminConnection(asyncio.Protocol):
+    """One admin connection; requests are small JSON documents, answered in order."""
+
+    def __init__(self, proxy: ProxyServer, registry: CollectorRegistry) -> None:
+        self.proxy = proxy
+        self.registry = registry
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.url = b""
+        self.body: list[bytes] = []
+        self.queue: asyncio.Queue[tuple[str, str, bytes, bool]] = asyncio.Queue()
+        self.worker: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.worker = asyncio.get_running_loop().create_task(self._serve())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        if self.worker is not None:
+            self.worker.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            if self.transport is not None:
+                self.transport.write(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                self.transport.close()
+
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.body = []
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        method = self.parser.get_method().decode()
+        keep = self.parser.should_keep_alive()
+        self.queue.put_nowait((method, self.url.decode(), b"".join(self.body), keep))
+
+    async def _serve(self) -> None:
+        while True:
+            method, url, body, keep = await self.queue.get()
+            try:
+                status, payload, ctype = await self.handle(method, url, body)
+            except (ValueError, KeyError, TypeError) as exc:
+                status, payload, ctype = 400, _json({"error": f"bad request: {exc!r}"}), _JSON
+            except Exception as exc:  # the admin channel must outlive any one bad request
+                traceback.print_exc()
+                status, payload, ctype = 500, _json({"error": f"internal error: {exc!r}"}), _JSON
+            if self.transport is None:
+                return
+            head = (
+                f"HTTP/1.1 {status} {'OK' if status < 400 else 'Error'}\r\n"
+                f"content-type: {ctype}\r\ncontent-length: {len(payload)}\r\n"
+                + ("" if keep else "connection: close\r\n")
+                + "\r\n"
+            )
+            self.transport.write(head.encode() + payload)
+            if not keep:
+                self.transport.close()
+                return
+
+    async def handle(self, method: str, url: str, body: bytes) -> tuple[int, bytes, str]:
+        parts = urlsplit(url)
+        path = parts.path
+        proxy = self.proxy
+        if path == "/healthz" and method == "GET":
+            return 200, _json({"ok": True, "pid": os.getpid(), "started": proxy.started}), _JSON
+        if path == "/routes" and method == "GET":
+            return 200, _json(proxy.routes_status()), _JSON
+        if path == "/routes" and method == "PUT":
+            try:
+                generation = await proxy.apply(json.loads(body))
+            except OSError as exc:
+                return 409, _json({"error": f"cannot listen: {exc}"}), _JSON
+            except ValueError as exc:
+                return 409, _json({"error": str(exc)}), _JSON
+            return 200, _json({"generation": generation}), _JSON
+        if path == "/stats" and method == "GET":
+            since = int(parse_qs(parts.query).get("since", ["0"])[0])
+            return 200, _json(proxy.stats(since)), _JSON
+        if path == "/metrics" and method == "GET":
+            return 200, generate_latest(self.registry), "text/plain; version=0.0.4"
+        return 404, _json({"error": f"no {method} {path}"}), _JSON
+
+
+_JSON = "application/json"
+
+
+def _json(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+class ProxyCollector(Collector):
+    """Prometheus view of the proxy's own counters, read at scrape time (no hot-path cost)."""
+
+    def __init__(self, proxy: ProxyServer) -> None:
+        self.proxy = proxy
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        proxy = self.proxy
+        requests = CounterMetricFamily(
+            "rollwise_proxy_requests",
+            "Requests answered per app, revision and status code",
+            labels=["app", "revision", "version", "code"],
+        )
+        failures = CounterMetricFamily(
+            "rollwise_proxy_failures",
+            "Requests counted as failed (5xx, connection errors, timeouts)",
+            labels=["app", "revision", "version"],
+        )
+        weight = GaugeMetricFamily(
+            "rollwise_proxy_weight", "Weight per revision", labels=["app", "revision", "version"]
+        )
+        in_flight = GaugeMetricFamily(
+            "rollwise_proxy_in_flight", "Requests in flight per replica", labels=["address"]
+        )
+        for name, app in proxy.table.apps.items():
+            for rev in app.revisions:
+                labels = [name, rev.name, rev.version]
+                for code, count in rev.stats.status.items():
+                    requests.add_metric([*labels, str(code)], count)
+                failures.add_metric(labels, rev.stats.failures_total)
+                weight.add_metric(labels, rev.weight)
+        for rep in proxy.table.replicas():
+            in_flight.add_metric([rep.address], rep.in_flight)
+        rejected = CounterMetricFamily(
+            "rollwise_proxy_rejected", "Requests refused by the proxy itself", labels=["code"]
+        )
+        for code, count in proxy.rejected.items():
+            rejected.add_metric([str(code)], count)
+        generation = GaugeMetricFamily(
+            "rollwise_proxy_generation", "Routing table generation applied"
+        )
+        generation.add_metric([], proxy.table.generation)
+        retries = CounterMetricFamily("rollwise_proxy_retries", "Requests retried on a replica")
+        retries.add_metric([], proxy.retries)
+        yield from (requests, failures, weight, in_flight, rejected, generation, retries)
+
+
+async def serve_admin(proxy: ProxyServer, path: str) -> asyncio.AbstractServer:
+    registry = CollectorRegistry()
+    registry.register(ProxyCollector(proxy))
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    old = os.umask(0o177)
+    try:
+        server = await asyncio.get_running_loop().create_unix_server(
+            lambda: AdminConnection(proxy, registry), path
+        )
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    return server

@@ -1,0 +1,527 @@
+"""The proxy's per-request path: client connection → revision → replica → response stream.
+
+Both sides are asyncio Protocols driven by httptools callbacks, so a request costs no task of
+its own unless a new upstream connection must be opened. Bodies stream in both directions
+with back-pressure (a full socket buffer on one side pauses reading on the other), so an SSE
+event reaches the client when the replica writes it.
+
+Retries are safe by construction: a request is retried on another replica only if nothing of
+it reached a replica (connect refused or reset), or if the replica closed the connection
+without sending one byte of response and the whole request body is still held (HAProxy's
+``retry-on conn-failure empty-response``): the replica died before it could answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import deque
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+from rollwise.routing.proxy.table import Replica, RevisionRoute
+
+if TYPE_CHECKING:
+    from rollwise.routing.proxy.server import ProxyServer
+
+__all__ = ["ClientConnection", "Exchange", "UpstreamConnection", "local_response"]
+
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"proxy-authorization",
+        b"proxy-authenticate",
+        b"content-length",
+        b"expect",
+    }
+)
+REASONS = {
+    400: b"Bad Request",
+    408: b"Request Timeout",
+    413: b"Content Too Large",
+    431: b"Request Header Fields Too Large",
+    501: b"Not Implemented",
+    502: b"Bad Gateway",
+    503: b"Service Unavailable",
+    504: b"Gateway Timeout",
+}
+_LAST_CHUNK = b"0\r\n\r\n"
+
+
+def local_response(status: int, text: str, close: bool) -> bytes:
+    body = (text + "\n").encode()
+    head = (
+        b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
+        % (status, REASONS.get(status, b"Error"), len(body))
+    )
+    if close:
+        head += b"connection: close\r\n"
+    return head + b"\r\n" + body
+
+
+class Exchange:
+    """One request and its response, from the client's first byte to the last response byte."""
+
+    __slots__ = (
+        "body",
+        "body_bytes",
+        "body_done",
+        "chunked",
+        "client",
+        "complete",
+        "forced",
+        "has_expect",
+        "head",
+        "headers",
+        "keep_alive",
+        "method",
+        "replay_ok",
+        "replica",
+        "response_chunked",
+        "response_started",
+        "revision",
+        "started",
+        "status",
+        "sticky",
+        "timer",
+        "tried",
+        "upstream",
+        "url",
+    )
+
+    def __init__(self, client: ClientConnection) -> None:
+        self.client = client
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head = b""
+        self.method = b""
+        self.body: list[bytes] = []
+        self.body_bytes = 0
+        self.body_done = False
+        self.chunked = False
+        self.keep_alive = True
+        self.replay_ok = True
+        self.has_expect = False
+        self.forced: str | None = None
+        self.sticky: str | None = None
+        self.revision: RevisionRoute | None = None
+        self.replica: Replica | None = None
+        self.upstream: UpstreamConnection | None = None
+        self.tried: tuple[Replica, ...] = ()
+        self.started = 0.0
+        self.status = 0
+        self.response_started = False
+        self.response_chunked = False
+        self.complete = False
+        self.timer: asyncio.TimerHandle | None = None
+
+    def send_body(self, data: bytes) -> None:
+        """Forward a piece of request body to the connected replica, chunk-framed if needed."""
+        up = self.upstream
+        if up is None or up.transport is None:
+            return
+        if self.chunked:
+            up.transport.write(b"%x\r\n%s\r\n" % (len(data), data))
+        else:
+            up.transport.write(data)
+
+
+class ClientConnection(asyncio.Protocol):
+    """A connection from a client to one app's public listener."""
+
+    __slots__ = (
+        "app",
+        "header_bytes",
+        "ip",
+        "parser",
+        "pipeline",
+        "proxy",
+        "reading_paused",
+        "timer",
+        "transport",
+        "writing_paused",
+    )
+
+    def __init__(self, proxy: ProxyServer, app: str) -> None:
+        self.proxy = proxy
+        self.app = app
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.pipeline: deque[Exchange] = deque()
+        self.ip = b""
+        self.header_bytes = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.writing_paused = False
+        self.reading_paused = False
+
+    # asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.ip = (peer[0] if peer else "").encode()
+        self.proxy.clients.add(self)
+        self._arm(self.proxy.limits.idle_timeout_s)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.proxy.clients.discard(self)
+        self._disarm()
+        for ex in self.pipeline:
+            self.proxy.abandon(ex)
+        self.pipeline.clear()
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self.reject(501, "protocol upgrades are not supported by this listener")
+        except httptools.HttpParserError as exc:
+            self.reject(400, f"malformed request: {exc}")
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        ex = self.pipeline[0] if self.pipeline else None
+        if ex is not None and ex.upstream is not None and ex.upstream.transport is not None:
+            ex.upstream.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        ex = self.pipeline[0] if self.pipeline else None
+        if ex is not None and ex.upstream is not None and ex.upstream.transport is not None:
+            ex.upstream.transport.resume_reading()
+
+    # httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self.header_bytes = 0
+        self.pipeline.append(Exchange(self))
+        if len(self.pipeline) == 1:
+            self._arm(self.proxy.limits.header_timeout_s)
+        elif len(self.pipeline) > self.proxy.limits.max_pipeline and self.transport:
+            self.transport.pause_reading()
+            self.reading_paused = True
+
+    def on_url(self, url: bytes) -> None:
+        ex = self.pipeline[-1]
+        ex.url += url
+        self.header_bytes += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_bytes += len(name) + len(value) + 4
+        self.pipeline[-1].headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        ex = self.pipeline[-1]
+        limits = self.proxy.limits
+        if self.header_bytes > limits.max_header_bytes:
+            self.reject(431, f"request headers exceed {limits.max_header_bytes} bytes")
+            return
+        problem = self._prepare(ex)
+        if problem is not None:
+            self.reject(problem[0], problem[1])
+            return
+        if len(self.pipeline) == 1:
+            self._disarm()
+            self.proxy.dispatch(ex)
+
+    def on_body(self, body: bytes) -> None:
+        ex = self.pipeline[-1]
+        ex.body_bytes += len(body)
+        if ex.body_bytes > self.proxy.limits.max_body_bytes:
+            self.reject(413, f"request body exceeds {self.proxy.limits.max_body_bytes} bytes")
+            return
+        if ex.replay_ok:
+            ex.body.append(body)
+            if ex.body_bytes > self.proxy.limits.replay_bytes:
+                ex.replay_ok = False
+        if ex.upstream is not None:
+            if not ex.replay_ok and ex.body:
+                for piece in ex.body:
+                    ex.send_body(piece)
+                ex.body.clear()
+            else:
+                ex.send_body(body)
+        elif not ex.replay_ok:
+            ex.body.append(body)
+            if ex.body_bytes > 4 * self.proxy.limits.replay_bytes and self.transport:
+                self.transport.pause_reading()
+                self.reading_paused = True
+
+    def on_message_complete(self) -> None:
+        ex = self.pipeline[-1]
+        ex.body_done = True
+        if ex.chunked and ex.upstream is not None and ex.upstream.transport is not None:
+            ex.upstream.transport.write(_LAST_CHUNK)
+
+    # helpers
+
+    def _prepare(self, ex: Exchange) -> tuple[int, str] | None:
+        """Check framing (request smuggling) and build the head sent to the replica."""
+        parser = self.parser
+        ex.method = parser.get_method()
+        ex.keep_alive = parser.should_keep_alive()
+        version = parser.get_http_version()
+        lengths = 0
+        encodings = 0
+        host = b""
+        hosts = 0
+        out = [b"%s %s HTTP/1.1\r\n" % (ex.method, ex.url)]
+        forwarded_for = b""
+        traceparent = False
+        connection_tokens: set[bytes] = set()
+        for name, value in ex.headers:
+            if name == b"connection":
+                connection_tokens.update(t.strip().lower() for t in value.split(b","))
+        proxy = self.proxy
+        routes = proxy.table.apps.get(self.app)
+        override = routes.override_header.encode() if routes is not None else b""
+        sticky = routes.sticky_header.encode() if routes is not None else b""
+        for name, value in ex.headers:
+            if name == b"content-length":
+                lengths += 1
+                if not value.strip().isdigit():
+                    return 400, "invalid Content-Length"
+            elif name == b"transfer-encoding":
+                encodings += 1
+                if value.strip().lower() != b"chunked":
+                    return 400, "only Transfer-Encoding: chunked is accepted"
+                ex.chunked = True
+            elif name == b"host":
+                hosts += 1
+                host = value
+            elif name == b"x-forwarded-for":
+                forwarded_for = value + b", "
+                continue
+            elif name == b"expect":
+                ex.has_expect = value.strip().lower() == b"100-continue"
+            elif name == b"traceparent":
+                traceparent = True
+            elif name == override and override:
+                ex.forced = value.decode("latin-1").strip()
+            elif name == sticky and sticky:
+                ex.sticky = value.decode("latin-1")
+            if name in HOP_BY_HOP or name in connection_tokens:
+                continue
+            out.append(b"%s: %s\r\n" % (name, value))
+        if lengths and encodings:
+            return 400, "Content-Length and Transfer-Encoding together are ambiguous"
+        if lengths > 1:
+            return 400, "more than one Content-Length"
+        if encodings > 1:
+            return 400, "more than one Transfer-Encoding"
+        if hosts > 1 or (hosts == 0 and version == "1.1"):
+            return 400, "HTTP/1.1 needs exactly one Host header"
+        if routes is not None and routes.header_routes and ex.forced is None:
+            for hname, hvalue, revision in routes.header_routes:
+                if any(n == hname and v == hvalue for n, v in ex.headers):
+                    ex.forced = revision
+                    break
+        out.append(b"x-forwarded-for: %s%s\r\n" % (forwarded_for, self.ip))
+        out.append(b"x-forwarded-proto: http\r\n")
+        if host:
+            out.append(b"x-forwarded-host: %s\r\n" % host)
+        if not traceparent:
+            out.append(
+                b"traceparent: 00-%032x-%016x-01\r\n"
+                % (random.getrandbits(128) or 1, random.getrandbits(64) or 1)
+            )
+        if ex.chunked:
+            out.append(b"transfer-encoding: chunked\r\n")
+        elif lengths:
+            out.append(b"content-length: %d\r\n" % (parser_content_length(ex.headers)))
+        out.append(b"\r\n")
+        ex.head = b"".join(out)
+        if ex.has_expect and self.transport is not None:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        return None
+
+    def reject(self, status: int, text: str) -> None:
+        """Answer with a 4xx/5xx of our own and close: the stream can't be trusted after it."""
+        transport = self.transport
+        if transport is None:
+            return
+        head = self.pipeline[0] if self.pipeline else None
+        if head is None or not head.response_started:
+            transport.write(local_response(status, text, close=True))
+        self.proxy.rejected[status] = self.proxy.rejected.get(status, 0) + 1
+        for ex in self.pipeline:
+            self.proxy.abandon(ex)
+        self.pipeline.clear()
+        transport.close()
+
+    def exchange_done(self, ex: Exchange) -> None:
+        """The response to the head of the pipeline was fully written."""
+        if self.pipeline and self.pipeline[0] is ex:
+            self.pipeline.popleft()
+        transport = self.transport
+        if transport is None:
+            return
+        if not ex.keep_alive:
+            transport.close()
+            return
+        if self.reading_paused and len(self.pipeline) <= self.proxy.limits.max_pipeline:
+            self.reading_paused = False
+            transport.resume_reading()
+        if self.pipeline:
+            nxt = self.pipeline[0]
+            if nxt.head:
+                self.proxy.dispatch(nxt)
+            else:
+                self._arm(self.proxy.limits.header_timeout_s)
+        else:
+            self._arm(self.proxy.limits.idle_timeout_s)
+
+    def _arm(self, seconds: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = self.proxy.loop.call_later(seconds, self._timed_out)
+
+    def _disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _timed_out(self) -> None:
+        self.timer = None
+        if self.pipeline and self.transport is not None:
+            self.reject(408, "request headers not received in time")
+        elif self.transport is not None:
+            self.transport.close()
+
+
+def parser_content_length(headers: list[tuple[bytes, bytes]]) -> int:
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value)
+    return 0
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """A pooled HTTP/1.1 connection from the proxy to one replica."""
+
+    __slots__ = (
+        "exchange",
+        "got_bytes",
+        "keep_alive",
+        "parser",
+        "proxy",
+        "reason",
+        "replica",
+        "resp_headers",
+        "transport",
+    )
+
+    def __init__(self, proxy: ProxyServer, replica: Replica) -> None:
+        self.proxy = proxy
+        self.replica = replica
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.exchange: Exchange | None = None
+        self.resp_headers: list[tuple[bytes, bytes]] = []
+        self.reason = b""
+        self.got_bytes = False
+        self.keep_alive = True
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        ex = self.exchange
+        self.exchange = None
+        if ex is not None and not ex.complete:
+            self.proxy.upstream_lost(ex, self, exc)
+
+    def pause_writing(self) -> None:
+        ex = self.exchange
+        if ex is not None and ex.client.transport is not None:
+            ex.client.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        ex = self.exchange
+        if ex is not None and ex.client.transport is not None and not ex.client.reading_paused:
+            ex.client.transport.resume_reading()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def start(self, ex: Exchange) -> None:
+        """Send a request's head and whatever of its body has arrived."""
+        self.exchange = ex
+        self.got_bytes = False
+        self.resp_headers = []
+        ex.upstream = self
+        transport = self.transport
+        assert transport is not None
+        transport.write(ex.head)
+        for piece in ex.body:
+            ex.send_body(piece)
+        if not ex.replay_ok:
+            ex.body.clear()
+        if ex.body_done and ex.chunked:
+            transport.write(_LAST_CHUNK)
+
+    def data_received(self, data: bytes) -> None:
+        if self.exchange is None:
+            self.close()
+            return
+        self.got_bytes = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            ex = self.exchange
+            self.keep_alive = False
+            if ex is not None:
+                self.exchange = None
+                self.proxy.upstream_failed(ex, self, 502, "replica sent an invalid response")
+            self.close()
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.resp_headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        ex = self.exchange
+        if ex is None:
+            return
+        status = self.parser.get_status_code()
+        if status < 200:
+            self.resp_headers = []
+            self.reason = b""
+            return
+        self.keep_alive = self.parser.should_keep_alive()
+        self.proxy.response_head(ex, status, self.reason, self.resp_headers)
+        self.reason = b""
+        if ex.method == b"HEAD":
+            self.keep_alive = False
+            self.on_message_complete()
+
+    def on_body(self, body: bytes) -> None:
+        ex = self.exchange
+        if ex is None or ex.client.transport is None:
+            return
+        if ex.response_chunked:
+            ex.client.transport.write(b"%x\r\n%s\r\n" % (len(body), body))
+        else:
+            ex.client.transport.write(body)
+
+    def on_message_complete(self) -> None:
+        ex = self.exchange
+        if ex is None or not ex.response_started:
+            return
+        self.exchange = None
+        self.proxy.response_end(ex, self)
+
+    def reusable(self) -> bool:
+        return self.keep_alive and self.transport is not None and not self.transport.is_closing()

@@ -1,0 +1,356 @@
+"""The proxy process: public listeners per app, the routing table, and request bookkeeping.
+
+The controller is a client of this process, never the other way round: the proxy serves
+from its own table and keeps doing so when the controller is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from typing import IO, Any
+
+from rollwise.routing.proxy.forward import (
+    ClientConnection,
+    Exchange,
+    UpstreamConnection,
+    local_response,
+)
+from rollwise.routing.proxy.limits import Limits
+from rollwise.routing.proxy.table import Replica, RoutingTable
+
+__all__ = ["ProxyServer"]
+
+
+class ProxyServer:
+    """Everything one proxy worker holds: table, listeners, connections, counters."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        limits: Limits | None = None,
+        record: IO[str] | None = None,
+    ) -> None:
+        self.loop = loop
+        self.limits = limits or Limits()
+        self.table = RoutingTable.empty()
+        self.table_json: dict[str, Any] = {"generation": 0, "apps": {}}
+        self.listeners: dict[str, asyncio.Server] = {}
+        self.listener_apps: dict[str, str] = {}
+        self.clients: set[ClientConnection] = set()
+        self.rejected: dict[int, int] = {}
+        self.ejections = 0
+        self.retries = 0
+        self.record = record
+        self.started = time.time()
+
+    # routing table
+
+    async def apply(self, data: dict[str, Any]) -> int:
+        """Apply a whole table; open and close listeners to match. Atomic for requests."""
+        generation = int(data["generation"])
+        if generation < self.table.generation:
+            raise ValueError(
+                f"generation {generation} is older than the applied {self.table.generation}"
+            )
+        table = RoutingTable.from_json(data, self.table)
+        wanted = {app.listen: name for name, app in table.apps.items()}
+        for listen, name in wanted.items():
+            server = self.listeners.get(listen)
+            if server is not None and self.listener_apps.get(listen) == name:
+                continue
+            if server is not None:
+                server.close()
+            self.listeners[listen] = await self._listen(listen, name)
+            self.listener_apps[listen] = name
+        for listen in set(self.listeners) - set(wanted):
+            self.listeners.pop(listen).close()
+            self.listener_apps.pop(listen, None)
+        retired = self.table.replicas() - table.replicas()
+        self.table = table
+        self.table_json = data
+        for rep in retired:
+            rep.close_idle()
+        return generation
+
+    async def _listen(self, listen: str, app: str) -> asyncio.Server:
+        host, _, port = listen.rpartition(":")
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host.strip("[]"), int(port)))
+        return await self.loop.create_server(
+            lambda: ClientConnection(self, app), sock=sock, backlog=1024
+        )
+
+    # the request path
+
+    def dispatch(self, ex: Exchange) -> None:
+        """Pick revision and replica for a request whose head is complete, and send it."""
+        routes = self.table.apps.get(ex.client.app)
+        if routes is None:
+            self._fail_local(ex, 503, "no routes for this listener yet")
+            return
+        ex.started = time.perf_counter()
+        rev = routes.choose(ex.forced, ex.sticky)
+        if rev is None:
+            self._fail_local(ex, 503, f"app {routes.app} has no revision to serve")
+            return
+        ex.revision = rev
+        self._send(ex)
+
+    def _send(self, ex: Exchange) -> None:
+        now = time.monotonic()
+        rev = ex.revision
+        assert rev is not None
+        rep = rev.pick(now, ex.tried)
+        if rep is None:
+            routes = self.table.apps.get(ex.client.app)
+            fallback = routes.fallback if routes is not None else None
+            if fallback is not None and fallback is not rev:
+                ex.revision = fallback
+                rep = fallback.pick(now, ex.tried)
+        if rep is None:
+            self._fail_local(ex, 502, "no replica could take the request")
+            return
+        ex.replica = rep
+        ex.tried += (rep,)
+        rep.in_flight += 1
+        idle = rep.idle
+        while idle:
+            conn: UpstreamConnection = idle.pop()
+            if conn.reusable():
+                self._arm_upstream_timer(ex)
+                conn.start(ex)
+                return
+            conn.close()
+        task = self.loop.create_task(self._connect(ex, rep))
+        task.add_done_callback(_consume)
+
+    async def _connect(self, ex: Exchange, rep: Replica) -> None:
+        try:
+            async with asyncio.timeout(self.limits.connect_timeout_s):
+                _, conn = await self.loop.create_connection(
+                    lambda: UpstreamConnection(self, rep), rep.host, rep.port
+                )
+        except (OSError, TimeoutError):
+            rep.in_flight -= 1
+            if rep.failed(time.monotonic()):
+                self.ejections += 1
+            if ex.client.transport is None:
+                return
+            self.retries += 1
+            self._send(ex)
+            return
+        if ex.client.transport is None:
+            rep.in_flight -= 1
+            conn.close()
+            return
+        self._arm_upstream_timer(ex)
+        conn.start(ex)
+
+    def _arm_upstream_timer(self, ex: Exchange) -> None:
+        ex.timer = self.loop.call_later(self.limits.upstream_timeout_s, self._upstream_timeout, ex)
+
+    def _upstream_timeout(self, ex: Exchange) -> None:
+        ex.timer = None
+        conn = ex.upstream
+        if conn is not None and not ex.response_started:
+            conn.exchange = None
+            conn.close()
+            self._finish_failed(ex, 504, "the replica did not answer in time")
+
+    def response_head(
+        self, ex: Exchange, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        if ex.timer is not None:
+            ex.timer.cancel()
+            ex.timer = None
+        ex.status = status
+        ex.response_started = True
+        client = ex.client
+        transport = client.transport
+        if transport is None:
+            return
+        rev = ex.revision
+        assert rev is not None
+        out = [b"HTTP/1.1 %d %s\r\n" % (status, reason or b"OK")]
+        length = False
+        tokens: set[bytes] = set()
+        for name, value in headers:
+            if name == b"connection":
+                tokens.update(t.strip().lower() for t in value.split(b","))
+        for name, value in headers:
+            if name == b"content-length":
+                length = True
+                out.append(b"content-length: %s\r\n" % value)
+            elif name not in _RESPONSE_HOP and name not in tokens:
+                out.append(b"%s: %s\r\n" % (name, value))
+        out.append(rev.header_bytes)
+        bodyless = ex.method == b"HEAD" or status in (204, 304)
+        if not length and not bodyless:
+            ex.response_chunked = True
+            out.append(b"transfer-encoding: chunked\r\n")
+        if not ex.keep_alive:
+            out.append(b"connection: close\r\n")
+        out.append(b"\r\n")
+        transport.write(b"".join(out))
+
+    def response_end(self, ex: Exchange, conn: UpstreamConnection) -> None:
+        ex.complete = True
+        client = ex.client
+        if ex.response_chunked and client.transport is not None:
+            client.transport.write(b"0\r\n\r\n")
+        rep = ex.replica
+        assert rep is not None
+        rep.in_flight -= 1
+        rep.served += 1
+        failed = ex.status >= 500
+        if failed:
+            if rep.failed(time.monotonic()):
+                self.ejections += 1
+        else:
+            rep.succeeded()
+        if conn.reusable() and ex.body_done and not rep.draining:
+            rep.idle.append(conn)
+        else:
+            conn.close()
+        self._record(ex, ex.status, failed)
+        client.exchange_done(ex)
+
+    def upstream_lost(self, ex: Exchange, conn: UpstreamConnection, exc: Exception | None) -> None:
+        """A replica closed its connection before the response ended."""
+        if ex.timer is not None:
+            ex.timer.cancel()
+            ex.timer = None
+        rep = ex.replica
+        if not ex.response_started and not conn.got_bytes and ex.replay_ok:
+            if rep is not None:
+                rep.in_flight -= 1
+                if rep.failed(time.monotonic()):
+                    self.ejections += 1
+            ex.upstream = None
+            if ex.client.transport is not None:
+                self.retries += 1
+                self._send(ex)
+            return
+        self._finish_failed(ex, 502, "the replica closed the connection mid-response")
+
+    def upstream_failed(
+        self, ex: Exchange, conn: UpstreamConnection, status: int, why: str
+    ) -> None:
+        self._finish_failed(ex, status, why)
+
+    def _finish_failed(self, ex: Exchange, status: int, why: str) -> None:
+        ex.complete = True
+        rep = ex.replica
+        if rep is not None:
+            rep.in_flight -= 1
+            if rep.failed(time.monotonic()):
+                self.ejections += 1
+        self._record(ex, status, True)
+        client = ex.client
+        if client.transport is None:
+            return
+        if ex.response_started:
+            client.transport.close()
+            return
+        ex.keep_alive = False
+        client.transport.write(local_response(status, why, close=True))
+        client.exchange_done(ex)
+
+    def _fail_local(self, ex: Exchange, status: int, why: str) -> None:
+        """No replica was reached: answer ourselves and count it against the revision if any."""
+        ex.complete = True
+        if ex.revision is not None:
+            self._record(ex, status, True)
+        transport = ex.client.transport
+        if transport is not None:
+            transport.write(local_response(status, why, close=not ex.keep_alive))
+        ex.client.exchange_done(ex)
+
+    def abandon(self, ex: Exchange) -> None:
+        """The client went away: release the replica and drop the upstream connection."""
+        if ex.complete:
+            return
+        ex.complete = True
+        if ex.timer is not None:
+            ex.timer.cancel()
+        conn = ex.upstream
+        if conn is not None:
+            conn.exchange = None
+            conn.close()
+        if ex.replica is not None and ex.upstream is not None:
+            ex.replica.in_flight -= 1
+
+    def _record(self, ex: Exchange, status: int, failed: bool) -> None:
+        rev = ex.revision
+        if rev is None:
+            return
+        latency = time.perf_counter() - ex.started
+        now = time.time()
+        rev.stats.record(now, status, latency, failed)
+        if self.record is not None:
+            self.record.write(
+                f'{{"ts":{now:.6f},"app":"{ex.client.app}","revision":"{rev.name}",'
+                f'"version":"{rev.version}","status":{status},"latency_ms":{latency * 1000:.3f}}}\n'
+            )
+
+    # status for the admin channel
+
+    def routes_status(self) -> dict[str, Any]:
+        now = time.monotonic()
+        return {
+            "generation": self.table.generation,
+            "table": self.table_json,
+            "replicas": {rep.address: rep.as_json(now) for rep in self.table.replicas()},
+            "listeners": sorted(self.listeners),
+        }
+
+    def stats(self, since: int) -> dict[str, Any]:
+        apps: dict[str, Any] = {}
+        for name, app in self.table.apps.items():
+            apps[name] = {
+                rev.name: {
+                    "version": rev.version,
+                    "requests_total": rev.stats.requests_total,
+                    "failures_total": rev.stats.failures_total,
+                    "seconds": {s: b.as_json() for s, b in rev.stats.since(since).items()},
+                }
+                for rev in app.revisions
+            }
+        return {"now": time.time(), "apps": apps}
+
+    async def close(self, grace_s: float) -> None:
+        """Stop accepting, let in-flight requests finish within ``grace_s``, then close."""
+        for server in self.listeners.values():
+            server.close()
+        deadline = time.monotonic() + grace_s
+        # Polled: shutdown is rare, and an event would cost every request a check.
+        while time.monotonic() < deadline and any(c.pipeline for c in self.clients):  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        for client in list(self.clients):
+            if client.transport is not None:
+                client.transport.close()
+        if self.record is not None:
+            self.record.flush()
+
+
+_RESPONSE_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"proxy-authenticate",
+    }
+)
+
+
+def _consume(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()

@@ -1,0 +1,229 @@
+"""The routing table the controller pushes, and how one request picks a revision and replica.
+
+A table is applied whole (new objects, one reference swap), so a request sees either the old
+routes or the new ones, never a mix. Replica objects are carried over by address across
+tables so that their connection pools, in-flight counts and health survive a weight change.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from typing import Any
+
+from rollwise.routing.proxy.stats import RevisionStats
+
+__all__ = ["AppRoutes", "Replica", "RevisionRoute", "RoutingTable"]
+
+EJECT_AFTER = 5
+EJECT_BASE_S = 2.0
+EJECT_MAX_S = 30.0
+
+
+class Replica:
+    """One upstream address: its idle connection pool, in-flight count and passive health."""
+
+    __slots__ = (
+        "address",
+        "draining",
+        "ejected_until",
+        "ejections",
+        "failures_in_row",
+        "host",
+        "idle",
+        "in_flight",
+        "port",
+        "served",
+    )
+
+    def __init__(self, address: str) -> None:
+        host, _, port = address.rpartition(":")
+        self.address = address
+        self.host = host
+        self.port = int(port)
+        self.idle: list[Any] = []
+        self.in_flight = 0
+        self.served = 0
+        self.failures_in_row = 0
+        self.ejected_until = 0.0
+        self.ejections = 0
+        self.draining = False
+
+    def succeeded(self) -> None:
+        self.failures_in_row = 0
+        self.ejections = 0
+
+    def failed(self, now: float) -> bool:
+        """Count a failure; ``True`` when it ejects the replica (a circuit breaker opens)."""
+        self.failures_in_row += 1
+        if self.failures_in_row >= EJECT_AFTER and self.ejected_until <= now:
+            self.ejections += 1
+            self.ejected_until = now + min(EJECT_MAX_S, EJECT_BASE_S * 2 ** (self.ejections - 1))
+            self.failures_in_row = 0
+            return True
+        return False
+
+    def close_idle(self) -> None:
+        idle, self.idle = self.idle, []
+        for conn in idle:
+            conn.close()
+
+    def as_json(self, now: float) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "in_flight": self.in_flight,
+            "served": self.served,
+            "draining": self.draining,
+            "ejected": self.ejected_until > now,
+            "idle_connections": len(self.idle),
+        }
+
+
+@dataclass(slots=True)
+class RevisionRoute:
+    name: str
+    version: str
+    labels: tuple[str, ...]
+    weight: int
+    replicas: list[Replica]
+    stats: RevisionStats
+    header_bytes: bytes = b""
+    _rr: int = 0
+
+    def pick(self, now: float, exclude: tuple[Replica, ...] = ()) -> Replica | None:
+        """Least outstanding requests among ready replicas, round-robin among equals.
+
+        Ejected replicas are skipped unless every replica is ejected (panic mode, as Envoy
+        does): an ejection must never turn a degraded revision into a dead one.
+        """
+        best: Replica | None = None
+        fallback: Replica | None = None
+        count = len(self.replicas)
+        self._rr += 1
+        for i in range(count):
+            rep = self.replicas[(self._rr + i) % count]
+            if rep.draining or rep in exclude:
+                continue
+            if rep.ejected_until > now:
+                if fallback is None or rep.in_flight < fallback.in_flight:
+                    fallback = rep
+                continue
+            if best is None or rep.in_flight < best.in_flight:
+                best = rep
+        return best or fallback
+
+
+@dataclass(slots=True)
+class AppRoutes:
+    """Routes of one app's public listener."""
+
+    app: str
+    listen: str
+    revisions: list[RevisionRoute]
+    override_header: str = "x-rollwise-revision"
+    sticky_header: str = ""
+    header_routes: list[tuple[bytes, bytes, str]] = field(default_factory=list)
+    _cumulative: list[int] = field(default_factory=list)
+    _weighted: list[RevisionRoute] = field(default_factory=list)
+    _by_key: dict[str, RevisionRoute] = field(default_factory=dict)
+    _rng: random.Random = field(default_factory=random.Random)
+
+    def __post_init__(self) -> None:
+        total = 0
+        for rev in self.revisions:
+            self._by_key[rev.name] = rev
+            for label in rev.labels:
+                self._by_key.setdefault(label, rev)
+            if rev.weight > 0:
+                total += rev.weight
+                self._cumulative.append(total)
+                self._weighted.append(rev)
+
+    @property
+    def fallback(self) -> RevisionRoute | None:
+        """Where a request goes when its revision has no replica left: stable, else heaviest."""
+        stable = self._by_key.get("stable")
+        if stable is not None:
+            return stable
+        return max(self.revisions, key=lambda r: r.weight, default=None)
+
+    def by_key(self, key: str) -> RevisionRoute | None:
+        return self._by_key.get(key)
+
+    def choose(self, forced: str | None, sticky: str | None) -> RevisionRoute | None:
+        if forced:
+            rev = self._by_key.get(forced)
+            if rev is not None:
+                return rev
+        if not self._weighted:
+            return self.fallback
+        total = self._cumulative[-1]
+        point = zlib.crc32(sticky.encode()) % total if sticky else int(self._rng.random() * total)
+        return self._weighted[bisect_right(self._cumulative, point)]
+
+
+@dataclass(slots=True)
+class RoutingTable:
+    generation: int
+    apps: dict[str, AppRoutes]
+
+    @classmethod
+    def empty(cls) -> RoutingTable:
+        return cls(generation=0, apps={})
+
+    @classmethod
+    def from_json(
+        cls,
+        data: dict[str, Any],
+        previous: RoutingTable,
+    ) -> RoutingTable:
+        """Build a table from the controller's JSON, reusing replicas and stats by identity."""
+        old_replicas: dict[str, Replica] = {}
+        old_stats: dict[tuple[str, str], RevisionStats] = {}
+        for app in previous.apps.values():
+            for rev in app.revisions:
+                old_stats[(app.app, rev.name)] = rev.stats
+                for rep in rev.replicas:
+                    old_replicas[rep.address] = rep
+        apps: dict[str, AppRoutes] = {}
+        for name, spec in data["apps"].items():
+            revisions = []
+            for rev in spec["revisions"]:
+                replicas = []
+                for item in rev["replicas"]:
+                    address = item["address"]
+                    rep = old_replicas.get(address) or Replica(address)
+                    rep.draining = bool(item.get("draining", False))
+                    replicas.append(rep)
+                rev_name = str(rev["name"])
+                version = str(rev.get("version", ""))
+                header = f"x-rollwise-revision: {rev_name}\r\nx-rollwise-version: {version}\r\n"
+                revisions.append(
+                    RevisionRoute(
+                        name=rev_name,
+                        version=version,
+                        labels=tuple(rev.get("labels", ())),
+                        weight=int(rev.get("weight", 0)),
+                        replicas=replicas,
+                        stats=old_stats.get((name, rev_name)) or RevisionStats(),
+                        header_bytes=header.encode("latin-1"),
+                    )
+                )
+            header_routes = [
+                (m["headerName"].lower().encode(), m["headerValue"].encode(), str(r["revision"]))
+                for r in spec.get("headerRoutes", [])
+                for m in r["match"]
+            ]
+            apps[name] = AppRoutes(
+                app=name,
+                listen=spec["listen"],
+                revisions=revisions,
+                sticky_header=spec.get("stickyHeader", "").lower(),
+                header_routes=header_routes,
+            )
+        return cls(generation=int(data["generation"]), apps=apps)
+
+    def replicas(self) -> set[Replica]:
+        return {rep for app in self.apps.values() for rev in app.revisions for rep in rev.replicas}

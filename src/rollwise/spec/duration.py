@@ -1,0 +1,55 @@
+"""Durations as people write them in specs (``500ms``, ``30s``, ``2m``, ``1h30m``).
+
+Stored as float seconds. A bare number is seconds, as in Argo's ``*Seconds`` fields.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import BeforeValidator, PlainSerializer
+
+__all__ = ["Duration", "format_duration", "parse_duration"]
+
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from ``1h30m``, ``2m``, ``30s``, ``250ms`` or a non-negative number."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 2m, 500ms")  # noqa: TRY004
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"{value} is negative; a duration is 0 or more")
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        pos, total = 0, 0.0
+        for match in _PART.finditer(text):
+            if match.start() != pos:
+                break
+            total += float(match.group(1)) * _UNIT[match.group(2)]
+            pos = match.end()
+        if text and pos == len(text):
+            return total
+    raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 2m, 1h30m, 500ms")
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest spec form of ``seconds`` (``90`` → ``1m30s``)."""
+    if seconds < 1 and seconds != 0:
+        return f"{round(seconds * 1000)}ms"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    out = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return out + (f"{secs}s" if secs or not out else "")
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]

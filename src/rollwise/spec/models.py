@@ -1,0 +1,274 @@
+"""The rollout spec (``rollwise.yaml``) as pydantic models.
+
+Field names follow Argo Rollouts where one exists (``setWeight``, ``previewReplicaCount``,
+``scaleDownDelaySeconds``), so that its users read a spec without a manual. Every model forbids
+unknown fields: a typo must fail loudly rather than be ignored.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from typing import Annotated, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from rollwise.spec.duration import Duration
+
+__all__ = [
+    "A2ASpec",
+    "AnalysisSettings",
+    "AnalysisStep",
+    "BlueGreenStrategy",
+    "CanaryStrategy",
+    "HeaderMatch",
+    "Metadata",
+    "PauseStep",
+    "Readiness",
+    "Rollout",
+    "RolloutSpec",
+    "SetCanaryScale",
+    "SetHeaderRoute",
+    "SmokeTest",
+    "Step",
+    "Strategy",
+    "Template",
+]
+
+TEMPLATE_FIELDS = frozenset({"port", "version", "replica", "python", "app", "revision"})
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        str_strip_whitespace=True,
+    )
+
+
+def _weight(value: int) -> int:
+    if not 0 <= value <= 100:
+        raise ValueError(f"{value} is not in 0..100")
+    return value
+
+
+Weight = Annotated[int, AfterValidator(_weight)]
+NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def _name(value: str) -> str:
+    if not NAME_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid name; use lowercase letters, digits and '-' "
+            "(at most 63, starting and ending with a letter or digit)"
+        )
+    return value
+
+
+def _host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not host:port; write e.g. 127.0.0.1:8080")
+    return value
+
+
+def _placeholders(value: str) -> str:
+    for _, name, _, _ in string.Formatter().parse(value.replace("{{", "").replace("}}", "")):
+        if name is not None and name not in TEMPLATE_FIELDS:
+            allowed = ", ".join("{" + f + "}" for f in sorted(TEMPLATE_FIELDS))
+            raise ValueError(f"unknown placeholder {{{name}}}; allowed: {allowed}")
+    return value
+
+
+HostPort = Annotated[str, AfterValidator(_host_port)]
+Templated = Annotated[str, AfterValidator(_placeholders)]
+
+
+class Metadata(Model):
+    name: Annotated[str, AfterValidator(_name)]
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class Readiness(Model):
+    """HTTP readiness probe of one replica (Kubernetes' names and defaults where they fit)."""
+
+    path: str = "/healthz"
+    interval: Duration = 1.0
+    timeout: Duration = 2.0
+    initial_delay: Duration = 0.0
+    success_threshold: Annotated[int, Field(ge=1)] = 1
+    failure_threshold: Annotated[int, Field(ge=1)] = 3
+    start_timeout: Duration = 60.0
+
+
+class Template(Model):
+    """How to start one replica: an argv (never a shell string) and its environment."""
+
+    command: Annotated[list[Templated], Field(min_length=1)]
+    env: dict[str, Templated] = Field(default_factory=dict)
+    secret_env: list[str] = Field(default_factory=list)
+    cwd: str | None = None
+    readiness: Readiness = Field(default_factory=Readiness)
+    stop_grace_period: Duration = 10.0
+
+    @model_validator(mode="after")
+    def _command_not_blank(self) -> Self:
+        if not self.command[0]:
+            raise ValueError("command[0] is empty; it must name the program to run")
+        return self
+
+
+class A2ASpec(Model):
+    card: str = "/.well-known/agent-card.json"
+    allow_breaking: bool = False
+
+
+class PauseStep(Model):
+    duration: Duration | None = None
+
+
+class AnalysisStep(Model):
+    until: Literal["pass", "duration"] = "pass"
+    duration: Duration | None = None
+    max_duration: Duration = 120.0
+
+
+class SetCanaryScale(Model):
+    replicas: Annotated[int, Field(ge=0)] | None = None
+    weight: Weight | None = None
+    match_traffic_weight: bool | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        given = [f for f in ("replicas", "weight", "match_traffic_weight") if getattr(self, f)]
+        if len(given) != 1 and not (self.replicas == 0 and not given):
+            raise ValueError("give exactly one of replicas, weight, matchTrafficWeight")
+        return self
+
+
+class HeaderMatch(Model):
+    header_name: str
+    header_value: str
+
+
+class SetHeaderRoute(Model):
+    name: str
+    match: Annotated[list[HeaderMatch], Field(min_length=1)]
+
+
+STEP_KINDS = ("set_weight", "pause", "analysis", "set_canary_scale", "set_header_route")
+
+
+class Step(Model):
+    """One canary step: exactly one of the kinds below, with an optional ``name``."""
+
+    name: str | None = None
+    set_weight: Weight | None = None
+    pause: PauseStep | None = None
+    analysis: AnalysisStep | None = None
+    set_canary_scale: SetCanaryScale | None = None
+    set_header_route: SetHeaderRoute | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> Self:
+        given = [k for k in STEP_KINDS if getattr(self, k) is not None]
+        if len(given) != 1:
+            kinds = ", ".join(to_camel(k) for k in STEP_KINDS)
+            raise ValueError(f"a step has exactly one of {kinds}; this one has {len(given)}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(to_camel(k) for k in STEP_KINDS if getattr(self, k) is not None)
+
+
+class AnalysisSettings(Model):
+    """Judges' settings; the statistical judges are built in the analysis issue."""
+
+    error_rate: dict[str, str | float | int | bool] = Field(default_factory=dict)
+    latency: dict[str, str | float | int | bool] = Field(default_factory=dict)
+
+
+class CanaryStrategy(Model):
+    steps: list[Step] = Field(default_factory=list)
+    analysis: AnalysisSettings | None = None
+    scale_down_delay_seconds: Duration = 30.0
+
+    @model_validator(mode="after")
+    def _unique_step_names(self) -> Self:
+        seen: set[str] = set()
+        for step in self.steps:
+            if step.name is not None:
+                if step.name in seen:
+                    raise ValueError(f"duplicate step name {step.name!r}; step names are unique")
+                seen.add(step.name)
+        return self
+
+
+class BlueGreenStrategy(Model):
+    preview_listen: HostPort | None = None
+    preview_replica_count: Annotated[int, Field(ge=1)] | None = None
+    auto_promotion_enabled: bool = True
+    auto_promotion_seconds: Duration | None = None
+    scale_down_delay_seconds: Duration = 30.0
+
+
+class Strategy(Model):
+    canary: CanaryStrategy | None = None
+    blue_green: BlueGreenStrategy | None = None
+
+    @model_validator(mode="after")
+    def _at_most_one(self) -> Self:
+        if self.canary is not None and self.blue_green is not None:
+            raise ValueError("give one of canary or blueGreen, not both")
+        return self
+
+    @property
+    def name(self) -> str:
+        return "blueGreen" if self.blue_green is not None else "canary"
+
+
+class SmokeTest(Model):
+    """A smoke test's declaration; the checks themselves come with the smoke-test issue."""
+
+    name: str
+    severity: Literal["critical", "non-critical"] = "critical"
+    timeout: Duration = 10.0
+    retries: Annotated[int, Field(ge=0)] = 0
+    http: dict[str, object] | None = None
+    a2a_card: dict[str, object] | None = Field(default=None, alias="a2aCard")
+    a2a_message: dict[str, object] | None = Field(default=None, alias="a2aMessage")
+    command: list[str] | None = None
+
+
+class RolloutSpec(Model):
+    replicas: Annotated[int, Field(ge=1, le=64)] = 1
+    listen: HostPort = "127.0.0.1:8080"
+    template: Template
+    a2a: A2ASpec | None = None
+    strategy: Strategy = Field(default_factory=Strategy)
+    smoke_tests: list[SmokeTest] = Field(default_factory=list)
+    revision_history_limit: Annotated[int, Field(ge=1)] = 10
+    progress_deadline_seconds: Duration = 600.0
+
+
+class Rollout(Model):
+    """A whole ``rollwise.yaml`` document."""
+
+    api_version: Literal["rollwise/v1"]
+    kind: Literal["Rollout"]
+    metadata: Metadata
+    spec: RolloutSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
