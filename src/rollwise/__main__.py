@@ -1,0 +1,5 @@
+"""``python -m rollwise`` is the ``rollwise`` command."""
+
+from rollwise.cli.main import run
+
+run()

@@ -1,0 +1,164 @@
+"""The controller's admin API (Starlette), served on ``<state-dir>/admin.sock`` (mode 0600).
+
+Read endpoints are GETs; everything that changes state is a POST or PUT. Errors are JSON
+``{"error", "kind"}`` with a status code that matches the error's class.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from rollwise import __version__
+from rollwise.errors import ConflictError, InputError, NotFoundError, RollwiseError, UsageError
+
+if TYPE_CHECKING:
+    from rollwise.controller.controller import Controller
+
+__all__ = ["build_app"]
+
+log = structlog.get_logger("rollwise.api")
+
+
+def _error(exc: RollwiseError) -> JSONResponse:
+    status = 500
+    if isinstance(exc, InputError):
+        status = 422
+    elif isinstance(exc, NotFoundError):
+        status = 404
+    elif isinstance(exc, ConflictError):
+        status = 409
+    return JSONResponse({"error": str(exc), "kind": type(exc).__name__}, status_code=status)
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except ValueError:
+        raise UsageError("the request body is not JSON") from None
+    if not isinstance(data, dict):
+        raise UsageError("the request body must be a JSON object")
+    return data
+
+
+def build_app(controller: Controller) -> Starlette:
+    async def version(_: Request) -> JSONResponse:
+        return JSONResponse(
+            {
+                "version": __version__,
+                "state_dir": str(controller.state_dir),
+                "started": controller.started,
+                "metrics_port": controller.metrics_port,
+            }
+        )
+
+    async def list_apps(_: Request) -> JSONResponse:
+        return JSONResponse([controller.worker(a).view() for a in controller.store.app_names()])
+
+    async def get_app(request: Request) -> JSONResponse:
+        worker = controller.worker(request.path_params["app"])
+        view = worker.view()
+        routes = await controller.dataplane.routes()
+        applied = routes.get("table", {}).get("apps", {}).get(worker.app, {})
+        view["actual_weights"] = {r["name"]: r["weight"] for r in applied.get("revisions", [])}
+        view["generation"] = routes.get("generation")
+        return JSONResponse(view)
+
+    async def apply(request: Request) -> JSONResponse:
+        body = await _body(request)
+        spec = body.get("spec")
+        if not isinstance(spec, dict):
+            raise UsageError("apply needs {'spec': {...}, 'base_dir': '...'}")
+        name = await controller.apply(spec, str(body.get("base_dir") or "."), body.get("version"))
+        return JSONResponse({"app": name})
+
+    async def deploy(request: Request) -> JSONResponse:
+        body = await _body(request)
+        version = body.get("version")
+        if not isinstance(version, str) or not version.strip():
+            raise UsageError("deploy needs a version, e.g. --version 1.2.0")
+        sets = body.get("set") or []
+        worker = controller.worker(request.path_params["app"])
+        number = await worker.deploy(version.strip(), [str(s) for s in sets], cause="deploy")
+        return JSONResponse({"app": worker.app, "revision": number})
+
+    async def history(request: Request) -> JSONResponse:
+        app = request.path_params["app"]
+        controller.worker(app)
+        rows = controller.store.revisions(app)
+        return JSONResponse(
+            [
+                {
+                    "revision": r.number,
+                    "version": r.version,
+                    "created_at": r.created_at,
+                    "created_by": r.created_by,
+                    "cause": r.cause,
+                    "outcome": r.outcome,
+                    "reason": r.reason,
+                    "finished_at": r.finished_at,
+                    "strategy": "blueGreen"
+                    if r.spec.get("spec", {}).get("strategy", {}).get("blueGreen")
+                    else "canary",
+                }
+                for r in rows
+            ]
+        )
+
+    async def events(request: Request) -> JSONResponse:
+        app = request.path_params["app"]
+        after = int(request.query_params.get("after", "0"))
+        rows = controller.store.events(app, after)
+        return JSONResponse([r.__dict__ for r in rows])
+
+    async def logs(request: Request) -> JSONResponse:
+        app = request.path_params["app"]
+        controller.worker(app)
+        rev = request.query_params.get("revision")
+        paths = controller.backend.log_paths(app, int(rev) if rev else None)
+        return JSONResponse([str(p) for p in paths])
+
+    async def proxy(_: Request) -> JSONResponse:
+        return JSONResponse(await controller.dataplane.routes())
+
+    async def shutdown(_: Request) -> JSONResponse:
+        controller.stopping.set()
+        return JSONResponse({"stopping": True})
+
+    def guard(handler: Any) -> Any:
+        async def wrapped(request: Request) -> JSONResponse:
+            try:
+                return await handler(request)  # type: ignore[no-any-return]
+            except RollwiseError as exc:
+                return _error(exc)
+            except Exception as exc:  # a bug: say so in one line, keep the trace in the log
+                log.exception("admin request failed", path=request.url.path)
+                return JSONResponse(
+                    {
+                        "error": f"internal error ({type(exc).__name__}: {exc}); "
+                        "the controller log has the details",
+                        "kind": "ControllerError",
+                    },
+                    status_code=500,
+                )
+
+        return wrapped
+
+    routes = [
+        Route("/api/v1/version", guard(version), methods=["GET"]),
+        Route("/api/v1/apps", guard(list_apps), methods=["GET"]),
+        Route("/api/v1/apps", guard(apply), methods=["PUT"]),
+        Route("/api/v1/apps/{app}", guard(get_app), methods=["GET"]),
+        Route("/api/v1/apps/{app}/deploy", guard(deploy), methods=["POST"]),
+        Route("/api/v1/apps/{app}/history", guard(history), methods=["GET"]),
+        Route("/api/v1/apps/{app}/events", guard(events), methods=["GET"]),
+        Route("/api/v1/apps/{app}/logs", guard(logs), methods=["GET"]),
+        Route("/api/v1/proxy", guard(proxy), methods=["GET"]),
+        Route("/api/v1/shutdown", guard(shutdown), methods=["POST"]),
+    ]
+    return Starlette(routes=routes)

@@ -1,0 +1,1 @@
+"""Where revisions run: local processes (and Kubernetes, later)."""

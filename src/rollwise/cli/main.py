@@ -1,0 +1,339 @@
+"""The ``rollwise`` command (typer + rich), with Argo Rollouts' verbs where they exist.
+
+Exit codes: 0 success, 1 failed or degraded, 2 usage or input error. Errors print one line
+(no traceback) that says what went wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from rollwise import __version__
+from rollwise.client import AdminClient, default_state_dir
+from rollwise.errors import ControllerError, RollwiseError, UsageError
+from rollwise.spec import load_spec
+
+__all__ = ["app", "run"]
+
+app = typer.Typer(
+    name="rollwise",
+    help="Progressive delivery for HTTP services and A2A agents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+class Output(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class LogFormat(StrEnum):
+    CONSOLE = "console"
+    JSON = "json"
+
+
+StateDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        envvar="ROLLWISE_STATE_DIR",
+        help="Where the controller keeps its state (default .rollwise).",
+        show_default=False,
+    ),
+]
+OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="text or json")]
+
+
+def _client(state_dir: Path | None) -> AdminClient:
+    return AdminClient(state_dir or default_state_dir())
+
+
+def _print_json(data: Any) -> None:
+    out.print_json(json.dumps(data))
+
+
+@app.command()
+def version() -> None:
+    """Print rollwise's version."""
+    out.print(f"rollwise {__version__}")
+
+
+@app.command()
+def lint(
+    file: Annotated[Path, typer.Option("--file", "-f", help="The spec to check.")] = Path(
+        "rollwise.yaml"
+    ),
+) -> None:
+    """Check a spec without running anything."""
+    spec = load_spec(file)
+    out.print(f"{file}: ok ({spec.name}, strategy {spec.spec.strategy.name})")
+
+
+@app.command()
+def up(
+    state_dir: StateDir = None,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background.")] = False,
+    log_format: Annotated[LogFormat, typer.Option("--log-format")] = LogFormat.CONSOLE,
+    metrics_port: Annotated[
+        int, typer.Option("--metrics-port", help="Prometheus /metrics on 127.0.0.1 (0: any).")
+    ] = 9470,
+    record: Annotated[
+        Path | None, typer.Option("--record", help="The proxy writes one JSON line per request.")
+    ] = None,
+) -> None:
+    """Start the controller (the proxy and replicas with it). Ctrl-C or `down` stops all."""
+    directory = (state_dir or default_state_dir()).resolve()
+    if detach:
+        _detach(directory, log_format, metrics_port, record)
+        return
+    from rollwise.controller.controller import Controller
+    from rollwise.logs import configure_logging
+
+    configure_logging(log_format.value)
+    controller = Controller(
+        directory, metrics_port=metrics_port, record=str(record.resolve()) if record else None
+    )
+    import uvloop
+
+    uvloop.run(controller.run())
+
+
+def _detach(directory: Path, log_format: LogFormat, metrics_port: int, record: Path | None) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "logs").mkdir(exist_ok=True)
+    argv = [sys.executable, "-m", "rollwise", "up", "--state-dir", str(directory)]
+    argv += ["--log-format", log_format.value, "--metrics-port", str(metrics_port)]
+    if record is not None:
+        argv += ["--record", str(record.resolve())]
+    log_path = directory / "logs" / "controller.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    client = AdminClient(directory)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if client.running():
+            out.print(f"controller started (pid {proc.pid}); logs: {log_path}")
+            return
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace").splitlines()[-5:]
+            raise ControllerError(
+                "the controller exited at start:\n  " + "\n  ".join(tail) + f"\nsee {log_path}"
+            )
+        time.sleep(0.1)
+    raise ControllerError(f"the controller did not answer within 30s; see {log_path}")
+
+
+@app.command()
+def down(state_dir: StateDir = None) -> None:
+    """Stop the controller and everything it started (proxy, replicas)."""
+    client = _client(state_dir)
+    pid_file = client.state_dir / "controller.pid"
+    client.request("POST", "/shutdown")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if not pid_file.exists():
+            out.print("controller stopped")
+            return
+        time.sleep(0.1)
+    raise ControllerError(f"the controller did not stop within 60s; see {pid_file}")
+
+
+@app.command()
+def apply(
+    file: Annotated[Path, typer.Option("--file", "-f", help="The spec to apply.")],
+    version: Annotated[
+        str | None, typer.Option("--version", help="Also deploy this version.")
+    ] = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Create or update an app from its spec (and deploy a version with --version)."""
+    spec = load_spec(file)
+    body = {
+        "spec": spec.model_dump(by_alias=True),
+        "base_dir": str(file.resolve().parent),
+        "version": version,
+    }
+    with _client(state_dir) as client:
+        result = client.request("PUT", "/apps", json=body)
+    suffix = f"; deploying {version}" if version else ""
+    out.print(f"app {result['app']} applied{suffix}")
+
+
+@app.command()
+def deploy(
+    name: Annotated[str, typer.Argument(help="The app.")],
+    version: Annotated[str, typer.Option("--version", help="The version to release.")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a spec field: template.env.KEY=VALUE."),
+    ] = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Release a new version of an app: creates a revision and rolls it out."""
+    with _client(state_dir) as client:
+        result = client.request(
+            "POST", f"/apps/{name}/deploy", json={"version": version, "set": set_ or []}
+        )
+    out.print(f"app {name}: revision {result['revision']} ({version}) is rolling out")
+
+
+@app.command()
+def get(
+    name: Annotated[str, typer.Argument(help="The app.")],
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Redraw every second.")] = False,
+    output: OutputOpt = Output.TEXT,
+    state_dir: StateDir = None,
+) -> None:
+    """Show an app's rollout: phase, weights, revisions and replicas."""
+    from rollwise.cli.views import app_view
+
+    with _client(state_dir) as client:
+        data = client.request("GET", f"/apps/{name}")
+        if output == Output.JSON:
+            _print_json(data)
+        elif not watch:
+            out.print(app_view(data))
+        else:
+            with Live(app_view(data), console=out, refresh_per_second=4) as live:
+                while True:
+                    time.sleep(1.0)
+                    live.update(app_view(client.request("GET", f"/apps/{name}")))
+    if data["phase"] == "Degraded":
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_(output: OutputOpt = Output.TEXT, state_dir: StateDir = None) -> None:
+    """List the apps."""
+    from rollwise.cli.views import list_table
+
+    with _client(state_dir) as client:
+        apps = client.request("GET", "/apps")
+    if output == Output.JSON:
+        _print_json(apps)
+    else:
+        out.print(list_table(apps))
+
+
+@app.command()
+def history(
+    name: Annotated[str, typer.Argument(help="The app.")],
+    output: OutputOpt = Output.TEXT,
+    state_dir: StateDir = None,
+) -> None:
+    """List an app's revisions: version, strategy, outcome, reason, duration."""
+    from rollwise.cli.views import history_table
+
+    with _client(state_dir) as client:
+        rows = client.request("GET", f"/apps/{name}/history")
+    if output == Output.JSON:
+        _print_json(rows)
+    else:
+        out.print(history_table(rows))
+
+
+@app.command()
+def logs(
+    name: Annotated[str, typer.Argument(help="The app.")],
+    revision: Annotated[int | None, typer.Option("--revision", help="Only this revision.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing.")] = False,
+    lines: Annotated[int, typer.Option("--tail", help="Lines per replica to start with.")] = 20,
+    state_dir: StateDir = None,
+) -> None:
+    """Print the replicas' logs (stdout and stderr), prefixed with revision and replica."""
+    params = {"revision": revision} if revision is not None else {}
+    with _client(state_dir) as client:
+        paths = [Path(p) for p in client.request("GET", f"/apps/{name}/logs", params=params)]
+    if not paths:
+        err.print(f"app {name} has no replica logs yet")
+        return
+    from rollwise.backends.process import tail
+
+    offsets: dict[Path, int] = {}
+    for path in paths:
+        for line in tail(path, lines):
+            out.print(f"[{path.stem}] {line}", markup=False, highlight=False)
+        offsets[path] = path.stat().st_size if path.exists() else 0
+    while follow:
+        time.sleep(0.5)
+        for path in paths:
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                continue
+            start = offsets.get(path, 0) if size >= offsets.get(path, 0) else 0
+            if size > start:
+                with open(path, "rb") as f:
+                    f.seek(start)
+                    chunk = f.read().decode("utf-8", "replace")
+                for line in chunk.splitlines():
+                    out.print(f"[{path.stem}] {line}", markup=False, highlight=False)
+                offsets[path] = size
+
+
+@app.command()
+def load(
+    url: Annotated[str, typer.Argument(help="Where to send requests, e.g. http://127.0.0.1:8080/")],
+    rate: Annotated[float, typer.Option("--rate", help="Requests per second.")] = 50.0,
+    duration: Annotated[str, typer.Option("--duration", help="How long, e.g. 30s.")] = "10s",
+    a2a: Annotated[bool, typer.Option("--a2a", help="Send A2A SendMessage calls.")] = False,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="Allow a target that is not loopback.")
+    ] = False,
+    output: OutputOpt = Output.TEXT,
+) -> None:
+    """Open-loop constant-rate load, with a per-version breakdown of the answers."""
+    from rollwise.load import LoadConfig, run_load
+    from rollwise.spec import parse_duration
+
+    try:
+        seconds = parse_duration(duration)
+    except ValueError as exc:
+        raise UsageError(f"--duration: {exc}") from None
+    config = LoadConfig(url=url, rate=rate, duration=seconds, a2a=a2a, allow_remote=allow_remote)
+    report = asyncio.run(run_load(config, console=None if output == Output.JSON else err))
+    if output == Output.JSON:
+        _print_json(report.as_json())
+    else:
+        out.print(report.table())
+    if report.errors_total:
+        raise typer.Exit(1)
+
+
+def _fail(exc: RollwiseError) -> NoReturn:
+    err.print(Text("error: ", style="red") + Text(str(exc)), highlight=False)
+    sys.exit(exc.exit_code)
+
+
+def run() -> None:
+    """Console-script entry point: errors become one line and an exit code, never a trace."""
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    try:
+        app()
+    except RollwiseError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        sys.exit(130)

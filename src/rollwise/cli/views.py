@@ -1,0 +1,152 @@
+"""rich views of the controller's JSON: what ``get``, ``list`` and ``history`` print."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+__all__ = ["ICONS", "app_view", "history_table", "list_table"]
+
+ICONS = {
+    "Healthy": ("✔", "green"),
+    "Progressing": ("◌", "yellow"),
+    "Paused": ("॥", "cyan"),
+    "Degraded": ("✖", "red"),
+}
+STATE_ICONS = {
+    "ready": ("✔", "green"),
+    "starting": ("◌", "yellow"),
+    "pending": ("◌", "yellow"),
+    "crashed": ("✖", "red"),
+}
+
+
+def _phase(phase: str) -> Text:
+    icon, color = ICONS.get(phase, ("?", "white"))
+    return Text(f"{icon} {phase}", style=color)
+
+
+def _age(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    seconds = max(0, int(time.time() - ts))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h"
+
+
+def app_view(data: dict[str, Any]) -> Group:
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    head.add_row("Name:", data["name"])
+    head.add_row("Status:", _phase(data["phase"]))
+    head.add_row("Message:", data.get("message") or "")
+    head.add_row("Strategy:", data["strategy"])
+    head.add_row("  Step:", f"{data['step']}/{data['step_count']}")
+    head.add_row("  SetWeight:", str(data["set_weight"]))
+    actual = data.get("actual_weights") or {}
+    canary = data.get("canary")
+    shown = actual.get(str(canary), 0) if canary is not None else sum(actual.values())
+    head.add_row("  ActualWeight:", str(shown))
+    head.add_row("Listen:", f"http://{data['listen']}")
+    labels = []
+    for rev in data["revisions"]:
+        labels.append(f"{rev['version']} (r{rev['number']}: {', '.join(rev['labels']) or '-'})")
+    head.add_row("Versions:", "\n".join(labels) or "-")
+    ready = sum(r["health"]["ready"] for r in data["revisions"] if "stable" in r["labels"])
+    head.add_row("Replicas:", f"Desired: {data['replicas']}  Ready: {ready}")
+
+    tree = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("NAME", "KIND", "STATUS", "WEIGHT", "INFO"):
+        tree.add_column(col)
+    tree.add_row(data["name"], "Rollout", _phase(data["phase"]), "", "")
+    for rev in data["revisions"]:
+        health = rev["health"]
+        state = "crash loop" if health["crash_loop"] else f"{health['ready']}/{health['desired']}"
+        color = "red" if health["crash_loop"] else "green"
+        tree.add_row(
+            f"├──# revision:{rev['number']}",
+            "Revision",
+            Text(state, style=color),
+            str(rev["weight"]),
+            f"{rev['version']} {','.join(rev['labels'])}",
+        )
+        for rep in health["replicas"]:
+            icon, rc = STATE_ICONS.get(rep["state"], ("?", "white"))
+            info = f"pid {rep['pid']}" if rep["pid"] else "not running"
+            if rep["restarts"]:
+                info += f", restarts {rep['restarts']}"
+            if rep["last_exit"] is not None:
+                info += f", last exit {rep['last_exit']}"
+            tree.add_row(
+                f"│  └──□ {rep['address']}",
+                "Replica",
+                Text(f"{icon} {rep['state']}", style=rc),
+                "",
+                info,
+            )
+    parts: list[Any] = [head, Text(""), tree]
+    for rev in data["revisions"]:
+        if rev["health"]["crash_loop"] and rev["health"]["last_logs"]:
+            parts.append(Text(f"\nlast log lines of revision {rev['number']}:", style="bold red"))
+            parts.extend(Text("  " + line) for line in rev["health"]["last_logs"])
+    return Group(*parts)
+
+
+def list_table(apps: list[dict[str, Any]]) -> Table:
+    table = Table(box=None, header_style="bold")
+    for col in ("NAME", "STRATEGY", "STATUS", "STEP", "SET-WEIGHT", "READY", "DESIRED", "LISTEN"):
+        table.add_column(col)
+    for app in apps:
+        stable = [r for r in app["revisions"] if "stable" in r["labels"]]
+        ready = stable[0]["health"]["ready"] if stable else 0
+        table.add_row(
+            app["name"],
+            app["strategy"],
+            _phase(app["phase"]),
+            f"{app['step']}/{app['step_count']}",
+            str(app["set_weight"]),
+            str(ready),
+            str(app["replicas"]),
+            app["listen"],
+        )
+    return table
+
+
+def history_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(box=None, header_style="bold")
+    for col in (
+        "REVISION",
+        "VERSION",
+        "STRATEGY",
+        "OUTCOME",
+        "REASON",
+        "CAUSE",
+        "BY",
+        "AGE",
+        "TOOK",
+    ):
+        table.add_column(col)
+    for row in rows:
+        took = "-"
+        if row.get("finished_at"):
+            took = f"{row['finished_at'] - row['created_at']:.1f}s"
+        table.add_row(
+            str(row["revision"]),
+            row["version"],
+            row["strategy"],
+            row["outcome"],
+            row["reason"] or "",
+            row["cause"],
+            row["created_by"],
+            _age(row["created_at"]),
+            took,
+        )
+    return table

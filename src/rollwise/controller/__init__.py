@@ -1,0 +1,1 @@
+"""The control plane: reconcile loops, the data-plane supervisor, events and status."""

@@ -1,0 +1,237 @@
+"""The controller process: supervises the data plane and the backends, runs one reconcile loop
+per app, and serves the admin API on a unix socket (mode 0600) that the CLI talks to.
+
+Started by ``rollwise up``. SIGTERM or SIGINT (what ``rollwise down`` sends) stops everything
+it started. ``kill -9`` stops only the controller: the proxy and the replicas keep serving, and
+the next ``rollwise up`` adopts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+import structlog
+import uvicorn
+from prometheus_client import CollectorRegistry, start_http_server
+
+from rollwise.backends.local import LocalBackend
+from rollwise.controller.dataplane import DataPlane
+from rollwise.controller.events import Events
+from rollwise.controller.routes import RouteSync
+from rollwise.controller.worker import AppWorker
+from rollwise.errors import ConflictError, ControllerError, NotFoundError
+from rollwise.spec import spec_from_dict
+from rollwise.store import Store
+
+__all__ = ["Controller"]
+
+log = structlog.get_logger("rollwise.controller")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the controller owns SIGTERM and SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class Controller:
+    def __init__(
+        self,
+        state_dir: Path,
+        metrics_port: int | None = None,
+        record: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.state_dir = state_dir.resolve()
+        self.metrics_port = metrics_port
+        self.record = record
+        self.clock = clock
+        self.registry = CollectorRegistry()
+        self.workers: dict[str, AppWorker] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.stopping = asyncio.Event()
+        self.started = time.time()
+        self._lock_fd: int | None = None
+
+    # lifecycle
+
+    def _take_lock(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.state_dir / "controller.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            pid = (self.state_dir / "controller.pid").read_text().strip() or "?"
+            raise ControllerError(
+                f"a controller already runs on {self.state_dir} (pid {pid}); "
+                "use it, or stop it with `rollwise down`"
+            ) from None
+        self._lock_fd = fd
+        (self.state_dir / "controller.pid").write_text(f"{os.getpid()}\n")
+
+    async def run(self) -> None:
+        self._take_lock()
+        self.store = Store(self.state_dir / "state.db")
+        self.events = Events(self.store, self.registry)
+        self.backend = LocalBackend(self.store, self.state_dir, on_event=self._backend_event)
+        self.dataplane = DataPlane(self.store, self.state_dir, self.record)
+        self.routes = RouteSync(self.store, self.dataplane)
+        fresh = await self.dataplane.ensure()
+        adopted = self.backend.adopt(self._running_revisions())
+        if adopted:
+            log.info("replicas adopted", count=adopted)
+        await self.backend.tick()
+        applied = await self.routes.resume()
+        log.info(
+            "controller started",
+            state_dir=str(self.state_dir),
+            proxy_pid=self.dataplane.process.pid if self.dataplane.process else None,
+            proxy_new=fresh,
+            generation=applied["generation"],
+        )
+        for app in self.store.app_names():
+            self._start_worker(app)
+        background = [
+            asyncio.create_task(self.backend.run(), name="backend"),
+            asyncio.create_task(self._watch_dataplane(), name="dataplane"),
+        ]
+        server = self._admin_server()
+        serve = asyncio.create_task(server.serve(sockets=[self._admin_socket()]))
+        if self.metrics_port is not None:
+            http, _ = start_http_server(self.metrics_port, "127.0.0.1", self.registry)
+            self.metrics_port = http.server_port
+            self.store.put_kv("metrics_port", self.metrics_port)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        try:
+            await self.stopping.wait()
+        finally:
+            log.info("controller stopping; stopping replicas and the proxy")
+            server.should_exit = True
+            for task in [*self.tasks.values(), *background]:
+                task.cancel()
+            await self.backend.stop_all()
+            await self.dataplane.stop()
+            await serve
+            await self.backend.aclose()
+            await self.dataplane.aclose()
+            self.store.close()
+            with contextlib.suppress(FileNotFoundError):
+                (self.state_dir / "controller.pid").unlink()
+            log.info("controller stopped")
+
+    def _running_revisions(self) -> dict[tuple[str, int], tuple[str, Any, str]]:
+        out: dict[tuple[str, int], tuple[str, Any, str]] = {}
+        for app in self.store.app_names():
+            worker = self._worker(app)
+            status = worker.status()
+            _, base_dir = self.store.get_app(app)
+            numbers = {n for n in (status.stable, status.canary) if n is not None}
+            numbers |= {r.revision for r in status.retiring}
+            for n in numbers:
+                rollout, version = worker.rollout(n)
+                out[(app, n)] = (version, rollout.spec.template, base_dir)
+        return out
+
+    def _admin_socket(self) -> socket.socket:
+        path = self.state_dir / "admin.sock"
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            sock.bind(str(path))
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+        sock.listen(128)
+        return sock
+
+    def _admin_server(self) -> uvicorn.Server:
+        from rollwise.api.admin import build_app
+
+        config = uvicorn.Config(
+            build_app(self), log_level="warning", lifespan="off", access_log=False
+        )
+        return _Server(config)
+
+    async def _watch_dataplane(self) -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            try:
+                if await self.dataplane.ensure():
+                    await self.routes.repush()
+                    self.events.emit("-", "ProxyRestarted", "the proxy was restarted")
+            except Exception:
+                log.exception("data plane supervision failed; retrying")
+
+    def _backend_event(self, app: str, revision: int, kind: str, message: str) -> None:
+        self.events.emit(app, kind, message, revision)
+        worker = self.workers.get(app)
+        if worker is not None:
+            worker.wake.set()
+
+    async def _in_flight(self) -> dict[str, int]:
+        """In-flight requests per replica address, as the proxy counts them now."""
+        routes = await self.dataplane.routes()
+        return {addr: int(r["in_flight"]) for addr, r in routes.get("replicas", {}).items()}
+
+    # apps
+
+    def _worker(self, app: str) -> AppWorker:
+        worker = self.workers.get(app)
+        if worker is None:
+            worker = AppWorker(
+                app,
+                self.store,
+                self.backend,
+                self.routes,
+                self.events,
+                self._in_flight,
+                self.clock,
+            )
+            self.workers[app] = worker
+        return worker
+
+    def _start_worker(self, app: str) -> AppWorker:
+        worker = self._worker(app)
+        if app not in self.tasks:
+            self.tasks[app] = asyncio.create_task(worker.run(), name=f"reconcile:{app}")
+        return worker
+
+    def worker(self, app: str) -> AppWorker:
+        if app not in self.store.app_names():
+            raise NotFoundError(f"no app named {app!r}; apply its spec with `rollwise apply -f`")
+        return self._start_worker(app)
+
+    async def apply(self, spec: dict[str, Any], base_dir: str, version: str | None) -> str:
+        rollout = spec_from_dict(spec, file="applied spec")
+        name = rollout.name
+        for other in self.store.app_names():
+            if other == name:
+                continue
+            other_spec, _ = self.store.get_app(other)
+            if spec_from_dict(other_spec).spec.listen == rollout.spec.listen:
+                raise ConflictError(
+                    f"app {other!r} already listens on {rollout.spec.listen}; "
+                    "give spec.listen another port"
+                )
+        self.store.put_app(name, rollout.model_dump(by_alias=True), base_dir)
+        self.events.emit(name, "SpecApplied", f"spec of {name} applied")
+        worker = self._start_worker(name)
+        if version is not None:
+            await worker.deploy(version, [], cause="apply")
+        return name

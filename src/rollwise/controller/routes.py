@@ -1,0 +1,105 @@
+"""Routing tables: what each app's status means for the proxy, and pushing it once changed.
+
+The controller owns the generation number. It is written to the store before a push, so that
+a restarted controller never reuses one; on start it continues from the higher of the stored
+and the applied generation (what the proxy reports), as Argo's VerifyWeight reads back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from rollwise.backends.local import LocalBackend
+from rollwise.controller.dataplane import DataPlane
+from rollwise.controller.status import RolloutStatus
+from rollwise.store import Store
+
+__all__ = ["RouteSync", "app_section"]
+
+
+def app_section(
+    app: str,
+    listen: str,
+    status: RolloutStatus,
+    versions: dict[int, str],
+    backend: LocalBackend,
+) -> dict[str, Any]:
+    """One app's part of the table: weighted revisions with their ready replicas, and the
+    retiring revisions whose replicas are draining (no new requests, in-flight ones finish)."""
+    revisions: list[dict[str, Any]] = []
+    for number, weight in sorted(status.weights.items()):
+        labels = []
+        if number == status.stable:
+            labels.append("stable")
+        if number == status.canary:
+            labels.append("canary")
+        revisions.append(
+            {
+                "name": str(number),
+                "version": versions.get(number, ""),
+                "labels": labels,
+                "weight": weight,
+                "replicas": [{"address": a} for a in backend.ready_addresses(app, number)],
+            }
+        )
+    listed = set(status.weights)
+    for retiring in status.retiring:
+        if retiring.revision in listed:
+            continue
+        revisions.append(
+            {
+                "name": str(retiring.revision),
+                "version": versions.get(retiring.revision, ""),
+                "labels": [],
+                "weight": 0,
+                "replicas": [
+                    {"address": a, "draining": True}
+                    for a in backend.addresses(app, retiring.revision)
+                ],
+            }
+        )
+    return {"listen": listen, "revisions": revisions}
+
+
+class RouteSync:
+    """Holds each app's desired section and pushes the whole table when any changes."""
+
+    def __init__(self, store: Store, dataplane: DataPlane) -> None:
+        self.store = store
+        self.dataplane = dataplane
+        self.sections: dict[str, dict[str, Any]] = {}
+        self.generation = int(self.store.get_kv("generation") or 0)
+        self._lock = asyncio.Lock()
+
+    async def resume(self) -> dict[str, Any]:
+        """Read back what the proxy runs and continue numbering after it."""
+        applied = await self.dataplane.routes()
+        self.generation = max(self.generation, int(applied["generation"]))
+        table = applied.get("table") or {}
+        self.sections = dict(table.get("apps", {}))
+        self.dataplane.applied = table if table.get("apps") else None
+        return applied
+
+    async def update(self, app: str, section: dict[str, Any] | None) -> bool:
+        """Set an app's section (``None`` removes it); push if the table changed."""
+        async with self._lock:
+            # A new mapping each time: the applied table must never alias the desired one.
+            sections = {k: v for k, v in self.sections.items() if k != app}
+            if section is not None:
+                sections[app] = section
+            self.sections = sections
+            applied = self.dataplane.applied
+            if applied is not None and applied.get("apps") == self.sections:
+                return False
+            self.generation += 1
+            self.store.put_kv("generation", self.generation)
+            await self.dataplane.push({"generation": self.generation, "apps": self.sections})
+            return True
+
+    async def repush(self) -> None:
+        """After a proxy restart: the new process has no table at all."""
+        async with self._lock:
+            self.generation += 1
+            self.store.put_kv("generation", self.generation)
+            await self.dataplane.push({"generation": self.generation, "apps": self.sections})

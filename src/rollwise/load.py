@@ -1,0 +1,207 @@
+"""``rollwise load``: open-loop, constant-rate HTTP load with a per-version breakdown.
+
+Open loop means request *i* is sent at ``start + i / rate`` whether or not earlier ones have
+answered, so a slow server shows up as latency and errors rather than as a lower rate (the
+coordinated-omission trap of closed-loop tools). Load is bounded in count and time, and only
+loopback targets are allowed unless ``--allow-remote`` is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import itertools
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from rollwise.errors import UsageError
+
+__all__ = ["LoadConfig", "LoadReport", "run_load"]
+
+MAX_IN_FLIGHT = 2000
+MAX_REQUESTS = 1_000_000
+VERSION_HEADER = "x-rollwise-version"
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    url: str
+    rate: float
+    duration: float
+    a2a: bool = False
+    allow_remote: bool = False
+    text: str = "ping"
+    timeout: float = 10.0
+
+
+@dataclass
+class LoadReport:
+    sent: int = 0
+    ok: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    versions: Counter[str] = field(default_factory=Counter)
+    version_errors: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    @property
+    def errors_total(self) -> int:
+        return sum(self.errors.values())
+
+    def percentile(self, q: float) -> float | None:
+        if not self.latencies:
+            return None
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent,
+            "ok": self.ok,
+            "errors": dict(self.errors),
+            "errors_total": self.errors_total,
+            "versions": dict(self.versions),
+            "version_errors": dict(self.version_errors),
+            "elapsed_s": round(self.elapsed, 3),
+            "rate": round(self.sent / self.elapsed, 1) if self.elapsed else 0.0,
+            "latency_ms": {
+                f"p{int(q * 1000) / 10:g}": round(v * 1000, 3)
+                for q in (0.5, 0.9, 0.99, 0.999)
+                if (v := self.percentile(q)) is not None
+            },
+        }
+
+    def table(self) -> Table:
+        data = self.as_json()
+        table = Table(title="load", box=None, header_style="bold")
+        table.add_column("measure")
+        table.add_column("value", justify="right")
+        table.add_row("requests", str(data["sent"]))
+        table.add_row("ok", str(data["ok"]))
+        table.add_row("errors", str(data["errors_total"]))
+        for kind, count in sorted(self.errors.items()):
+            table.add_row(f"  {kind}", str(count))
+        table.add_row("rate (req/s)", str(data["rate"]))
+        for name, value in data["latency_ms"].items():
+            table.add_row(f"latency {name} (ms)", f"{value:.2f}")
+        for version, count in sorted(self.versions.items()):
+            table.add_row(f"version {version}", f"{count} ({self.version_errors[version]} errors)")
+        return table
+
+
+def _check_target(config: LoadConfig) -> None:
+    parts = urlsplit(config.url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"{config.url!r} is not an http(s) URL; write e.g. http://127.0.0.1:8080/")
+    if config.rate <= 0 or config.duration <= 0:
+        raise UsageError("--rate and --duration must be positive")
+    if config.rate * config.duration > MAX_REQUESTS:
+        raise UsageError(f"rate × duration is over {MAX_REQUESTS} requests; lower one of them")
+    if config.allow_remote:
+        return
+    host = parts.hostname
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise UsageError(
+            f"{host} is not a loopback address; pass --allow-remote to load a remote target"
+        )
+
+
+def _body(config: LoadConfig, n: int) -> bytes | None:
+    if not config.a2a:
+        return None
+    return json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": n,
+            "method": "SendMessage",
+            "params": {
+                "message": {
+                    "messageId": f"load-{n}",
+                    "role": "ROLE_USER",
+                    "parts": [{"text": config.text}],
+                }
+            },
+        }
+    ).encode()
+
+
+async def run_load(
+    config: LoadConfig, console: Console | None = None, stop: asyncio.Event | None = None
+) -> LoadReport:
+    """Send ``rate × duration`` requests on schedule; return what came back."""
+    _check_target(config)
+    report = LoadReport()
+    headers = {"A2A-Version": "1.0", "content-type": "application/json"} if config.a2a else {}
+    method = "POST" if config.a2a else "GET"
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+    in_flight: set[asyncio.Task[None]] = set()
+
+    async with httpx.AsyncClient(timeout=config.timeout, limits=limits, trust_env=False) as client:
+
+        async def one(n: int) -> None:
+            started = time.perf_counter()
+            try:
+                resp = await client.request(
+                    method, config.url, content=_body(config, n), headers=headers
+                )
+                version = resp.headers.get(VERSION_HEADER, "-")
+                report.versions[version] += 1
+                if resp.status_code >= 500:
+                    report.errors[f"http {resp.status_code}"] += 1
+                    report.version_errors[version] += 1
+                elif config.a2a and "error" in resp.json():
+                    report.errors["a2a error"] += 1
+                    report.version_errors[version] += 1
+                else:
+                    report.ok += 1
+                report.latencies.append(time.perf_counter() - started)
+            except httpx.TimeoutException:
+                report.errors["timeout"] += 1
+            except httpx.ConnectError:
+                report.errors["connect"] += 1
+            except (httpx.HTTPError, ValueError) as exc:
+                report.errors[type(exc).__name__] += 1
+
+        total = int(config.rate * config.duration)
+        start = time.perf_counter()
+        live = Live(console=console, refresh_per_second=4) if console else None
+        if live:
+            live.start()
+        try:
+            for n in itertools.count():
+                if n >= total or (stop is not None and stop.is_set()):
+                    break
+                delay = start + n / config.rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if len(in_flight) >= MAX_IN_FLIGHT:
+                    report.errors["client overloaded"] += 1
+                    continue
+                report.sent += 1
+                task = asyncio.create_task(one(n))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+                if live and n % max(1, int(config.rate / 4)) == 0:
+                    report.elapsed = time.perf_counter() - start
+                    live.update(report.table())
+            if in_flight:
+                await asyncio.wait(in_flight, timeout=config.timeout + 1)
+        finally:
+            report.elapsed = time.perf_counter() - start
+            if live:
+                live.update(report.table())
+                live.stop()
+    return report
