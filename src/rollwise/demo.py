@@ -1,0 +1,173 @@
+"""``make demo``: release the sample A2A agent 1.0.0 → 1.1.0 under live A2A load.
+
+Starts a controller on a temporary state directory, applies ``examples/rollwise.yaml`` on a
+free port, deploys 1.0.0 with two replicas, drives A2A ``SendMessage`` load through the proxy,
+deploys 1.1.0 (a plain cut-over for now) with a live view, prints what the clients saw per
+version, and stops everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from rollwise.backends.ports import free_port
+from rollwise.cli.views import app_view
+from rollwise.client import AdminClient
+from rollwise.errors import RollwiseError
+from rollwise.load import LoadConfig, run_load
+from rollwise.spec import load_spec
+
+console = Console()
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+async def _call(client: AdminClient, method: str, path: str, **kwargs: Any) -> Any:
+    return await asyncio.to_thread(client.request, method, path, **kwargs)
+
+
+async def _wait(client: AdminClient, app: str, stable: int, live: Live | None, limit: float) -> Any:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        view = await _call(client, "GET", f"/apps/{app}")
+        if live is not None:
+            live.update(app_view(view))
+        if view["stable"] == stable and view["phase"] == "Healthy" and view["canary"] is None:
+            return view
+        if view["phase"] == "Degraded":
+            raise RollwiseError(f"rollout degraded: {view['message']}")
+        await asyncio.sleep(0.25)
+    raise RollwiseError(f"revision {stable} did not become stable within {limit:.0f}s")
+
+
+async def demo(state_dir: Path) -> int:
+    port = free_port()
+    spec = load_spec(EXAMPLES / "rollwise.yaml").model_dump(by_alias=True)
+    spec["spec"]["listen"] = f"127.0.0.1:{port}"
+    spec["spec"]["template"]["env"]["AGENT_PUBLIC_URL"] = f"http://127.0.0.1:{port}/"
+    url = f"http://127.0.0.1:{port}/"
+    timeline: list[tuple[str, float]] = []
+    t0 = time.monotonic()
+
+    def mark(what: str) -> None:
+        timeline.append((what, time.monotonic() - t0))
+        console.print(f"[bold cyan]▶[/] {what}  [dim]({timeline[-1][1]:.1f}s)[/]")
+
+    mark(f"starting the controller on {state_dir}")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "rollwise",
+        "up",
+        "--detach",
+        "--state-dir",
+        str(state_dir),
+        "--metrics-port",
+        "0",
+    )
+    if await proc.wait() != 0:
+        raise RollwiseError("the controller did not start")
+    client = AdminClient(state_dir)
+    try:
+        await _call(
+            client,
+            "PUT",
+            "/apps",
+            json={"spec": spec, "base_dir": str(EXAMPLES), "version": "1.0.0"},
+        )
+        mark("deploying sample-agent 1.0.0 with 2 replicas")
+        await _wait(client, "sample-agent", 1, None, 60)
+        mark(f"1.0.0 is serving on {url}; starting A2A load (40 req/s)")
+        stop = asyncio.Event()
+        load = asyncio.create_task(
+            run_load(LoadConfig(url=url, rate=40, duration=120, a2a=True), stop=stop)
+        )
+        await asyncio.sleep(3)
+        await _call(client, "POST", "/apps/sample-agent/deploy", json={"version": "1.1.0"})
+        mark("deploying 1.1.0")
+        with Live(console=console, refresh_per_second=4) as live:
+            await _wait(client, "sample-agent", 2, live, 90)
+        mark("1.1.0 serves 100% of requests; keeping load for 3s more")
+        await asyncio.sleep(3)
+        stop.set()
+        report = await load
+        mark("load stopped")
+        history = await _call(client, "GET", "/apps/sample-agent/history")
+    finally:
+        await _down(client, state_dir)
+        client.close()
+    mark("controller, proxy and replicas stopped")
+
+    summary = Table(title="what the clients saw", header_style="bold")
+    for col in ("requests", "ok", "errors", "p50 ms", "p99 ms", *sorted(report.versions)):
+        summary.add_column(col, justify="right")
+    p50, p99 = report.percentile(0.5), report.percentile(0.99)
+    summary.add_row(
+        str(report.sent),
+        str(report.ok),
+        str(report.errors_total),
+        f"{(p50 or 0) * 1000:.1f}",
+        f"{(p99 or 0) * 1000:.1f}",
+        *(str(report.versions[v]) for v in sorted(report.versions)),
+    )
+    console.print(summary)
+    revisions = Table(title="history", header_style="bold")
+    for col in ("revision", "version", "outcome", "took"):
+        revisions.add_column(col)
+    for row in history:
+        took = row["finished_at"] - row["created_at"] if row["finished_at"] else None
+        revisions.add_row(
+            str(row["revision"]),
+            row["version"],
+            row["outcome"],
+            f"{took:.1f}s" if took is not None else "-",
+        )
+    console.print(revisions)
+    steps = Table(title="timeline", header_style="bold")
+    steps.add_column("at", justify="right")
+    steps.add_column("step")
+    for what, at in timeline:
+        steps.add_row(f"{at:.1f}s", what)
+    console.print(steps)
+    return 0 if report.errors_total == 0 else 1
+
+
+async def _down(client: AdminClient, state_dir: Path) -> None:
+    pid_file = state_dir / "controller.pid"
+    try:
+        await _call(client, "POST", "/shutdown")
+    except RollwiseError:
+        pass
+    deadline = time.monotonic() + 60
+    while pid_file.exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if str(state_dir) in cmdline:
+            proc.kill()
+
+
+def main() -> None:
+    state_dir = Path(tempfile.mkdtemp(prefix="rollwise-demo-"))
+    try:
+        code = asyncio.run(demo(state_dir))
+    except RollwiseError as exc:
+        console.print(f"[red]demo failed:[/] {exc}")
+        code = 1
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
