@@ -9,6 +9,7 @@ version, and stops everything it started.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import sys
 import tempfile
@@ -144,12 +145,11 @@ async def demo(state_dir: Path) -> int:
 
 async def _down(client: AdminClient, state_dir: Path) -> None:
     pid_file = state_dir / "controller.pid"
-    try:
+    with contextlib.suppress(RollwiseError):
         await _call(client, "POST", "/shutdown")
-    except RollwiseError:
-        pass
     deadline = time.monotonic() + 60
-    while pid_file.exists() and time.monotonic() < deadline:
+    # Polled: the controller is another process; its pid file going away is the signal.
+    while pid_file.exists() and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.1)
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(proc.info["cmdline"] or [])

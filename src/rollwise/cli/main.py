@@ -324,7 +324,7 @@ def load(
 
 
 def _fail(exc: RollwiseError) -> NoReturn:
-    err.print(Text("error: ", style="red") + Text(str(exc)), highlight=False)
+    err.print(Text("error: ", style="red") + Text(str(exc)), highlight=False, soft_wrap=True)
     sys.exit(exc.exit_code)
 
 

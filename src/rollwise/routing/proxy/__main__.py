@@ -17,12 +17,14 @@ from typing import IO
 import uvloop
 
 from rollwise.routing.proxy.admin import serve_admin
+from rollwise.routing.proxy.limits import Limits
 from rollwise.routing.proxy.server import ProxyServer
 
 
 async def _main(args: argparse.Namespace, record: IO[str] | None) -> None:
     loop = asyncio.get_running_loop()
-    proxy = ProxyServer(loop, record=record)
+    limits = Limits(max_header_bytes=args.max_header_bytes, max_body_bytes=args.max_body_bytes)
+    proxy = ProxyServer(loop, limits=limits, record=record)
     admin = await serve_admin(proxy, args.admin_socket)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -49,6 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--admin-socket", required=True)
     parser.add_argument("--record", help="append one JSON line per request to this file")
     parser.add_argument("--grace", type=float, default=10.0, help="seconds to drain on stop")
+    parser.add_argument("--max-header-bytes", type=int, default=Limits().max_header_bytes)
+    parser.add_argument("--max-body-bytes", type=int, default=Limits().max_body_bytes)
     args = parser.parse_args(argv)
     record = open(args.record, "a", buffering=1 << 16) if args.record else None  # noqa: SIM115
     try:

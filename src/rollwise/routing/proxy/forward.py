@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import traceback
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
@@ -47,6 +48,7 @@ REASONS = {
     408: b"Request Timeout",
     413: b"Content Too Large",
     431: b"Request Header Fields Too Large",
+    500: b"Internal Server Error",
     501: b"Not Implemented",
     502: b"Bad Gateway",
     503: b"Service Unavailable",
@@ -183,6 +185,10 @@ class ClientConnection(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self.reject(501, "protocol upgrades are not supported by this listener")
+        except httptools.HttpParserCallbackError:
+            # A bug of ours, not the client's: say so, and keep the trace in the proxy log.
+            traceback.print_exc()
+            self.reject(500, "internal proxy error")
         except httptools.HttpParserError as exc:
             self.reject(400, f"malformed request: {exc}")
 

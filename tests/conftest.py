@@ -1,0 +1,106 @@
+"""Fixtures that run a real controller (with its proxy and replicas) on a temporary state dir."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import yaml
+
+from rollwise.backends.ports import free_port
+from rollwise.client import AdminClient
+from rollwise.store import Store
+
+from .helpers import EXAMPLES, rollwise, wait_for
+
+
+@dataclass
+class Cluster:
+    state_dir: Path
+    spec_file: Path
+    port: int
+    client: AdminClient
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def get(self) -> dict[str, Any]:
+        return dict(self.client.request("GET", "/apps/sample-agent"))
+
+    def cli(self, *args: str, check: bool = True) -> Any:
+        return rollwise(*args, state_dir=self.state_dir, check=check)
+
+    def wait_stable(self, revision: int, timeout: float = 60.0) -> dict[str, Any]:
+        def done() -> dict[str, Any] | None:
+            view = self.get()
+            ok = view["stable"] == revision and view["canary"] is None
+            return view if ok and view["phase"] == "Healthy" else None
+
+        return wait_for(done, timeout=timeout, every=0.1)
+
+    def pids(self, revision: int) -> list[int]:
+        view = self.get()
+        for rev in view["revisions"]:
+            if rev["number"] == revision:
+                return [r["pid"] for r in rev["health"]["replicas"] if r["pid"]]
+        return []
+
+
+def write_spec(path: Path, port: int, replicas: int = 2, **env: str) -> Path:
+    spec = yaml.safe_load((EXAMPLES / "rollwise.yaml").read_text())
+    spec["spec"]["listen"] = f"127.0.0.1:{port}"
+    spec["spec"]["replicas"] = replicas
+    spec["spec"]["template"]["cwd"] = str(EXAMPLES)
+    spec["spec"]["template"]["env"]["AGENT_PUBLIC_URL"] = f"http://127.0.0.1:{port}/"
+    spec["spec"]["template"]["env"].update(env)
+    spec["spec"]["template"]["readiness"]["interval"] = "200ms"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def stop_everything(state_dir: Path) -> None:
+    """``rollwise down``, then kill whatever the store still records (tests leave nothing)."""
+    rollwise("down", state_dir=state_dir, check=False)
+    db = state_dir / "state.db"
+    if not db.exists():
+        return
+    store = Store(db)
+    pids = [r.pid for r in store.replicas()]
+    proxy = store.get_kv("proxy")
+    if proxy:
+        pids.append(int(proxy["pid"]))
+    store.close()
+    pid_file = state_dir / "controller.pid"
+    if pid_file.exists():
+        pids.append(int(pid_file.read_text()))
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(pid).kill()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    state_dir = tmp_path / "state"
+    port = free_port()
+    spec_file = write_spec(tmp_path / "rollwise.yaml", port)
+    rollwise("up", "--detach", "--metrics-port", "0", state_dir=state_dir)
+    client = AdminClient(state_dir)
+    try:
+        rollwise("apply", "-f", str(spec_file), "--version", "1.0.0", state_dir=state_dir)
+        c = Cluster(state_dir, spec_file, port, client)
+        c.wait_stable(1)
+        yield c
+    finally:
+        client.close()
+        stop_everything(state_dir)
+
+
+def load_json(text: str) -> Any:
+    return json.loads(text)

@@ -1,0 +1,70 @@
+"""Helpers shared by the tests: polling with a timeout, real processes that are always reaped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T | None], timeout: float = 20.0, every: float = 0.05) -> T:
+    """Poll ``check`` until it returns something truthy; fail with its last value otherwise."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except (httpx.HTTPError, OSError):
+            last = None
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+def rollwise(
+    *args: str, state_dir: Path | None = None, check: bool = True, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "rollwise", *args]
+    if state_dir is not None:
+        argv += ["--state-dir", str(state_dir)]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=cwd)
+    if check and result.returncode != 0:
+        raise AssertionError(f"rollwise {' '.join(args)} failed: {result.stdout}{result.stderr}")
+    return result
+
+
+@contextmanager
+def process(
+    argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

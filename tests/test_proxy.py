@@ -1,0 +1,257 @@
+"""The data plane against real upstream processes, over real sockets on loopback."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from rollwise.backends.ports import free_port
+
+from .helpers import ROOT, process, wait_for
+
+
+@dataclass
+class Proxy:
+    admin: httpx.Client
+    port: int
+    upstreams: dict[str, int]
+    generation: int = 0
+
+    def push(self, revisions: list[dict[str, Any]], **extra: Any) -> httpx.Response:
+        self.generation += 1
+        table = {
+            "generation": self.generation,
+            "apps": {"web": {"listen": f"127.0.0.1:{self.port}", "revisions": revisions, **extra}},
+        }
+        return self.admin.put("/routes", json=table)
+
+    def rev(
+        self, name: str, weight: int, *upstreams: str, labels: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        return {
+            "name": name,
+            "version": f"v{name}",
+            "weight": weight,
+            "labels": list(labels),
+            "replicas": [{"address": f"127.0.0.1:{self.upstreams[u]}"} for u in upstreams],
+        }
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+    tmp = tmp_path_factory.mktemp("proxy")
+    sock = tmp / "admin.sock"
+    upstreams = {name: free_port() for name in ("a", "b", "c")}
+    app = str(ROOT / "tests" / "upstream_app.py")
+    with (
+        process([sys.executable, app, str(upstreams["a"]), "a"]),
+        process([sys.executable, app, str(upstreams["b"]), "b"]),
+        process([sys.executable, app, str(upstreams["c"]), "c"]),
+        process(
+            [
+                sys.executable,
+                "-m",
+                "rollwise.routing.proxy",
+                "--admin-socket",
+                str(sock),
+                "--max-header-bytes",
+                "8192",
+                "--max-body-bytes",
+                "1048576",
+            ]
+        ),
+    ):
+        admin = httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://p")
+        for port in upstreams.values():
+
+            def up(p: int = port) -> bool:
+                return httpx.get(f"http://127.0.0.1:{p}/").status_code == 200
+
+            wait_for(up)
+        wait_for(lambda: admin.get("/healthz").status_code == 200)
+        yield Proxy(admin, free_port(), upstreams)
+        admin.close()
+
+
+def test_weighted_split_override_and_revision_header(proxy: Proxy) -> None:
+    assert proxy.push(
+        [proxy.rev("1", 80, "a", labels=("stable",)), proxy.rev("2", 20, "b", labels=("canary",))]
+    ).json()["generation"]
+    seen: Counter[str] = Counter()
+    with httpx.Client(base_url=proxy.url) as client:
+        for _ in range(500):
+            resp = client.get("/")
+            assert resp.status_code == 200
+            assert resp.headers["x-rollwise-revision"] in ("1", "2")
+            assert resp.text == {"1": "a", "2": "b"}[resp.headers["x-rollwise-revision"]]
+            seen[resp.headers["x-rollwise-version"]] += 1
+        assert 60 <= seen["v2"] <= 150, seen
+        for _ in range(20):
+            forced = client.get("/", headers={"x-rollwise-revision": "canary"})
+            assert forced.text == "b"
+        traced = client.get("/")
+        assert traced.headers["x-seen-traceparent"].startswith("00-")
+        given = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        assert (
+            client.get("/", headers={"traceparent": given}).headers["x-seen-traceparent"] == given
+        )
+
+
+def test_weight_change_applies_to_next_request(proxy: Proxy) -> None:
+    with httpx.Client(base_url=proxy.url) as client:
+        proxy.push([proxy.rev("1", 100, "a", labels=("stable",))])
+        assert {client.get("/").text for _ in range(20)} == {"a"}
+        proxy.push([proxy.rev("1", 0, "a", labels=("stable",)), proxy.rev("2", 100, "b")])
+        assert {client.get("/").text for _ in range(20)} == {"b"}
+    routes = proxy.admin.get("/routes").json()
+    assert routes["generation"] == proxy.generation
+    stale = proxy.admin.put("/routes", json={"generation": 1, "apps": {}})
+    assert stale.status_code == 409
+
+
+def test_header_route_and_sticky_header(proxy: Proxy) -> None:
+    proxy.push(
+        [proxy.rev("1", 50, "a", labels=("stable",)), proxy.rev("2", 50, "b")],
+        headerRoutes=[{"revision": "2", "match": [{"headerName": "X-Beta", "headerValue": "1"}]}],
+        stickyHeader="X-Session",
+    )
+    with httpx.Client(base_url=proxy.url) as client:
+        assert {client.get("/", headers={"x-beta": "1"}).text for _ in range(20)} == {"b"}
+        for session in ("alice", "bob", "carol"):
+            answers = {client.get("/", headers={"x-session": session}).text for _ in range(10)}
+            assert len(answers) == 1
+
+
+def test_bodies_stream_both_ways(proxy: Proxy) -> None:
+    proxy.push([proxy.rev("1", 100, "a", labels=("stable",))])
+    payload = bytes(range(256)) * 64
+    with httpx.Client(base_url=proxy.url) as client:
+        assert client.post("/echo", content=payload).content == payload
+
+        def chunks() -> Iterator[bytes]:
+            for i in range(0, len(payload), 1000):
+                yield payload[i : i + 1000]
+
+        assert client.post("/echo", content=chunks()).content == payload
+        assert len(client.get("/big").content) == 65536
+        assert client.head("/").status_code in (200, 405)
+        assert client.get("/").text == "a"
+
+
+def test_sse_first_event_arrives_while_upstream_still_sends(proxy: Proxy) -> None:
+    proxy.push([proxy.rev("1", 100, "a", labels=("stable",))])
+    with httpx.Client(base_url=proxy.url, timeout=10) as client:
+        started = time.monotonic()
+        arrivals = []
+        with client.stream("GET", "/sse") as resp:
+            for line in resp.iter_lines():
+                if line.startswith("data:"):
+                    arrivals.append(time.monotonic() - started)
+        assert len(arrivals) == 3
+        assert arrivals[0] < 0.4, arrivals
+        assert arrivals[2] - arrivals[0] > 0.8, arrivals
+
+
+def test_connection_failures_are_retried_on_another_replica(proxy: Proxy) -> None:
+    dead = free_port()
+    table = proxy.rev("1", 100, "a", labels=("stable",))
+    table["replicas"].insert(0, {"address": f"127.0.0.1:{dead}"})
+    proxy.push([table])
+    with httpx.Client(base_url=proxy.url) as client:
+        assert all(client.get("/").status_code == 200 for _ in range(50))
+    replicas = proxy.admin.get("/routes").json()["replicas"]
+    assert replicas[f"127.0.0.1:{dead}"]["ejected"] is True
+
+
+def test_failover_to_stable_when_a_revision_has_no_replica(proxy: Proxy) -> None:
+    canary = proxy.rev("2", 100, "b")
+    canary["replicas"] = []
+    proxy.push([proxy.rev("1", 0, "a", labels=("stable",)), canary])
+    with httpx.Client(base_url=proxy.url) as client:
+        assert client.get("/").text == "a"
+
+
+def _raw(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(data)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except TimeoutError:
+            pass
+        return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"0\r\n\r\n",
+            400,
+        ),
+        (
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+            400,
+        ),
+        (b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n", 400),
+        (
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+            400,
+        ),
+        (b"GET / HTTP/1.1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 10000 + b"\r\n\r\n", 431),
+        (
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n" + b"a" * 1100000,
+            413,
+        ),
+    ],
+    ids=[
+        "cl+te",
+        "two-cl",
+        "bad-chunk",
+        "te-list",
+        "no-host",
+        "two-hosts",
+        "tls-bytes",
+        "header-too-big",
+        "body-too-big",
+    ],
+)
+def test_malformed_and_smuggling_requests(proxy: Proxy, request_bytes: bytes, status: int) -> None:
+    proxy.push([proxy.rev("1", 100, "a", labels=("stable",))])
+    answer = _raw(proxy.port, request_bytes)
+    assert answer.startswith(b"HTTP/1.1 %d " % status), answer[:200]
+    with httpx.Client(base_url=proxy.url) as client:
+        assert client.get("/").text == "a"
+
+
+def test_metrics_and_stats(proxy: Proxy, tmp_path: Path) -> None:
+    proxy.push([proxy.rev("1", 100, "a", labels=("stable",))])
+    with httpx.Client(base_url=proxy.url) as client:
+        for _ in range(10):
+            client.get("/")
+        client.get("/status/503")
+    stats = proxy.admin.get("/stats", params={"since": int(time.time()) - 5}).json()
+    rev = stats["apps"]["web"]["1"]
+    assert sum(s["requests"] for s in rev["seconds"].values()) >= 11
+    assert sum(s["failures"] for s in rev["seconds"].values()) >= 1
+    text = proxy.admin.get("/metrics").text
+    assert 'rollwise_proxy_requests_total{app="web",code="503"' in text
+    assert "rollwise_proxy_generation" in text
