@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
+# Lint what exists: a fresh clone has no bench/ until a benchmark lands.
+PY_DIRS := $(wildcard $(PY_DIRS))
 
 .PHONY: demo test lint fmt lock bench-proxy clean
 
@@ -19,19 +21,19 @@ demo: $(STAMP)
 	$(BIN)/python -m rollwise.demo
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests examples bench
-	$(BIN)/ruff format --check src tests examples bench
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples bench
-	$(BIN)/ruff format --check src tests examples bench
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/mypy
 
 fmt: $(STAMP)
-	$(BIN)/ruff format src tests examples bench
-	$(BIN)/ruff check --fix src tests examples bench
+	$(BIN)/ruff format $(PY_DIRS)
+	$(BIN)/ruff check --fix $(PY_DIRS)
 
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --group dev --generate-hashes --python-version 3.11 \
