@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 # Lint what exists: a fresh clone has no bench/ until a benchmark lands.
-PY_DIRS := $(wildcard $(PY_DIRS))
+PY_DIRS := $(wildcard src tests examples bench)
 
 .PHONY: demo test lint fmt lock bench-proxy clean
 
