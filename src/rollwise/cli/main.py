@@ -35,7 +35,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
+# Piped output is for grep and scripts: never cut a name to fit 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 240)
 err = Console(stderr=True)
 
 

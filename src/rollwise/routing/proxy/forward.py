@@ -26,8 +26,15 @@ from rollwise.routing.proxy.table import Replica, RevisionRoute
 if TYPE_CHECKING:
     from rollwise.routing.proxy.server import ProxyServer
 
-__all__ = ["ClientConnection", "Exchange", "UpstreamConnection", "local_response"]
+__all__ = [
+    "HOP_BY_HOP",
+    "ClientConnection",
+    "Exchange",
+    "UpstreamConnection",
+    "local_response",
+]
 
+# RFC 9110 §7.6.1 hop-by-hop fields, never forwarded in either direction.
 HOP_BY_HOP = frozenset(
     {
         b"connection",
@@ -39,10 +46,10 @@ HOP_BY_HOP = frozenset(
         b"upgrade",
         b"proxy-authorization",
         b"proxy-authenticate",
-        b"content-length",
-        b"expect",
     }
 )
+# A request's framing is rebuilt by the proxy, and it answers Expect: 100-continue itself.
+REQUEST_DROPPED = HOP_BY_HOP | {b"content-length", b"expect"}
 REASONS = {
     400: b"Bad Request",
     408: b"Request Timeout",
@@ -314,7 +321,7 @@ class ClientConnection(asyncio.Protocol):
                 ex.forced = value.decode("latin-1").strip()
             elif name == sticky and sticky:
                 ex.sticky = value.decode("latin-1")
-            if name in HOP_BY_HOP or name in connection_tokens:
+            if name in REQUEST_DROPPED or name in connection_tokens:
                 continue
             out.append(b"%s: %s\r\n" % (name, value))
         if lengths and encodings:

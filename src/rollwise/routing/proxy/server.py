@@ -12,6 +12,7 @@ import time
 from typing import IO, Any
 
 from rollwise.routing.proxy.forward import (
+    HOP_BY_HOP,
     ClientConnection,
     Exchange,
     UpstreamConnection,
@@ -185,7 +186,7 @@ class ProxyServer:
             if name == b"content-length":
                 length = True
                 out.append(b"content-length: %s\r\n" % value)
-            elif name not in _RESPONSE_HOP and name not in tokens:
+            elif name not in HOP_BY_HOP and name not in tokens:
                 out.append(b"%s: %s\r\n" % (name, value))
         out.append(rev.header_bytes)
         bodyless = ex.method == b"HEAD" or status in (204, 304)
@@ -335,20 +336,6 @@ class ProxyServer:
                 client.transport.close()
         if self.record is not None:
             self.record.flush()
-
-
-_RESPONSE_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"proxy-authenticate",
-    }
-)
 
 
 def _consume(task: asyncio.Task[Any]) -> None:
