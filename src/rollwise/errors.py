@@ -14,8 +14,7 @@ the right exit code::
     │   └── ControllerNotRunning      no controller answers on the admin socket
     ├── StoreError                    the state store (SQLite) cannot be read or written
     ├── BackendError                  starting, probing or stopping replicas
-    │   ├── ReplicaStartError         a replica's process could not start or never became ready
-    │   └── CrashLoopError            a revision's replicas keep crashing
+    │   └── ReplicaStartError         a replica's process could not start
     └── DataPlaneError                the proxy process: start, admin channel, route push
         └── RouteVerifyError          the proxy did not apply the generation it was sent
 
@@ -29,7 +28,6 @@ __all__ = [
     "ConflictError",
     "ControllerError",
     "ControllerNotRunning",
-    "CrashLoopError",
     "DataPlaneError",
     "InputError",
     "NotFoundError",
@@ -95,11 +93,7 @@ class BackendError(RollwiseError):
 
 
 class ReplicaStartError(BackendError):
-    """A replica's process could not be started or never became ready."""
-
-
-class CrashLoopError(BackendError):
-    """A revision's replicas keep crashing."""
+    """A replica's process could not be started (bad argv, missing program, cwd)."""
 
 
 class DataPlaneError(RollwiseError):
