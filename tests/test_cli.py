@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import httpx
+import yaml
 
 from rollwise.store import Store
 
-from .conftest import Cluster
-from .helpers import rollwise
+from .conftest import Cluster, write_spec
+from .helpers import rollwise, wait_for
 
 
 def test_read_commands_and_metrics(cluster: Cluster) -> None:
@@ -55,3 +57,29 @@ def test_load_refuses_remote_targets_and_bad_input() -> None:
     assert "--duration" in bad.stderr
     usage = rollwise("deploy", check=False)
     assert usage.returncode == 2
+
+
+def test_a_taken_listen_port_is_shown_on_its_app_only(cluster: Cluster) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        taken = blocker.getsockname()[1]
+        spec_file = write_spec(cluster.spec_file.with_name("other.yaml"), taken, replicas=1)
+        spec = yaml.safe_load(spec_file.read_text())
+        spec["metadata"]["name"] = "other"
+        spec_file.write_text(yaml.safe_dump(spec))
+        cluster.cli("apply", "-f", str(spec_file), "--version", "2.0.0")
+
+        def shown() -> dict[str, str] | None:
+            view = json.loads(cluster.cli("get", "other", "-o", "json").stdout)
+            return view if view["error"] else None
+
+        view = wait_for(shown, timeout=30)
+        assert f"cannot listen on 127.0.0.1:{taken} for app other" in view["error"]
+        assert "free the port or change spec.listen" in view["error"]
+        text = cluster.cli("get", "other").stdout
+        assert "Error:" in text
+        assert json.loads(cluster.cli("get", "sample-agent", "-o", "json").stdout)["error"] == ""
+        cluster.cli("deploy", "sample-agent", "--version", "1.0.1")
+        cluster.wait_stable(2)
+    wait_for(lambda: httpx.get(f"http://127.0.0.1:{taken}/healthz").status_code == 200, 30)

@@ -255,3 +255,51 @@ def test_metrics_and_stats(proxy: Proxy, tmp_path: Path) -> None:
     text = proxy.admin.get("/metrics").text
     assert 'rollwise_proxy_requests_total{app="web",code="503"' in text
     assert "rollwise_proxy_generation" in text
+
+
+def test_hop_by_hop_and_connection_listed_headers_are_dropped(proxy: Proxy) -> None:
+    proxy.push([proxy.rev("1", 100, "a", labels=("stable",))])
+    with httpx.Client(base_url=proxy.url) as client:
+        seen = client.get(
+            "/headers",
+            headers={
+                "connection": "keep-alive, x-secret",
+                "x-secret": "1",
+                "x-kept": "2",
+                "x-forwarded-for": "203.0.113.9",
+                "proxy-authorization": "Basic eA==",
+            },
+        ).json()
+    assert "x-secret" not in seen
+    assert "proxy-authorization" not in seen
+    assert seen["x-kept"] == "2"
+    assert seen["x-forwarded-for"] == "203.0.113.9, 127.0.0.1"
+    assert seen["x-forwarded-proto"] == "http"
+
+
+def test_a_taken_port_does_not_block_other_apps(proxy: Proxy) -> None:
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    taken = blocker.getsockname()[1]
+    other = {
+        "listen": f"127.0.0.1:{taken}",
+        "revisions": [proxy.rev("1", 100, "b", labels=("stable",))],
+    }
+    web = {"listen": f"127.0.0.1:{proxy.port}", "revisions": [proxy.rev("1", 100, "a")]}
+    proxy.generation += 1
+    answer = proxy.admin.put(
+        "/routes", json={"generation": proxy.generation, "apps": {"web": web, "other": other}}
+    )
+    assert answer.status_code == 200
+    error = answer.json()["listen_errors"]["other"]
+    assert f"cannot listen on 127.0.0.1:{taken} for app other" in error
+    assert "change spec.listen" in error
+    assert httpx.get(proxy.url + "/").text == "a"
+    blocker.close()
+    proxy.generation += 1
+    answer = proxy.admin.put(
+        "/routes", json={"generation": proxy.generation, "apps": {"web": web, "other": other}}
+    )
+    assert answer.json()["listen_errors"] == {}
+    assert httpx.get(f"http://127.0.0.1:{taken}/").text == "b"

@@ -1,7 +1,8 @@
 """A small real upstream for proxy tests: ``python tests/upstream_app.py PORT NAME``.
 
-``GET /`` names the server; ``POST /echo`` returns the body; ``GET /big`` returns 64 KiB;
-``GET /sse`` streams three events 0.5 s apart; ``GET /status/N`` answers with status N.
+``GET /`` names the server; ``GET /headers`` returns the request headers; ``POST /echo``
+returns the body; ``GET /big`` returns 64 KiB; ``GET /sse`` streams three events 0.5 s apart;
+``GET /status/N`` answers with status N.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import AsyncIterator
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 NAME = sys.argv[2] if len(sys.argv) > 2 else "upstream"
@@ -23,6 +24,10 @@ async def root(request: Request) -> Response:
     return PlainTextResponse(
         NAME, headers={"x-seen-traceparent": request.headers.get("traceparent", "")}
     )
+
+
+async def headers(request: Request) -> Response:
+    return JSONResponse(dict(request.headers))
 
 
 async def echo(request: Request) -> Response:
@@ -50,6 +55,7 @@ async def status(request: Request) -> Response:
 app = Starlette(
     routes=[
         Route("/", root),
+        Route("/headers", headers),
         Route("/echo", echo, methods=["POST"]),
         Route("/big", big),
         Route("/sse", sse),

@@ -207,9 +207,6 @@ class LocalBackend:
     async def stop_all(self) -> None:
         await asyncio.gather(*(self.stop(app, rev) for app, rev in list(self.sets)))
 
-    def revisions(self, app: str) -> list[int]:
-        return sorted(rev for a, rev in self.sets if a == app)
-
     # adoption
 
     def adopt(self, versions: dict[tuple[str, int], tuple[str, Template, str]]) -> int:
@@ -315,9 +312,9 @@ class LocalBackend:
             "app": rs.app,
             "revision": str(rs.revision),
         }
-        argv = [_fill(a, fields) for a in rs.template.command]
+        argv = [a.format_map(fields) for a in rs.template.command]
         env = dict(os.environ)
-        env.update({k: _fill(v, fields) for k, v in rs.template.env.items()})
+        env.update({k: v.format_map(fields) for k, v in rs.template.env.items()})
         env.update(
             {
                 "ROLLWISE_APP": rs.app,
@@ -333,15 +330,12 @@ class LocalBackend:
         try:
             r.process = ManagedProcess.start(argv, env, cwd, r.log_path)
         except OSError as exc:
-            r.process = None
             r.last_exit = None
-            r.restarts += 1
-            r.next_restart = self.clock() + self._backoff(r)
             error = ReplicaStartError(
                 f"app {rs.app} revision {rs.revision} replica {r.index}: cannot start "
                 f"{argv[0]!r}: {exc.strerror or exc}; check spec.template.command and cwd"
             )
-            self._note_crash(rs, r, str(error))
+            self._lost(rs, r, self.clock(), str(error))
             return
         now = self.clock()
         r.started_at = now
@@ -374,16 +368,16 @@ class LocalBackend:
     def _crashed(self, rs: RevisionSet, r: Replica, now: float) -> None:
         assert r.process is not None
         r.last_exit = r.process.exit_code
+        self._lost(rs, r, now, f"replica {r.index} exited with {r.last_exit}")
+
+    def _lost(self, rs: RevisionSet, r: Replica, now: float, message: str) -> None:
+        """A replica is gone (exited, never started, never ready): schedule its restart."""
         r.process = None
         r.ready = False
         r.restarts += 1
         r.next_restart = now + self._backoff(r)
         self.store.delete_replica(rs.app, rs.revision, r.index)
-        self._note_crash(
-            rs, r, f"replica {r.index} exited with {r.last_exit}; restart #{r.restarts}"
-        )
-
-    def _note_crash(self, rs: RevisionSet, r: Replica, message: str) -> None:
+        message = f"{message}; restart #{r.restarts} in {r.next_restart - now:.1f}s"
         log.warning("replica crashed", app=rs.app, revision=rs.revision, detail=message)
         self.on_event(rs.app, rs.revision, "ReplicaCrashed", message)
         if r.restarts >= CRASH_LOOP_RESTARTS and not rs.crash_loop:
@@ -424,16 +418,11 @@ class LocalBackend:
                     r.ready = False
                     log.warning("replica unready", app=rs.app, revision=rs.revision)
                 if not r.ready and now - r.started_at > spec.start_timeout:
-                    log.warning("replica never became ready; restarting", app=rs.app)
                     proc = r.process
-                    r.process = None
-                    await proc.stop(1.0)
-                    r.restarts += 1
-                    r.next_restart = now + self._backoff(r)
-                    self.store.delete_replica(rs.app, rs.revision, r.index)
-                    self._note_crash(
-                        rs, r, f"replica {r.index} not ready after {spec.start_timeout:.0f}s"
+                    self._lost(
+                        rs, r, now, f"replica {r.index} not ready after {spec.start_timeout:.0f}s"
                     )
+                    await proc.stop(1.0)
         finally:
             r.probing = False
 
@@ -445,7 +434,3 @@ class LocalBackend:
         if proc is not None:
             await proc.stop(rs.template.stop_grace_period)
         self.store.delete_replica(rs.app, rs.revision, r.index)
-
-
-def _fill(template: str, fields: dict[str, str]) -> str:
-    return template.format_map(fields)

@@ -48,6 +48,8 @@ def app_view(data: dict[str, Any]) -> Group:
     head.add_row("Name:", data["name"])
     head.add_row("Status:", _phase(data["phase"]))
     head.add_row("Message:", data.get("message") or "")
+    if data.get("error"):
+        head.add_row("Error:", Text(data["error"], style="red"))
     head.add_row("Strategy:", data["strategy"])
     head.add_row("  Step:", f"{data['step']}/{data['step_count']}")
     head.add_row("  SetWeight:", str(data["set_weight"]))

@@ -73,7 +73,10 @@ class Controller:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            pid = (self.state_dir / "controller.pid").read_text().strip() or "?"
+            try:
+                pid = (self.state_dir / "controller.pid").read_text().strip() or "?"
+            except OSError:
+                pid = "?"
             raise ControllerError(
                 f"a controller already runs on {self.state_dir} (pid {pid}); "
                 "use it, or stop it with `rollwise down`"
@@ -139,9 +142,7 @@ class Controller:
             worker = self._worker(app)
             status = worker.status()
             _, base_dir = self.store.get_app(app)
-            numbers = {n for n in (status.stable, status.canary) if n is not None}
-            numbers |= {r.revision for r in status.retiring}
-            for n in numbers:
+            for n in status.revisions():
                 rollout, version = worker.rollout(n)
                 out[(app, n)] = (version, rollout.spec.template, base_dir)
         return out

@@ -41,6 +41,7 @@ class DataPlane:
             timeout=5.0,
         )
         self.applied: dict[str, Any] | None = None
+        self.listen_errors: dict[str, str] = {}
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -95,10 +96,6 @@ class DataPlane:
             raise DataPlaneError(f"proxy admin channel {self.socket}: {exc}") from None
         return dict(resp.json())
 
-    async def stats(self, since: int) -> dict[str, Any]:
-        resp = await self._client.get("/stats", params={"since": since})
-        return dict(resp.json())
-
     async def push(self, table: dict[str, Any]) -> int:
         """Apply a whole table and verify that the proxy runs exactly this generation."""
         try:
@@ -107,7 +104,9 @@ class DataPlane:
             raise DataPlaneError(f"cannot push routes to the proxy: {exc}") from None
         if resp.status_code != 200:
             raise DataPlaneError(f"the proxy refused the routes: {resp.json().get('error')}")
-        applied = int(resp.json()["generation"])
+        answer = resp.json()
+        applied = int(answer["generation"])
+        self.listen_errors = dict(answer.get("listen_errors") or {})
         if applied != table["generation"]:
             raise RouteVerifyError(
                 f"the proxy applied generation {applied}, not {table['generation']}"

@@ -8,6 +8,7 @@ and the applied generation (what the proxy reports), as Argo's VerifyWeight read
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from rollwise.backends.local import LocalBackend
@@ -16,6 +17,8 @@ from rollwise.controller.status import RolloutStatus
 from rollwise.store import Store
 
 __all__ = ["RouteSync", "app_section"]
+
+LISTEN_RETRY_S = 5.0
 
 
 def app_section(
@@ -71,6 +74,7 @@ class RouteSync:
         self.sections: dict[str, dict[str, Any]] = {}
         self.generation = int(self.store.get_kv("generation") or 0)
         self._lock = asyncio.Lock()
+        self._listen_retry = 0.0
 
     async def resume(self) -> dict[str, Any]:
         """Read back what the proxy runs and continue numbering after it."""
@@ -90,16 +94,28 @@ class RouteSync:
                 sections[app] = section
             self.sections = sections
             applied = self.dataplane.applied
-            if applied is not None and applied.get("apps") == self.sections:
+            unchanged = applied is not None and applied.get("apps") == self.sections
+            if unchanged and not self._retry_listen(app):
                 return False
-            self.generation += 1
-            self.store.put_kv("generation", self.generation)
-            await self.dataplane.push({"generation": self.generation, "apps": self.sections})
+            await self._push()
             return True
 
     async def repush(self) -> None:
         """After a proxy restart: the new process has no table at all."""
         async with self._lock:
-            self.generation += 1
-            self.store.put_kv("generation", self.generation)
-            await self.dataplane.push({"generation": self.generation, "apps": self.sections})
+            await self._push()
+
+    def _retry_listen(self, app: str) -> bool:
+        """Push again now and then while the proxy could not open ``app``'s listener."""
+        if app not in self.dataplane.listen_errors:
+            return False
+        now = time.monotonic()
+        if now - self._listen_retry < LISTEN_RETRY_S:
+            return False
+        self._listen_retry = now
+        return True
+
+    async def _push(self) -> None:
+        self.generation += 1
+        self.store.put_kv("generation", self.generation)
+        await self.dataplane.push({"generation": self.generation, "apps": self.sections})

@@ -40,3 +40,8 @@ class RolloutStatus(BaseModel):
     step: int = 0
     step_count: int = 0
     updated: float = 0.0
+
+    def revisions(self) -> set[int]:
+        """Every revision this status keeps running: stable, canary and the retiring ones."""
+        running = {n for n in (self.stable, self.canary) if n is not None}
+        return running | {r.revision for r in self.retiring}

@@ -21,7 +21,7 @@ from rollwise.backends.local import LocalBackend
 from rollwise.controller.events import Events
 from rollwise.controller.routes import RouteSync, app_section
 from rollwise.controller.status import Phase, Retiring, RolloutStatus
-from rollwise.errors import ConflictError, RollwiseError
+from rollwise.errors import RollwiseError
 from rollwise.spec import Rollout, apply_overrides, spec_from_dict
 from rollwise.store import Store
 
@@ -53,6 +53,7 @@ class AppWorker:
         self.lock = asyncio.Lock()
         self.wake = asyncio.Event()
         self.errors = 0
+        self.last_error = ""
         self.log = log.bind(app=app)
 
     # state
@@ -70,9 +71,7 @@ class AppWorker:
         return spec_from_dict(row.spec), row.version
 
     def versions(self, status: RolloutStatus) -> dict[int, str]:
-        wanted = {n for n in (status.stable, status.canary) if n is not None}
-        wanted |= {r.revision for r in status.retiring}
-        return {n: self.store.revision(self.app, n).version for n in wanted}
+        return {n: self.store.revision(self.app, n).version for n in status.revisions()}
 
     # commands
 
@@ -126,14 +125,17 @@ class AppWorker:
                 async with self.lock:
                     await self.reconcile()
                 self.errors = 0
+                self.last_error = ""
                 backoff = 0.5
                 delay = 0.1
             except RollwiseError as exc:
                 self.errors += 1
+                self.last_error = str(exc)
                 self.log.warning("reconcile pass failed", error=str(exc), retry_in=backoff)
                 delay, backoff = backoff, min(backoff * 2, 10.0)
-            except Exception:
+            except Exception as exc:
                 self.errors += 1
+                self.last_error = f"internal error ({type(exc).__name__}); see the controller log"
                 self.log.exception("reconcile pass crashed", retry_in=backoff)
                 delay, backoff = backoff, min(backoff * 2, 10.0)
             self.wake.clear()
@@ -147,21 +149,19 @@ class AppWorker:
         status = self.status()
         spec_json, base_dir = self.store.get_app(self.app)
         listen = spec_from_dict(spec_json, file=f"app {self.app}").spec.listen
-        changed = self._ensure_replicas(status, base_dir)
-        changed |= self._progress(status)
-        if changed:
+        self._ensure_replicas(status, base_dir)
+        if self._progress(status):
             self.save(status)
-        await self.routes.update(
-            self.app, app_section(self.app, listen, status, self.versions(status), self.backend)
-        )
+        await self._push_routes(status, listen)
         if await self._retire(status):
             self.save(status)
-            await self.routes.update(
-                self.app,
-                app_section(self.app, listen, status, self.versions(status), self.backend),
-            )
+            await self._push_routes(status, listen)
 
-    def _ensure_replicas(self, status: RolloutStatus, base_dir: str) -> bool:
+    async def _push_routes(self, status: RolloutStatus, listen: str) -> None:
+        section = app_section(self.app, listen, status, self.versions(status), self.backend)
+        await self.routes.update(self.app, section)
+
+    def _ensure_replicas(self, status: RolloutStatus, base_dir: str) -> None:
         for number in (status.stable, status.canary):
             if number is None:
                 continue
@@ -169,7 +169,6 @@ class AppWorker:
             self.backend.ensure(
                 self.app, number, version, rollout.spec.template, base_dir, rollout.spec.replicas
             )
-        return False
 
     def _progress(self, status: RolloutStatus) -> bool:
         """Move the new revision forward; ``True`` when the status changed."""
@@ -263,16 +262,16 @@ class AppWorker:
         status.retiring = [r for r in status.retiring if r not in done]
         return True
 
+    def _listen_error(self) -> str:
+        reason = self.routes.dataplane.listen_errors.get(self.app)
+        return f"the proxy cannot serve this app: {reason}" if reason else ""
+
     def view(self) -> dict[str, Any]:
         """Everything ``rollwise get`` shows, as JSON."""
         status = self.status()
         spec_json, _ = self.store.get_app(self.app)
-        numbers = sorted(
-            {n for n in (status.stable, status.canary) if n is not None}
-            | {r.revision for r in status.retiring}
-        )
         revisions = []
-        for n in numbers:
+        for n in sorted(status.revisions()):
             row = self.store.revision(self.app, n)
             labels = (["stable"] if n == status.stable else []) + (
                 ["canary"] if n == status.canary else []
@@ -307,12 +306,5 @@ class AppWorker:
             "revisions": revisions,
             "updated": status.updated,
             "reconcile_errors": self.errors,
+            "error": self._listen_error() or self.last_error,
         }
-
-    def check_phase(self, allowed: set[Phase], command: str) -> None:
-        status = self.status()
-        if status.phase not in allowed:
-            names = ", ".join(sorted(p.value for p in allowed))
-            raise ConflictError(
-                f"app {self.app} is {status.phase.value}; {command} is allowed when {names}"
-            )

@@ -105,12 +105,10 @@ class AdminConnection(asyncio.Protocol):
             return 200, _json(proxy.routes_status()), _JSON
         if path == "/routes" and method == "PUT":
             try:
-                generation = await proxy.apply(json.loads(body))
-            except OSError as exc:
-                return 409, _json({"error": f"cannot listen: {exc}"}), _JSON
+                generation, errors = await proxy.apply(json.loads(body))
             except ValueError as exc:
                 return 409, _json({"error": str(exc)}), _JSON
-            return 200, _json({"generation": generation}), _JSON
+            return 200, _json({"generation": generation, "listen_errors": errors}), _JSON
         if path == "/stats" and method == "GET":
             since = int(parse_qs(parts.query).get("since", ["0"])[0])
             return 200, _json(proxy.stats(since)), _JSON

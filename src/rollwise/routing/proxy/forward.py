@@ -50,6 +50,7 @@ HOP_BY_HOP = frozenset(
 )
 # A request's framing is rebuilt by the proxy, and it answers Expect: 100-continue itself.
 REQUEST_DROPPED = HOP_BY_HOP | {b"content-length", b"expect"}
+_CONNECTION_OPTIONS = frozenset({b"close", b"keep-alive", b""})
 REASONS = {
     400: b"Bad Request",
     408: b"Request Timeout",
@@ -289,19 +290,19 @@ class ClientConnection(asyncio.Protocol):
         out = [b"%s %s HTTP/1.1\r\n" % (ex.method, ex.url)]
         forwarded_for = b""
         traceparent = False
+        content_length = b""
         connection_tokens: set[bytes] = set()
-        for name, value in ex.headers:
-            if name == b"connection":
-                connection_tokens.update(t.strip().lower() for t in value.split(b","))
-        proxy = self.proxy
-        routes = proxy.table.apps.get(self.app)
-        override = routes.override_header.encode() if routes is not None else b""
-        sticky = routes.sticky_header.encode() if routes is not None else b""
+        routes = self.proxy.table.apps.get(self.app)
+        override = routes.override_header if routes is not None else b""
+        sticky = routes.sticky_header if routes is not None else b""
         for name, value in ex.headers:
             if name == b"content-length":
                 lengths += 1
-                if not value.strip().isdigit():
+                content_length = value.strip()
+                if not content_length.isdigit():
                     return 400, "invalid Content-Length"
+            elif name == b"connection":
+                connection_tokens.update(t.strip().lower() for t in value.split(b","))
             elif name == b"transfer-encoding":
                 encodings += 1
                 if value.strip().lower() != b"chunked":
@@ -321,9 +322,17 @@ class ClientConnection(asyncio.Protocol):
                 ex.forced = value.decode("latin-1").strip()
             elif name == sticky and sticky:
                 ex.sticky = value.decode("latin-1")
-            if name in REQUEST_DROPPED or name in connection_tokens:
-                continue
-            out.append(b"%s: %s\r\n" % (name, value))
+            if name not in REQUEST_DROPPED:
+                out.append(b"%s: %s\r\n" % (name, value))
+        connection_tokens -= _CONNECTION_OPTIONS
+        if connection_tokens:  # rare: Connection names other hop-by-hop headers to drop
+            out[1:] = [
+                b"%s: %s\r\n" % (n, v)
+                for n, v in ex.headers
+                if n not in REQUEST_DROPPED
+                and n not in connection_tokens
+                and n != b"x-forwarded-for"
+            ]
         if lengths and encodings:
             return 400, "Content-Length and Transfer-Encoding together are ambiguous"
         if lengths > 1:
@@ -349,7 +358,7 @@ class ClientConnection(asyncio.Protocol):
         if ex.chunked:
             out.append(b"transfer-encoding: chunked\r\n")
         elif lengths:
-            out.append(b"content-length: %d\r\n" % (parser_content_length(ex.headers)))
+            out.append(b"content-length: %s\r\n" % content_length)
         out.append(b"\r\n")
         ex.head = b"".join(out)
         if ex.has_expect and self.transport is not None:
@@ -408,13 +417,6 @@ class ClientConnection(asyncio.Protocol):
             self.reject(408, "request headers not received in time")
         elif self.transport is not None:
             self.transport.close()
-
-
-def parser_content_length(headers: list[tuple[bytes, bytes]]) -> int:
-    for name, value in headers:
-        if name == b"content-length":
-            return int(value)
-    return 0
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -495,7 +497,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.keep_alive = False
             if ex is not None:
                 self.exchange = None
-                self.proxy.upstream_failed(ex, self, 502, "replica sent an invalid response")
+                self.proxy.fail_exchange(ex, 502, "replica sent an invalid response")
             self.close()
 
     def on_status(self, reason: bytes) -> None:

@@ -39,6 +39,7 @@ class ProxyServer:
         self.table_json: dict[str, Any] = {"generation": 0, "apps": {}}
         self.listeners: dict[str, asyncio.Server] = {}
         self.listener_apps: dict[str, str] = {}
+        self.listen_errors: dict[str, str] = {}
         self.clients: set[ClientConnection] = set()
         self.rejected: dict[int, int] = {}
         self.ejections = 0
@@ -48,8 +49,13 @@ class ProxyServer:
 
     # routing table
 
-    async def apply(self, data: dict[str, Any]) -> int:
-        """Apply a whole table; open and close listeners to match. Atomic for requests."""
+    async def apply(self, data: dict[str, Any]) -> tuple[int, dict[str, str]]:
+        """Apply a whole table; open and close listeners to match. Atomic for requests.
+
+        A listener that cannot be opened (its port is taken) does not stop the table: the
+        other apps must keep moving. Its app is returned with the reason, and binding is
+        tried again with every later table.
+        """
         generation = int(data["generation"])
         if generation < self.table.generation:
             raise ValueError(
@@ -57,13 +63,19 @@ class ProxyServer:
             )
         table = RoutingTable.from_json(data, self.table)
         wanted = {app.listen: name for name, app in table.apps.items()}
+        errors: dict[str, str] = {}
         for listen, name in wanted.items():
             server = self.listeners.get(listen)
             if server is not None and self.listener_apps.get(listen) == name:
                 continue
             if server is not None:
                 server.close()
-            self.listeners[listen] = await self._listen(listen, name)
+                del self.listeners[listen]
+            try:
+                self.listeners[listen] = await self._listen(listen, name)
+            except OSError as exc:
+                errors[name] = exc.strerror or str(exc)
+                continue
             self.listener_apps[listen] = name
         for listen in set(self.listeners) - set(wanted):
             self.listeners.pop(listen).close()
@@ -73,14 +85,23 @@ class ProxyServer:
         self.table_json = data
         for rep in retired:
             rep.close_idle()
-        return generation
+        self.listen_errors = errors
+        return generation, errors
 
     async def _listen(self, listen: str, app: str) -> asyncio.Server:
         host, _, port = listen.rpartition(":")
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host.strip("[]"), int(port)))
+        try:
+            sock.bind((host.strip("[]"), int(port)))
+        except OSError as exc:
+            sock.close()
+            raise OSError(
+                exc.errno,
+                f"cannot listen on {listen} for app {app}: {exc.strerror}; "
+                "free the port or change spec.listen",
+            ) from None
         return await self.loop.create_server(
             lambda: ClientConnection(self, app), sock=sock, backlog=1024
         )
@@ -160,7 +181,7 @@ class ProxyServer:
         if conn is not None and not ex.response_started:
             conn.exchange = None
             conn.close()
-            self._finish_failed(ex, 504, "the replica did not answer in time")
+            self.fail_exchange(ex, 504, "the replica did not answer in time")
 
     def response_head(
         self, ex: Exchange, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]
@@ -236,14 +257,10 @@ class ProxyServer:
                 self.retries += 1
                 self._send(ex)
             return
-        self._finish_failed(ex, 502, "the replica closed the connection mid-response")
+        self.fail_exchange(ex, 502, "the replica closed the connection mid-response")
 
-    def upstream_failed(
-        self, ex: Exchange, conn: UpstreamConnection, status: int, why: str
-    ) -> None:
-        self._finish_failed(ex, status, why)
-
-    def _finish_failed(self, ex: Exchange, status: int, why: str) -> None:
+    def fail_exchange(self, ex: Exchange, status: int, why: str) -> None:
+        """End a request that a replica failed: an error answer, or a cut if one had begun."""
         ex.complete = True
         rep = ex.replica
         if rep is not None:
@@ -307,6 +324,7 @@ class ProxyServer:
             "table": self.table_json,
             "replicas": {rep.address: rep.as_json(now) for rep in self.table.replicas()},
             "listeners": sorted(self.listeners),
+            "listen_errors": self.listen_errors,
         }
 
     def stats(self, since: int) -> dict[str, Any]:

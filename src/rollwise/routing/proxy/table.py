@@ -122,8 +122,8 @@ class AppRoutes:
     app: str
     listen: str
     revisions: list[RevisionRoute]
-    override_header: str = "x-rollwise-revision"
-    sticky_header: str = ""
+    override_header: bytes = b"x-rollwise-revision"
+    sticky_header: bytes = b""
     header_routes: list[tuple[bytes, bytes, str]] = field(default_factory=list)
     _cumulative: list[int] = field(default_factory=list)
     _weighted: list[RevisionRoute] = field(default_factory=list)
@@ -220,7 +220,7 @@ class RoutingTable:
                 app=name,
                 listen=spec["listen"],
                 revisions=revisions,
-                sticky_header=spec.get("stickyHeader", "").lower(),
+                sticky_header=spec.get("stickyHeader", "").lower().encode("latin-1"),
                 header_routes=header_routes,
             )
         return cls(generation=int(data["generation"]), apps=apps)
