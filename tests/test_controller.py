@@ -150,7 +150,10 @@ def test_kill_9_of_the_controller_then_adoption(cluster: Cluster) -> None:
         cluster.wait_stable(1)
         assert sorted(cluster.pids(1)) == pids
         assert _proxy_pid(cluster) == proxy_pid
-        assert cluster.client.request("GET", "/proxy")["generation"] >= generation
+        proxy = cluster.client.request("GET", "/proxy")
+        assert proxy["generation"] >= generation
+        # The new controller continues from the generation the proxy runs, never below it.
+        assert proxy["controller_generation"] == proxy["generation"]
     assert load.result().errors_total == 0, load.result().as_json()
     assert _agents_serving(cluster) == set(pids), "no replica may run twice"
 

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
 import socket
+import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -12,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from rollwise.backends.ports import free_port
@@ -24,6 +31,7 @@ class Proxy:
     admin: httpx.Client
     port: int
     upstreams: dict[str, int]
+    sock: Path
     generation: int = 0
 
     def push(self, revisions: list[dict[str, Any]], **extra: Any) -> httpx.Response:
@@ -50,40 +58,44 @@ class Proxy:
         return f"http://127.0.0.1:{self.port}"
 
 
-@pytest.fixture(scope="module")
-def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
-    tmp = tmp_path_factory.mktemp("proxy")
-    sock = tmp / "admin.sock"
-    upstreams = {name: free_port() for name in ("a", "b", "c")}
-    app = str(ROOT / "tests" / "upstream_app.py")
-    with (
-        process([sys.executable, app, str(upstreams["a"]), "a"]),
-        process([sys.executable, app, str(upstreams["b"]), "b"]),
-        process([sys.executable, app, str(upstreams["c"]), "c"]),
-        process(
-            [
-                sys.executable,
-                "-m",
-                "rollwise.routing.proxy",
-                "--admin-socket",
-                str(sock),
-                "--max-header-bytes",
-                "8192",
-                "--max-body-bytes",
-                "1048576",
-            ]
-        ),
-    ):
+UPSTREAM_APP = str(ROOT / "tests" / "upstream_app.py")
+
+
+def start_upstream(port: int, name: str) -> contextlib.AbstractContextManager[Any]:
+    return process([sys.executable, UPSTREAM_APP, str(port), name])
+
+
+@contextlib.contextmanager
+def start_proxy(sock: Path, *options: str) -> Iterator[httpx.Client]:
+    argv = [sys.executable, "-m", "rollwise.routing.proxy", "--admin-socket", str(sock)]
+    with process([*argv, *options]):
         admin = httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://p")
-        for port in upstreams.values():
+        wait_for(lambda: admin.get("/healthz").status_code == 200)
+        yield admin
+        admin.close()
+
+
+@pytest.fixture(scope="module")
+def upstreams() -> Iterator[dict[str, int]]:
+    ports = {name: free_port() for name in ("a", "b", "c")}
+    with contextlib.ExitStack() as stack:
+        for name, port in ports.items():
+            stack.enter_context(start_upstream(port, name))
+        for port in ports.values():
 
             def up(p: int = port) -> bool:
                 return httpx.get(f"http://127.0.0.1:{p}/").status_code == 200
 
             wait_for(up)
-        wait_for(lambda: admin.get("/healthz").status_code == 200)
-        yield Proxy(admin, free_port(), upstreams)
-        admin.close()
+        yield ports
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory: pytest.TempPathFactory, upstreams: dict[str, int]) -> Iterator[Proxy]:
+    sock = tmp_path_factory.mktemp("proxy") / "admin.sock"
+    limits = ("--max-header-bytes", "8192", "--max-body-bytes", "1048576")
+    with start_proxy(sock, *limits) as admin:
+        yield Proxy(admin, free_port(), upstreams, sock)
 
 
 def test_weighted_split_override_and_revision_header(proxy: Proxy) -> None:
@@ -303,3 +315,171 @@ def test_a_taken_port_does_not_block_other_apps(proxy: Proxy) -> None:
     )
     assert answer.json()["listen_errors"] == {}
     assert httpx.get(f"http://127.0.0.1:{taken}/").text == "b"
+
+
+def test_cookie_override_sticky_cookie_and_round_robin(proxy: Proxy) -> None:
+    proxy.push(
+        [proxy.rev("1", 50, "a", "c", labels=("stable",)), proxy.rev("2", 50, "b")],
+        overrideCookie="rw-rev",
+        stickyCookie="session",
+        loadBalancer="roundRobin",
+    )
+    with httpx.Client(base_url=proxy.url) as client:
+        forced = {client.get("/", headers={"cookie": "x=1; rw-rev=2"}).text for _ in range(20)}
+        assert forced == {"b"}
+        # The override header wins over the cookie.
+        both = client.get("/", headers={"cookie": "rw-rev=2", "x-rollwise-revision": "stable"})
+        assert both.text in ("a", "c")
+        for session in ("alice", "bob", "carol", "dave"):
+            cookie = {"cookie": f"theme=dark; session={session}"}
+            revisions = {
+                client.get("/", headers=cookie).headers["x-rollwise-revision"] for _ in range(10)
+            }
+            assert len(revisions) == 1
+        # Round-robin alternates the stable revision's replicas even with nothing in flight.
+        stable = [client.get("/", headers={"x-rollwise-revision": "1"}).text for _ in range(10)]
+        assert Counter(stable) == {"a": 5, "c": 5}
+
+
+@dataclass
+class Tuned:
+    """A proxy with two workers, short timeouts and a request record."""
+
+    proxy: Proxy
+    sock: Path
+    record: Path
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory: pytest.TempPathFactory, upstreams: dict[str, int]) -> Iterator[Tuned]:
+    tmp = tmp_path_factory.mktemp("tuned")
+    sock, record = tmp / "admin.sock", tmp / "requests.jsonl"
+    options = ["--workers", "2", "--record", str(record), "--grace", "1"]
+    options += ["--header-timeout", "1", "--idle-timeout", "1.5", "--upstream-timeout", "1"]
+    with start_proxy(sock, *options) as admin:
+        wait_for(lambda: len(admin.get("/healthz").json()["workers"]) == 2)
+        yield Tuned(Proxy(admin, free_port(), upstreams, sock), sock, record)
+
+
+def test_slowloris_gets_408_and_idle_connections_close(tuned: Tuned) -> None:
+    proxy = tuned.proxy
+    proxy.push([proxy.rev("1", 100, "a", labels=("stable",))])
+    wait_for(lambda: httpx.get(proxy.url + "/").text == "a")
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as slow:
+        slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Drip: ")
+        started = time.monotonic()
+        answer = slow.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert 0.9 <= time.monotonic() - started < 3.0
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as idle:
+        idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert idle.recv(65536).startswith(b"HTTP/1.1 200 ")
+        started = time.monotonic()
+        assert idle.recv(65536) == b""  # closed by the proxy once idle for 1.5 s
+        assert 1.2 <= time.monotonic() - started < 4.0
+
+
+def test_a_replica_that_does_not_answer_gets_504(tuned: Tuned) -> None:
+    proxy = tuned.proxy
+    proxy.push([proxy.rev("1", 100, "a", labels=("stable",))])
+    with httpx.Client(base_url=proxy.url, timeout=10) as client:
+        started = time.monotonic()
+        assert client.get("/slow/3").status_code == 504
+        assert time.monotonic() - started < 2.5
+        assert client.get("/slow/0.1").text == "a"
+
+
+def test_record_writes_one_json_line_per_request(tuned: Tuned) -> None:
+    proxy = tuned.proxy
+    proxy.push([proxy.rev("1", 90, "a", labels=("stable",)), proxy.rev("2", 10, "b")])
+    for _ in range(40):  # new connections, so that both workers write lines
+        assert httpx.get(proxy.url + "/status/201").status_code == 201
+
+    def lines() -> list[dict[str, Any]] | None:
+        # Every line parses: workers append whole buffers, never a cut line.
+        rows = [json.loads(line) for line in tuned.record.read_text().splitlines()]
+        created = [row for row in rows if row["status"] == 201]
+        return created if len(created) >= 40 else None
+
+    rows = wait_for(lines, timeout=5)
+    assert len(rows) == 40
+    for row in rows:
+        assert set(row) == {"ts", "app", "revision", "version", "status", "latency_ms"}
+        assert row["app"] == "web" and row["revision"] in ("1", "2") and row["latency_ms"] > 0
+        assert abs(row["ts"] - time.time()) < 30
+
+
+def test_workers_share_the_port_and_report_as_one(tuned: Tuned) -> None:
+    proxy = tuned.proxy
+    answer = proxy.push([proxy.rev("1", 100, "a", labels=("stable",))]).json()
+    assert answer["generation"] == proxy.generation
+    assert proxy.admin.get("/routes").json()["generation"] == proxy.generation
+    before = _requests_total(proxy.admin.get("/metrics").text)
+    for _ in range(60):
+        assert httpx.get(proxy.url + "/").text == "a"
+    per_worker = []
+    for path in (tuned.sock, Path(f"{tuned.sock}.w1")):
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(path))) as worker:
+            counters = worker.get("http://p/counters").json()
+            per_worker.append(counters["apps"]["web"]["1"]["codes"].get("200", 0))
+    assert all(count > 0 for count in per_worker), per_worker  # the kernel spread connections
+    assert _requests_total(proxy.admin.get("/metrics").text) - before == 60
+    stats = proxy.admin.get("/stats", params={"since": int(time.time()) - 30}).json()
+    assert stats["apps"]["web"]["1"]["requests_total"] >= 60
+
+
+def test_a_dead_worker_is_replaced_and_given_the_table(tuned: Tuned) -> None:
+    proxy = tuned.proxy
+    proxy.push([proxy.rev("1", 100, "b", labels=("stable",))])
+    pids = proxy.admin.get("/healthz").json()["workers"]
+    os.kill(pids[1], signal.SIGKILL)
+
+    def replaced() -> list[int] | None:
+        now = proxy.admin.get("/healthz").json()["workers"]
+        return now if len(now) == 2 and now[1] != pids[1] else None
+
+    wait_for(replaced)
+    with httpx.Client(transport=httpx.HTTPTransport(uds=f"{tuned.sock}.w1")) as worker:
+        wait_for(lambda: worker.get("http://p/routes").json()["generation"] == proxy.generation)
+    assert {httpx.get(proxy.url + "/").text for _ in range(30)} == {"b"}
+
+
+def test_workers_leave_when_the_primary_dies(tmp_path: Path, upstreams: dict[str, int]) -> None:
+    sock = tmp_path / "admin.sock"
+    with start_proxy(sock, "--workers", "3") as admin:
+        pids = wait_for(
+            lambda: (w := admin.get("/healthz").json()["workers"]) and len(w) == 3 and w
+        )
+        os.kill(pids[0], signal.SIGKILL)
+        wait_for(lambda: not any(psutil.pid_exists(p) for p in pids[1:]), timeout=10)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_admin_socket_answers_only_its_own_user() -> None:
+    # A directory other users may traverse (pytest's own are 0700), and a socket opened up
+    # to them: the file mode no longer protects it, so the peer-credential check must.
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+        os.chmod(tmp, 0o711)
+        path = Path(tmp) / "admin.sock"
+        with start_proxy(path) as admin:
+            assert os.stat(path).st_mode & 0o777 == 0o600
+            os.chmod(path, 0o666)
+            probe = (
+                "import os, socket, sys; os.setgid(65534); os.setuid(65534); "
+                "s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
+                "s.sendall(b'GET /routes HTTP/1.1\\r\\nHost: p\\r\\n\\r\\n'); "
+                "print(s.recv(200).decode().splitlines()[0])"
+            )
+            out = subprocess.run(
+                [sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=10
+            )
+            assert out.stdout.startswith("HTTP/1.1 403"), out
+            assert admin.get("/routes").status_code == 200
+
+
+def _requests_total(metrics: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("rollwise_proxy_requests_total{")
+    )

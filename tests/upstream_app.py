@@ -2,7 +2,7 @@
 
 ``GET /`` names the server; ``GET /headers`` returns the request headers; ``POST /echo``
 returns the body; ``GET /big`` returns 64 KiB; ``GET /sse`` streams three events 0.5 s apart;
-``GET /status/N`` answers with status N.
+``GET /status/N`` answers with status N; ``GET /slow/S`` answers after S seconds.
 """
 
 from __future__ import annotations
@@ -52,6 +52,11 @@ async def status(request: Request) -> Response:
     return PlainTextResponse(NAME, status_code=int(request.path_params["code"]))
 
 
+async def slow(request: Request) -> Response:
+    await asyncio.sleep(float(request.path_params["seconds"]))
+    return PlainTextResponse(NAME)
+
+
 app = Starlette(
     routes=[
         Route("/", root),
@@ -60,6 +65,7 @@ app = Starlette(
         Route("/big", big),
         Route("/sse", sse),
         Route("/status/{code}", status),
+        Route("/slow/{seconds}", slow),
     ]
 )
 

@@ -124,7 +124,10 @@ def build_app(controller: Controller) -> Starlette:
         return JSONResponse([str(p) for p in paths])
 
     async def proxy(_: Request) -> JSONResponse:
-        return JSONResponse(await controller.dataplane.routes())
+        routes = await controller.dataplane.routes()
+        # What the controller numbers from: after a restart, read back from the proxy.
+        routes["controller_generation"] = controller.routes.generation
+        return JSONResponse(routes)
 
     async def shutdown(_: Request) -> JSONResponse:
         controller.stopping.set()

@@ -98,29 +98,42 @@ def up(
     record: Annotated[
         Path | None, typer.Option("--record", help="The proxy writes one JSON line per request.")
     ] = None,
+    proxy_workers: Annotated[
+        int,
+        typer.Option(
+            "--proxy-workers", min=1, max=64, help="Proxy processes sharing each listener port."
+        ),
+    ] = 1,
 ) -> None:
     """Start the controller (the proxy and replicas with it). Ctrl-C or `down` stops all."""
     directory = (state_dir or default_state_dir()).resolve()
     if detach:
-        _detach(directory, log_format, metrics_port, record)
+        _detach(directory, log_format, metrics_port, record, proxy_workers)
         return
     from rollwise.controller.controller import Controller
+    from rollwise.controller.dataplane import ProxyOptions
     from rollwise.logs import configure_logging
 
     configure_logging(log_format.value)
-    controller = Controller(
-        directory, metrics_port=metrics_port, record=str(record.resolve()) if record else None
-    )
+    options = ProxyOptions(workers=proxy_workers, record=str(record.resolve()) if record else None)
+    controller = Controller(directory, metrics_port=metrics_port, proxy=options)
     import uvloop
 
     uvloop.run(controller.run())
 
 
-def _detach(directory: Path, log_format: LogFormat, metrics_port: int, record: Path | None) -> None:
+def _detach(
+    directory: Path,
+    log_format: LogFormat,
+    metrics_port: int,
+    record: Path | None,
+    proxy_workers: int,
+) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "logs").mkdir(exist_ok=True)
     argv = [sys.executable, "-m", "rollwise", "up", "--state-dir", str(directory)]
     argv += ["--log-format", log_format.value, "--metrics-port", str(metrics_port)]
+    argv += ["--proxy-workers", str(proxy_workers)]
     if record is not None:
         argv += ["--record", str(record.resolve())]
     log_path = directory / "logs" / "controller.log"

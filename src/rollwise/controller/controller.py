@@ -24,7 +24,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry, start_http_server
 
 from rollwise.backends.local import LocalBackend
-from rollwise.controller.dataplane import DataPlane
+from rollwise.controller.dataplane import DataPlane, ProxyOptions
 from rollwise.controller.events import Events
 from rollwise.controller.routes import RouteSync
 from rollwise.controller.worker import AppWorker
@@ -50,12 +50,12 @@ class Controller:
         self,
         state_dir: Path,
         metrics_port: int | None = None,
-        record: str | None = None,
+        proxy: ProxyOptions | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.state_dir = state_dir.resolve()
         self.metrics_port = metrics_port
-        self.record = record
+        self.proxy_options = proxy or ProxyOptions()
         self.clock = clock
         self.registry = CollectorRegistry()
         self.workers: dict[str, AppWorker] = {}
@@ -89,7 +89,7 @@ class Controller:
         self.store = Store(self.state_dir / "state.db")
         self.events = Events(self.store, self.registry)
         self.backend = LocalBackend(self.store, self.state_dir, on_event=self._backend_event)
-        self.dataplane = DataPlane(self.store, self.state_dir, self.record)
+        self.dataplane = DataPlane(self.store, self.state_dir, self.proxy_options)
         self.routes = RouteSync(self.store, self.dataplane)
         fresh = await self.dataplane.ensure()
         adopted = self.backend.adopt(self._running_revisions())

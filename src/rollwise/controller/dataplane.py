@@ -12,6 +12,7 @@ import contextlib
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +23,31 @@ from rollwise.backends.process import ManagedProcess
 from rollwise.errors import DataPlaneError, RouteVerifyError
 from rollwise.store import Store
 
-__all__ = ["DataPlane"]
+__all__ = ["DataPlane", "ProxyOptions"]
 
 log = structlog.get_logger("rollwise.dataplane")
 
 
+@dataclass(frozen=True, slots=True)
+class ProxyOptions:
+    """How the controller starts the proxy (``rollwise up --proxy-workers --record``)."""
+
+    workers: int = 1
+    record: str | None = None
+
+    def argv(self) -> list[str]:
+        argv = ["--workers", str(self.workers)]
+        if self.record:
+            argv += ["--record", self.record]
+        return argv
+
+
 class DataPlane:
-    def __init__(self, store: Store, state_dir: Path, record: str | None = None) -> None:
+    def __init__(self, store: Store, state_dir: Path, options: ProxyOptions | None = None) -> None:
         self.store = store
         self.state_dir = state_dir
         self.socket = state_dir / "proxy.sock"
-        self.record = record
+        self.options = options or ProxyOptions()
         self.process: ManagedProcess | None = None
         self.restarts = 0
         self._client = httpx.AsyncClient(
@@ -70,8 +85,7 @@ class DataPlane:
             self.restarts += 1
             log.warning("proxy died; restarting", restarts=self.restarts)
         argv = [sys.executable, "-m", "rollwise.routing.proxy", "--admin-socket", str(self.socket)]
-        if self.record:
-            argv += ["--record", self.record]
+        argv += self.options.argv()
         self.process = ManagedProcess.start(
             argv, env=dict(os.environ), cwd=None, log_path=self.state_dir / "logs" / "proxy.log"
         )

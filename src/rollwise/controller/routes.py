@@ -14,6 +14,7 @@ from typing import Any
 from rollwise.backends.local import LocalBackend
 from rollwise.controller.dataplane import DataPlane
 from rollwise.controller.status import RolloutStatus
+from rollwise.spec import RolloutSpec
 from rollwise.store import Store
 
 __all__ = ["RouteSync", "app_section"]
@@ -23,7 +24,7 @@ LISTEN_RETRY_S = 5.0
 
 def app_section(
     app: str,
-    listen: str,
+    spec: RolloutSpec,
     status: RolloutStatus,
     versions: dict[int, str],
     backend: LocalBackend,
@@ -62,7 +63,20 @@ def app_section(
                 ],
             }
         )
-    return {"listen": listen, "revisions": revisions}
+    traffic = spec.traffic
+    section: dict[str, Any] = {
+        "listen": spec.listen,
+        "revisions": revisions,
+        "overrideHeader": traffic.override_header,
+        "loadBalancer": traffic.load_balancer,
+    }
+    optional = {
+        "overrideCookie": traffic.override_cookie,
+        "stickyHeader": traffic.sticky_header,
+        "stickyCookie": traffic.sticky_cookie,
+    }
+    section.update({k: v for k, v in optional.items() if v})
+    return section
 
 
 class RouteSync:

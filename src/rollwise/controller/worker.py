@@ -22,7 +22,7 @@ from rollwise.controller.events import Events
 from rollwise.controller.routes import RouteSync, app_section
 from rollwise.controller.status import Phase, Retiring, RolloutStatus
 from rollwise.errors import RollwiseError
-from rollwise.spec import Rollout, apply_overrides, spec_from_dict
+from rollwise.spec import Rollout, RolloutSpec, apply_overrides, spec_from_dict
 from rollwise.store import Store
 
 __all__ = ["AppWorker"]
@@ -148,17 +148,17 @@ class AppWorker:
     async def reconcile(self) -> None:
         status = self.status()
         spec_json, base_dir = self.store.get_app(self.app)
-        listen = spec_from_dict(spec_json, file=f"app {self.app}").spec.listen
+        spec = spec_from_dict(spec_json, file=f"app {self.app}").spec
         self._ensure_replicas(status, base_dir)
         if self._progress(status):
             self.save(status)
-        await self._push_routes(status, listen)
+        await self._push_routes(status, spec)
         if await self._retire(status):
             self.save(status)
-            await self._push_routes(status, listen)
+            await self._push_routes(status, spec)
 
-    async def _push_routes(self, status: RolloutStatus, listen: str) -> None:
-        section = app_section(self.app, listen, status, self.versions(status), self.backend)
+    async def _push_routes(self, status: RolloutStatus, spec: RolloutSpec) -> None:
+        section = app_section(self.app, spec, status, self.versions(status), self.backend)
         await self.routes.update(self.app, section)
 
     def _ensure_replicas(self, status: RolloutStatus, base_dir: str) -> None:

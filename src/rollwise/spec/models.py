@@ -40,6 +40,7 @@ __all__ = [
     "Step",
     "Strategy",
     "Template",
+    "Traffic",
 ]
 
 TEMPLATE_FIELDS = frozenset({"port", "version", "replica", "python", "app", "revision"})
@@ -78,6 +79,21 @@ def _host_port(value: str) -> str:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"{value!r} is not host:port; write e.g. 127.0.0.1:8080")
+    return value
+
+
+_TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def _header_name(value: str) -> str:
+    if not _TOKEN_RE.match(value):
+        raise ValueError(f"{value!r} is not an HTTP header name; write e.g. X-Session-Id")
+    return value
+
+
+def _cookie_name(value: str) -> str:
+    if not _TOKEN_RE.match(value):
+        raise ValueError(f"{value!r} is not a cookie name; write e.g. rollwise-session")
     return value
 
 
@@ -250,10 +266,27 @@ class SmokeTest(Model):
     command: list[str] | None = None
 
 
+class Traffic(Model):
+    """How the proxy picks a revision and a replica for each request of this app.
+
+    ``overrideHeader`` / ``overrideCookie`` name a revision outright (its number, ``stable`` or
+    ``canary``), for testers. ``stickyHeader`` / ``stickyCookie`` keep one session on one
+    revision by hashing the value (A2A's ``contextId`` travels in the body, so an agent's
+    clients set a header). ``loadBalancer`` spreads a revision's requests over its replicas.
+    """
+
+    override_header: Annotated[str, AfterValidator(_header_name)] = "X-Rollwise-Revision"
+    override_cookie: Annotated[str, AfterValidator(_cookie_name)] | None = None
+    sticky_header: Annotated[str, AfterValidator(_header_name)] | None = None
+    sticky_cookie: Annotated[str, AfterValidator(_cookie_name)] | None = None
+    load_balancer: Literal["leastRequest", "roundRobin"] = "leastRequest"
+
+
 class RolloutSpec(Model):
     replicas: Annotated[int, Field(ge=1, le=64)] = 1
     listen: HostPort = "127.0.0.1:8080"
     template: Template
+    traffic: Traffic = Field(default_factory=Traffic)
     a2a: A2ASpec | None = None
     strategy: Strategy = Field(default_factory=Strategy)
     smoke_tests: list[SmokeTest] = Field(default_factory=list)

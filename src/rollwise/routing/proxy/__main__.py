@@ -1,4 +1,4 @@
-"""Run the proxy: ``python -m rollwise.routing.proxy --admin-socket PATH [--record FILE]``.
+"""Run the proxy: ``python -m rollwise.routing.proxy --admin-socket PATH [--workers N]``.
 
 It starts with no routes (503 on every listener it has none for) and serves whatever table
 the controller pushes last, with or without a controller alive.
@@ -12,56 +12,136 @@ import contextlib
 import os
 import signal
 import sys
-from typing import IO
 
 import uvloop
 
 from rollwise.routing.proxy.admin import serve_admin
 from rollwise.routing.proxy.limits import Limits
+from rollwise.routing.proxy.record import Recorder
 from rollwise.routing.proxy.server import ProxyServer
+from rollwise.routing.proxy.workers import WorkerPool
 
 
-async def _main(args: argparse.Namespace, record: IO[str] | None) -> None:
+async def _main(args: argparse.Namespace, worker_argv: list[str]) -> None:
     loop = asyncio.get_running_loop()
-    limits = Limits(max_header_bytes=args.max_header_bytes, max_body_bytes=args.max_body_bytes)
-    proxy = ProxyServer(loop, limits=limits, record=record)
-    admin = await serve_admin(proxy, args.admin_socket)
+    limits = Limits(
+        max_header_bytes=args.max_header_bytes,
+        max_body_bytes=args.max_body_bytes,
+        header_timeout_s=args.header_timeout,
+        idle_timeout_s=args.idle_timeout,
+        upstream_timeout_s=args.upstream_timeout,
+    )
+    record = Recorder(args.record) if args.record else None
+    shared = args.workers > 1 or args.parent_pid is not None
+    proxy = ProxyServer(loop, limits=limits, record=record, stats=args.stats, reuse_port=shared)
+    pool = WorkerPool(args.workers, args.admin_socket, worker_argv) if args.workers > 1 else None
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(f"rollwise proxy pid {os.getpid()} admin {args.admin_socket}", flush=True)
-    flusher = loop.create_task(_flush(record)) if record else None
+    if pool is not None:
+        await pool.start(lambda: proxy.table_json)
+    admin = await serve_admin(proxy, args.admin_socket, pool)
+    role = f"worker of {args.parent_pid}" if args.parent_pid else f"{args.workers} worker(s)"
+    print(f"rollwise proxy pid {os.getpid()} {role} admin {args.admin_socket}", flush=True)
+    tasks = []
+    if record is not None:
+        tasks.append(loop.create_task(_flush(record)))
+    if args.parent_pid is not None:
+        _watch_parent(loop, args.parent_pid, stop)
     await stop.wait()
     admin.close()
-    await proxy.close(args.grace)
-    if flusher is not None:
-        flusher.cancel()
+    closing = [proxy.close(args.grace)]
+    if pool is not None:
+        closing.append(pool.close(args.grace))
+    await asyncio.gather(*closing)
+    for task in tasks:
+        task.cancel()
+    if record is not None:
+        record.close()
     with contextlib.suppress(OSError):
         os.unlink(args.admin_socket)
 
 
-async def _flush(record: IO[str]) -> None:
+async def _flush(record: Recorder) -> None:
     while True:
         await asyncio.sleep(1.0)
         record.flush()
 
 
+def _watch_parent(loop: asyncio.AbstractEventLoop, parent: int, stop: asyncio.Event) -> None:
+    """A worker outlives its primary only to drain: it must not hold a port on its own.
+
+    A pidfd becomes readable when the process exits, so the watch costs nothing until then.
+    """
+    if os.getppid() != parent:
+        stop.set()
+        return
+    fd = os.pidfd_open(parent)
+
+    def gone() -> None:
+        loop.remove_reader(fd)
+        os.close(fd)
+        stop.set()
+
+    loop.add_reader(fd, gone)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="rollwise-proxy", description=__doc__)
     parser.add_argument("--admin-socket", required=True)
+    parser.add_argument("--workers", type=int, default=1, help="processes sharing each port")
     parser.add_argument("--record", help="append one JSON line per request to this file")
     parser.add_argument("--grace", type=float, default=10.0, help="seconds to drain on stop")
     parser.add_argument("--max-header-bytes", type=int, default=Limits().max_header_bytes)
     parser.add_argument("--max-body-bytes", type=int, default=Limits().max_body_bytes)
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=Limits().header_timeout_s,
+        help="seconds a client has to send a whole request head (slowloris guard)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=Limits().idle_timeout_s,
+        help="seconds an idle keep-alive client connection stays open",
+    )
+    parser.add_argument(
+        "--upstream-timeout",
+        type=float,
+        default=Limits().upstream_timeout_s,
+        help="seconds a replica has to start answering (504 after)",
+    )
+    parser.add_argument(
+        "--no-stats",
+        dest="stats",
+        action="store_false",
+        help="keep no per-revision statistics (only to measure what they cost)",
+    )
+    parser.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    record = open(args.record, "a", buffering=1 << 16) if args.record else None  # noqa: SIM115
+    if not 1 <= args.workers <= 64:
+        parser.error("--workers must be between 1 and 64")
+    worker_argv = [
+        "--grace",
+        str(args.grace),
+        "--max-header-bytes",
+        str(args.max_header_bytes),
+        "--max-body-bytes",
+        str(args.max_body_bytes),
+        "--header-timeout",
+        str(args.header_timeout),
+        "--idle-timeout",
+        str(args.idle_timeout),
+        "--upstream-timeout",
+        str(args.upstream_timeout),
+        *(["--record", args.record] if args.record else []),
+        *([] if args.stats else ["--no-stats"]),
+    ]
     try:
-        uvloop.run(_main(args, record))
+        uvloop.run(_main(args, worker_argv))
     except KeyboardInterrupt:
         sys.exit(130)
-    finally:
-        if record is not None:
-            record.close()
 
 
 if __name__ == "__main__":

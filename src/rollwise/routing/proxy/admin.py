@@ -1,9 +1,14 @@
-"""The proxy's admin channel: a unix socket (mode 0600) that only the controller's user reaches.
+"""The proxy's admin channel: a unix socket that only the controller's user reaches.
+
+Authentication is the kernel's: the socket file is mode 0600, and every connection's peer
+credentials (``SO_PEERCRED``) must name the proxy's own user or root, else it gets 403 and is
+closed. No token to leak, rotate or pass on a command line.
 
 ``PUT /routes`` applies a whole routing table and answers the generation applied (the
 controller's ``VerifyWeight``); ``GET /routes`` reads it back with per-replica state;
 ``GET /stats?since=S`` returns per-second counters and latency histograms for analysis;
-``GET /metrics`` is the Prometheus exposition of the same counters.
+``GET /metrics`` is the Prometheus exposition of the same counters. With ``--workers N`` the
+primary answers for all workers (see ``workers``).
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
+import struct
 import traceback
 from collections.abc import Iterator
 from typing import Any, cast
@@ -23,16 +30,33 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from rollwise.routing.proxy.server import ProxyServer
+from rollwise.routing.proxy.workers import WorkerPool, merge
 
-__all__ = ["AdminConnection", "serve_admin"]
+__all__ = ["AdminConnection", "peer_uid", "serve_admin"]
+
+_UCRED = struct.Struct("3i")
+
+
+def peer_uid(transport: asyncio.BaseTransport) -> int | None:
+    """The user id of the process at the other end of a unix socket, from the kernel."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return None
+    try:
+        _, uid, _ = _UCRED.unpack(
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+        )
+    except OSError:
+        return None
+    return int(uid)
 
 
 class AdminConnection(asyncio.Protocol):
     """One admin connection; requests are small JSON documents, answered in order."""
 
-    def __init__(self, proxy: ProxyServer, registry: CollectorRegistry) -> None:
+    def __init__(self, proxy: ProxyServer, pool: WorkerPool | None) -> None:
         self.proxy = proxy
-        self.registry = registry
+        self.pool = pool
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.url = b""
@@ -42,6 +66,12 @@ class AdminConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        if peer_uid(transport) not in (os.getuid(), 0):
+            self.transport.write(
+                b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            )
+            self.transport.close()
+            return
         self.worker = asyncio.get_running_loop().create_task(self._serve())
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -50,6 +80,8 @@ class AdminConnection(asyncio.Protocol):
             self.worker.cancel()
 
     def data_received(self, data: bytes) -> None:
+        if self.worker is None:
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
@@ -99,21 +131,50 @@ class AdminConnection(asyncio.Protocol):
         parts = urlsplit(url)
         path = parts.path
         proxy = self.proxy
+        pool = self.pool
         if path == "/healthz" and method == "GET":
-            return 200, _json({"ok": True, "pid": os.getpid(), "started": proxy.started}), _JSON
+            health: dict[str, Any] = {"ok": True, "pid": os.getpid(), "started": proxy.started}
+            if pool is not None:
+                health["workers"] = [os.getpid(), *pool.pids()]
+            return 200, _json(health), _JSON
         if path == "/routes" and method == "GET":
-            return 200, _json(proxy.routes_status()), _JSON
+            routes = proxy.routes_status()
+            if pool is not None:
+                for _, other in await pool.call("GET", "/routes"):
+                    routes["generation"] = min(routes["generation"], other["generation"])
+                    routes["replicas"] = merge(routes["replicas"], other["replicas"])
+            return 200, _json(routes), _JSON
         if path == "/routes" and method == "PUT":
             try:
                 generation, errors = await proxy.apply(json.loads(body))
             except ValueError as exc:
                 return 409, _json({"error": str(exc)}), _JSON
+            if pool is not None:
+                for status, other in await pool.call("PUT", "/routes", body):
+                    if status != 200:
+                        return status, _json(other), _JSON
+                    generation = min(generation, other["generation"])
+                    errors = merge(errors, other["listen_errors"])
             return 200, _json({"generation": generation, "listen_errors": errors}), _JSON
         if path == "/stats" and method == "GET":
             since = int(parse_qs(parts.query).get("since", ["0"])[0])
-            return 200, _json(proxy.stats(since)), _JSON
+            stats = proxy.stats(since)
+            if pool is not None:
+                apps = json.loads(_json(stats["apps"]))
+                for _, other in await pool.call("GET", parts.path + "?" + parts.query):
+                    apps = merge(apps, other["apps"])
+                stats["apps"] = apps
+            return 200, _json(stats), _JSON
+        if path == "/counters" and method == "GET":
+            return 200, _json(proxy.counters()), _JSON
         if path == "/metrics" and method == "GET":
-            return 200, generate_latest(self.registry), "text/plain; version=0.0.4"
+            counters = json.loads(_json(proxy.counters()))
+            if pool is not None:
+                for _, other in await pool.call("GET", "/counters"):
+                    counters = merge(counters, other)
+            registry = CollectorRegistry()
+            registry.register(ProxyCollector(proxy, counters))
+            return 200, generate_latest(registry), "text/plain; version=0.0.4"
         return 404, _json({"error": f"no {method} {path}"}), _JSON
 
 
@@ -125,13 +186,15 @@ def _json(data: Any) -> bytes:
 
 
 class ProxyCollector(Collector):
-    """Prometheus view of the proxy's own counters, read at scrape time (no hot-path cost)."""
+    """Prometheus view of the proxy's counters (all workers' summed), built at scrape time."""
 
-    def __init__(self, proxy: ProxyServer) -> None:
+    def __init__(self, proxy: ProxyServer, counters: dict[str, Any]) -> None:
         self.proxy = proxy
+        self.counters = counters
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         proxy = self.proxy
+        counters = self.counters
         requests = CounterMetricFamily(
             "rollwise_proxy_requests",
             "Requests answered per app, revision and status code",
@@ -151,35 +214,41 @@ class ProxyCollector(Collector):
         for name, app in proxy.table.apps.items():
             for rev in app.revisions:
                 labels = [name, rev.name, rev.version]
-                for code, count in rev.stats.status.items():
-                    requests.add_metric([*labels, str(code)], count)
-                failures.add_metric(labels, rev.stats.failures_total)
+                counted = counters["apps"].get(name, {}).get(rev.name, {})
+                for code, count in counted.get("codes", {}).items():
+                    requests.add_metric([*labels, code], count)
+                failures.add_metric(labels, counted.get("failures", 0))
                 weight.add_metric(labels, rev.weight)
-        for rep in proxy.table.replicas():
-            in_flight.add_metric([rep.address], rep.in_flight)
+        for address, count in counters["in_flight"].items():
+            in_flight.add_metric([address], count)
         rejected = CounterMetricFamily(
             "rollwise_proxy_rejected", "Requests refused by the proxy itself", labels=["code"]
         )
-        for code, count in proxy.rejected.items():
-            rejected.add_metric([str(code)], count)
+        for code, count in counters["rejected"].items():
+            rejected.add_metric([code], count)
         generation = GaugeMetricFamily(
             "rollwise_proxy_generation", "Routing table generation applied"
         )
         generation.add_metric([], proxy.table.generation)
         retries = CounterMetricFamily("rollwise_proxy_retries", "Requests retried on a replica")
-        retries.add_metric([], proxy.retries)
+        retries.add_metric([], counters["retries"])
+        ejections = CounterMetricFamily(
+            "rollwise_proxy_ejections", "Replicas ejected by passive health checks"
+        )
+        ejections.add_metric([], counters["ejections"])
         yield from (requests, failures, weight, in_flight, rejected, generation, retries)
+        yield ejections
 
 
-async def serve_admin(proxy: ProxyServer, path: str) -> asyncio.AbstractServer:
-    registry = CollectorRegistry()
-    registry.register(ProxyCollector(proxy))
+async def serve_admin(
+    proxy: ProxyServer, path: str, pool: WorkerPool | None = None
+) -> asyncio.AbstractServer:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     old = os.umask(0o177)
     try:
         server = await asyncio.get_running_loop().create_unix_server(
-            lambda: AdminConnection(proxy, registry), path
+            lambda: AdminConnection(proxy, pool), path
         )
     finally:
         os.umask(old)

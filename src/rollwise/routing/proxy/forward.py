@@ -14,20 +14,24 @@ without sending one byte of response and the whole request body is still held (H
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import traceback
 from collections import deque
+from http import HTTPStatus
 from typing import TYPE_CHECKING, cast
 
 import httptools
 
-from rollwise.routing.proxy.table import Replica, RevisionRoute
+from rollwise.routing.proxy.table import AppRoutes, Replica, RevisionRoute
 
 if TYPE_CHECKING:
     from rollwise.routing.proxy.server import ProxyServer
 
 __all__ = [
+    "CONNECTION_OPTIONS",
     "HOP_BY_HOP",
+    "STATUS_LINES",
     "ClientConnection",
     "Exchange",
     "UpstreamConnection",
@@ -50,7 +54,10 @@ HOP_BY_HOP = frozenset(
 )
 # A request's framing is rebuilt by the proxy, and it answers Expect: 100-continue itself.
 REQUEST_DROPPED = HOP_BY_HOP | {b"content-length", b"expect"}
-_CONNECTION_OPTIONS = frozenset({b"close", b"keep-alive", b""})
+CONNECTION_OPTIONS = frozenset({b"close", b"keep-alive", b""})
+STATUS_LINES = {
+    int(status): b"HTTP/1.1 %d %s\r\n" % (status, status.phrase.encode()) for status in HTTPStatus
+}
 REASONS = {
     400: b"Bad Request",
     408: b"Request Timeout",
@@ -86,12 +93,14 @@ class Exchange:
         "chunked",
         "client",
         "complete",
+        "deadline",
         "forced",
         "has_expect",
         "head",
         "headers",
         "keep_alive",
         "method",
+        "pending",
         "replay_ok",
         "replica",
         "response_chunked",
@@ -100,7 +109,6 @@ class Exchange:
         "started",
         "status",
         "sticky",
-        "timer",
         "tried",
         "upstream",
         "url",
@@ -130,7 +138,8 @@ class Exchange:
         self.response_started = False
         self.response_chunked = False
         self.complete = False
-        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0
+        self.pending = b""
 
     def send_body(self, data: bytes) -> None:
         """Forward a piece of request body to the connected replica, chunk-framed if needed."""
@@ -148,13 +157,13 @@ class ClientConnection(asyncio.Protocol):
 
     __slots__ = (
         "app",
+        "deadline",
         "header_bytes",
         "ip",
         "parser",
         "pipeline",
         "proxy",
         "reading_paused",
-        "timer",
         "transport",
         "writing_paused",
     )
@@ -167,7 +176,7 @@ class ClientConnection(asyncio.Protocol):
         self.pipeline: deque[Exchange] = deque()
         self.ip = b""
         self.header_bytes = 0
-        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0
         self.writing_paused = False
         self.reading_paused = False
 
@@ -218,7 +227,7 @@ class ClientConnection(asyncio.Protocol):
         self.header_bytes = 0
         self.pipeline.append(Exchange(self))
         if len(self.pipeline) == 1:
-            self._arm(self.proxy.limits.header_timeout_s)
+            self.deadline = self.proxy.clock + self.proxy.limits.header_timeout_s
         elif len(self.pipeline) > self.proxy.limits.max_pipeline and self.transport:
             self.transport.pause_reading()
             self.reading_paused = True
@@ -243,7 +252,7 @@ class ClientConnection(asyncio.Protocol):
             self.reject(problem[0], problem[1])
             return
         if len(self.pipeline) == 1:
-            self._disarm()
+            self.deadline = 0.0
             self.proxy.dispatch(ex)
 
     def on_body(self, body: bytes) -> None:
@@ -295,6 +304,7 @@ class ClientConnection(asyncio.Protocol):
         routes = self.proxy.table.apps.get(self.app)
         override = routes.override_header if routes is not None else b""
         sticky = routes.sticky_header if routes is not None else b""
+        cookies = routes is not None and bool(routes.override_cookie or routes.sticky_cookie)
         for name, value in ex.headers:
             if name == b"content-length":
                 lengths += 1
@@ -322,9 +332,12 @@ class ClientConnection(asyncio.Protocol):
                 ex.forced = value.decode("latin-1").strip()
             elif name == sticky and sticky:
                 ex.sticky = value.decode("latin-1")
+            elif name == b"cookie" and cookies:
+                assert routes is not None
+                self._cookies(ex, routes, value)
             if name not in REQUEST_DROPPED:
                 out.append(b"%s: %s\r\n" % (name, value))
-        connection_tokens -= _CONNECTION_OPTIONS
+        connection_tokens -= CONNECTION_OPTIONS
         if connection_tokens:  # rare: Connection names other hop-by-hop headers to drop
             out[1:] = [
                 b"%s: %s\r\n" % (n, v)
@@ -365,6 +378,21 @@ class ClientConnection(asyncio.Protocol):
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         return None
 
+    @staticmethod
+    def _cookies(ex: Exchange, routes: AppRoutes, header: bytes) -> None:
+        """Route by cookie: an override cookie names a revision, a sticky one is hashed.
+
+        The override header wins over the override cookie; both win over header routes.
+        """
+        for pair in header.split(b";"):
+            name, _, value = pair.strip().partition(b"=")
+            if not value:
+                continue
+            if name == routes.override_cookie and ex.forced is None:
+                ex.forced = value.strip(b'"').decode("latin-1")
+            elif name == routes.sticky_cookie and ex.sticky is None:
+                ex.sticky = value.decode("latin-1")
+
     def reject(self, status: int, text: str) -> None:
         """Answer with a 4xx/5xx of our own and close: the stream can't be trusted after it."""
         transport = self.transport
@@ -399,20 +427,18 @@ class ClientConnection(asyncio.Protocol):
             else:
                 self._arm(self.proxy.limits.header_timeout_s)
         else:
-            self._arm(self.proxy.limits.idle_timeout_s)
+            self.deadline = self.proxy.clock + self.proxy.limits.idle_timeout_s
 
     def _arm(self, seconds: float) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        self.timer = self.proxy.loop.call_later(seconds, self._timed_out)
+        # A deadline on the proxy's coarse clock, checked by its sweep: a timer per request
+        # would cost a heap push and a cancel on every request, for timeouts that rarely fire.
+        self.deadline = self.proxy.clock + seconds
 
     def _disarm(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.deadline = 0.0
 
-    def _timed_out(self) -> None:
-        self.timer = None
+    def timed_out(self) -> None:
+        self.deadline = 0.0
         if self.pipeline and self.transport is not None:
             self.reject(408, "request headers not received in time")
         elif self.transport is not None:
@@ -428,7 +454,6 @@ class UpstreamConnection(asyncio.Protocol):
         "keep_alive",
         "parser",
         "proxy",
-        "reason",
         "replica",
         "resp_headers",
         "transport",
@@ -441,7 +466,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.exchange: Exchange | None = None
         self.resp_headers: list[tuple[bytes, bytes]] = []
-        self.reason = b""
         self.got_bytes = False
         self.keep_alive = True
 
@@ -452,7 +476,11 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport = None
         ex = self.exchange
         self.exchange = None
-        if ex is not None and not ex.complete:
+        if ex is None:
+            # An idle pooled connection the replica closed: never hand it out again.
+            with contextlib.suppress(ValueError):
+                self.replica.idle.remove(self)
+        elif not ex.complete:
             self.proxy.upstream_lost(ex, self, exc)
 
     def pause_writing(self) -> None:
@@ -477,31 +505,39 @@ class UpstreamConnection(asyncio.Protocol):
         ex.upstream = self
         transport = self.transport
         assert transport is not None
-        transport.write(ex.head)
-        for piece in ex.body:
-            ex.send_body(piece)
-        if not ex.replay_ok:
-            ex.body.clear()
-        if ex.body_done and ex.chunked:
-            transport.write(_LAST_CHUNK)
+        if not ex.body:
+            transport.write(ex.head + _LAST_CHUNK if ex.chunked and ex.body_done else ex.head)
+        else:
+            if ex.chunked:
+                out = [ex.head, *(b"%x\r\n%s\r\n" % (len(p), p) for p in ex.body)]
+                if ex.body_done:
+                    out.append(_LAST_CHUNK)
+            else:
+                out = [ex.head, *ex.body]
+            transport.write(b"".join(out))
+            if not ex.replay_ok:
+                ex.body.clear()
 
     def data_received(self, data: bytes) -> None:
-        if self.exchange is None:
+        ex = self.exchange
+        if ex is None:
             self.close()
             return
         self.got_bytes = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
-            ex = self.exchange
             self.keep_alive = False
-            if ex is not None:
+            if self.exchange is not None:
                 self.exchange = None
                 self.proxy.fail_exchange(ex, 502, "replica sent an invalid response")
             self.close()
-
-    def on_status(self, reason: bytes) -> None:
-        self.reason += reason
+            return
+        if ex.pending:  # a head with no body yet (an SSE stream): the client gets it now
+            transport = ex.client.transport
+            if transport is not None:
+                transport.write(ex.pending)
+            ex.pending = b""
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.resp_headers.append((name.lower(), value))
@@ -513,11 +549,9 @@ class UpstreamConnection(asyncio.Protocol):
         status = self.parser.get_status_code()
         if status < 200:
             self.resp_headers = []
-            self.reason = b""
             return
         self.keep_alive = self.parser.should_keep_alive()
-        self.proxy.response_head(ex, status, self.reason, self.resp_headers)
-        self.reason = b""
+        self.proxy.response_head(ex, status, self.resp_headers)
         if ex.method == b"HEAD":
             self.keep_alive = False
             self.on_message_complete()
@@ -527,9 +561,11 @@ class UpstreamConnection(asyncio.Protocol):
         if ex is None or ex.client.transport is None:
             return
         if ex.response_chunked:
-            ex.client.transport.write(b"%x\r\n%s\r\n" % (len(body), body))
-        else:
-            ex.client.transport.write(body)
+            body = b"%x\r\n%s\r\n" % (len(body), body)
+        if ex.pending:  # head and first body bytes leave in one write (one syscall)
+            body = ex.pending + body
+            ex.pending = b""
+        ex.client.transport.write(body)
 
     def on_message_complete(self) -> None:
         ex = self.exchange

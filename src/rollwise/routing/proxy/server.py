@@ -9,19 +9,24 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from typing import IO, Any
+from typing import Any
 
 from rollwise.routing.proxy.forward import (
+    CONNECTION_OPTIONS,
     HOP_BY_HOP,
+    STATUS_LINES,
     ClientConnection,
     Exchange,
     UpstreamConnection,
     local_response,
 )
 from rollwise.routing.proxy.limits import Limits
+from rollwise.routing.proxy.record import Recorder
 from rollwise.routing.proxy.table import Replica, RoutingTable
 
 __all__ = ["ProxyServer"]
+
+SWEEP_S = 0.25
 
 
 class ProxyServer:
@@ -31,10 +36,14 @@ class ProxyServer:
         self,
         loop: asyncio.AbstractEventLoop,
         limits: Limits | None = None,
-        record: IO[str] | None = None,
+        record: Recorder | None = None,
+        stats: bool = True,
+        reuse_port: bool = False,
     ) -> None:
         self.loop = loop
         self.limits = limits or Limits()
+        self.stats_enabled = stats
+        self.reuse_port = reuse_port
         self.table = RoutingTable.empty()
         self.table_json: dict[str, Any] = {"generation": 0, "apps": {}}
         self.listeners: dict[str, asyncio.Server] = {}
@@ -46,6 +55,25 @@ class ProxyServer:
         self.retries = 0
         self.record = record
         self.started = time.time()
+        # Coarse clocks, refreshed by the sweep: deadlines and ejections need no finer grain.
+        self.clock = time.monotonic()
+        self._wall_offset = time.time() - time.perf_counter()
+        self._sweeper = loop.call_later(SWEEP_S, self._sweep)
+
+    def _sweep(self) -> None:
+        """Fire the timeouts that are due: header read, idle keep-alive, replica answer."""
+        now = self.clock = time.monotonic()
+        self._wall_offset = time.time() - time.perf_counter()
+        # Deadlines were set from a clock up to one sweep old: never fire one early.
+        due = now - SWEEP_S
+        for client in list(self.clients):
+            if client.deadline and due >= client.deadline:
+                client.timed_out()
+            elif client.pipeline:
+                ex = client.pipeline[0]
+                if ex.deadline and due >= ex.deadline:
+                    self._upstream_timeout(ex)
+        self._sweeper = self.loop.call_later(SWEEP_S, self._sweep)
 
     # routing table
 
@@ -92,7 +120,9 @@ class ProxyServer:
         host, _, port = listen.rpartition(":")
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if self.reuse_port:
+            # Only between our own workers: with one worker, a taken port must stay an error.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             sock.bind((host.strip("[]"), int(port)))
         except OSError as exc:
@@ -123,7 +153,7 @@ class ProxyServer:
         self._send(ex)
 
     def _send(self, ex: Exchange) -> None:
-        now = time.monotonic()
+        now = self.clock
         rev = ex.revision
         assert rev is not None
         rep = rev.pick(now, ex.tried)
@@ -142,11 +172,10 @@ class ProxyServer:
         idle = rep.idle
         while idle:
             conn: UpstreamConnection = idle.pop()
-            if conn.reusable():
-                self._arm_upstream_timer(ex)
+            if conn.transport is not None:  # a closed one leaves the pool in connection_lost
+                ex.deadline = self.clock + self.limits.upstream_timeout_s
                 conn.start(ex)
                 return
-            conn.close()
         task = self.loop.create_task(self._connect(ex, rep))
         task.add_done_callback(_consume)
 
@@ -158,7 +187,7 @@ class ProxyServer:
                 )
         except (OSError, TimeoutError):
             rep.in_flight -= 1
-            if rep.failed(time.monotonic()):
+            if rep.failed(self.clock):
                 self.ejections += 1
             if ex.client.transport is None:
                 return
@@ -169,68 +198,68 @@ class ProxyServer:
             rep.in_flight -= 1
             conn.close()
             return
-        self._arm_upstream_timer(ex)
+        ex.deadline = self.clock + self.limits.upstream_timeout_s
         conn.start(ex)
 
-    def _arm_upstream_timer(self, ex: Exchange) -> None:
-        ex.timer = self.loop.call_later(self.limits.upstream_timeout_s, self._upstream_timeout, ex)
-
     def _upstream_timeout(self, ex: Exchange) -> None:
-        ex.timer = None
+        ex.deadline = 0.0
         conn = ex.upstream
         if conn is not None and not ex.response_started:
             conn.exchange = None
             conn.close()
             self.fail_exchange(ex, 504, "the replica did not answer in time")
 
-    def response_head(
-        self, ex: Exchange, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]
-    ) -> None:
-        if ex.timer is not None:
-            ex.timer.cancel()
-            ex.timer = None
+    def response_head(self, ex: Exchange, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        """Build the client's response head; it leaves with the first body bytes."""
+        ex.deadline = 0.0
         ex.status = status
         ex.response_started = True
-        client = ex.client
-        transport = client.transport
-        if transport is None:
-            return
         rev = ex.revision
         assert rev is not None
-        out = [b"HTTP/1.1 %d %s\r\n" % (status, reason or b"OK")]
+        out = [STATUS_LINES.get(status) or b"HTTP/1.1 %d Status\r\n" % status]
         length = False
-        tokens: set[bytes] = set()
+        connection = b""
         for name, value in headers:
-            if name == b"connection":
-                tokens.update(t.strip().lower() for t in value.split(b","))
-        for name, value in headers:
-            if name == b"content-length":
-                length = True
-                out.append(b"content-length: %s\r\n" % value)
-            elif name not in HOP_BY_HOP and name not in tokens:
+            if name in HOP_BY_HOP:
+                if name == b"connection":
+                    connection = value
+            else:
+                if name == b"content-length":
+                    length = True
                 out.append(b"%s: %s\r\n" % (name, value))
+        if connection:
+            tokens = {t.strip().lower() for t in connection.split(b",")} - CONNECTION_OPTIONS
+            if tokens:  # rare: Connection names further hop-by-hop headers to drop
+                out[1:] = [
+                    b"%s: %s\r\n" % (n, v)
+                    for n, v in headers
+                    if n not in HOP_BY_HOP and n not in tokens
+                ]
         out.append(rev.header_bytes)
-        bodyless = ex.method == b"HEAD" or status in (204, 304)
-        if not length and not bodyless:
+        if not length and ex.method != b"HEAD" and status not in {204, 304}:
             ex.response_chunked = True
             out.append(b"transfer-encoding: chunked\r\n")
         if not ex.keep_alive:
             out.append(b"connection: close\r\n")
         out.append(b"\r\n")
-        transport.write(b"".join(out))
+        ex.pending = b"".join(out)  # written with the first body bytes, see UpstreamConnection
 
     def response_end(self, ex: Exchange, conn: UpstreamConnection) -> None:
         ex.complete = True
         client = ex.client
-        if ex.response_chunked and client.transport is not None:
-            client.transport.write(b"0\r\n\r\n")
+        if client.transport is not None:
+            if ex.response_chunked:
+                client.transport.write(ex.pending + b"0\r\n\r\n")
+            elif ex.pending:
+                client.transport.write(ex.pending)
+        ex.pending = b""
         rep = ex.replica
         assert rep is not None
         rep.in_flight -= 1
         rep.served += 1
         failed = ex.status >= 500
         if failed:
-            if rep.failed(time.monotonic()):
+            if rep.failed(self.clock):
                 self.ejections += 1
         else:
             rep.succeeded()
@@ -243,14 +272,12 @@ class ProxyServer:
 
     def upstream_lost(self, ex: Exchange, conn: UpstreamConnection, exc: Exception | None) -> None:
         """A replica closed its connection before the response ended."""
-        if ex.timer is not None:
-            ex.timer.cancel()
-            ex.timer = None
+        ex.deadline = 0.0
         rep = ex.replica
         if not ex.response_started and not conn.got_bytes and ex.replay_ok:
             if rep is not None:
                 rep.in_flight -= 1
-                if rep.failed(time.monotonic()):
+                if rep.failed(self.clock):
                     self.ejections += 1
             ex.upstream = None
             if ex.client.transport is not None:
@@ -265,7 +292,7 @@ class ProxyServer:
         rep = ex.replica
         if rep is not None:
             rep.in_flight -= 1
-            if rep.failed(time.monotonic()):
+            if rep.failed(self.clock):
                 self.ejections += 1
         self._record(ex, status, True)
         client = ex.client
@@ -293,8 +320,7 @@ class ProxyServer:
         if ex.complete:
             return
         ex.complete = True
-        if ex.timer is not None:
-            ex.timer.cancel()
+        ex.deadline = 0.0
         conn = ex.upstream
         if conn is not None:
             conn.exchange = None
@@ -306,9 +332,11 @@ class ProxyServer:
         rev = ex.revision
         if rev is None:
             return
-        latency = time.perf_counter() - ex.started
-        now = time.time()
-        rev.stats.record(now, status, latency, failed)
+        end = time.perf_counter()
+        latency = end - ex.started
+        now = end + self._wall_offset
+        if self.stats_enabled:
+            rev.stats.record(now, status, latency, failed)
         if self.record is not None:
             self.record.write(
                 f'{{"ts":{now:.6f},"app":"{ex.client.app}","revision":"{rev.name}",'
@@ -327,6 +355,25 @@ class ProxyServer:
             "listen_errors": self.listen_errors,
         }
 
+    def counters(self) -> dict[str, Any]:
+        """Cumulative counters in JSON shape; the workers' copies add up with ``merge``."""
+        apps: dict[str, Any] = {}
+        for name, app in self.table.apps.items():
+            apps[name] = {
+                rev.name: {
+                    "codes": {str(code): n for code, n in rev.stats.status.items()},
+                    "failures": rev.stats.failures_total,
+                }
+                for rev in app.revisions
+            }
+        return {
+            "apps": apps,
+            "in_flight": {rep.address: rep.in_flight for rep in self.table.replicas()},
+            "rejected": {str(code): n for code, n in self.rejected.items()},
+            "retries": self.retries,
+            "ejections": self.ejections,
+        }
+
     def stats(self, since: int) -> dict[str, Any]:
         apps: dict[str, Any] = {}
         for name, app in self.table.apps.items():
@@ -343,6 +390,7 @@ class ProxyServer:
 
     async def close(self, grace_s: float) -> None:
         """Stop accepting, let in-flight requests finish within ``grace_s``, then close."""
+        self._sweeper.cancel()
         for server in self.listeners.values():
             server.close()
         deadline = time.monotonic() + grace_s

@@ -90,14 +90,21 @@ class RevisionRoute:
     replicas: list[Replica]
     stats: RevisionStats
     header_bytes: bytes = b""
+    round_robin: bool = False
     _rr: int = 0
 
     def pick(self, now: float, exclude: tuple[Replica, ...] = ()) -> Replica | None:
-        """Least outstanding requests among ready replicas, round-robin among equals.
+        """Least outstanding requests among ready replicas, round-robin among equals (or plain
+        round-robin with ``loadBalancer: roundRobin``).
 
         Ejected replicas are skipped unless every replica is ejected (panic mode, as Envoy
         does): an ejection must never turn a degraded revision into a dead one.
         """
+        if len(self.replicas) == 1:
+            rep = self.replicas[0]
+            if rep.draining or rep in exclude:
+                return None
+            return rep
         best: Replica | None = None
         fallback: Replica | None = None
         count = len(self.replicas)
@@ -112,6 +119,8 @@ class RevisionRoute:
                 continue
             if best is None or rep.in_flight < best.in_flight:
                 best = rep
+                if self.round_robin:
+                    break
         return best or fallback
 
 
@@ -124,6 +133,8 @@ class AppRoutes:
     revisions: list[RevisionRoute]
     override_header: bytes = b"x-rollwise-revision"
     sticky_header: bytes = b""
+    override_cookie: bytes = b""
+    sticky_cookie: bytes = b""
     header_routes: list[tuple[bytes, bytes, str]] = field(default_factory=list)
     _cumulative: list[int] = field(default_factory=list)
     _weighted: list[RevisionRoute] = field(default_factory=list)
@@ -157,6 +168,8 @@ class AppRoutes:
             rev = self._by_key.get(forced)
             if rev is not None:
                 return rev
+        if len(self._weighted) == 1:
+            return self._weighted[0]
         if not self._weighted:
             return self.fallback
         total = self._cumulative[-1]
@@ -209,6 +222,7 @@ class RoutingTable:
                         replicas=replicas,
                         stats=old_stats.get((name, rev_name)) or RevisionStats(),
                         header_bytes=header.encode("latin-1"),
+                        round_robin=spec.get("loadBalancer") == "roundRobin",
                     )
                 )
             header_routes = [
@@ -220,10 +234,17 @@ class RoutingTable:
                 app=name,
                 listen=spec["listen"],
                 revisions=revisions,
-                sticky_header=spec.get("stickyHeader", "").lower().encode("latin-1"),
+                override_header=_lower(spec.get("overrideHeader", "x-rollwise-revision")),
+                sticky_header=_lower(spec.get("stickyHeader")),
+                override_cookie=(spec.get("overrideCookie") or "").encode("latin-1"),
+                sticky_cookie=(spec.get("stickyCookie") or "").encode("latin-1"),
                 header_routes=header_routes,
             )
         return cls(generation=int(data["generation"]), apps=apps)
 
     def replicas(self) -> set[Replica]:
         return {rep for app in self.apps.values() for rev in app.revisions for rep in rev.replicas}
+
+
+def _lower(name: str | None) -> bytes:
+    return (name or "").lower().encode("latin-1")
