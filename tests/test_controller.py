@@ -178,3 +178,20 @@ def _proxy_pid(cluster: Cluster) -> int:
         return int(store.get_kv("proxy")["pid"])
     finally:
         store.close()
+
+
+def test_passive_health_ejection_is_reported_as_an_event(cluster: Cluster) -> None:
+    cluster.cli(
+        "deploy", "sample-agent", "--version", "1.1.0", "--set", "template.env.AGENT_FAIL_RATE=1"
+    )
+    cluster.wait_stable(2)
+    with Background(cluster.url, rate=50):
+
+        def ejected() -> list[dict[str, object]] | None:
+            events = cluster.client.request("GET", "/apps/sample-agent/events")
+            found = [e for e in events if e["kind"] == "ReplicaEjected"]
+            return found or None
+
+        found = wait_for(ejected, timeout=30)
+    assert found[0]["revision"] == 2
+    assert "consecutive connection failures or 5xx" in str(found[0]["message"])

@@ -155,3 +155,17 @@ def test_weight_changes_and_drains_under_load_fail_no_request(tmp_path: Path) ->
     }
     assert min(served.values()) > 1000, served  # the weights really moved traffic
     print(f"{result['requests']} requests at {rate:.0f} req/s, 50 changes, 10 drains, 0 failed")
+
+
+def test_the_proxy_benchmark_runs(tmp_path: Path) -> None:
+    """A one-second smoke run of bench/proxy, so that the documented command keeps working."""
+    argv = [sys.executable, str(ROOT / "bench" / "proxy" / "run.py"), "--duration", "1"]
+    argv += ["--repeat", "1", "--cases", "small", "--contestants", "direct,rollwise-1"]
+    done = subprocess.run(
+        [*argv, "--out", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    runs = {r["contestant"]: r for r in report["runs"]}
+    assert runs["rollwise-1"]["rps"] > 1000 and runs["rollwise-1"]["errors"] == 0
+    assert "| small GET | rollwise-1 |" in (tmp_path / "proxy.md").read_text()

@@ -188,6 +188,13 @@ class LocalBackend:
         rs = self.sets.get((app, revision))
         return [] if rs is None else [r.address for r in rs.replicas.values()]
 
+    def owner(self, address: str) -> tuple[str, int] | None:
+        """The app and revision whose replica listens on ``address``."""
+        for (app, revision), rs in self.sets.items():
+            if any(r.address == address for r in rs.replicas.values()):
+                return app, revision
+        return None
+
     def log_paths(self, app: str, revision: int | None = None) -> list[Path]:
         base = self.state_dir / "logs" / app
         if revision is None:

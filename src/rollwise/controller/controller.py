@@ -59,6 +59,7 @@ class Controller:
         self.clock = clock
         self.registry = CollectorRegistry()
         self.workers: dict[str, AppWorker] = {}
+        self._ejected: set[str] = set()
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.stopping = asyncio.Event()
         self.started = time.time()
@@ -170,14 +171,36 @@ class Controller:
         return _Server(config)
 
     async def _watch_dataplane(self) -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(0.2)
+            ticks += 1
             try:
                 if await self.dataplane.ensure():
                     await self.routes.repush()
                     self.events.emit("-", "ProxyRestarted", "the proxy was restarted")
+                if ticks % 5 == 0:
+                    self._report_ejections(await self.dataplane.routes())
             except Exception:
                 log.exception("data plane supervision failed; retrying")
+
+    def _report_ejections(self, routes: dict[str, Any]) -> None:
+        """Turn the proxy's passive health into events: one per ejection, one per return."""
+        ejected = {a for a, r in routes.get("replicas", {}).items() if r.get("ejected")}
+        for address in ejected ^ self._ejected:
+            owner = self.backend.owner(address)
+            if owner is None:
+                continue
+            app, revision = owner
+            if address in ejected:
+                message = (
+                    f"the proxy ejected replica {address} after consecutive connection "
+                    "failures or 5xx answers; it gets no requests while it backs off"
+                )
+                self.events.emit(app, "ReplicaEjected", message, revision)
+            else:
+                self.events.emit(app, "ReplicaRestored", f"replica {address} is back", revision)
+        self._ejected = ejected
 
     def _backend_event(self, app: str, revision: int, kind: str, message: str) -> None:
         self.events.emit(app, kind, message, revision)

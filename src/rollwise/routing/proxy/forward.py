@@ -15,49 +15,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
+import os
 import traceback
 from collections import deque
-from http import HTTPStatus
 from typing import TYPE_CHECKING, cast
 
 import httptools
 
+from rollwise.routing.proxy.headers import (
+    CONNECTION_OPTIONS,
+    REQUEST_DROPPED,
+    SPECIAL_HEADERS,
+)
 from rollwise.routing.proxy.table import AppRoutes, Replica, RevisionRoute
 
 if TYPE_CHECKING:
     from rollwise.routing.proxy.server import ProxyServer
 
 __all__ = [
-    "CONNECTION_OPTIONS",
-    "HOP_BY_HOP",
-    "STATUS_LINES",
     "ClientConnection",
     "Exchange",
     "UpstreamConnection",
     "local_response",
 ]
 
-# RFC 9110 §7.6.1 hop-by-hop fields, never forwarded in either direction.
-HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"proxy-authorization",
-        b"proxy-authenticate",
-    }
-)
-# A request's framing is rebuilt by the proxy, and it answers Expect: 100-continue itself.
-REQUEST_DROPPED = HOP_BY_HOP | {b"content-length", b"expect"}
-CONNECTION_OPTIONS = frozenset({b"close", b"keep-alive", b""})
-STATUS_LINES = {
-    int(status): b"HTTP/1.1 %d %s\r\n" % (status, status.phrase.encode()) for status in HTTPStatus
-}
 REASONS = {
     400: b"Bad Request",
     408: b"Request Timeout",
@@ -70,6 +51,33 @@ REASONS = {
     504: b"Gateway Timeout",
 }
 _LAST_CHUNK = b"0\r\n\r\n"
+
+
+class _TraceIds:
+    """W3C trace and span ids for requests that arrive without a ``traceparent``.
+
+    Random hex is cut from a block of ``os.urandom`` refilled every 1024 requests: one
+    system call per block instead of formatting two random integers per request.
+    """
+
+    __slots__ = ("block", "offset")
+    SIZE = 48  # 32 hex digits of trace id, 16 of span id
+
+    def __init__(self) -> None:
+        self.block = b""
+        self.offset = 0
+
+    def traceparent(self) -> bytes:
+        if self.offset >= len(self.block):
+            self.block = os.urandom(self.SIZE // 2 * 1024).hex().encode()
+            self.offset = 0
+        at = self.offset
+        self.offset = at + self.SIZE
+        block = self.block
+        return b"traceparent: 00-%s-%s-01\r\n" % (block[at : at + 32], block[at + 32 : at + 48])
+
+
+_trace_ids = _TraceIds()
 
 
 def local_response(status: int, text: str, close: bool) -> bytes:
@@ -287,59 +295,67 @@ class ClientConnection(asyncio.Protocol):
     # helpers
 
     def _prepare(self, ex: Exchange) -> tuple[int, str] | None:
-        """Check framing (request smuggling) and build the head sent to the replica."""
+        """Check framing (request smuggling) and build the head sent to the replica.
+
+        Most headers are copied as they are; only names in the app's ``special`` set (framing,
+        forwarding, tracing and routing headers) take the slow branch.
+        """
         parser = self.parser
         ex.method = parser.get_method()
         ex.keep_alive = parser.should_keep_alive()
-        version = parser.get_http_version()
         lengths = 0
         encodings = 0
         host = b""
         hosts = 0
-        out = [b"%s %s HTTP/1.1\r\n" % (ex.method, ex.url)]
+        out = [ex.method, b" ", ex.url, b" HTTP/1.1\r\n"]
         forwarded_for = b""
         traceparent = False
         content_length = b""
-        connection_tokens: set[bytes] = set()
+        connection_tokens: set[bytes] | None = None
         routes = self.proxy.table.apps.get(self.app)
-        override = routes.override_header if routes is not None else b""
-        sticky = routes.sticky_header if routes is not None else b""
-        cookies = routes is not None and bool(routes.override_cookie or routes.sticky_cookie)
+        special = routes.special if routes is not None else SPECIAL_HEADERS
         for name, value in ex.headers:
-            if name == b"content-length":
+            if name not in special:
+                out += (name, b": ", value, b"\r\n")
+                continue
+            if name == b"host":
+                hosts += 1
+                host = value
+            elif name == b"content-length":
                 lengths += 1
                 content_length = value.strip()
                 if not content_length.isdigit():
                     return 400, "invalid Content-Length"
+                continue
             elif name == b"connection":
-                connection_tokens.update(t.strip().lower() for t in value.split(b","))
+                tokens = {t.strip().lower() for t in value.split(b",")} - CONNECTION_OPTIONS
+                connection_tokens = (connection_tokens or set()) | tokens
+                continue
             elif name == b"transfer-encoding":
                 encodings += 1
                 if value.strip().lower() != b"chunked":
                     return 400, "only Transfer-Encoding: chunked is accepted"
                 ex.chunked = True
-            elif name == b"host":
-                hosts += 1
-                host = value
+                continue
             elif name == b"x-forwarded-for":
                 forwarded_for = value + b", "
                 continue
             elif name == b"expect":
                 ex.has_expect = value.strip().lower() == b"100-continue"
+                continue
             elif name == b"traceparent":
                 traceparent = True
-            elif name == override and override:
-                ex.forced = value.decode("latin-1").strip()
-            elif name == sticky and sticky:
-                ex.sticky = value.decode("latin-1")
-            elif name == b"cookie" and cookies:
-                assert routes is not None
-                self._cookies(ex, routes, value)
+            elif routes is not None:
+                if name == routes.override_header:
+                    ex.forced = value.decode("latin-1").strip()
+                elif name == routes.sticky_header:
+                    ex.sticky = value.decode("latin-1")
+                elif name == b"cookie" and (routes.override_cookie or routes.sticky_cookie):
+                    self._cookies(ex, routes, value)
             if name not in REQUEST_DROPPED:
-                out.append(b"%s: %s\r\n" % (name, value))
-        connection_tokens -= CONNECTION_OPTIONS
+                out += (name, b": ", value, b"\r\n")
         if connection_tokens:  # rare: Connection names other hop-by-hop headers to drop
-            out[1:] = [
+            out[4:] = [
                 b"%s: %s\r\n" % (n, v)
                 for n, v in ex.headers
                 if n not in REQUEST_DROPPED
@@ -352,22 +368,18 @@ class ClientConnection(asyncio.Protocol):
             return 400, "more than one Content-Length"
         if encodings > 1:
             return 400, "more than one Transfer-Encoding"
-        if hosts > 1 or (hosts == 0 and version == "1.1"):
+        if hosts != 1 and (hosts > 1 or parser.get_http_version() == "1.1"):
             return 400, "HTTP/1.1 needs exactly one Host header"
         if routes is not None and routes.header_routes and ex.forced is None:
             for hname, hvalue, revision in routes.header_routes:
                 if any(n == hname and v == hvalue for n, v in ex.headers):
                     ex.forced = revision
                     break
-        out.append(b"x-forwarded-for: %s%s\r\n" % (forwarded_for, self.ip))
-        out.append(b"x-forwarded-proto: http\r\n")
+        out += (b"x-forwarded-for: ", forwarded_for, self.ip, b"\r\nx-forwarded-proto: http\r\n")
         if host:
-            out.append(b"x-forwarded-host: %s\r\n" % host)
+            out += (b"x-forwarded-host: ", host, b"\r\n")
         if not traceparent:
-            out.append(
-                b"traceparent: 00-%032x-%016x-01\r\n"
-                % (random.getrandbits(128) or 1, random.getrandbits(64) or 1)
-            )
+            out.append(_trace_ids.traceparent())
         if ex.chunked:
             out.append(b"transfer-encoding: chunked\r\n")
         elif lengths:
@@ -573,6 +585,3 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self.exchange = None
         self.proxy.response_end(ex, self)
-
-    def reusable(self) -> bool:
-        return self.keep_alive and self.transport is not None and not self.transport.is_closing()

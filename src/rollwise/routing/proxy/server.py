@@ -12,14 +12,12 @@ import time
 from typing import Any
 
 from rollwise.routing.proxy.forward import (
-    CONNECTION_OPTIONS,
-    HOP_BY_HOP,
-    STATUS_LINES,
     ClientConnection,
     Exchange,
     UpstreamConnection,
     local_response,
 )
+from rollwise.routing.proxy.headers import CONNECTION_OPTIONS, HOP_BY_HOP, STATUS_LINES
 from rollwise.routing.proxy.limits import Limits
 from rollwise.routing.proxy.record import Recorder
 from rollwise.routing.proxy.table import Replica, RoutingTable
@@ -226,7 +224,7 @@ class ProxyServer:
             else:
                 if name == b"content-length":
                     length = True
-                out.append(b"%s: %s\r\n" % (name, value))
+                out += (name, b": ", value, b"\r\n")
         if connection:
             tokens = {t.strip().lower() for t in connection.split(b",")} - CONNECTION_OPTIONS
             if tokens:  # rare: Connection names further hop-by-hop headers to drop
@@ -261,9 +259,16 @@ class ProxyServer:
         if failed:
             if rep.failed(self.clock):
                 self.ejections += 1
-        else:
+        elif rep.failures_in_row or rep.ejections:
             rep.succeeded()
-        if conn.reusable() and ex.body_done and not rep.draining:
+        transport = conn.transport
+        if (
+            conn.keep_alive
+            and ex.body_done
+            and not rep.draining
+            and transport is not None
+            and not transport.is_closing()
+        ):
             rep.idle.append(conn)
         else:
             conn.close()

@@ -22,6 +22,7 @@ __all__ = [
 
 GROWTH = 1.02
 _INV_LOG_GROWTH = 1.0 / math.log(GROWTH)
+_log = math.log
 RETAIN_SECONDS = 900
 
 
@@ -83,8 +84,10 @@ class RevisionStats:
         if failed:
             cur.failures += 1
             self.failures_total += 1
-        index = bucket_index(latency_s)
-        cur.hist[index] = cur.hist.get(index, 0) + 1
+        micros = latency_s * 1e6  # bucket_index, inlined: this runs once per request
+        index = int(_log(micros) * _INV_LOG_GROWTH) if micros > 1.0 else 0
+        hist = cur.hist
+        hist[index] = hist.get(index, 0) + 1
         self.status[status] = self.status.get(status, 0) + 1
 
     def _rotate(self, second: int) -> None:

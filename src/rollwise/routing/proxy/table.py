@@ -13,6 +13,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
+from rollwise.routing.proxy.headers import SPECIAL_HEADERS
 from rollwise.routing.proxy.stats import RevisionStats
 
 __all__ = ["AppRoutes", "Replica", "RevisionRoute", "RoutingTable"]
@@ -136,12 +137,14 @@ class AppRoutes:
     override_cookie: bytes = b""
     sticky_cookie: bytes = b""
     header_routes: list[tuple[bytes, bytes, str]] = field(default_factory=list)
+    special: frozenset[bytes] = SPECIAL_HEADERS
     _cumulative: list[int] = field(default_factory=list)
     _weighted: list[RevisionRoute] = field(default_factory=list)
     _by_key: dict[str, RevisionRoute] = field(default_factory=dict)
     _rng: random.Random = field(default_factory=random.Random)
 
     def __post_init__(self) -> None:
+        self.special = SPECIAL_HEADERS | {self.override_header, self.sticky_header} - {b""}
         total = 0
         for rev in self.revisions:
             self._by_key[rev.name] = rev
