@@ -134,6 +134,48 @@ def test_weight_change_applies_to_next_request(proxy: Proxy) -> None:
     assert stale.status_code == 409
 
 
+def test_an_idle_keep_alive_connection_survives_a_table_change(proxy: Proxy) -> None:
+    proxy.push([proxy.rev("1", 100, "a", labels=("stable",))])
+    request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as conn:
+        conn.sendall(request)
+        assert _response(conn) == (200, b"a")
+        proxy.push([proxy.rev("1", 0, "a", labels=("stable",)), proxy.rev("2", 100, "b")])
+        conn.sendall(request)  # the same connection, idle across the change
+        assert _response(conn) == (200, b"b")
+
+
+def _response(conn: socket.socket) -> tuple[int, bytes]:
+    """Read one Content-Length framed response from a raw socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(
+        next(
+            v
+            for k, _, v in (ln.partition(b": ") for ln in head.split(b"\r\n"))
+            if k.lower() == b"content-length"
+        )
+    )
+    while len(body) < length:
+        body += conn.recv(65536)
+    return int(head.split(b" ", 2)[1]), body
+
+
+def test_failure_status_is_configurable(proxy: Proxy) -> None:
+    # A revision of its own, so that no other test's requests are in its statistics.
+    proxy.push([proxy.rev("f", 100, "a", labels=("stable",))], failureStatus=["5xx", "429"])
+    since = int(time.time())
+    with httpx.Client(base_url=proxy.url) as client:
+        for code in (200, 404, 429, 503):
+            assert client.get(f"/status/{code}").status_code == code
+    seconds = proxy.admin.get("/stats", params={"since": since}).json()["apps"]["web"]["f"]
+    buckets = seconds["seconds"].values()
+    assert sum(b["requests"] for b in buckets) == 4
+    assert sum(b["failures"] for b in buckets) == 2  # 429 and 503; 404 is the client's
+
+
 def test_header_route_and_sticky_header(proxy: Proxy) -> None:
     proxy.push(
         [proxy.rev("1", 50, "a", labels=("stable",)), proxy.rev("2", 50, "b")],
@@ -467,8 +509,7 @@ def test_admin_socket_answers_only_its_own_user() -> None:
             probe = (
                 "import os, socket, sys; os.setgid(65534); os.setuid(65534); "
                 "s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
-                "s.sendall(b'GET /routes HTTP/1.1\\r\\nHost: p\\r\\n\\r\\n'); "
-                "print(s.recv(200).decode().splitlines()[0])"
+                "print(s.recv(200).decode().splitlines()[0])"  # refused before any request
             )
             out = subprocess.run(
                 [sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=10

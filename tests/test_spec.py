@@ -92,7 +92,32 @@ BAD: list[tuple[str, str, int, str]] = [
     ),
     ("negative replicas", GOOD.replace("replicas: 2", "replicas: -1"), 6, "spec.replicas"),
     ("not a mapping", "- just\n- a list\n", 1, "a spec is a mapping"),
+    (
+        "bad failure status",
+        GOOD.replace("  replicas: 2\n", "  replicas: 2\n  traffic: {failureStatus: [5xx, 6xx]}\n"),
+        7,
+        "spec.traffic.failureStatus[1]: '6xx' is not a status code or class",
+    ),
+    (
+        "bad sticky header",
+        GOOD.replace("  replicas: 2\n", "  replicas: 2\n  traffic: {stickyHeader: 'X Session'}\n"),
+        7,
+        "spec.traffic.stickyHeader",
+    ),
 ]
+
+
+def test_traffic_defaults_and_values() -> None:
+    assert parse_spec(GOOD).spec.traffic.failure_status == ["5xx"]
+    text = GOOD.replace(
+        "  replicas: 2\n",
+        "  replicas: 2\n  traffic:\n    failureStatus: [5xx, 429]\n"
+        "    stickyCookie: session\n    loadBalancer: roundRobin\n",
+    )
+    traffic = parse_spec(text).spec.traffic
+    assert traffic.failure_status == ["5xx", "429"]
+    assert traffic.sticky_cookie == "session" and traffic.load_balancer == "roundRobin"
+    assert traffic.override_header == "X-Rollwise-Revision"
 
 
 def test_example_specs_load() -> None:

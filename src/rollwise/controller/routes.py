@@ -69,6 +69,7 @@ def app_section(
         "revisions": revisions,
         "overrideHeader": traffic.override_header,
         "loadBalancer": traffic.load_balancer,
+        "failureStatus": list(traffic.failure_status),
     }
     optional = {
         "overrideCookie": traffic.override_cookie,

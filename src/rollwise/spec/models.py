@@ -14,6 +14,7 @@ from typing import Annotated, Literal, Self
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     model_validator,
@@ -89,6 +90,16 @@ def _header_name(value: str) -> str:
     if not _TOKEN_RE.match(value):
         raise ValueError(f"{value!r} is not an HTTP header name; write e.g. X-Session-Id")
     return value
+
+
+_STATUS_RE = re.compile(r"^([1-5]xx|[1-5][0-9][0-9])$")
+
+
+def _status_class(value: object) -> str:
+    """A status code (YAML reads ``429`` as a number) or a class such as ``5xx``."""
+    if isinstance(value, bool) or not _STATUS_RE.match(str(value)):
+        raise ValueError(f"{value!r} is not a status code or class; write e.g. 5xx or 429")
+    return str(value)
 
 
 def _cookie_name(value: str) -> str:
@@ -273,6 +284,8 @@ class Traffic(Model):
     ``canary``), for testers. ``stickyHeader`` / ``stickyCookie`` keep one session on one
     revision by hashing the value (A2A's ``contextId`` travels in the body, so an agent's
     clients set a header). ``loadBalancer`` spreads a revision's requests over its replicas.
+    ``failureStatus`` says which answers count as failed in the statistics analysis reads
+    (connection errors and timeouts always do); passive health ejects on 5xx regardless.
     """
 
     override_header: Annotated[str, AfterValidator(_header_name)] = "X-Rollwise-Revision"
@@ -280,6 +293,9 @@ class Traffic(Model):
     sticky_header: Annotated[str, AfterValidator(_header_name)] | None = None
     sticky_cookie: Annotated[str, AfterValidator(_cookie_name)] | None = None
     load_balancer: Literal["leastRequest", "roundRobin"] = "leastRequest"
+    failure_status: Annotated[
+        list[Annotated[str, BeforeValidator(_status_class)]], Field(min_length=1)
+    ] = Field(default_factory=lambda: ["5xx"])
 
 
 class RolloutSpec(Model):

@@ -18,6 +18,7 @@ import contextlib
 import os
 import traceback
 from collections import deque
+from time import monotonic as _monotonic
 from typing import TYPE_CHECKING, cast
 
 import httptools
@@ -235,7 +236,7 @@ class ClientConnection(asyncio.Protocol):
         self.header_bytes = 0
         self.pipeline.append(Exchange(self))
         if len(self.pipeline) == 1:
-            self.deadline = self.proxy.clock + self.proxy.limits.header_timeout_s
+            self.deadline = _monotonic() + self.proxy.limits.header_timeout_s
         elif len(self.pipeline) > self.proxy.limits.max_pipeline and self.transport:
             self.transport.pause_reading()
             self.reading_paused = True
@@ -439,12 +440,12 @@ class ClientConnection(asyncio.Protocol):
             else:
                 self._arm(self.proxy.limits.header_timeout_s)
         else:
-            self.deadline = self.proxy.clock + self.proxy.limits.idle_timeout_s
+            self.deadline = _monotonic() + self.proxy.limits.idle_timeout_s
 
     def _arm(self, seconds: float) -> None:
-        # A deadline on the proxy's coarse clock, checked by its sweep: a timer per request
-        # would cost a heap push and a cancel on every request, for timeouts that rarely fire.
-        self.deadline = self.proxy.clock + seconds
+        # A deadline that the proxy's sweep checks: a timer per request would cost a heap push
+        # and a cancel on every request, for timeouts that rarely fire.
+        self.deadline = _monotonic() + seconds
 
     def _disarm(self) -> None:
         self.deadline = 0.0

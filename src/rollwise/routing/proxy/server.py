@@ -53,7 +53,7 @@ class ProxyServer:
         self.retries = 0
         self.record = record
         self.started = time.time()
-        # Coarse clocks, refreshed by the sweep: deadlines and ejections need no finer grain.
+        # Coarse clocks, refreshed by the sweep: ejection back-offs need no finer grain.
         self.clock = time.monotonic()
         self._wall_offset = time.time() - time.perf_counter()
         self._sweeper = loop.call_later(SWEEP_S, self._sweep)
@@ -62,14 +62,12 @@ class ProxyServer:
         """Fire the timeouts that are due: header read, idle keep-alive, replica answer."""
         now = self.clock = time.monotonic()
         self._wall_offset = time.time() - time.perf_counter()
-        # Deadlines were set from a clock up to one sweep old: never fire one early.
-        due = now - SWEEP_S
         for client in list(self.clients):
-            if client.deadline and due >= client.deadline:
+            if client.deadline and now >= client.deadline:
                 client.timed_out()
             elif client.pipeline:
                 ex = client.pipeline[0]
-                if ex.deadline and due >= ex.deadline:
+                if ex.deadline and now >= ex.deadline:
                     self._upstream_timeout(ex)
         self._sweeper = self.loop.call_later(SWEEP_S, self._sweep)
 
@@ -171,7 +169,7 @@ class ProxyServer:
         while idle:
             conn: UpstreamConnection = idle.pop()
             if conn.transport is not None:  # a closed one leaves the pool in connection_lost
-                ex.deadline = self.clock + self.limits.upstream_timeout_s
+                ex.deadline = time.monotonic() + self.limits.upstream_timeout_s
                 conn.start(ex)
                 return
         task = self.loop.create_task(self._connect(ex, rep))
@@ -196,7 +194,7 @@ class ProxyServer:
             rep.in_flight -= 1
             conn.close()
             return
-        ex.deadline = self.clock + self.limits.upstream_timeout_s
+        ex.deadline = time.monotonic() + self.limits.upstream_timeout_s
         conn.start(ex)
 
     def _upstream_timeout(self, ex: Exchange) -> None:
@@ -255,8 +253,8 @@ class ProxyServer:
         assert rep is not None
         rep.in_flight -= 1
         rep.served += 1
-        failed = ex.status >= 500
-        if failed:
+        status = ex.status
+        if status >= 500:  # passive health: 5xx, whatever the app counts as failed
             if rep.failed(self.clock):
                 self.ejections += 1
         elif rep.failures_in_row or rep.ejections:
@@ -272,7 +270,8 @@ class ProxyServer:
             rep.idle.append(conn)
         else:
             conn.close()
-        self._record(ex, ex.status, failed)
+        rev = ex.revision
+        self._record(ex, status, rev is not None and rev.failing[status])
         client.exchange_done(ex)
 
     def upstream_lost(self, ex: Exchange, conn: UpstreamConnection, exc: Exception | None) -> None:

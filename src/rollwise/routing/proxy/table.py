@@ -16,7 +16,7 @@ from typing import Any
 from rollwise.routing.proxy.headers import SPECIAL_HEADERS
 from rollwise.routing.proxy.stats import RevisionStats
 
-__all__ = ["AppRoutes", "Replica", "RevisionRoute", "RoutingTable"]
+__all__ = ["AppRoutes", "Replica", "RevisionRoute", "RoutingTable", "failing_statuses"]
 
 EJECT_AFTER = 5
 EJECT_BASE_S = 2.0
@@ -92,6 +92,7 @@ class RevisionRoute:
     stats: RevisionStats
     header_bytes: bytes = b""
     round_robin: bool = False
+    failing: tuple[bool, ...] = ()
     _rr: int = 0
 
     def pick(self, now: float, exclude: tuple[Replica, ...] = ()) -> Replica | None:
@@ -138,15 +139,19 @@ class AppRoutes:
     sticky_cookie: bytes = b""
     header_routes: list[tuple[bytes, bytes, str]] = field(default_factory=list)
     special: frozenset[bytes] = SPECIAL_HEADERS
+    failing: tuple[bool, ...] = ()
     _cumulative: list[int] = field(default_factory=list)
     _weighted: list[RevisionRoute] = field(default_factory=list)
     _by_key: dict[str, RevisionRoute] = field(default_factory=dict)
     _rng: random.Random = field(default_factory=random.Random)
 
     def __post_init__(self) -> None:
+        if not self.failing:
+            self.failing = _FAILING_5XX
         self.special = SPECIAL_HEADERS | {self.override_header, self.sticky_header} - {b""}
         total = 0
         for rev in self.revisions:
+            rev.failing = self.failing
             self._by_key[rev.name] = rev
             for label in rev.labels:
                 self._by_key.setdefault(label, rev)
@@ -241,6 +246,7 @@ class RoutingTable:
                 sticky_header=_lower(spec.get("stickyHeader")),
                 override_cookie=(spec.get("overrideCookie") or "").encode("latin-1"),
                 sticky_cookie=(spec.get("stickyCookie") or "").encode("latin-1"),
+                failing=failing_statuses(spec.get("failureStatus") or ["5xx"]),
                 header_routes=header_routes,
             )
         return cls(generation=int(data["generation"]), apps=apps)
@@ -251,3 +257,19 @@ class RoutingTable:
 
 def _lower(name: str | None) -> bytes:
     return (name or "").lower().encode("latin-1")
+
+
+def failing_statuses(spec: list[str | int]) -> tuple[bool, ...]:
+    """``["5xx", 429]`` as a lookup by status code (0–999): one index per request, no parsing."""
+    failing = [False] * 1000
+    for item in spec:
+        text = str(item)
+        if text.endswith("xx"):
+            first = int(text[0]) * 100
+            failing[first : first + 100] = [True] * 100
+        else:
+            failing[int(text)] = True
+    return tuple(failing)
+
+
+_FAILING_5XX = failing_statuses(["5xx"])
