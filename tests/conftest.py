@@ -26,6 +26,7 @@ class Cluster:
     spec_file: Path
     port: int
     client: AdminClient
+    record: Path
 
     @property
     def url(self) -> str:
@@ -53,8 +54,22 @@ class Cluster:
         return []
 
 
-def write_spec(path: Path, port: int, replicas: int = 2, **env: str) -> Path:
+# Quick steps for tests that are not about the steps themselves.
+FAST_CANARY = {
+    "steps": [{"setWeight": 50}, {"pause": {"duration": "300ms"}}],
+    "scaleDownDelaySeconds": "1s",
+}
+
+
+def write_spec(
+    path: Path,
+    port: int,
+    replicas: int = 2,
+    canary: dict[str, Any] | None = None,
+    **env: str,
+) -> Path:
     spec = yaml.safe_load((EXAMPLES / "rollwise.yaml").read_text())
+    spec["spec"]["strategy"] = {"canary": canary if canary is not None else FAST_CANARY}
     spec["spec"]["listen"] = f"127.0.0.1:{port}"
     spec["spec"]["replicas"] = replicas
     spec["spec"]["template"]["cwd"] = str(EXAMPLES)
@@ -90,11 +105,12 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     state_dir = tmp_path / "state"
     port = free_port()
     spec_file = write_spec(tmp_path / "rollwise.yaml", port)
-    rollwise("up", "--detach", "--metrics-port", "0", state_dir=state_dir)
+    record = tmp_path / "requests.jsonl"
+    rollwise("up", "--detach", "--metrics-port", "0", "--record", str(record), state_dir=state_dir)
     client = AdminClient(state_dir)
     try:
         rollwise("apply", "-f", str(spec_file), "--version", "1.0.0", state_dir=state_dir)
-        c = Cluster(state_dir, spec_file, port, client)
+        c = Cluster(state_dir, spec_file, port, client, record)
         c.wait_stable(1)
         yield c
     finally:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
+
+from rollwise.load import LoadConfig, LoadReport, run_load
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -68,3 +72,31 @@ def process(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+class Background:
+    """Constant-rate A2A load in a thread, stopped on demand; the report says what failed."""
+
+    def __init__(self, url: str, rate: float = 100) -> None:
+        self.stop = asyncio.Event()
+        self.report: LoadReport | None = None
+        self.loop = asyncio.new_event_loop()
+        config = LoadConfig(url=url + "/", rate=rate, duration=120, a2a=True)
+
+        def main() -> None:
+            self.report = self.loop.run_until_complete(run_load(config, stop=self.stop))
+
+        self.thread = threading.Thread(target=main, daemon=True)
+
+    def __enter__(self) -> Background:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(30)
+        self.loop.close()
+
+    def result(self) -> LoadReport:
+        assert self.report is not None
+        return self.report

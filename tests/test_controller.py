@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import threading
 from collections import Counter
 
 import httpx
@@ -14,39 +13,10 @@ from a2a.client import ClientConfig, create_client
 from a2a.helpers.proto_helpers import new_text_message
 from a2a.types.a2a_pb2 import Role, SendMessageRequest
 
-from rollwise.load import LoadConfig, LoadReport, run_load
 from rollwise.store import Store
 
 from .conftest import Cluster
-from .helpers import rollwise, wait_for
-
-
-class Background:
-    """Constant-rate A2A load in a thread, stopped on demand; the report says what failed."""
-
-    def __init__(self, url: str, rate: float = 100) -> None:
-        self.stop = asyncio.Event()
-        self.report: LoadReport | None = None
-        self.loop = asyncio.new_event_loop()
-        config = LoadConfig(url=url + "/", rate=rate, duration=120, a2a=True)
-
-        def main() -> None:
-            self.report = self.loop.run_until_complete(run_load(config, stop=self.stop))
-
-        self.thread = threading.Thread(target=main, daemon=True)
-
-    def __enter__(self) -> Background:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.loop.call_soon_threadsafe(self.stop.set)
-        self.thread.join(30)
-        self.loop.close()
-
-    def result(self) -> LoadReport:
-        assert self.report is not None
-        return self.report
+from .helpers import Background, rollwise, wait_for
 
 
 def test_a2a_sdk_client_through_the_public_listener(cluster: Cluster) -> None:

@@ -87,6 +87,32 @@ def build_app(controller: Controller) -> Starlette:
         number = await worker.deploy(version.strip(), [str(s) for s in sets], cause="deploy")
         return JSONResponse({"app": worker.app, "revision": number})
 
+    async def command(request: Request) -> JSONResponse:
+        """promote, abort, retry, pause, resume, undo: one per-app command, then the view."""
+        worker = controller.worker(request.path_params["app"])
+        name = request.path_params["command"]
+        body = await _body(request) if name in ("promote", "undo") else {}
+        if name == "promote":
+            await worker.promote(full=bool(body.get("full", False)))
+        elif name == "abort":
+            await worker.abort()
+        elif name == "retry":
+            await worker.retry()
+        elif name == "pause":
+            await worker.pause()
+        elif name == "resume":
+            await worker.resume()
+        elif name == "undo":
+            target = body.get("to_revision")
+            if target is not None and (isinstance(target, bool) or not isinstance(target, int)):
+                raise UsageError(f"to_revision must be a revision number, not {target!r}")
+            await worker.undo(target)
+        else:
+            raise NotFoundError(
+                f"no command {name!r}; commands: promote, abort, retry, pause, resume, undo"
+            )
+        return JSONResponse(worker.view())
+
     async def history(request: Request) -> JSONResponse:
         app = request.path_params["app"]
         controller.worker(app)
@@ -159,6 +185,7 @@ def build_app(controller: Controller) -> Starlette:
         Route("/api/v1/apps/{app}", guard(get_app), methods=["GET"]),
         Route("/api/v1/apps/{app}/deploy", guard(deploy), methods=["POST"]),
         Route("/api/v1/apps/{app}/history", guard(history), methods=["GET"]),
+        Route("/api/v1/apps/{app}/{command}", guard(command), methods=["POST"]),
         Route("/api/v1/apps/{app}/events", guard(events), methods=["GET"]),
         Route("/api/v1/apps/{app}/logs", guard(logs), methods=["GET"]),
         Route("/api/v1/proxy", guard(proxy), methods=["GET"]),

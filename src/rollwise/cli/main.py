@@ -24,7 +24,7 @@ from rich.text import Text
 from rollwise import __version__
 from rollwise.client import AdminClient, default_state_dir
 from rollwise.errors import ControllerError, RollwiseError, UsageError
-from rollwise.spec import load_spec
+from rollwise.spec import load_spec, parse_duration
 
 __all__ = ["app", "run"]
 
@@ -214,6 +214,112 @@ def deploy(
     out.print(f"app {name}: revision {result['revision']} ({version}) is rolling out")
 
 
+def _command(name: str, command: str, state_dir: Path | None, body: dict[str, Any]) -> None:
+    with _client(state_dir) as client:
+        view = client.request("POST", f"/apps/{name}/{command}", json=body)
+    out.print(f"app {name}: {_phase_line(view)}")
+
+
+def _phase_line(view: dict[str, Any]) -> str:
+    message = view.get("message") or ""
+    return f"{view['phase']} - {message}" if message else str(view["phase"])
+
+
+@app.command()
+def promote(
+    name: Annotated[str, typer.Argument(help="The app.")],
+    full: Annotated[
+        bool, typer.Option("--full", help="Skip every remaining step and analysis.")
+    ] = False,
+    state_dir: StateDir = None,
+) -> None:
+    """Complete the current step (a pause, an inconclusive analysis), or all of them."""
+    _command(name, "promote", state_dir, {"full": full})
+
+
+@app.command()
+def abort(
+    name: Annotated[str, typer.Argument(help="The app.")], state_dir: StateDir = None
+) -> None:
+    """Send all traffic back to stable now; the canary drains and stops (phase Degraded)."""
+    _command(name, "abort", state_dir, {})
+
+
+@app.command()
+def retry(
+    name: Annotated[str, typer.Argument(help="The app.")], state_dir: StateDir = None
+) -> None:
+    """Start an aborted rollout again from its first step."""
+    _command(name, "retry", state_dir, {})
+
+
+@app.command()
+def pause(
+    name: Annotated[str, typer.Argument(help="The app.")], state_dir: StateDir = None
+) -> None:
+    """Hold the rollout where it is (traffic stays as it is) until resume or promote."""
+    _command(name, "pause", state_dir, {})
+
+
+@app.command()
+def resume(
+    name: Annotated[str, typer.Argument(help="The app.")], state_dir: StateDir = None
+) -> None:
+    """Continue a rollout paused with `rollwise pause`."""
+    _command(name, "resume", state_dir, {})
+
+
+@app.command()
+def undo(
+    name: Annotated[str, typer.Argument(help="The app.")],
+    to_revision: Annotated[
+        int | None,
+        typer.Option("--to-revision", help="The revision to go back to (default: the previous)."),
+    ] = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Roll back: instant to a revision still running, else start it and cut over."""
+    _command(name, "undo", state_dir, {"to_revision": to_revision})
+
+
+@app.command()
+def status(
+    name: Annotated[str, typer.Argument(help="The app.")],
+    watch: Annotated[
+        bool, typer.Option("--watch/--no-watch", "-w", help="Follow until it settles.")
+    ] = True,
+    timeout: Annotated[
+        str, typer.Option("--timeout", "-t", help="Give up after this long (e.g. 60s; 0: never).")
+    ] = "0s",
+    state_dir: StateDir = None,
+) -> None:
+    """One line per change, `<Phase> - <message>`, until Healthy, Paused or Degraded.
+
+    Exit code 0 when Healthy or Paused, 1 when Degraded or on timeout.
+    """
+    try:
+        limit = parse_duration(timeout)
+    except ValueError as exc:
+        raise UsageError(f"--timeout {timeout!r}: {exc}") from None
+    deadline = time.monotonic() + limit if limit else None
+    last = ""
+    with _client(state_dir) as client:
+        while True:
+            view = client.request("GET", f"/apps/{name}")
+            line = _phase_line(view)
+            if line != last:
+                out.print(line)
+                last = line
+            if view["phase"] == "Degraded":
+                raise typer.Exit(1)
+            if not watch or view["phase"] in ("Healthy", "Paused"):
+                return
+            if deadline is not None and time.monotonic() > deadline:
+                err.print(f"rollwise: app {name} still {view['phase']} after {timeout}")
+                raise typer.Exit(1)
+            time.sleep(0.25)
+
+
 @app.command()
 def get(
     name: Annotated[str, typer.Argument(help="The app.")],
@@ -321,7 +427,6 @@ def load(
 ) -> None:
     """Open-loop constant-rate load, with a per-version breakdown of the answers."""
     from rollwise.load import LoadConfig, run_load
-    from rollwise.spec import parse_duration
 
     try:
         seconds = parse_duration(duration)

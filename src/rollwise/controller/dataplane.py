@@ -110,6 +110,14 @@ class DataPlane:
             raise DataPlaneError(f"proxy admin channel {self.socket}: {exc}") from None
         return dict(resp.json())
 
+    async def stats(self, since: int) -> dict[str, Any]:
+        """Per-revision, per-second counters since ``since`` (unix seconds), all workers."""
+        try:
+            resp = await self._client.get("/stats", params={"since": since})
+        except httpx.HTTPError as exc:
+            raise DataPlaneError(f"proxy admin channel {self.socket}: {exc}") from None
+        return dict(resp.json())
+
     async def push(self, table: dict[str, Any]) -> int:
         """Apply a whole table and verify that the proxy runs exactly this generation."""
         try:

@@ -29,8 +29,9 @@ def app_section(
     versions: dict[int, str],
     backend: LocalBackend,
 ) -> dict[str, Any]:
-    """One app's part of the table: weighted revisions with their ready replicas, and the
-    retiring revisions whose replicas are draining (no new requests, in-flight ones finish)."""
+    """One app's part of the table: weighted revisions with their ready replicas; warm ones
+    (weight 0, ready for an instant undo); retiring ones whose replicas are draining (no new
+    requests, in-flight ones finish); the canary's header routes."""
     revisions: list[dict[str, Any]] = []
     for number, weight in sorted(status.weights.items()):
         labels = []
@@ -48,6 +49,31 @@ def app_section(
             }
         )
     listed = set(status.weights)
+    canary = status.canary
+    if canary is not None and canary not in listed and not status.aborted:
+        listed.add(canary)  # weight 0 until a setWeight, but header routes may reach it
+        revisions.append(
+            {
+                "name": str(canary),
+                "version": versions.get(canary, ""),
+                "labels": ["canary"],
+                "weight": 0,
+                "replicas": [{"address": a} for a in backend.ready_addresses(app, canary)],
+            }
+        )
+    for warm in status.warm:
+        if warm.revision in listed:
+            continue
+        listed.add(warm.revision)
+        revisions.append(
+            {
+                "name": str(warm.revision),
+                "version": versions.get(warm.revision, ""),
+                "labels": [],
+                "weight": 0,
+                "replicas": [{"address": a} for a in backend.ready_addresses(app, warm.revision)],
+            }
+        )
     for retiring in status.retiring:
         if retiring.revision in listed:
             continue
@@ -77,6 +103,14 @@ def app_section(
         "stickyCookie": traffic.sticky_cookie,
     }
     section.update({k: v for k, v in optional.items() if v})
+    if status.header_routes and status.canary is not None and not status.aborted:
+        section["headerRoutes"] = [
+            {
+                "revision": str(status.canary),
+                "match": [{"headerName": n, "headerValue": v} for n, v in route.match],
+            }
+            for route in status.header_routes
+        ]
     return section
 
 

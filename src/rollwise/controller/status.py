@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-__all__ = ["Phase", "Retiring", "RolloutStatus"]
+__all__ = ["CanaryScale", "HeaderRoute", "Phase", "Retiring", "RolloutStatus", "Warm"]
 
 
 class Phase(StrEnum):
@@ -28,7 +28,39 @@ class Retiring(BaseModel):
     deadline: float
 
 
+class Warm(BaseModel):
+    """A replaced stable revision kept running without traffic until ``until``
+    (``scaleDownDelaySeconds``): an undo to it is only a routing change."""
+
+    revision: int
+    until: float
+
+
+class CanaryScale(BaseModel):
+    """The last ``setCanaryScale`` step: fixed replicas, a weight, or follow the traffic."""
+
+    replicas: int | None = None
+    weight: int | None = None
+
+
+class HeaderRoute(BaseModel):
+    """A ``setHeaderRoute`` step in force: requests matching all pairs go to the canary."""
+
+    name: str
+    match: list[tuple[str, str]]
+
+
 class RolloutStatus(BaseModel):
+    """One app's rollout, persisted before every action (the controller may die anywhere).
+
+    ``step`` counts completed canary steps; ``step_started`` is when the current one began.
+    ``pause_reason`` is set while paused: ``CanaryPauseStep`` (a ``pause`` step),
+    ``user`` (``rollwise pause``) or ``inconclusive`` (an analysis that could not decide).
+    ``aborted`` keeps the aborted canary's number so that ``retry`` can start it again.
+    ``skip_steps`` marks a rollback (``undo``) to a revision that is no longer running: it
+    takes all traffic once ready, without steps or analysis.
+    """
+
     phase: Phase = Phase.PROGRESSING
     message: str = ""
     strategy: str = "canary"
@@ -37,11 +69,30 @@ class RolloutStatus(BaseModel):
     canary_started: float | None = None
     weights: dict[int, int] = Field(default_factory=dict)
     retiring: list[Retiring] = Field(default_factory=list)
+    warm: list[Warm] = Field(default_factory=list)
     step: int = 0
     step_count: int = 0
+    step_started: float | None = None
+    pause_reason: str | None = None
+    aborted: bool = False
+    skip_steps: bool = False
+    canary_scale: CanaryScale | None = None
+    header_routes: list[HeaderRoute] = Field(default_factory=list)
     updated: float = 0.0
 
     def revisions(self) -> set[int]:
-        """Every revision this status keeps running: stable, canary and the retiring ones."""
+        """Every revision this status keeps running: stable, canary, warm and retiring ones."""
         running = {n for n in (self.stable, self.canary) if n is not None}
-        return running | {r.revision for r in self.retiring}
+        return running | {r.revision for r in self.retiring} | {w.revision for w in self.warm}
+
+    def canary_weight(self) -> int:
+        return self.weights.get(self.canary, 0) if self.canary is not None else 0
+
+    def set_weights(self, canary_weight: int) -> None:
+        """Split traffic between stable and canary (stable takes the rest)."""
+        weights: dict[int, int] = {}
+        if self.stable is not None:
+            weights[self.stable] = 100 - canary_weight
+        if self.canary is not None:
+            weights[self.canary] = canary_weight if self.stable is not None else 100
+        self.weights = weights

@@ -1,10 +1,11 @@
-"""One app's reconcile loop: read status, decide, persist, then act.
+"""One app's reconcile loop and its commands: read status, decide, persist, then act.
 
 A pass is a list of ordered steps that may end it early (the shape of Argo Rollouts'
 rollout/canary.go). Every change of status is written to the store before the outside world
-is touched, so a controller killed at any point resumes from a consistent status.
-This issue's strategy is a plain cut-over: the new revision takes all traffic once all its
-replicas are ready; the strategies issue adds canary steps and blue-green here.
+is touched, so a controller killed at any point resumes from a consistent status. Commands
+(deploy, promote, abort, retry, pause, resume, undo) take the same per-app lock as a pass,
+so they are serialized: two terminals racing end in one consistent state, and a command
+that does not fit the phase is refused with what it is and what is allowed.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from typing import Any
 import structlog
 
 from rollwise.backends.local import LocalBackend
+from rollwise.controller.canary import AnalysisFailure, CanaryPass, canary_replicas
 from rollwise.controller.events import Events
 from rollwise.controller.routes import RouteSync, app_section
-from rollwise.controller.status import Phase, Retiring, RolloutStatus
-from rollwise.errors import RollwiseError
+from rollwise.controller.status import Phase, Retiring, RolloutStatus, Warm
+from rollwise.errors import ConflictError, RollwiseError
 from rollwise.spec import Rollout, RolloutSpec, apply_overrides, spec_from_dict
+from rollwise.spec.models import CanaryStrategy, Step
 from rollwise.store import Store
 
 __all__ = ["AppWorker"]
@@ -73,10 +76,30 @@ class AppWorker:
     def versions(self, status: RolloutStatus) -> dict[int, str]:
         return {n: self.store.revision(self.app, n).version for n in status.revisions()}
 
+    def _canary_strategy(self, revision: int) -> CanaryStrategy:
+        rollout, _ = self.rollout(revision)
+        return rollout.spec.strategy.canary or CanaryStrategy()
+
+    def _steps(self, status: RolloutStatus) -> list[Step]:
+        """The canary's steps; none for a first release (nothing to compare with, as in
+        Argo Rollouts) or a rollback to a revision that no longer runs."""
+        if status.canary is None or status.stable is None or status.skip_steps:
+            return []
+        return self._canary_strategy(status.canary).steps
+
+    def _emit(
+        self, kind: str, message: str, revision: int | None, data: dict[str, Any] | None = None
+    ) -> None:
+        self.events.emit(self.app, kind, message, revision, data)
+
     # commands
 
     async def deploy(self, version: str, sets: list[str], cause: str) -> int:
-        """Create a revision from the app's spec (plus ``--set``) and start rolling it out."""
+        """Create a revision from the app's spec (plus ``--set``) and start rolling it out.
+
+        A rollout in progress is superseded, as in Argo Rollouts: its canary stops getting
+        requests and is stopped once drained; stable is untouched.
+        """
         async with self.lock:
             spec_json, _ = self.store.get_app(self.app)
             spec = spec_from_dict(spec_json, file=f"app {self.app}")
@@ -86,28 +109,19 @@ class AppWorker:
                 self.app, version, spec.model_dump(by_alias=True), getpass.getuser(), cause
             )
             status = self.status()
-            now = self.clock()
             if status.canary is not None:
-                superseded = status.canary
-                self.store.finish_revision(
-                    self.app, superseded, "superseded", f"replaced by revision {number}"
-                )
-                status.weights.pop(superseded, None)
-                status.retiring.append(Retiring(revision=superseded, since=now, deadline=now))
-                self.events.emit(
-                    self.app,
+                self._drop_canary(status, "superseded", f"replaced by revision {number}")
+                self._emit(
                     "RolloutSuperseded",
-                    f"revision {superseded} superseded by revision {number}",
-                    superseded,
+                    f"revision {status.canary} superseded by revision {number}",
+                    status.canary,
                 )
-            status.canary = number
-            status.canary_started = now
+            steps = (spec.spec.strategy.canary or CanaryStrategy()).steps
+            self._start_canary(status, number, f"starting revision {number} ({version})")
             status.strategy = spec.spec.strategy.name
-            status.phase = Phase.PROGRESSING
-            status.message = f"starting revision {number} ({version})"
+            status.step_count = len(steps) if status.stable is not None else 0
             self.save(status)
-            self.events.emit(
-                self.app,
+            self._emit(
                 "RolloutStarted",
                 f"rollout of revision {number} ({version}) started",
                 number,
@@ -115,6 +129,237 @@ class AppWorker:
             )
         self.wake.set()
         return number
+
+    async def promote(self, full: bool = False) -> RolloutStatus:
+        """Complete the current step (a pause, an inconclusive analysis) or, with ``full``,
+        skip every remaining step and analysis."""
+        async with self.lock:
+            status = self.status()
+            self._require_rollout(status, "promote")
+            now = self.clock()
+            if full:
+                status.step = len(self._steps(status))
+                status.skip_steps = True
+            elif status.pause_reason == "user":
+                pass  # promote on a user pause only resumes, as Argo's does
+            elif status.step < len(steps := self._steps(status)):
+                status.step += 1
+                self._emit(
+                    "StepCompleted",
+                    f"step {status.step}/{len(steps)} ({steps[status.step - 1].kind}) "
+                    "completed by promote",
+                    status.canary,
+                    {"step": status.step, "step_kind": steps[status.step - 1].kind},
+                )
+            status.step_started = now
+            status.pause_reason = None
+            status.phase = Phase.PROGRESSING
+            status.message = "promoted" + (" (full)" if full else f" to step {status.step}")
+            self.save(status)
+            self._emit("PromoteRequested", status.message, status.canary, {"full": full})
+        self.wake.set()
+        return status
+
+    async def abort(self) -> RolloutStatus:
+        """Send all traffic back to stable at once; the canary drains and stops."""
+        async with self.lock:
+            status = self.status()
+            self._require_rollout(status, "abort")
+            self._abort(status, "manual", f"rollout aborted by {getpass.getuser()}")
+            self.save(status)
+        self.wake.set()
+        return status
+
+    async def retry(self) -> RolloutStatus:
+        """Start an aborted rollout again from its first step."""
+        async with self.lock:
+            status = self.status()
+            number = status.canary
+            if number is None or not status.aborted:
+                raise ConflictError(
+                    f"app {self.app} is {status.phase.value} with no aborted rollout; "
+                    "retry applies to a rollout that was aborted (phase Degraded)"
+                )
+            status.retiring = [r for r in status.retiring if r.revision != number]
+            _, version = self.rollout(number)
+            self._start_canary(status, number, f"retrying revision {number} ({version})")
+            self.store.reopen_revision(self.app, number, "retry")
+            self.save(status)
+            self._emit("RolloutRetried", f"rollout of revision {number} retried", number)
+        self.wake.set()
+        return status
+
+    async def pause(self) -> RolloutStatus:
+        async with self.lock:
+            status = self.status()
+            self._require_rollout(status, "pause")
+            if status.pause_reason == "user":
+                raise ConflictError(
+                    f"app {self.app} is already paused by a user; `rollwise resume` continues it"
+                )
+            status.pause_reason = "user"
+            status.phase = Phase.PAUSED
+            status.message = f"paused by {getpass.getuser()}"
+            self.save(status)
+            self._emit("RolloutPaused", status.message, status.canary)
+        return status
+
+    async def resume(self) -> RolloutStatus:
+        async with self.lock:
+            status = self.status()
+            if status.pause_reason != "user":
+                hint = (
+                    "a pause step or an inconclusive analysis continues with `rollwise promote`"
+                    if status.pause_reason
+                    else "it is not paused"
+                )
+                raise ConflictError(
+                    f"app {self.app} is {status.phase.value}: nothing to resume; {hint}"
+                )
+            status.pause_reason = None
+            status.phase = Phase.PROGRESSING
+            status.message = f"resumed by {getpass.getuser()}"
+            self.save(status)
+            self._emit("RolloutResumed", status.message, status.canary)
+        self.wake.set()
+        return status
+
+    async def undo(self, to_revision: int | None = None) -> RolloutStatus:
+        """Roll back to a revision (default: the one stable before the current stable).
+
+        Instant when the target still runs (stable under a canary, or kept warm for
+        ``scaleDownDelaySeconds``): only the routes change. An older revision is started
+        again and takes all traffic once ready, skipping steps and analysis.
+        """
+        async with self.lock:
+            status = self.status()
+            target = to_revision if to_revision is not None else self._previous_stable(status)
+            row = self.store.revision(self.app, target)  # NotFoundError names the fix
+            now = self.clock()
+            if target == status.stable and status.canary is None:
+                raise ConflictError(
+                    f"app {self.app} already runs revision {target} ({row.version}) as stable; "
+                    "`rollwise history` lists the revisions to undo to"
+                )
+            if target == status.canary and not status.aborted:
+                raise ConflictError(
+                    f"revision {target} is the rollout in progress; "
+                    "`rollwise promote` moves it forward, `rollwise abort` drops it"
+                )
+            reason = f"rolled back to revision {target} ({row.version})"
+            if status.canary is not None:
+                self._drop_canary(status, "rolled back", reason)
+            warm = next((w for w in status.warm if w.revision == target), None)
+            if target == status.stable:
+                status.set_weights(0)
+                self._settle(status, reason)
+                self._emit("RolledBack", reason, target, {"instant": True})
+            elif warm is not None:
+                status.warm.remove(warm)
+                self._replace_stable(status, target, now)
+                self.store.finish_revision(self.app, target, "promoted", "undo")
+                self._settle(status, reason)
+                self._emit("RolledBack", reason, target, {"instant": True})
+            else:
+                status.retiring = [r for r in status.retiring if r.revision != target]
+                self._start_canary(status, target, f"rolling back to revision {target}")
+                status.skip_steps = True
+                self.store.reopen_revision(self.app, target, "undo")
+                self._emit("RollbackStarted", reason, target, {"instant": False})
+            self.save(status)
+        self.wake.set()
+        return status
+
+    def _previous_stable(self, status: RolloutStatus) -> int:
+        for row in reversed(self.store.revisions(self.app)):
+            if row.number != status.stable and row.outcome in ("replaced", "promoted"):
+                return row.number
+        raise ConflictError(
+            f"app {self.app} has no earlier stable revision to undo to; "
+            "`rollwise history` lists its revisions, `--to-revision N` picks one"
+        )
+
+    def _require_rollout(self, status: RolloutStatus, command: str) -> None:
+        if status.canary is None or status.aborted:
+            raise ConflictError(
+                f"app {self.app} is {status.phase.value} with no rollout in progress: nothing "
+                f"to {command}; {command} applies to a Progressing or Paused rollout"
+            )
+
+    # status transitions shared by commands and passes
+
+    def _start_canary(self, status: RolloutStatus, number: int, message: str) -> None:
+        now = self.clock()
+        status.canary = number
+        status.canary_started = now
+        status.step = 0
+        status.step_started = None
+        status.pause_reason = None
+        status.aborted = False
+        status.skip_steps = False
+        status.canary_scale = None
+        status.header_routes = []
+        status.phase = Phase.PROGRESSING
+        status.message = message
+
+    def _drop_canary(self, status: RolloutStatus, outcome: str, reason: str) -> None:
+        """Take the canary out of the routes; it drains and stops. ``aborted`` ones already
+        are, and keep their outcome."""
+        number = status.canary
+        assert number is not None
+        if not status.aborted:
+            self.store.finish_revision(self.app, number, outcome, reason)
+            self._retire_later(status, number)
+        status.canary = None
+        status.aborted = False
+        status.header_routes = []
+        status.set_weights(0)
+
+    def _retire_later(self, status: RolloutStatus, number: int) -> None:
+        now = self.clock()
+        grace = self.rollout(number)[0].spec.template.stop_grace_period
+        if all(r.revision != number for r in status.retiring):
+            status.retiring.append(Retiring(revision=number, since=now, deadline=now + grace))
+
+    def _replace_stable(self, status: RolloutStatus, number: int, now: float) -> None:
+        old = status.stable
+        status.stable = number
+        status.weights = {number: 100}
+        if old is not None and old != number:
+            # The app's spec as applied now, not the revision's: an undo to an old revision
+            # keeps the delay the user set today.
+            spec_json, _ = self.store.get_app(self.app)
+            strategy = spec_from_dict(spec_json, file=f"app {self.app}").spec.strategy
+            delay = (strategy.canary or CanaryStrategy()).scale_down_delay_seconds
+            status.warm = [w for w in status.warm if w.revision != old]
+            status.warm.append(Warm(revision=old, until=now + delay))
+            self.store.finish_revision(self.app, old, "replaced", f"replaced by revision {number}")
+
+    def _settle(self, status: RolloutStatus, message: str) -> None:
+        status.canary = None
+        status.canary_started = None
+        status.step = 0
+        status.step_started = None
+        status.pause_reason = None
+        status.skip_steps = False
+        status.canary_scale = None
+        status.header_routes = []
+        status.phase = Phase.HEALTHY
+        status.message = message
+
+    def _abort(self, status: RolloutStatus, reason: str, message: str) -> bool:
+        number = status.canary
+        assert number is not None
+        status.weights = {status.stable: 100} if status.stable is not None else {}
+        status.header_routes = []
+        status.pause_reason = None
+        status.aborted = True
+        status.phase = Phase.DEGRADED
+        status.message = f"RolloutAborted: {message}"
+        self._retire_later(status, number)
+        self.store.finish_revision(self.app, number, "aborted", reason)
+        self._emit("RolloutAborted", message, number, {"reason": reason})
+        return True
 
     # the reconcile pass
 
@@ -149,8 +394,11 @@ class AppWorker:
         status = self.status()
         spec_json, base_dir = self.store.get_app(self.app)
         spec = spec_from_dict(spec_json, file=f"app {self.app}").spec
+        changed = self._expire_warm(status)
         self._ensure_replicas(status, base_dir)
-        if self._progress(status):
+        if await self._progress(status):
+            changed = True
+        if changed:
             self.save(status)
         await self._push_routes(status, spec)
         if await self._retire(status):
@@ -162,22 +410,52 @@ class AppWorker:
         await self.routes.update(self.app, section)
 
     def _ensure_replicas(self, status: RolloutStatus, base_dir: str) -> None:
-        for number in (status.stable, status.canary):
-            if number is None:
-                continue
+        wanted: dict[int, int] = {}
+        if status.stable is not None:
+            wanted[status.stable] = self.rollout(status.stable)[0].spec.replicas
+        for warm in status.warm:
+            wanted[warm.revision] = self.rollout(warm.revision)[0].spec.replicas
+        if status.canary is not None and not status.aborted:
+            wanted[status.canary] = self._canary_target(status)
+        for number, replicas in wanted.items():
             rollout, version = self.rollout(number)
             self.backend.ensure(
-                self.app, number, version, rollout.spec.template, base_dir, rollout.spec.replicas
+                self.app, number, version, rollout.spec.template, base_dir, replicas
             )
 
-    def _progress(self, status: RolloutStatus) -> bool:
-        """Move the new revision forward; ``True`` when the status changed."""
+    def _canary_target(self, status: RolloutStatus) -> int:
+        """Canary replicas to run now: for the weight the current step is about to set, or
+        all of them once the steps are done (promotion needs full capacity)."""
+        assert status.canary is not None
+        spec = self.rollout(status.canary)[0].spec
+        steps = self._steps(status)
+        if status.step >= len(steps):
+            return spec.replicas
+        upcoming = steps[status.step].set_weight
+        return (
+            max(canary_replicas(status, spec), canary_replicas(status, spec, upcoming))
+            if upcoming is not None
+            else canary_replicas(status, spec)
+        )
+
+    def _expire_warm(self, status: RolloutStatus) -> bool:
+        now = self.clock()
+        expired = [w for w in status.warm if now >= w.until]
+        for warm in expired:
+            status.warm.remove(warm)
+            self._retire_later(status, warm.revision)
+        return bool(expired)
+
+    async def _progress(self, status: RolloutStatus) -> bool:
+        """Move the rollout forward; ``True`` when the status changed."""
         number = status.canary
         if number is None:
             if status.stable is not None and status.phase == Phase.PROGRESSING:
                 status.phase = Phase.HEALTHY
                 status.message = ""
                 return True
+            return False
+        if status.aborted:
             return False
         health = self.backend.health(self.app, number)
         rollout, version = self.rollout(number)
@@ -189,55 +467,68 @@ class AppWorker:
                 "crash loop",
                 f"revision {number} ({version}) is crash-looping; last log line: {last}",
             )
-        started = status.canary_started or now
-        if now - started > rollout.spec.progress_deadline_seconds:
+        progressed = max(status.canary_started or now, status.step_started or 0.0)
+        deadline = rollout.spec.progress_deadline_seconds
+        if status.pause_reason is None and now - progressed > deadline:
             return self._abort(
                 status,
                 "deployment timeout",
-                f"revision {number} ({version}) not ready after "
-                f"{rollout.spec.progress_deadline_seconds:.0f}s (progressDeadlineSeconds)",
+                f"revision {number} ({version}) made no progress for {deadline:.0f}s "
+                "(progressDeadlineSeconds)",
             )
-        if health.ready < health.desired or health.desired == 0:
+        if health.ready == 0:
             message = f"waiting for revision {number}: {health.ready}/{health.desired} ready"
             if message != status.message:
                 status.message = message
                 return True
             return False
+        steps = self._steps(status)
+        canary = CanaryPass(
+            status=status,
+            spec=rollout.spec,
+            steps=steps,
+            health=health,
+            now=now,
+            emit=lambda kind, message, data: self._emit(kind, message, number, data),
+            canary_stats=lambda since: self._canary_stats(number, since),
+        )
+        try:
+            result = await canary.run()
+        except AnalysisFailure as exc:
+            return self._abort(status, "analysis failure", f"analysis failed: {exc}")
+        if result != "promote":
+            return canary.changed
+        if health.ready < rollout.spec.replicas:
+            message = (
+                f"scaling revision {number} to {rollout.spec.replicas} ready replicas "
+                f"({health.ready} now) before it takes all traffic"
+            )
+            if message != status.message:
+                status.message = message
+                return True
+            return canary.changed
+        started = status.canary_started or now
         old = status.stable
-        status.stable = number
-        status.canary = None
-        status.canary_started = None
-        status.weights = {number: 100}
-        if old is not None and old != number:
-            grace = rollout.spec.template.stop_grace_period
-            status.retiring.append(Retiring(revision=old, since=now, deadline=now + grace))
-            self.store.finish_revision(self.app, old, "replaced", f"replaced by revision {number}")
-        status.phase = Phase.HEALTHY
-        status.message = ""
+        self._replace_stable(status, number, now)
+        self._settle(status, "")
         self.store.finish_revision(self.app, number, "promoted", "")
-        self.events.emit(
-            self.app,
+        self._emit(
             "RolloutCompleted",
             f"revision {number} ({version}) serves 100% of requests"
-            + (f"; revision {old} drains" if old is not None and old != number else ""),
+            + (f"; revision {old} stays warm, then drains" if old not in (None, number) else ""),
             number,
             {"duration_s": round(now - started, 3)},
         )
         return True
 
-    def _abort(self, status: RolloutStatus, reason: str, message: str) -> bool:
-        number = status.canary
-        assert number is not None
-        now = self.clock()
-        status.canary = None
-        status.canary_started = None
-        status.weights.pop(number, None)
-        status.retiring.append(Retiring(revision=number, since=now, deadline=now))
-        status.phase = Phase.DEGRADED
-        status.message = f"RolloutAborted: {message}"
-        self.store.finish_revision(self.app, number, "aborted", reason)
-        self.events.emit(self.app, "RolloutAborted", message, number, {"reason": reason})
-        return True
+    async def _canary_stats(self, number: int, since: float) -> tuple[int, int]:
+        """Requests and failures of the canary in the proxy since ``since`` (whole seconds,
+        the seconds that began before it excluded)."""
+        stats = await self.routes.dataplane.stats(int(since) + 1)
+        seconds = stats["apps"].get(self.app, {}).get(str(number), {}).get("seconds", {})
+        requests = sum(int(b["requests"]) for b in seconds.values())
+        failures = sum(int(b["failures"]) for b in seconds.values())
+        return requests, failures
 
     async def _retire(self, status: RolloutStatus) -> bool:
         """Stop revisions whose replicas have drained (or whose grace period ended)."""
@@ -254,9 +545,7 @@ class AppWorker:
                 continue
             await self.backend.stop(self.app, item.revision)
             done.append(item)
-            self.events.emit(
-                self.app, "RevisionStopped", f"revision {item.revision} stopped", item.revision
-            )
+            self._emit("RevisionStopped", f"revision {item.revision} stopped", item.revision)
         if not done:
             return False
         status.retiring = [r for r in status.retiring if r not in done]
@@ -276,6 +565,10 @@ class AppWorker:
             labels = (["stable"] if n == status.stable else []) + (
                 ["canary"] if n == status.canary else []
             )
+            if n == status.canary and status.aborted:
+                labels.append("aborted")
+            if any(w.revision == n for w in status.warm):
+                labels.append("warm")
             if any(r.revision == n for r in status.retiring):
                 labels.append("retiring")
             revisions.append(
@@ -295,6 +588,9 @@ class AppWorker:
             "strategy": status.strategy,
             "step": status.step,
             "step_count": status.step_count,
+            "pause_reason": status.pause_reason,
+            "aborted": status.aborted,
+            "header_routes": [r.model_dump() for r in status.header_routes],
             "listen": spec.spec.listen,
             "replicas": spec.spec.replicas,
             "stable": status.stable,

@@ -164,9 +164,25 @@ class PauseStep(Model):
 
 
 class AnalysisStep(Model):
+    """An inline analysis step. Until the statistical judge lands, a threshold guard: the
+    canary fails when its failure rate exceeds ``maxErrorRate`` over at least ``minRequests``.
+
+    ``until: pass`` ends the step as soon as ``minRequests`` requests were judged good;
+    ``until: duration`` watches for the whole ``duration``. Not enough requests by
+    ``maxDuration`` (or by the end of ``duration``) is inconclusive: the rollout pauses.
+    """
+
     until: Literal["pass", "duration"] = "pass"
     duration: Duration | None = None
     max_duration: Duration = 120.0
+    max_error_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.01
+    min_requests: Annotated[int, Field(ge=1)] = 50
+
+    @model_validator(mode="after")
+    def _duration_given(self) -> Self:
+        if self.until == "duration" and self.duration is None:
+            raise ValueError("until: duration needs a duration, e.g. duration: 30s")
+        return self
 
 
 class SetCanaryScale(Model):

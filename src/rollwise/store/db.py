@@ -219,6 +219,14 @@ class Store:
             (outcome, reason, time.time(), app, number),
         )
 
+    def reopen_revision(self, app: str, number: int, cause: str) -> None:
+        """A revision rolls out again (``retry``, ``undo``): it is pending, with a new cause."""
+        self._run(
+            "UPDATE revisions SET outcome='pending', reason='', finished_at=NULL, cause=? "
+            "WHERE app=? AND number=?",
+            (cause, app, number),
+        )
+
     # status
 
     def get_status(self, app: str) -> dict[str, Any] | None:

@@ -1,0 +1,276 @@
+"""Canary steps and the rollout commands against a real controller, proxy and agents.
+
+Each test applies the steps it is about, releases 1.1.0 over the running 1.0.0, and checks
+what users see: phases and messages, the proxy's weights and the request record, history and
+events. Instant moves (abort, undo to a warm revision) are timed from the proxy's record:
+from the moment the command is sent to the admin API to the start of the last request the
+old target served (the CLI adds its own interpreter start, about half a second, before that).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+
+from .conftest import Cluster, write_spec
+from .helpers import Background, wait_for
+
+PAUSE_THEN_50 = {
+    "steps": [{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}, {"pause": {"duration": "1s"}}],
+    "scaleDownDelaySeconds": "30s",
+}
+
+
+def use_steps(cluster: Cluster, canary: dict[str, Any]) -> None:
+    write_spec(cluster.spec_file, cluster.port, canary=canary)
+    cluster.cli("apply", "-f", str(cluster.spec_file))
+
+
+def wait_phase(cluster: Cluster, phase: str, timeout: float = 60.0) -> dict[str, Any]:
+    return wait_for(
+        lambda: (view := cluster.get())["phase"] == phase and view, timeout=timeout, every=0.05
+    )
+
+
+def actual_weights(cluster: Cluster) -> dict[str, int]:
+    """The weights the proxy runs, revisions at 0 (draining, warm) left out."""
+    weights = cluster.client.request("GET", "/apps/sample-agent")["actual_weights"]
+    return {name: weight for name, weight in weights.items() if weight}
+
+
+def served_versions(cluster: Cluster, count: int, **headers: str) -> Counter[str]:
+    with httpx.Client(base_url=cluster.url, headers=headers) as client:
+        return Counter(client.get("/healthz").json()["version"] for _ in range(count))
+
+
+def records(cluster: Cluster) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in cluster.record.read_text().splitlines()]
+
+
+def switch_time(cluster: Cluster, sent: float, old_revision: str) -> float:
+    """Seconds from ``sent`` to the start of the last request ``old_revision`` served after it
+    (≤ 0 when none did). The record is flushed once a second, so wait for a later line."""
+    wait_for(lambda: any(r["ts"] > sent + 1.0 for r in records(cluster)), timeout=10)
+    starts = [
+        r["ts"] - r["latency_ms"] / 1000
+        for r in records(cluster)
+        if r["revision"] == old_revision and r["ts"] > sent
+    ]
+    return max(starts, default=sent) - sent
+
+
+def test_steps_pause_until_promote_then_complete(cluster: Cluster) -> None:
+    use_steps(cluster, PAUSE_THEN_50)
+    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    view = wait_phase(cluster, "Paused")
+    assert view["message"] == "CanaryPauseStep"
+    assert (view["step"], view["step_count"], view["set_weight"]) == (1, 4, 25)
+    assert actual_weights(cluster) == {"1": 75, "2": 25}
+    seen = served_versions(cluster, 400)
+    assert 60 <= seen["1.1.0"] <= 140, seen
+    status = cluster.cli("status", "sample-agent", "--timeout", "10s")
+    assert status.stdout.strip().splitlines()[-1] == "Paused - CanaryPauseStep"
+
+    cluster.cli("promote", "sample-agent")
+    final = cluster.wait_stable(2)
+    assert final["phase"] == "Healthy"
+    events = [e["kind"] for e in cluster.client.request("GET", "/apps/sample-agent/events")]
+    assert events.count("StepCompleted") == 4
+    assert "PromoteRequested" in events and events[-1] != "RolloutAborted"
+    revision_1 = next(r for r in final["revisions"] if r["number"] == 1)
+    assert "warm" in revision_1["labels"]  # kept for scaleDownDelaySeconds
+    history = cluster.client.request("GET", "/apps/sample-agent/history")
+    assert [(h["version"], h["outcome"]) for h in history] == [
+        ("1.0.0", "replaced"),
+        ("1.1.0", "promoted"),
+    ]
+
+
+def test_abort_is_instant_and_retry_starts_again(cluster: Cluster) -> None:
+    use_steps(cluster, {"steps": [{"setWeight": 50}, {"pause": {}}]})
+    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    wait_phase(cluster, "Paused")
+    with Background(cluster.url, rate=100) as load:
+        time.sleep(1.0)
+        sent = time.time()
+        aborted = cluster.client.request("POST", "/apps/sample-agent/abort")
+        time.sleep(1.0)
+    assert aborted["phase"] == "Degraded" and "RolloutAborted" in aborted["message"]
+    assert load.result().errors_total == 0, load.result().as_json()
+    assert switch_time(cluster, sent, "2") <= 0.1
+    assert actual_weights(cluster) == {"1": 100}
+    status = cluster.cli("status", "sample-agent", check=False)
+    assert status.returncode == 1 and status.stdout.startswith("Degraded - RolloutAborted")
+    assert cluster.cli("get", "sample-agent", check=False).returncode == 1
+    history = cluster.client.request("GET", "/apps/sample-agent/history")
+    assert (history[-1]["outcome"], history[-1]["reason"]) == ("aborted", "manual")
+    wait_for(lambda: not cluster.pids(2) or None, timeout=30)  # the canary drained and stopped
+
+    refused = cluster.cli("promote", "sample-agent", check=False)
+    assert refused.returncode != 0
+    assert "Degraded with no rollout in progress" in refused.stderr
+
+    cluster.cli("retry", "sample-agent")
+    view = wait_phase(cluster, "Paused")
+    assert view["canary"] == 2 and view["set_weight"] == 50
+    cluster.cli("promote", "sample-agent", "--full")
+    cluster.wait_stable(2)
+    assert cluster.client.request("GET", "/apps/sample-agent/history")[-1]["cause"] == "retry"
+
+
+def test_undo_to_a_warm_revision_is_instant(cluster: Cluster) -> None:
+    use_steps(cluster, {"steps": [{"setWeight": 50}], "scaleDownDelaySeconds": "60s"})
+    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    cluster.wait_stable(2)
+    old_pids = sorted(cluster.pids(1))
+    assert old_pids, "revision 1 stays warm"
+    with Background(cluster.url, rate=100) as load:
+        time.sleep(1.0)
+        sent = time.time()
+        cluster.client.request("POST", "/apps/sample-agent/undo", json={})
+        time.sleep(1.0)
+    assert load.result().errors_total == 0, load.result().as_json()
+    assert switch_time(cluster, sent, "2") <= 0.1
+    view = cluster.wait_stable(1)
+    assert sorted(cluster.pids(1)) == old_pids, "the warm replicas took the traffic back"
+    assert "warm" in next(r for r in view["revisions"] if r["number"] == 2)["labels"]
+    events = cluster.client.request("GET", "/apps/sample-agent/events")
+    rolled = [e for e in events if e["kind"] == "RolledBack"]
+    assert rolled and rolled[-1]["data"]["instant"] is True
+
+    cluster.cli("undo", "sample-agent", "--to-revision", "2")  # and back, as instantly
+    cluster.wait_stable(2)
+
+
+def test_undo_to_a_stopped_revision_starts_it_and_skips_steps(cluster: Cluster) -> None:
+    use_steps(
+        cluster,
+        {"steps": [{"setWeight": 50}, {"pause": {}}], "scaleDownDelaySeconds": "0s"},
+    )
+    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    wait_phase(cluster, "Paused")
+    cluster.cli("promote", "sample-agent", "--full")
+    cluster.wait_stable(2)
+    wait_for(lambda: not cluster.pids(1) or None, timeout=30)
+    cluster.cli("undo", "sample-agent", "--to-revision", "1")
+    view = cluster.wait_stable(1, timeout=60)  # no pause step stopped it
+    assert view["step_count"] == 0 or view["step"] == 0
+    assert served_versions(cluster, 20) == {"1.0.0": 20}
+    history = cluster.client.request("GET", "/apps/sample-agent/history")
+    assert history[0]["cause"] == "undo" and history[0]["outcome"] == "promoted"
+
+
+def test_header_route_and_canary_scale(cluster: Cluster) -> None:
+    use_steps(
+        cluster,
+        {
+            "steps": [
+                {"setCanaryScale": {"replicas": 1}},
+                {
+                    "setHeaderRoute": {
+                        "name": "beta",
+                        "match": [{"headerName": "X-Beta", "headerValue": "1"}],
+                    }
+                },
+                {"pause": {}},
+            ]
+        },
+    )
+    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    view = wait_phase(cluster, "Paused")
+    canary = next(r for r in view["revisions"] if r["number"] == 2)
+    assert canary["health"]["desired"] == 1 and canary["weight"] == 0
+    assert served_versions(cluster, 20, **{"X-Beta": "1"}) == {"1.1.0": 20}
+    assert served_versions(cluster, 20) == {"1.0.0": 20}
+    cluster.cli("promote", "sample-agent", "--full")
+    view = cluster.wait_stable(2)
+    stable = next(r for r in view["revisions"] if r["number"] == 2)
+    assert stable["health"]["desired"] == 2 and stable["health"]["ready"] == 2
+
+
+def test_analysis_step_aborts_a_failing_canary(cluster: Cluster) -> None:
+    analysis = {"until": "duration", "duration": "20s", "maxErrorRate": 0.05, "minRequests": 20}
+    use_steps(cluster, {"steps": [{"setWeight": 50}, {"analysis": analysis}]})
+    with Background(cluster.url, rate=60):
+        cluster.cli(
+            "deploy",
+            "sample-agent",
+            "--version",
+            "1.1.0",
+            "--set",
+            "template.env.AGENT_FAIL_RATE=0.5",
+        )
+        view = wait_phase(cluster, "Degraded", timeout=30)
+    assert "analysis failed" in view["message"]
+    history = cluster.client.request("GET", "/apps/sample-agent/history")
+    assert (history[-1]["outcome"], history[-1]["reason"]) == ("aborted", "analysis failure")
+    kinds = [e["kind"] for e in cluster.client.request("GET", "/apps/sample-agent/events")]
+    assert "AnalysisFailed" in kinds
+    assert served_versions(cluster, 20) == {"1.0.0": 20}
+
+
+def test_a_new_deploy_supersedes_the_rollout(cluster: Cluster) -> None:
+    use_steps(cluster, {"steps": [{"setWeight": 20}, {"pause": {}}]})
+    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    wait_phase(cluster, "Paused")
+    cluster.cli("deploy", "sample-agent", "--version", "1.2.0")
+    view = wait_for(lambda: (v := cluster.get())["canary"] == 3 and v["phase"] == "Paused" and v)
+    assert view["stable"] == 1
+    history = cluster.client.request("GET", "/apps/sample-agent/history")
+    assert history[1]["outcome"] == "superseded"
+    wait_for(lambda: not cluster.pids(2) or None, timeout=30)
+    cluster.cli("promote", "sample-agent", "--full")
+    cluster.wait_stable(3)
+
+
+def test_commands_are_refused_in_the_wrong_phase_and_serialized(cluster: Cluster) -> None:
+    for command in ("promote", "abort", "pause", "resume", "retry"):
+        refused = cluster.cli(command, "sample-agent", check=False)
+        assert refused.returncode == 1, (command, refused.stdout, refused.stderr)
+        assert "Healthy" in refused.stderr and "Traceback" not in refused.stderr
+    assert (
+        "already runs revision 1"
+        in cluster.cli("undo", "sample-agent", "--to-revision", "1", check=False).stderr
+    )
+
+    use_steps(cluster, {"steps": [{"setWeight": 50}, {"pause": {}}, {"pause": {}}]})
+    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    wait_phase(cluster, "Paused")
+    results: dict[str, int] = {}
+
+    def run(command: str) -> None:
+        results[command] = cluster.cli(command, "sample-agent", check=False).returncode
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in ("promote", "abort")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    view = cluster.get()
+    # Either order is one consistent state: the abort always lands (promote cannot undo it),
+    # and a promote after the abort is refused.
+    assert results["abort"] == 0
+    assert view["phase"] == "Degraded" and view["aborted"] is True
+    assert actual_weights(cluster) == {"1": 100}
+    assert results["promote"] in (0, 1)  # ran first, or was refused after the abort
+
+
+@pytest.mark.parametrize("command", ["resume", "promote"])
+def test_user_pause_holds_the_rollout(cluster: Cluster, command: str) -> None:
+    use_steps(
+        cluster, {"steps": [{"setWeight": 30}, {"pause": {"duration": "2s"}}, {"setWeight": 60}]}
+    )
+    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    wait_for(lambda: cluster.get()["set_weight"] == 30)
+    cluster.cli("pause", "sample-agent")
+    time.sleep(3.0)  # longer than the pause step: a user pause holds it
+    view = cluster.get()
+    assert view["phase"] == "Paused" and view["pause_reason"] == "user" and view["set_weight"] == 30
+    cluster.cli(command, "sample-agent")  # promote on a user pause only resumes, like resume
+    cluster.wait_stable(2)
