@@ -17,6 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
+
+from rollwise.backends.ports import free_port
 
 from .conftest import Cluster, write_spec
 from .helpers import Background, wait_for
@@ -53,16 +56,20 @@ def records(cluster: Cluster) -> list[dict[str, Any]]:
     return [json.loads(line) for line in cluster.record.read_text().splitlines()]
 
 
-def switch_time(cluster: Cluster, sent: float, old_revision: str) -> float:
+def switch_time(
+    cluster: Cluster, sent: float, old_revision: str, until: float | None = None
+) -> float:
     """Seconds from ``sent`` to the start of the last request ``old_revision`` served after it
-    (≤ 0 when none did). The record is flushed once a second, so wait for a later line."""
-    wait_for(lambda: any(r["ts"] > sent + 1.0 for r in records(cluster)), timeout=10)
+    (and before ``until``; ≤ 0 when none did). The record is flushed once a second, so wait
+    for a later line first."""
+    end = until if until is not None else sent + 1.0
+    wait_for(lambda: any(r["ts"] > end for r in records(cluster)), timeout=10)
     starts = [
         r["ts"] - r["latency_ms"] / 1000
         for r in records(cluster)
         if r["revision"] == old_revision and r["ts"] > sent
     ]
-    return max(starts, default=sent) - sent
+    return max((t for t in starts if until is None or t < until), default=sent) - sent
 
 
 def test_steps_pause_until_promote_then_complete(cluster: Cluster) -> None:
@@ -274,3 +281,69 @@ def test_user_pause_holds_the_rollout(cluster: Cluster, command: str) -> None:
     assert view["phase"] == "Paused" and view["pause_reason"] == "user" and view["set_weight"] == 30
     cluster.cli(command, "sample-agent")  # promote on a user pause only resumes, like resume
     cluster.wait_stable(2)
+
+
+def use_blue_green(cluster: Cluster, blue_green: dict[str, Any]) -> None:
+    write_spec(cluster.spec_file, cluster.port)
+    spec = yaml.safe_load(cluster.spec_file.read_text())
+    spec["spec"]["strategy"] = {"blueGreen": blue_green}
+    cluster.spec_file.write_text(yaml.safe_dump(spec))
+    cluster.cli("apply", "-f", str(cluster.spec_file))
+
+
+def test_blue_green_preview_swap_and_instant_undo(cluster: Cluster) -> None:
+    preview = free_port()
+    use_blue_green(
+        cluster,
+        {
+            "previewListen": f"127.0.0.1:{preview}",
+            "autoPromotionEnabled": False,
+            "scaleDownDelaySeconds": "60s",
+        },
+    )
+    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    view = wait_phase(cluster, "Paused")
+    assert view["message"].startswith("BlueGreenPause")
+    labels = {r["number"]: r["labels"] for r in view["revisions"]}
+    assert "active" in labels[1] and "preview" in labels[2]
+    assert httpx.get(f"http://127.0.0.1:{preview}/healthz").json()["version"] == "1.1.0"
+    assert served_versions(cluster, 20) == {"1.0.0": 20}
+    with Background(cluster.url, rate=100) as load:
+        time.sleep(1.0)
+        sent = time.time()
+        cluster.client.request("POST", "/apps/sample-agent/promote", json={})
+        cluster.wait_stable(2)
+        swapped = time.time()
+        time.sleep(1.0)
+        undo_sent = time.time()
+        cluster.client.request("POST", "/apps/sample-agent/undo", json={})
+        time.sleep(1.0)
+    assert load.result().errors_total == 0, load.result().as_json()
+    assert swapped - sent < 1.0  # the preview had every replica: the swap is a route change
+    assert switch_time(cluster, sent, "1", until=undo_sent) <= 0.1
+    assert switch_time(cluster, undo_sent, "2") <= 0.1  # and so is the undo
+    cluster.wait_stable(1)
+    with pytest.raises(httpx.ConnectError):  # the preview listener is gone
+        httpx.get(f"http://127.0.0.1:{preview}/healthz")
+
+
+def test_blue_green_post_promotion_failure_switches_back(cluster: Cluster) -> None:
+    analysis = {"until": "duration", "duration": "20s", "maxErrorRate": 0.05, "minRequests": 20}
+    use_blue_green(cluster, {"postPromotionAnalysis": analysis, "scaleDownDelaySeconds": "60s"})
+    with Background(cluster.url, rate=60):
+        cluster.cli(
+            "deploy",
+            "sample-agent",
+            "--version",
+            "1.1.0",
+            "--set",
+            "template.env.AGENT_FAIL_RATE=0.5",
+        )
+        view = wait_phase(cluster, "Degraded", timeout=40)
+    assert "revision 1 is active again" in view["message"]
+    assert view["stable"] == 1
+    history = cluster.client.request("GET", "/apps/sample-agent/history")
+    assert (history[-1]["outcome"], history[-1]["reason"]) == ("aborted", "analysis failure")
+    kinds = [e["kind"] for e in cluster.client.request("GET", "/apps/sample-agent/events")]
+    assert "ActiveSwitched" in kinds and "AnalysisFailed" in kinds
+    assert served_versions(cluster, 20) == {"1.0.0": 20}

@@ -59,6 +59,9 @@ class RolloutStatus(BaseModel):
     ``aborted`` keeps the aborted canary's number so that ``retry`` can start it again.
     ``skip_steps`` marks a rollback (``undo``) to a revision that is no longer running: it
     takes all traffic once ready, without steps or analysis.
+    Blue-green: ``preview_since`` is when the preview became ready, ``promote_requested``
+    records a ``promote`` (or auto-promotion), and ``verifying`` is the previous active
+    revision while the post-promotion analysis runs (it is warm: a failure switches back).
     """
 
     phase: Phase = Phase.PROGRESSING
@@ -76,6 +79,9 @@ class RolloutStatus(BaseModel):
     pause_reason: str | None = None
     aborted: bool = False
     skip_steps: bool = False
+    preview_since: float | None = None
+    promote_requested: bool = False
+    verifying: int | None = None
     canary_scale: CanaryScale | None = None
     header_routes: list[HeaderRoute] = Field(default_factory=list)
     updated: float = 0.0

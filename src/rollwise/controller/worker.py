@@ -18,8 +18,13 @@ from typing import Any
 
 import structlog
 
-from rollwise.backends.local import LocalBackend
-from rollwise.controller.canary import AnalysisFailure, CanaryPass, canary_replicas
+from rollwise.backends.local import LocalBackend, RevisionHealth
+from rollwise.controller.canary import (
+    AnalysisFailure,
+    CanaryPass,
+    canary_replicas,
+    judge_error_rate,
+)
 from rollwise.controller.events import Events
 from rollwise.controller.routes import RouteSync, app_section
 from rollwise.controller.status import Phase, Retiring, RolloutStatus, Warm
@@ -33,6 +38,7 @@ __all__ = ["AppWorker"]
 log = structlog.get_logger("rollwise.controller")
 
 DRAIN_MIN_S = 0.3
+PREVIEW_SUFFIX = ".preview"  # the proxy app name of a blue-green preview listener
 
 
 class AppWorker:
@@ -84,6 +90,9 @@ class AppWorker:
         """The canary's steps; none for a first release (nothing to compare with, as in
         Argo Rollouts) or a rollback to a revision that no longer runs."""
         if status.canary is None or status.stable is None or status.skip_steps:
+            return []
+        rollout, _ = self.rollout(status.canary)
+        if rollout.spec.strategy.blue_green is not None:
             return []
         return self._canary_strategy(status.canary).steps
 
@@ -137,6 +146,11 @@ class AppWorker:
             status = self.status()
             self._require_rollout(status, "promote")
             now = self.clock()
+            status.promote_requested = True  # blue-green: swap once the preview is ready
+            assert status.canary is not None  # _require_rollout
+            blue_green = self.rollout(status.canary)[0].spec.strategy.blue_green
+            if blue_green is not None and status.pause_reason == "inconclusive":
+                status.skip_steps = True  # a person accepted the preview
             if full:
                 status.step = len(self._steps(status))
                 status.skip_steps = True
@@ -161,11 +175,16 @@ class AppWorker:
         return status
 
     async def abort(self) -> RolloutStatus:
-        """Send all traffic back to stable at once; the canary drains and stops."""
+        """Send all traffic back to stable at once; the canary drains and stops. During a
+        blue-green post-promotion analysis, switch back to the previous active revision."""
         async with self.lock:
             status = self.status()
-            self._require_rollout(status, "abort")
-            self._abort(status, "manual", f"rollout aborted by {getpass.getuser()}")
+            message = f"rollout aborted by {getpass.getuser()}"
+            if status.canary is None and status.verifying is not None:
+                self._switch_back(status, "manual", message)
+            else:
+                self._require_rollout(status, "abort")
+                self._abort(status, "manual", message)
             self.save(status)
         self.wake.set()
         return status
@@ -299,6 +318,8 @@ class AppWorker:
         status.skip_steps = False
         status.canary_scale = None
         status.header_routes = []
+        status.preview_since = None
+        status.promote_requested = False
         status.phase = Phase.PROGRESSING
         status.message = message
 
@@ -344,6 +365,8 @@ class AppWorker:
         status.skip_steps = False
         status.canary_scale = None
         status.header_routes = []
+        status.preview_since = None
+        status.promote_requested = False
         status.phase = Phase.HEALTHY
         status.message = message
 
@@ -406,8 +429,36 @@ class AppWorker:
             await self._push_routes(status, spec)
 
     async def _push_routes(self, status: RolloutStatus, spec: RolloutSpec) -> None:
-        section = app_section(self.app, spec, status, self.versions(status), self.backend)
+        versions = self.versions(status)
+        section = app_section(self.app, spec, status, versions, self.backend)
         await self.routes.update(self.app, section)
+        await self.routes.update(
+            f"{self.app}{PREVIEW_SUFFIX}", self._preview_section(status, spec, versions)
+        )
+
+    def _preview_section(
+        self, status: RolloutStatus, spec: RolloutSpec, versions: dict[int, str]
+    ) -> dict[str, Any] | None:
+        """A blue-green preview's own listener, while there is a preview to show."""
+        number = status.canary
+        if number is None or status.aborted or status.stable is None:
+            return None
+        blue_green = self.rollout(number)[0].spec.strategy.blue_green
+        if blue_green is None or blue_green.preview_listen is None:
+            return None
+        addresses = self.backend.ready_addresses(self.app, number)
+        return {
+            "listen": blue_green.preview_listen,
+            "revisions": [
+                {
+                    "name": str(number),
+                    "version": versions.get(number, ""),
+                    "labels": ["preview", "canary"],
+                    "weight": 100,
+                    "replicas": [{"address": a} for a in addresses],
+                }
+            ],
+        }
 
     def _ensure_replicas(self, status: RolloutStatus, base_dir: str) -> None:
         wanted: dict[int, int] = {}
@@ -428,6 +479,11 @@ class AppWorker:
         all of them once the steps are done (promotion needs full capacity)."""
         assert status.canary is not None
         spec = self.rollout(status.canary)[0].spec
+        blue_green = spec.strategy.blue_green
+        if blue_green is not None and status.stable is not None:
+            if status.promote_requested and status.preview_since is not None:
+                return spec.replicas
+            return blue_green.preview_replica_count or spec.replicas
         steps = self._steps(status)
         if status.step >= len(steps):
             return spec.replicas
@@ -449,6 +505,8 @@ class AppWorker:
     async def _progress(self, status: RolloutStatus) -> bool:
         """Move the rollout forward; ``True`` when the status changed."""
         number = status.canary
+        if number is None and status.verifying is not None:
+            return await self._verify(status)
         if number is None:
             if status.stable is not None and status.phase == Phase.PROGRESSING:
                 status.phase = Phase.HEALTHY
@@ -482,6 +540,9 @@ class AppWorker:
                 status.message = message
                 return True
             return False
+        blue_green = rollout.spec.strategy.blue_green
+        if blue_green is not None and status.stable is not None:
+            return await self._progress_blue_green(status, number, rollout, health, now)
         steps = self._steps(status)
         canary = CanaryPass(
             status=status,
@@ -490,7 +551,7 @@ class AppWorker:
             health=health,
             now=now,
             emit=lambda kind, message, data: self._emit(kind, message, number, data),
-            canary_stats=lambda since: self._canary_stats(number, since),
+            canary_stats=lambda since: self._revision_stats(number, since),
         )
         try:
             result = await canary.run()
@@ -507,6 +568,11 @@ class AppWorker:
                 status.message = message
                 return True
             return canary.changed
+        self._complete(status, number, version, now)
+        return True
+
+    def _complete(self, status: RolloutStatus, number: int, version: str, now: float) -> None:
+        """The new revision takes every new request; the old stable stays warm."""
         started = status.canary_started or now
         old = status.stable
         self._replace_stable(status, number, now)
@@ -519,15 +585,156 @@ class AppWorker:
             number,
             {"duration_s": round(now - started, 3)},
         )
+
+    async def _progress_blue_green(
+        self,
+        status: RolloutStatus,
+        number: int,
+        rollout: Rollout,
+        health: RevisionHealth,
+        now: float,
+    ) -> bool:
+        """Preview ready → pre-promotion analysis → (auto)promotion → full capacity → swap →
+        post-promotion analysis (see ``_verify``)."""
+        blue_green = rollout.spec.strategy.blue_green
+        assert blue_green is not None
+        changed = False
+        preview = blue_green.preview_replica_count or rollout.spec.replicas
+        if status.preview_since is None:
+            if health.ready < preview:
+                return self._say(status, f"starting the preview: {health.ready}/{preview} ready")
+            status.preview_since = now
+            status.step_started = now
+            where = blue_green.preview_listen or "the override header"
+            self._emit("PreviewReady", f"revision {number} is ready on {where}", number)
+            changed = True
+        analysis = blue_green.pre_promotion_analysis
+        if analysis is not None and not status.skip_steps and status.pause_reason is None:
+            since = status.preview_since
+            requests, failures = await self._revision_stats(number, since)
+            verdict = judge_error_rate(analysis, requests, failures, now - since)
+            data = {"requests": requests, "failures": failures}
+            if verdict.outcome == "fail":
+                self._emit(
+                    "AnalysisFailed", f"pre-promotion analysis: {verdict.detail}", number, data
+                )
+                return self._abort(status, "analysis failure", f"analysis failed: {verdict.detail}")
+            if verdict.outcome == "wait":
+                return self._say(status, f"pre-promotion analysis: {verdict.detail}") or changed
+            if verdict.outcome == "inconclusive":
+                status.pause_reason = "inconclusive"
+                status.phase = Phase.PAUSED
+                status.message = f"AnalysisInconclusive: {verdict.detail}; promote or abort"
+                self._emit("AnalysisInconclusive", status.message, number, data)
+                return True
+            self._emit("AnalysisPassed", f"pre-promotion analysis: {verdict.detail}", number, data)
+            status.skip_steps = True  # passed: not again
+            changed = True
+        if status.pause_reason is not None:
+            return changed
+        if not status.promote_requested:
+            if not blue_green.auto_promotion_enabled:
+                status.pause_reason = "BlueGreenPause"
+                status.phase = Phase.PAUSED
+                status.message = "BlueGreenPause: the preview waits for `rollwise promote`"
+                self._emit("RolloutPaused", status.message, number)
+                return True
+            wait = blue_green.auto_promotion_seconds or 0.0
+            if now - status.preview_since < wait:
+                return self._say(status, f"auto-promotion in {wait:g}s") or changed
+            status.promote_requested = True
+            changed = True
+        if health.ready < rollout.spec.replicas:
+            return (
+                self._say(
+                    status,
+                    f"scaling revision {number} to {rollout.spec.replicas} ready replicas "
+                    f"({health.ready} now) before the swap",
+                )
+                or changed
+            )
+        old = status.stable
+        version = self.store.revision(self.app, number).version
+        if blue_green.post_promotion_analysis is not None and old is not None:
+            self._replace_stable(status, number, now)
+            self._settle(status, f"post-promotion analysis of revision {number}")
+            status.phase = Phase.PROGRESSING
+            status.verifying = old
+            status.step_started = now
+            self._emit("ActiveSwitched", f"revision {number} ({version}) is active", number)
+            return True
+        self._complete(status, number, version, now)
         return True
 
-    async def _canary_stats(self, number: int, since: float) -> tuple[int, int]:
-        """Requests and failures of the canary in the proxy since ``since`` (whole seconds,
-        the seconds that began before it excluded)."""
+    async def _verify(self, status: RolloutStatus) -> bool:
+        """Blue-green post-promotion analysis on the new active revision."""
+        number = status.stable
+        assert number is not None
+        assert status.verifying is not None
+        rollout, version = self.rollout(number)
+        analysis = (
+            rollout.spec.strategy.blue_green.post_promotion_analysis
+            if (rollout.spec.strategy.blue_green is not None)
+            else None
+        )
+        now = self.clock()
+        since = status.step_started or now
+        if analysis is None:
+            status.verifying = None
+            self._settle(status, "")
+            return True
+        requests, failures = await self._revision_stats(number, since)
+        verdict = judge_error_rate(analysis, requests, failures, now - since)
+        data = {"requests": requests, "failures": failures}
+        if verdict.outcome == "fail":
+            self._emit("AnalysisFailed", f"post-promotion analysis: {verdict.detail}", number, data)
+            self._switch_back(status, "analysis failure", f"analysis failed: {verdict.detail}")
+            return True
+        if verdict.outcome == "wait":
+            return self._say(status, f"post-promotion analysis: {verdict.detail}")
+        self._emit(
+            "AnalysisPassed" if verdict.outcome == "pass" else "AnalysisInconclusive",
+            f"post-promotion analysis: {verdict.detail}",
+            number,
+            data,
+        )
+        status.verifying = None
+        self._settle(status, "")
+        self.store.finish_revision(self.app, number, "promoted", "")
+        self._emit("RolloutCompleted", f"revision {number} ({version}) is active", number)
+        return True
+
+    def _switch_back(self, status: RolloutStatus, reason: str, message: str) -> None:
+        """Post-promotion failure: the previous active revision (warm) takes traffic again."""
+        failed = status.stable
+        previous = status.verifying
+        assert failed is not None
+        assert previous is not None
+        status.warm = [w for w in status.warm if w.revision != previous]
+        status.stable = previous
+        status.weights = {previous: 100}
+        status.verifying = None
+        self._retire_later(status, failed)
+        self.store.finish_revision(self.app, failed, "aborted", reason)
+        self.store.finish_revision(self.app, previous, "promoted", "switched back")
+        status.phase = Phase.DEGRADED
+        status.message = f"RolloutAborted: {message}; revision {previous} is active again"
+        self._emit("RolloutAborted", status.message, failed, {"reason": reason})
+
+    def _say(self, status: RolloutStatus, message: str) -> bool:
+        if status.message == message:
+            return False
+        status.message = message
+        return True
+
+    async def _revision_stats(self, number: int, since: float) -> tuple[int, int]:
+        """Requests and failures of a revision on the app's listeners (main and preview)."""
         stats = await self.routes.dataplane.stats(int(since) + 1)
-        seconds = stats["apps"].get(self.app, {}).get(str(number), {}).get("seconds", {})
-        requests = sum(int(b["requests"]) for b in seconds.values())
-        failures = sum(int(b["failures"]) for b in seconds.values())
+        requests = failures = 0
+        for app in (self.app, f"{self.app}{PREVIEW_SUFFIX}"):
+            seconds = stats["apps"].get(app, {}).get(str(number), {}).get("seconds", {})
+            requests += sum(int(b["requests"]) for b in seconds.values())
+            failures += sum(int(b["failures"]) for b in seconds.values())
         return requests, failures
 
     async def _retire(self, status: RolloutStatus) -> bool:
@@ -565,6 +772,8 @@ class AppWorker:
             labels = (["stable"] if n == status.stable else []) + (
                 ["canary"] if n == status.canary else []
             )
+            if status.strategy == "blueGreen" and labels:
+                labels.append("active" if n == status.stable else "preview")
             if n == status.canary and status.aborted:
                 labels.append("aborted")
             if any(w.revision == n for w in status.warm):

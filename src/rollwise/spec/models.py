@@ -258,11 +258,17 @@ class CanaryStrategy(Model):
 
 
 class BlueGreenStrategy(Model):
+    """Argo Rollouts' blue-green: the new revision runs as a preview (on ``previewListen``
+    when given, else reachable with the override header), is checked, then takes every new
+    request at once; the old one stays warm for ``scaleDownDelaySeconds``."""
+
     preview_listen: HostPort | None = None
     preview_replica_count: Annotated[int, Field(ge=1)] | None = None
     auto_promotion_enabled: bool = True
     auto_promotion_seconds: Duration | None = None
     scale_down_delay_seconds: Duration = 30.0
+    pre_promotion_analysis: AnalysisStep | None = None
+    post_promotion_analysis: AnalysisStep | None = None
 
 
 class Strategy(Model):
@@ -324,6 +330,16 @@ class RolloutSpec(Model):
     smoke_tests: list[SmokeTest] = Field(default_factory=list)
     revision_history_limit: Annotated[int, Field(ge=1)] = 10
     progress_deadline_seconds: Duration = 600.0
+
+    @model_validator(mode="after")
+    def _preview_port_differs(self) -> Self:
+        blue_green = self.strategy.blue_green
+        if blue_green is not None and blue_green.preview_listen == self.listen:
+            raise ValueError(
+                f"strategy.blueGreen.previewListen {self.listen} is spec.listen; "
+                "give the preview its own port"
+            )
+        return self
 
 
 class Rollout(Model):
