@@ -10,6 +10,8 @@ old target served (the CLI adds its own interpreter start, about half a second, 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -22,7 +24,7 @@ import yaml
 from rollwise.backends.ports import free_port
 
 from .conftest import Cluster, write_spec
-from .helpers import Background, wait_for
+from .helpers import ROOT, Background, wait_for
 
 PAUSE_THEN_50 = {
     "steps": [{"setWeight": 25}, {"pause": {}}, {"setWeight": 50}, {"pause": {"duration": "1s"}}],
@@ -347,3 +349,41 @@ def test_blue_green_post_promotion_failure_switches_back(cluster: Cluster) -> No
     kinds = [e["kind"] for e in cluster.client.request("GET", "/apps/sample-agent/events")]
     assert "ActiveSwitched" in kinds and "AnalysisFailed" in kinds
     assert served_versions(cluster, 20) == {"1.0.0": 20}
+
+
+@pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is not installed (.ci/run installs it)"
+)
+def test_every_move_under_500_rps_fails_no_request(cluster: Cluster) -> None:
+    """Canary promotion, abort, undo and a blue-green swap under wrk: 0 failed requests."""
+    seconds = 40
+    script = str(ROOT / "bench" / "proxy" / "wrk.lua")
+    argv = ["wrk", "-t1", "-c8", f"-d{seconds}s", "--timeout", "5s", "-s", script]
+    wrk = subprocess.Popen([*argv, cluster.url + "/healthz"], stdout=subprocess.PIPE, text=True)
+    try:
+        started = time.monotonic()
+        use_steps(cluster, {"steps": [{"setWeight": 50}], "scaleDownDelaySeconds": "60s"})
+        cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+        cluster.wait_stable(2)
+        use_steps(cluster, {"steps": [{"setWeight": 50}, {"pause": {}}]})
+        cluster.cli("deploy", "sample-agent", "--version", "1.2.0")
+        wait_phase(cluster, "Paused")
+        cluster.cli("abort", "sample-agent")
+        wait_for(lambda: not cluster.pids(3) or None, timeout=30)
+        cluster.cli("undo", "sample-agent")  # to revision 1, still warm
+        cluster.wait_stable(1)
+        use_blue_green(cluster, {"scaleDownDelaySeconds": "60s"})
+        cluster.cli("deploy", "sample-agent", "--version", "1.3.0")
+        cluster.wait_stable(4)
+        moves_took = time.monotonic() - started
+        out, _ = wrk.communicate(timeout=seconds + 30)
+    finally:
+        if wrk.poll() is None:
+            wrk.kill()
+            wrk.wait()
+    assert moves_took < seconds, "every move must happen under load"
+    result = json.loads(next(ln for ln in reversed(out.splitlines()) if ln.startswith("{")))
+    rate = result["requests"] / (result["duration_us"] / 1e6)
+    assert rate >= 500, result
+    assert sum(result["errors"].values()) == 0, result
+    print(f"{result['requests']} requests at {rate:.0f} req/s over every move, 0 failed")
