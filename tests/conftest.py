@@ -66,7 +66,7 @@ def write_spec(
     port: int,
     replicas: int = 2,
     canary: dict[str, Any] | None = None,
-    **env: str,
+    env: dict[str, str] | None = None,
 ) -> Path:
     spec = yaml.safe_load((EXAMPLES / "rollwise.yaml").read_text())
     spec["spec"]["strategy"] = {"canary": canary if canary is not None else FAST_CANARY}
@@ -74,7 +74,7 @@ def write_spec(
     spec["spec"]["replicas"] = replicas
     spec["spec"]["template"]["cwd"] = str(EXAMPLES)
     spec["spec"]["template"]["env"]["AGENT_PUBLIC_URL"] = f"http://127.0.0.1:{port}/"
-    spec["spec"]["template"]["env"].update(env)
+    spec["spec"]["template"]["env"].update(env or {})
     spec["spec"]["template"]["readiness"]["interval"] = "200ms"
     path.write_text(yaml.safe_dump(spec))
     return path

@@ -58,12 +58,12 @@ def assert_routes_live(cluster: Cluster) -> None:
 
 
 def use_steps(cluster: Cluster, canary: dict[str, Any], **env: str) -> None:
-    write_spec(cluster.spec_file, cluster.port, canary=canary, **env)
+    write_spec(cluster.spec_file, cluster.port, canary=canary, env=env)
     cluster.cli("apply", "-f", str(cluster.spec_file))
 
 
 def phase_is(cluster: Cluster, check: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    return wait_for(lambda: (view := cluster.get()) and check(view) and view, timeout=60)
+    return wait_for(lambda: view if check(view := cluster.get()) else None, timeout=60)
 
 
 def stepping(cluster: Cluster) -> None:

@@ -1,9 +1,17 @@
-"""``make demo``: release the sample A2A agent 1.0.0 → 1.1.0 under live A2A load.
+"""``make demo``: three releases of the sample A2A agent under live A2A load.
 
 Starts a controller on a temporary state directory, applies ``examples/rollwise.yaml`` on a
-free port, deploys 1.0.0 with two replicas, drives A2A ``SendMessage`` load through the proxy,
-deploys 1.1.0 (a plain cut-over for now) with a live view, prints what the clients saw per
-version, and stops everything it started.
+free port (with quicker steps), deploys 1.0.0 with two replicas and drives A2A
+``SendMessage`` load through the proxy. Then, with a live view:
+
+1. 1.0.0 → 1.1.0 by canary steps (20 %, analysis, 50 %, a pause), promoted;
+2. 1.1.0 → 1.2.0, made bad with the agent's ``AGENT_FAIL_RATE`` knob: the analysis step
+   aborts it and traffic is back on 1.1.0;
+3. 1.1.0 → 1.3.0 by blue-green: a preview on its own port, promote, the swap, and an
+   instant undo back to 1.1.0 (still warm).
+
+It prints what the clients saw per version, the history, and how long each step took, and
+stops everything it started. Exit code 0 when no request to a healthy version failed.
 """
 
 from __future__ import annotations
@@ -51,9 +59,37 @@ async def _wait(client: AdminClient, app: str, stable: int, live: Live | None, l
     raise RollwiseError(f"revision {stable} did not become stable within {limit:.0f}s")
 
 
+async def _wait_phase(client: AdminClient, app: str, phase: str, live: Live, limit: float) -> Any:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        view = await _call(client, "GET", f"/apps/{app}")
+        live.update(app_view(view))
+        if view["phase"] == phase:
+            return view
+        await asyncio.sleep(0.25)
+    raise RollwiseError(f"{app} did not reach {phase} within {limit:.0f}s")
+
+
+async def _apply(client: AdminClient, spec: dict[str, Any], version: str | None) -> None:
+    body = {"spec": spec, "base_dir": str(EXAMPLES), "version": version}
+    await _call(client, "PUT", "/apps", json=body)
+
+
+DEMO_CANARY = {
+    "steps": [
+        {"setWeight": 20},
+        {"analysis": {"until": "pass", "minRequests": 40, "maxErrorRate": 0.02}},
+        {"setWeight": 50},
+        {"pause": {"duration": "5s"}},
+    ],
+    "scaleDownDelaySeconds": 60,
+}
+
+
 async def demo(state_dir: Path) -> int:
     port = free_port()
     spec = load_spec(EXAMPLES / "rollwise.yaml").model_dump(by_alias=True)
+    spec["spec"]["strategy"] = {"canary": DEMO_CANARY}
     spec["spec"]["listen"] = f"127.0.0.1:{port}"
     spec["spec"]["template"]["env"]["AGENT_PUBLIC_URL"] = f"http://127.0.0.1:{port}/"
     url = f"http://127.0.0.1:{port}/"
@@ -79,31 +115,59 @@ async def demo(state_dir: Path) -> int:
     if await proc.wait() != 0:
         raise RollwiseError("the controller did not start")
     client = AdminClient(state_dir)
+    app = "sample-agent"
     try:
-        await _call(
-            client,
-            "PUT",
-            "/apps",
-            json={"spec": spec, "base_dir": str(EXAMPLES), "version": "1.0.0"},
-        )
-        mark("deploying sample-agent 1.0.0 with 2 replicas")
-        await _wait(client, "sample-agent", 1, None, 60)
-        mark(f"1.0.0 is serving on {url}; starting A2A load (40 req/s)")
+        await _apply(client, spec, "1.0.0")
+        mark("deploying sample-agent 1.0.0 with 2 replicas (a first release skips the steps)")
+        await _wait(client, app, 1, None, 60)
+        mark(f"1.0.0 is serving on {url}; starting A2A load (50 req/s)")
         stop = asyncio.Event()
         load = asyncio.create_task(
-            run_load(LoadConfig(url=url, rate=40, duration=120, a2a=True), stop=stop)
+            run_load(LoadConfig(url=url, rate=50, duration=300, a2a=True), stop=stop)
         )
-        await asyncio.sleep(3)
-        await _call(client, "POST", "/apps/sample-agent/deploy", json={"version": "1.1.0"})
-        mark("deploying 1.1.0")
+        await asyncio.sleep(2)
         with Live(console=console, refresh_per_second=4) as live:
-            await _wait(client, "sample-agent", 2, live, 90)
-        mark("1.1.0 serves 100% of requests; keeping load for 3s more")
+            await _call(client, "POST", f"/apps/{app}/deploy", json={"version": "1.1.0"})
+            mark("canary 1.1.0: setWeight 20, analysis, setWeight 50, pause 5s")
+            await _wait(client, app, 2, live, 120)
+        mark("1.1.0 promoted: it serves 100%; 1.0.0 stays warm for 60s")
+
+        with Live(console=console, refresh_per_second=4) as live:
+            bad = {"version": "1.2.0", "set": ["template.env.AGENT_FAIL_RATE=0.3"]}
+            await _call(client, "POST", f"/apps/{app}/deploy", json=bad)
+            mark("canary 1.2.0, made bad: AGENT_FAIL_RATE=0.3")
+            view = await _wait_phase(client, app, "Degraded", live, 120)
+        mark(f"1.2.0 {view['message']}; traffic is back on 1.1.0")
+
+        blue_green = dict(spec["spec"])
+        preview_port = free_port()
+        blue_green["strategy"] = {
+            "blueGreen": {
+                "previewListen": f"127.0.0.1:{preview_port}",
+                "autoPromotionEnabled": False,
+                "scaleDownDelaySeconds": 60,
+            }
+        }
+        await _apply(client, {**spec, "spec": blue_green}, None)
+        with Live(console=console, refresh_per_second=4) as live:
+            await _call(client, "POST", f"/apps/{app}/deploy", json={"version": "1.3.0"})
+            mark("blue-green 1.3.0: preview first")
+            await _wait_phase(client, app, "Paused", live, 120)
+        mark(f"1.3.0 preview on http://127.0.0.1:{preview_port}/; promoting")
+        swap = time.monotonic()
+        await _call(client, "POST", f"/apps/{app}/promote", json={})
+        await _wait(client, app, 4, None, 60)
+        mark(f"swapped: 1.3.0 is active ({time.monotonic() - swap:.2f}s after promote)")
+        await asyncio.sleep(3)
+        undo = time.monotonic()
+        await _call(client, "POST", f"/apps/{app}/undo", json={})
+        await _wait(client, app, 2, None, 60)
+        mark(f"undo: 1.1.0 serves 100% again ({time.monotonic() - undo:.2f}s, it was warm)")
         await asyncio.sleep(3)
         stop.set()
         report = await load
         mark("load stopped")
-        history = await _call(client, "GET", "/apps/sample-agent/history")
+        history = await _call(client, "GET", f"/apps/{app}/history")
     finally:
         await _down(client, state_dir)
         client.close()
@@ -140,7 +204,12 @@ async def demo(state_dir: Path) -> int:
     for what, at in timeline:
         steps.add_row(f"{at:.1f}s", what)
     console.print(steps)
-    return 0 if report.errors_total == 0 else 1
+    healthy_errors = report.errors_total - report.version_errors["1.2.0"]
+    console.print(
+        f"failed requests: {report.version_errors['1.2.0']} on the bad 1.2.0 before its abort, "
+        f"{healthy_errors} on healthy versions"
+    )
+    return 0 if healthy_errors == 0 else 1
 
 
 async def _down(client: AdminClient, state_dir: Path) -> None:
