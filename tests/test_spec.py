@@ -99,6 +99,12 @@ BAD: list[tuple[str, str, int, str]] = [
         "spec.traffic.failureStatus[1]: '6xx' is not a status code or class",
     ),
     (
+        "bad webhook url",
+        GOOD.replace("  replicas: 2\n", "  replicas: 2\n  webhooks: [{url: 'ftp://x/y'}]\n"),
+        7,
+        "spec.webhooks[0].url: 'ftp://x/y' is not an http(s) URL",
+    ),
+    (
         "bad sticky header",
         GOOD.replace("  replicas: 2\n", "  replicas: 2\n  traffic: {stickyHeader: 'X Session'}\n"),
         7,

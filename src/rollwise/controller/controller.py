@@ -27,6 +27,7 @@ from rollwise.backends.local import LocalBackend
 from rollwise.controller.dataplane import DataPlane, ProxyOptions
 from rollwise.controller.events import Events
 from rollwise.controller.routes import RouteSync
+from rollwise.controller.webhooks import Webhooks
 from rollwise.controller.worker import AppWorker
 from rollwise.errors import ConflictError, ControllerError, NotFoundError
 from rollwise.spec import spec_from_dict
@@ -88,7 +89,9 @@ class Controller:
     async def run(self) -> None:
         self._take_lock()
         self.store = Store(self.state_dir / "state.db")
-        self.events = Events(self.store, self.registry)
+        self.webhooks = Webhooks(self.registry)
+        self.webhooks.start()
+        self.events = Events(self.store, self.registry, self.webhooks)
         self.backend = LocalBackend(self.store, self.state_dir, on_event=self._backend_event)
         self.dataplane = DataPlane(self.store, self.state_dir, self.proxy_options)
         self.routes = RouteSync(self.store, self.dataplane)
@@ -132,6 +135,7 @@ class Controller:
             await serve
             await self.backend.aclose()
             await self.dataplane.aclose()
+            await self.webhooks.aclose()
             self.store.close()
             with contextlib.suppress(FileNotFoundError):
                 (self.state_dir / "controller.pid").unlink()

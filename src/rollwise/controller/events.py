@@ -1,24 +1,32 @@
 """Events: every decision the controller takes, stored, logged and counted.
 
 An event is written to the store first (it is the history people read), then logged with
-structlog and counted in Prometheus. Webhooks join this path with the strategies issue.
+structlog, counted in Prometheus, and offered to the app's webhooks (queued, never waited for).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter
 
+from rollwise.controller.webhooks import Webhooks
+from rollwise.errors import RollwiseError
+from rollwise.spec import spec_from_dict
+from rollwise.spec.models import Webhook
 from rollwise.store import Store
 
 __all__ = ["Events"]
 
 
 class Events:
-    def __init__(self, store: Store, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, store: Store, registry: CollectorRegistry, webhooks: Webhooks | None = None
+    ) -> None:
         self.store = store
+        self.webhooks = webhooks
         self.log = structlog.get_logger("rollwise.events")
         self.counter = Counter(
             "rollwise_events",
@@ -35,6 +43,26 @@ class Events:
         revision: int | None = None,
         data: dict[str, Any] | None = None,
     ) -> None:
-        self.store.add_event(app, kind, message, revision, data)
+        event_id = self.store.add_event(app, kind, message, revision, data)
         self.log.info(message, kind=kind, app=app, revision=revision, **(data or {}))
         self.counter.labels(app, kind).inc()
+        if self.webhooks is not None:
+            hooks = self._hooks(app)
+            if hooks:
+                event = {
+                    "id": event_id,
+                    "ts": time.time(),
+                    "app": app,
+                    "kind": kind,
+                    "revision": revision,
+                    "message": message,
+                    "data": data or {},
+                }
+                self.webhooks.offer(hooks, event)
+
+    def _hooks(self, app: str) -> list[Webhook]:
+        try:
+            spec_json, _ = self.store.get_app(app)
+        except RollwiseError:  # controller-wide events ("-") have no app spec
+            return []
+        return list(spec_from_dict(spec_json, file=f"app {app}").spec.webhooks)

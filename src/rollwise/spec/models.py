@@ -42,6 +42,7 @@ __all__ = [
     "Strategy",
     "Template",
     "Traffic",
+    "Webhook",
 ]
 
 TEMPLATE_FIELDS = frozenset({"port", "version", "replica", "python", "app", "revision"})
@@ -89,6 +90,12 @@ _TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 def _header_name(value: str) -> str:
     if not _TOKEN_RE.match(value):
         raise ValueError(f"{value!r} is not an HTTP header name; write e.g. X-Session-Id")
+    return value
+
+
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ValueError(f"{value!r} is not an http(s) URL; write e.g. https://hooks.example/x")
     return value
 
 
@@ -320,6 +327,16 @@ class Traffic(Model):
     ] = Field(default_factory=lambda: ["5xx"])
 
 
+class Webhook(Model):
+    """Where to POST this app's events (all kinds, or those listed), as JSON or Slack text."""
+
+    url: Annotated[str, AfterValidator(_http_url)]
+    events: list[str] = Field(default_factory=list)
+    format: Literal["json", "slack"] = "json"
+    timeout: Duration = 5.0
+    retries: Annotated[int, Field(ge=0, le=10)] = 3
+
+
 class RolloutSpec(Model):
     replicas: Annotated[int, Field(ge=1, le=64)] = 1
     listen: HostPort = "127.0.0.1:8080"
@@ -329,6 +346,7 @@ class RolloutSpec(Model):
     strategy: Strategy = Field(default_factory=Strategy)
     smoke_tests: list[SmokeTest] = Field(default_factory=list)
     revision_history_limit: Annotated[int, Field(ge=1)] = 10
+    webhooks: list[Webhook] = Field(default_factory=list)
     progress_deadline_seconds: Duration = 600.0
 
     @model_validator(mode="after")
