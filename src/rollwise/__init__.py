@@ -2,4 +2,30 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+# The version first: modules imported below read it.
+from rollwise.deployments import (
+    BlueGreenDeployment,
+    DeploymentEnvironment,
+    DeploymentResult,
+    DeploymentSnapshot,
+    DeploymentStatus,
+    EnvironmentState,
+    RollbackManager,
+    RollbackReason,
+    RollbackResult,
+    RollbackStatus,
+)
+
+__all__ = [
+    "BlueGreenDeployment",
+    "DeploymentEnvironment",
+    "DeploymentResult",
+    "DeploymentSnapshot",
+    "DeploymentStatus",
+    "EnvironmentState",
+    "RollbackManager",
+    "RollbackReason",
+    "RollbackResult",
+    "RollbackStatus",
+    "__version__",
+]

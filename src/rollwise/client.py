@@ -10,7 +10,7 @@ import httpx
 
 from rollwise import errors
 
-__all__ = ["AdminClient", "default_state_dir"]
+__all__ = ["AdminClient", "AsyncAdminClient", "default_state_dir"]
 
 
 def default_state_dir() -> Path:
@@ -40,27 +40,10 @@ class AdminClient:
         try:
             resp = self._http.request(method, "/api/v1" + path, **kwargs)
         except (httpx.ConnectError, httpx.RemoteProtocolError, FileNotFoundError):
-            raise errors.ControllerNotRunning(
-                f"no controller answers on {self.socket}; start one with `rollwise up` "
-                "(or pass --state-dir)"
-            ) from None
+            raise _not_running(self.socket) from None
         except httpx.TimeoutException:
-            raise errors.ControllerError(
-                f"the controller on {self.socket} did not answer in time"
-            ) from None
-        if resp.status_code >= 400:
-            try:
-                data = resp.json()
-                kind = getattr(errors, str(data.get("kind")), errors.ControllerError)
-                message = str(data.get("error"))
-            except ValueError:
-                kind, message = errors.ControllerError, resp.text
-            if not (isinstance(kind, type) and issubclass(kind, errors.RollwiseError)):
-                kind = errors.ControllerError
-            if kind is errors.SpecError:
-                raise errors.SpecError(message.splitlines())
-            raise kind(message)
-        return resp.json()
+            raise _too_slow(self.socket) from None
+        return _answer(resp)
 
     def running(self) -> bool:
         try:
@@ -68,3 +51,62 @@ class AdminClient:
         except errors.ControllerError:
             return False
         return True
+
+
+class AsyncAdminClient:
+    """The same API for asyncio code (the Python deployment API), errors included."""
+
+    def __init__(self, state_dir: Path | None = None, timeout: float = 30.0) -> None:
+        self.state_dir = (state_dir or default_state_dir()).resolve()
+        self.socket = self.state_dir / "admin.sock"
+        self._http = httpx.AsyncClient(
+            transport=httpx.AsyncHTTPTransport(uds=str(self.socket)),
+            base_url="http://rollwise",
+            timeout=timeout,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            resp = await self._http.request(method, "/api/v1" + path, **kwargs)
+        except (httpx.ConnectError, httpx.RemoteProtocolError, FileNotFoundError):
+            raise _not_running(self.socket) from None
+        except httpx.TimeoutException:
+            raise _too_slow(self.socket) from None
+        return _answer(resp)
+
+    async def running(self) -> bool:
+        try:
+            await self.request("GET", "/version")
+        except errors.ControllerError:
+            return False
+        return True
+
+
+def _not_running(socket: Path) -> errors.ControllerNotRunning:
+    return errors.ControllerNotRunning(
+        f"no controller answers on {socket}; start one with `rollwise up` (or pass --state-dir)"
+    )
+
+
+def _too_slow(socket: Path) -> errors.ControllerError:
+    return errors.ControllerError(f"the controller on {socket} did not answer in time")
+
+
+def _answer(resp: httpx.Response) -> Any:
+    """The JSON of a 2xx answer; otherwise the error the controller named, raised here."""
+    if resp.status_code < 400:
+        return resp.json()
+    try:
+        data = resp.json()
+        kind = getattr(errors, str(data.get("kind")), errors.ControllerError)
+        message = str(data.get("error"))
+    except ValueError:
+        kind, message = errors.ControllerError, resp.text
+    if not (isinstance(kind, type) and issubclass(kind, errors.RollwiseError)):
+        kind = errors.ControllerError
+    if kind is errors.SpecError:
+        raise errors.SpecError(message.splitlines())
+    raise kind(message)

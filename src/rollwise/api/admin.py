@@ -91,7 +91,7 @@ def build_app(controller: Controller) -> Starlette:
         """promote, abort, retry, pause, resume, undo: one per-app command, then the view."""
         worker = controller.worker(request.path_params["app"])
         name = request.path_params["command"]
-        body = await _body(request) if name in ("promote", "undo") else {}
+        body = await _body(request) if name in ("promote", "undo", "cleanup") else {}
         if name == "promote":
             await worker.promote(full=bool(body.get("full", False)))
         elif name == "abort":
@@ -106,12 +106,36 @@ def build_app(controller: Controller) -> Starlette:
             target = body.get("to_revision")
             if target is not None and (isinstance(target, bool) or not isinstance(target, int)):
                 raise UsageError(f"to_revision must be a revision number, not {target!r}")
-            await worker.undo(target)
+            await worker.undo(target, str(body.get("reason") or "manual"))
+        elif name == "cleanup":
+            revision = body.get("revision")
+            if isinstance(revision, bool) or not isinstance(revision, int):
+                raise UsageError(f"cleanup needs a revision number, not {revision!r}")
+            return JSONResponse({"removed": await worker.cleanup(revision)})
         else:
             raise NotFoundError(
-                f"no command {name!r}; commands: promote, abort, retry, pause, resume, undo"
+                f"no command {name!r}; commands: promote, abort, retry, pause, resume, undo, "
+                "cleanup"
             )
         return JSONResponse(worker.view())
+
+    async def stats(request: Request) -> JSONResponse:
+        """Requests and failures per revision since ``since`` (unix seconds), on the app's
+        listeners (main and preview), as the proxy counted them."""
+        worker = controller.worker(request.path_params["app"])
+        try:
+            since = int(request.query_params.get("since", "0"))
+        except ValueError:
+            raise UsageError("since must be unix seconds, e.g. ?since=1700000000") from None
+        data = await controller.dataplane.stats(since)
+        revisions: dict[str, dict[str, int]] = {}
+        for name in (worker.app, f"{worker.app}.preview"):
+            for revision, body in data["apps"].get(name, {}).items():
+                counts = revisions.setdefault(revision, {"requests": 0, "failures": 0})
+                for second in body["seconds"].values():
+                    counts["requests"] += int(second["requests"])
+                    counts["failures"] += int(second["failures"])
+        return JSONResponse({"since": since, "revisions": revisions})
 
     async def history(request: Request) -> JSONResponse:
         app = request.path_params["app"]
@@ -185,6 +209,7 @@ def build_app(controller: Controller) -> Starlette:
         Route("/api/v1/apps/{app}", guard(get_app), methods=["GET"]),
         Route("/api/v1/apps/{app}/deploy", guard(deploy), methods=["POST"]),
         Route("/api/v1/apps/{app}/history", guard(history), methods=["GET"]),
+        Route("/api/v1/apps/{app}/stats", guard(stats), methods=["GET"]),
         Route("/api/v1/apps/{app}/{command}", guard(command), methods=["POST"]),
         Route("/api/v1/apps/{app}/events", guard(events), methods=["GET"]),
         Route("/api/v1/apps/{app}/logs", guard(logs), methods=["GET"]),

@@ -52,11 +52,13 @@ class Controller:
         state_dir: Path,
         metrics_port: int | None = None,
         proxy: ProxyOptions | None = None,
+        handle_signals: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.state_dir = state_dir.resolve()
         self.metrics_port = metrics_port
         self.proxy_options = proxy or ProxyOptions()
+        self.handle_signals = handle_signals  # off when embedded in someone else's program
         self.clock = clock
         self.registry = CollectorRegistry()
         self.workers: dict[str, AppWorker] = {}
@@ -121,7 +123,7 @@ class Controller:
             self.metrics_port = http.server_port
             self.store.put_kv("metrics_port", self.metrics_port)
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT) if self.handle_signals else ():
             loop.add_signal_handler(sig, self.stopping.set)
         try:
             await self.stopping.wait()

@@ -243,7 +243,7 @@ class AppWorker:
         self.wake.set()
         return status
 
-    async def undo(self, to_revision: int | None = None) -> RolloutStatus:
+    async def undo(self, to_revision: int | None = None, why: str = "manual") -> RolloutStatus:
         """Roll back to a revision (default: the one stable before the current stable).
 
         Instant when the target still runs (stable under a canary, or kept warm for
@@ -267,7 +267,7 @@ class AppWorker:
                 )
             reason = f"rolled back to revision {target} ({row.version})"
             if status.canary is not None:
-                self._drop_canary(status, "rolled back", reason)
+                self._drop_canary(status, "rolled back", why)
             warm = next((w for w in status.warm if w.revision == target), None)
             if target == status.stable:
                 status.set_weights(0)
@@ -288,6 +288,29 @@ class AppWorker:
             self.save(status)
         self.wake.set()
         return status
+
+    async def cleanup(self, revision: int) -> list[str]:
+        """Remove what a finished revision left: processes (if any) and log files."""
+        async with self.lock:
+            status = self.status()
+            self.store.revision(self.app, revision)  # NotFoundError names the fix
+            if revision in status.revisions():
+                raise ConflictError(
+                    f"revision {revision} of {self.app} is still in use; only a revision that "
+                    "was aborted, superseded or replaced and stopped can be cleaned up"
+                )
+            await self.backend.stop(self.app, revision)
+            removed = []
+            for path in self.backend.log_paths(self.app, revision):
+                for rotated in [path, *path.parent.glob(path.name + ".*")]:
+                    rotated.unlink(missing_ok=True)
+                    removed.append(str(rotated))
+            self._emit(
+                "RevisionCleanedUp",
+                f"revision {revision}: {len(removed)} log files removed",
+                revision,
+            )
+            return removed
 
     def _previous_stable(self, status: RolloutStatus) -> int:
         for row in reversed(self.store.revisions(self.app)):

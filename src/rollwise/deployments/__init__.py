@@ -1,0 +1,36 @@
+"""The mission's Python deployment API: async, typed, acting on a real controller.
+
+``BlueGreenDeployment`` and ``RollbackManager`` drive the controller that runs for the state
+directory (``.rollwise`` or ``$ROLLWISE_STATE_DIR``), or start one inside the calling
+process; with no arguments they act on ``rollwise.yaml`` in the working directory.
+"""
+
+from rollwise.deployments.bluegreen import (
+    BlueGreenDeployment,
+    DeploymentEnvironment,
+    DeploymentResult,
+    DeploymentStatus,
+    EnvironmentState,
+)
+from rollwise.deployments.rollback import (
+    DeploymentSnapshot,
+    RollbackManager,
+    RollbackReason,
+    RollbackResult,
+    RollbackStatus,
+)
+from rollwise.deployments.session import Session
+
+__all__ = [
+    "BlueGreenDeployment",
+    "DeploymentEnvironment",
+    "DeploymentResult",
+    "DeploymentSnapshot",
+    "DeploymentStatus",
+    "EnvironmentState",
+    "RollbackManager",
+    "RollbackReason",
+    "RollbackResult",
+    "RollbackStatus",
+    "Session",
+]

@@ -1,0 +1,110 @@
+"""How the Python deployment API reaches a controller: the one running for the state
+directory, or one started inside the calling process.
+
+A ``Session`` knows the app (from ``rollwise.yaml`` in the working directory unless told
+otherwise), talks to the controller's admin API with ``AsyncAdminClient``, and waits for
+states by polling that API: every wait is on real state, with a deadline, never a fixed
+sleep. An embedded controller runs as a task of the caller's event loop and stops, with the
+replicas it started, at ``close()`` or when the loop ends; start ``rollwise up --detach``
+first to keep releases running after the script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rollwise.client import AsyncAdminClient, default_state_dir
+from rollwise.errors import ControllerError
+from rollwise.spec import load_spec
+
+__all__ = ["Session"]
+
+POLL_S = 0.1
+
+
+class Session:
+    def __init__(
+        self,
+        app: str | None = None,
+        spec_file: str | Path | None = None,
+        state_dir: str | Path | None = None,
+    ) -> None:
+        self.app = app
+        self.spec_file = Path(spec_file) if spec_file is not None else Path("rollwise.yaml")
+        self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
+        self.client = AsyncAdminClient(self.state_dir)
+        self.embedded: asyncio.Task[None] | None = None
+        self._controller: Any = None
+        self._started = False
+
+    async def start(self) -> None:
+        """Connect to the controller, starting one in this process if none runs."""
+        if self._started:
+            return
+        if not await self.client.running():
+            from rollwise.controller.controller import Controller
+
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self._controller = Controller(self.state_dir, handle_signals=False)
+            self.embedded = asyncio.get_running_loop().create_task(self._controller.run())
+            deadline = time.monotonic() + 30
+            while not await self.client.running():
+                if self.embedded.done():
+                    self.embedded.result()  # raises what stopped it
+                    raise ControllerError("the embedded controller stopped at start")
+                if time.monotonic() > deadline:
+                    raise ControllerError(f"no controller answered on {self.client.socket}")
+                await asyncio.sleep(POLL_S)
+        self._started = True
+        if self.app is None:
+            self.app = load_spec(self.spec_file).name
+
+    async def apply(self, change: Callable[[dict[str, Any]], None] | None = None) -> str:
+        """Apply the spec file (after ``change``) as the app's spec; returns the app name."""
+        await self.start()
+        spec = load_spec(self.spec_file).model_dump(by_alias=True)
+        if change is not None:
+            change(spec)
+        base_dir = str(self.spec_file.resolve().parent)
+        answer = await self.client.request(
+            "PUT", "/apps", json={"spec": spec, "base_dir": base_dir}
+        )
+        self.app = str(answer["app"])
+        return self.app
+
+    async def view(self) -> dict[str, Any]:
+        await self.start()
+        return dict(await self.client.request("GET", f"/apps/{self.app}"))
+
+    async def command(self, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        await self.start()
+        return dict(await self.client.request("POST", f"/apps/{self.app}/{name}", json=body or {}))
+
+    async def history(self) -> list[dict[str, Any]]:
+        await self.start()
+        return list(await self.client.request("GET", f"/apps/{self.app}/history"))
+
+    async def wait(
+        self, done: Callable[[dict[str, Any]], bool], limit_s: float
+    ) -> tuple[dict[str, Any], bool]:
+        """Poll the app's view until ``done``, a Degraded phase or ``limit_s``."""
+        deadline = time.monotonic() + limit_s
+        while True:
+            view = await self.view()
+            if done(view):
+                return view, True
+            if view["phase"] == "Degraded" or time.monotonic() > deadline:
+                return view, False
+            await asyncio.sleep(POLL_S)
+
+    async def close(self) -> None:
+        """Close the connection; stop the embedded controller if this session started one."""
+        if self.embedded is not None and self._controller is not None:
+            self._controller.stopping.set()
+            await self.embedded
+            self.embedded = None
+        await self.client.aclose()
