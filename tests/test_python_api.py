@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import httpx
@@ -11,13 +12,17 @@ import pytest
 
 from rollwise import (
     BlueGreenDeployment,
+    CanaryDeployment,
+    CanaryPhase,
     DeploymentEnvironment,
     DeploymentStatus,
     RollbackManager,
     RollbackReason,
     RollbackStatus,
+    TrafficConfig,
 )
 from rollwise.backends.ports import free_port
+from rollwise.errors import UsageError
 
 from .conftest import Cluster, write_spec
 
@@ -100,3 +105,54 @@ def test_an_embedded_controller_when_none_runs(
 
     pids = asyncio.run(main())
     assert pids and not any(psutil.pid_exists(p) for p in pids)
+
+
+def test_canary_api_steps_metrics_and_manual_traffic(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(cluster.spec_file.parent)
+    monkeypatch.setenv("ROLLWISE_STATE_DIR", str(cluster.state_dir))
+
+    async def main() -> None:
+        refused = await CanaryDeployment(stable_version="9.9.9").deploy("2.0.0")
+        assert not refused.success and "nothing was deployed" in refused.message
+
+        canary = CanaryDeployment(
+            stable_version="1.0.0", traffic_steps=[50, 100], validation_duration=1.0, min_requests=5
+        )
+        result = await canary.deploy("1.1.0")  # no traffic: inconclusive, so it goes on
+        assert result.success, result
+        assert (result.phase, result.final_canary_percentage) == (CanaryPhase.PROMOTED, 100)
+
+        async with httpx.AsyncClient(base_url=cluster.url) as client:
+            for _ in range(30):
+                assert (await client.get("/healthz")).status_code == 200
+        baseline = await canary.get_baseline_metrics(window=60)
+        assert baseline.version == "1.1.0" and baseline.requests >= 30
+        assert baseline.p99_ms is not None and baseline.p50_ms is not None
+        worse = dataclasses.replace(baseline, failures=baseline.requests // 2)
+        assert canary.metrics_degraded(baseline, worse)
+        assert not canary.metrics_degraded(baseline, baseline)
+
+        slow = CanaryDeployment(traffic_steps=[20, 100], validation_duration=60, min_requests=5)
+        rollout = asyncio.create_task(slow.deploy("1.2.0"))
+        await slow.session.wait(lambda v: v["set_weight"] == 20, 30)
+        config = await slow.route_traffic(70, 30)
+        assert config == TrafficConfig(70, 30)
+        view = await slow.session.view()
+        assert view["set_weight"] == 70 and view["pause_reason"] == "user"
+        await slow.session.command("promote", {"full": True})
+        done = await rollout
+        assert done.success and done.version == "1.2.0"
+        with pytest.raises(UsageError):
+            TrafficConfig(70, 20)
+
+        strict = CanaryDeployment(
+            traffic_steps=[50, 100], validation_duration=0.5, min_requests=5, require_traffic=True
+        )
+        aborted = await strict.deploy("1.3.0")  # no traffic, and traffic is required
+        assert not aborted.success and aborted.phase is CanaryPhase.ABORTED
+        for deployment in (canary, slow, strict):
+            await deployment.close()
+
+    asyncio.run(main())

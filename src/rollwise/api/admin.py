@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from rollwise import __version__
 from rollwise.errors import ConflictError, InputError, NotFoundError, RollwiseError, UsageError
+from rollwise.routing.proxy.stats import quantile
 
 if TYPE_CHECKING:
     from rollwise.controller.controller import Controller
@@ -91,7 +92,7 @@ def build_app(controller: Controller) -> Starlette:
         """promote, abort, retry, pause, resume, undo: one per-app command, then the view."""
         worker = controller.worker(request.path_params["app"])
         name = request.path_params["command"]
-        body = await _body(request) if name in ("promote", "undo", "cleanup") else {}
+        body = await _body(request) if name in ("promote", "undo", "cleanup", "weight") else {}
         if name == "promote":
             await worker.promote(full=bool(body.get("full", False)))
         elif name == "abort":
@@ -107,6 +108,11 @@ def build_app(controller: Controller) -> Starlette:
             if target is not None and (isinstance(target, bool) or not isinstance(target, int)):
                 raise UsageError(f"to_revision must be a revision number, not {target!r}")
             await worker.undo(target, str(body.get("reason") or "manual"))
+        elif name == "weight":
+            weight = body.get("weight")
+            if isinstance(weight, bool) or not isinstance(weight, int):
+                raise UsageError(f"weight must be a number 0..100, not {weight!r}")
+            await worker.set_weight(weight)
         elif name == "cleanup":
             revision = body.get("revision")
             if isinstance(revision, bool) or not isinstance(revision, int):
@@ -115,7 +121,7 @@ def build_app(controller: Controller) -> Starlette:
         else:
             raise NotFoundError(
                 f"no command {name!r}; commands: promote, abort, retry, pause, resume, undo, "
-                "cleanup"
+                "weight, cleanup"
             )
         return JSONResponse(worker.view())
 
@@ -128,13 +134,27 @@ def build_app(controller: Controller) -> Starlette:
         except ValueError:
             raise UsageError("since must be unix seconds, e.g. ?since=1700000000") from None
         data = await controller.dataplane.stats(since)
-        revisions: dict[str, dict[str, int]] = {}
+        counts: dict[str, dict[str, int]] = {}
+        hists: dict[str, dict[int, int]] = {}
         for name in (worker.app, f"{worker.app}.preview"):
             for revision, body in data["apps"].get(name, {}).items():
-                counts = revisions.setdefault(revision, {"requests": 0, "failures": 0})
+                total = counts.setdefault(revision, {"requests": 0, "failures": 0})
+                hist = hists.setdefault(revision, {})
                 for second in body["seconds"].values():
-                    counts["requests"] += int(second["requests"])
-                    counts["failures"] += int(second["failures"])
+                    total["requests"] += int(second["requests"])
+                    total["failures"] += int(second["failures"])
+                    for index, n in second["hist"].items():
+                        hist[int(index)] = hist.get(int(index), 0) + int(n)
+        revisions = {
+            revision: {
+                **total,
+                "latency_ms": {
+                    name: None if (v := quantile(hists[revision], q)) is None else v * 1000
+                    for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+                },
+            }
+            for revision, total in counts.items()
+        }
         return JSONResponse({"since": since, "revisions": revisions})
 
     async def history(request: Request) -> JSONResponse:

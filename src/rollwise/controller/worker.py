@@ -27,8 +27,8 @@ from rollwise.controller.canary import (
 )
 from rollwise.controller.events import Events
 from rollwise.controller.routes import RouteSync, app_section
-from rollwise.controller.status import Phase, Retiring, RolloutStatus, Warm
-from rollwise.errors import ConflictError, RollwiseError
+from rollwise.controller.status import CanaryScale, Phase, Retiring, RolloutStatus, Warm
+from rollwise.errors import ConflictError, RollwiseError, UsageError
 from rollwise.spec import Rollout, RolloutSpec, apply_overrides, spec_from_dict
 from rollwise.spec.models import CanaryStrategy, Step
 from rollwise.store import Store
@@ -223,6 +223,24 @@ class AppWorker:
             self._emit("RolloutPaused", status.message, status.canary)
         return status
 
+    async def set_weight(self, weight: int) -> RolloutStatus:
+        """Route ``weight`` % to the canary by hand (after scaling it for that weight); the
+        steps pause until ``resume`` or ``promote``."""
+        if not 0 <= weight <= 100:
+            raise UsageError(f"weight {weight} is not in 0..100")
+        async with self.lock:
+            status = self.status()
+            self._require_rollout(status, "set a weight for")
+            status.manual_weight = weight
+            status.canary_scale = CanaryScale(weight=max(weight, status.canary_weight()))
+            status.pause_reason = "user"
+            status.phase = Phase.PAUSED
+            status.message = f"weight {weight} set by hand; `rollwise resume` continues the steps"
+            self.save(status)
+            self._emit("WeightSet", status.message, status.canary, {"weight": weight})
+        self.wake.set()
+        return status
+
     async def resume(self) -> RolloutStatus:
         async with self.lock:
             status = self.status()
@@ -343,6 +361,7 @@ class AppWorker:
         status.header_routes = []
         status.preview_since = None
         status.promote_requested = False
+        status.manual_weight = None
         status.phase = Phase.PROGRESSING
         status.message = message
 
@@ -566,6 +585,15 @@ class AppWorker:
         blue_green = rollout.spec.strategy.blue_green
         if blue_green is not None and status.stable is not None:
             return await self._progress_blue_green(status, number, rollout, health, now)
+        if status.manual_weight is not None:
+            needed = canary_replicas(status, rollout.spec, status.manual_weight)
+            if health.ready < needed:
+                return self._say(
+                    status, f"scaling the canary to {needed} for weight {status.manual_weight}"
+                )
+            status.set_weights(status.manual_weight)
+            status.manual_weight = None
+            return True
         steps = self._steps(status)
         canary = CanaryPass(
             status=status,

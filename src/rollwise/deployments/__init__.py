@@ -1,8 +1,9 @@
 """The mission's Python deployment API: async, typed, acting on a real controller.
 
-``BlueGreenDeployment`` and ``RollbackManager`` drive the controller that runs for the state
-directory (``.rollwise`` or ``$ROLLWISE_STATE_DIR``), or start one inside the calling
-process; with no arguments they act on ``rollwise.yaml`` in the working directory.
+``BlueGreenDeployment``, ``CanaryDeployment`` and ``RollbackManager`` drive the controller
+that runs for the state directory (``.rollwise`` or ``$ROLLWISE_STATE_DIR``), or start one
+inside the calling process; with no arguments they act on ``rollwise.yaml`` in the working
+directory.
 """
 
 from rollwise.deployments.bluegreen import (
@@ -11,6 +12,13 @@ from rollwise.deployments.bluegreen import (
     DeploymentResult,
     DeploymentStatus,
     EnvironmentState,
+)
+from rollwise.deployments.canary import (
+    CanaryDeployment,
+    CanaryDeploymentResult,
+    CanaryPhase,
+    MetricsSnapshot,
+    TrafficConfig,
 )
 from rollwise.deployments.rollback import (
     DeploymentSnapshot,
@@ -23,14 +31,19 @@ from rollwise.deployments.session import Session
 
 __all__ = [
     "BlueGreenDeployment",
+    "CanaryDeployment",
+    "CanaryDeploymentResult",
+    "CanaryPhase",
     "DeploymentEnvironment",
     "DeploymentResult",
     "DeploymentSnapshot",
     "DeploymentStatus",
     "EnvironmentState",
+    "MetricsSnapshot",
     "RollbackManager",
     "RollbackReason",
     "RollbackResult",
     "RollbackStatus",
     "Session",
+    "TrafficConfig",
 ]

@@ -20,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from rollwise.deployments.session import Session
+from rollwise.deployments.session import Session, version_of
 
 __all__ = [
     "BlueGreenDeployment",
@@ -123,12 +123,12 @@ class BlueGreenDeployment:
         started = time.monotonic()
         view = await self.session.view()
         revision = view["canary"]
-        before = _version_of(view, view["stable"])
+        before = version_of(view, view["stable"])
         if revision is None or view["phase"] != "Paused":
             return DeploymentResult(
                 False,
                 DeploymentStatus.FAILED,
-                _version_of(view, revision) or "",
+                version_of(view, revision) or "",
                 revision,
                 None,
                 before,
@@ -160,7 +160,7 @@ class BlueGreenDeployment:
         )
         return EnvironmentState(
             environment=environment or DeploymentEnvironment.of(revision or 1),
-            version=_version_of(view, revision),
+            version=version_of(view, revision),
             revision=revision,
             active=revision is not None and revision == view["stable"],
             ready_replicas=int(health["ready"]),
@@ -178,7 +178,8 @@ class BlueGreenDeployment:
     ) -> DeploymentResult:
         started = time.monotonic()
         await self.session.apply(lambda spec: self._shape(spec, auto_promote))
-        before = _version_of(await self.session.view(), (await self.session.view())["stable"])
+        view = await self.session.view()
+        before = version_of(view, view["stable"])
         sets = [f"template.env.{key}={value}" for key, value in (config or {}).items()]
         answer = await self.session.client.request(
             "POST",
@@ -214,7 +215,7 @@ class BlueGreenDeployment:
         return DeploymentResult(
             ok,
             DeploymentStatus.ACTIVE if ok else DeploymentStatus.FAILED,
-            _version_of(view, revision) or "",
+            version_of(view, revision) or "",
             revision,
             DeploymentEnvironment.of(revision),
             before,
@@ -241,13 +242,6 @@ class BlueGreenDeployment:
                 "minRequests": self.min_requests,
             }
         body["strategy"] = {"blueGreen": blue_green}
-
-
-def _version_of(view: dict[str, Any], revision: int | None) -> str | None:
-    for rev in view["revisions"]:
-        if rev["number"] == revision:
-            return str(rev["version"])
-    return None
 
 
 def _revision_in(view: dict[str, Any], environment: DeploymentEnvironment | None) -> int | None:

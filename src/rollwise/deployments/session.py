@@ -21,7 +21,7 @@ from rollwise.client import AsyncAdminClient, default_state_dir
 from rollwise.errors import ControllerError
 from rollwise.spec import load_spec
 
-__all__ = ["Session"]
+__all__ = ["Session", "version_of"]
 
 POLL_S = 0.1
 
@@ -108,3 +108,11 @@ class Session:
             await self.embedded
             self.embedded = None
         await self.client.aclose()
+
+
+def version_of(view: dict[str, Any], revision: int | None) -> str | None:
+    """The version of ``revision`` in an app view (``None`` when it is not listed)."""
+    for rev in view["revisions"]:
+        if rev["number"] == revision:
+            return str(rev["version"])
+    return None
