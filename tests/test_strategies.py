@@ -387,3 +387,27 @@ def test_every_move_under_500_rps_fails_no_request(cluster: Cluster) -> None:
     assert rate >= 500, result
     assert sum(result["errors"].values()) == 0, result
     print(f"{result['requests']} requests at {rate:.0f} req/s over every move, 0 failed")
+
+
+def test_history_redacts_secrets_and_keeps_the_limit(cluster: Cluster) -> None:
+    write_spec(cluster.spec_file, cluster.port)
+    spec = yaml.safe_load(cluster.spec_file.read_text())
+    spec["spec"]["revisionHistoryLimit"] = 1
+    cluster.spec_file.write_text(yaml.safe_dump(spec))
+    cluster.cli("apply", "-f", str(cluster.spec_file))
+    secret = "template.env.API_TOKEN=hunter2"
+    cluster.cli("deploy", "sample-agent", "--version", "1.1.0", "--set", secret)
+    cluster.wait_stable(2)
+    row = cluster.client.request("GET", "/apps/sample-agent/history")[-1]
+    assert row["env"]["API_TOKEN"] == "***" and row["env"]["AGENT_VERSION"] == "{version}"
+    assert "hunter2" not in cluster.cli("history", "sample-agent", "-o", "json").stdout
+    cluster.cli("deploy", "sample-agent", "--version", "1.2.0")
+    cluster.wait_stable(3)
+
+    def pruned() -> list[int] | None:
+        kept = [h["revision"] for h in cluster.client.request("GET", "/apps/sample-agent/history")]
+        return kept if kept == [2, 3] else None
+
+    wait_for(pruned, timeout=30)  # revision 1 stopped after its delay, then left the history
+    kinds = [e["kind"] for e in cluster.client.request("GET", "/apps/sample-agent/events")]
+    assert "RevisionPruned" in kinds

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from rollwise import __version__
 from rollwise.errors import ConflictError, InputError, NotFoundError, RollwiseError, UsageError
 from rollwise.routing.proxy.stats import quantile
+from rollwise.spec import spec_from_dict
 
 if TYPE_CHECKING:
     from rollwise.controller.controller import Controller
@@ -175,6 +176,7 @@ def build_app(controller: Controller) -> Starlette:
                     "strategy": "blueGreen"
                     if r.spec.get("spec", {}).get("strategy", {}).get("blueGreen")
                     else "canary",
+                    "env": spec_from_dict(r.spec).spec.template.redacted_env(),
                 }
                 for r in rows
             ]

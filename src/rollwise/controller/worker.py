@@ -318,17 +318,22 @@ class AppWorker:
                     "was aborted, superseded or replaced and stopped can be cleaned up"
                 )
             await self.backend.stop(self.app, revision)
-            removed = []
-            for path in self.backend.log_paths(self.app, revision):
-                for rotated in [path, *path.parent.glob(path.name + ".*")]:
-                    rotated.unlink(missing_ok=True)
-                    removed.append(str(rotated))
+            removed = self._delete_logs(revision)
             self._emit(
                 "RevisionCleanedUp",
                 f"revision {revision}: {len(removed)} log files removed",
                 revision,
             )
             return removed
+
+    def _delete_logs(self, revision: int) -> list[str]:
+        """Remove a revision's log files, rotated ones included; returns their paths."""
+        removed = []
+        for path in self.backend.log_paths(self.app, revision):
+            for rotated in [path, *path.parent.glob(path.name + ".*")]:
+                rotated.unlink(missing_ok=True)
+                removed.append(str(rotated))
+        return removed
 
     def _previous_stable(self, status: RolloutStatus) -> int:
         for row in reversed(self.store.revisions(self.app)):
@@ -807,7 +812,19 @@ class AppWorker:
         if not done:
             return False
         status.retiring = [r for r in status.retiring if r not in done]
+        self._prune_history(status)
         return True
+
+    def _prune_history(self, status: RolloutStatus) -> None:
+        """Keep ``revisionHistoryLimit`` stopped revisions; forget older ones and their logs."""
+        spec_json, _ = self.store.get_app(self.app)
+        limit = spec_from_dict(spec_json, file=f"app {self.app}").spec.revision_history_limit
+        running = status.revisions()
+        old = [r.number for r in self.store.revisions(self.app) if r.number not in running]
+        for number in sorted(old)[: max(0, len(old) - limit)]:
+            self.store.delete_revision(self.app, number)
+            self._delete_logs(number)
+            self._emit("RevisionPruned", f"revision {number} left the history", number)
 
     def _listen_error(self) -> str:
         reason = self.routes.dataplane.listen_errors.get(self.app)

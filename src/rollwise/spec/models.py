@@ -84,6 +84,7 @@ def _host_port(value: str) -> str:
     return value
 
 
+_SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSW|PASSPHRASE|API_?KEY|PRIVATE|CREDENTIAL", re.I)
 _TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
@@ -153,6 +154,14 @@ class Template(Model):
     cwd: str | None = None
     readiness: Readiness = Field(default_factory=Readiness)
     stop_grace_period: Duration = 10.0
+
+    def redacted_env(self) -> dict[str, str]:
+        """The environment as history shows it: values of ``secretEnv`` names, and of names
+        that look secret (token, password, key, ...), replaced by ``***``."""
+        return {
+            name: "***" if name in self.secret_env or _SECRET_NAME.search(name) else value
+            for name, value in self.env.items()
+        }
 
     @model_validator(mode="after")
     def _command_not_blank(self) -> Self:

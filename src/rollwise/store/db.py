@@ -219,6 +219,10 @@ class Store:
             (outcome, reason, time.time(), app, number),
         )
 
+    def delete_revision(self, app: str, number: int) -> None:
+        """Forget an old revision (``revisionHistoryLimit``); numbers are never reused."""
+        self._run("DELETE FROM revisions WHERE app=? AND number=?", (app, number))
+
     def reopen_revision(self, app: str, number: int, cause: str) -> None:
         """A revision rolls out again (``retry``, ``undo``): it is pending, with a new cause."""
         self._run(
