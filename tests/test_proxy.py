@@ -415,7 +415,7 @@ def test_slowloris_gets_408_and_idle_connections_close(tuned: Tuned) -> None:
         assert 0.9 <= time.monotonic() - started < 3.0
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as idle:
         idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert idle.recv(65536).startswith(b"HTTP/1.1 200 ")
+        assert _response(idle) == (200, b"a")  # head and body may come in separate reads
         started = time.monotonic()
         assert idle.recv(65536) == b""  # closed by the proxy once idle for 1.5 s
         assert 1.2 <= time.monotonic() - started < 4.0

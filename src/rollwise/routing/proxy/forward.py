@@ -52,6 +52,7 @@ REASONS = {
     504: b"Gateway Timeout",
 }
 _LAST_CHUNK = b"0\r\n\r\n"
+LINGER_S = 2.0
 
 
 class _TraceIds:
@@ -169,6 +170,7 @@ class ClientConnection(asyncio.Protocol):
         "deadline",
         "header_bytes",
         "ip",
+        "lingering",
         "parser",
         "pipeline",
         "proxy",
@@ -186,6 +188,7 @@ class ClientConnection(asyncio.Protocol):
         self.ip = b""
         self.header_bytes = 0
         self.deadline = 0.0
+        self.lingering = False
         self.writing_paused = False
         self.reading_paused = False
 
@@ -207,6 +210,8 @@ class ClientConnection(asyncio.Protocol):
         self.transport = None
 
     def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            return  # after a rejection: drained and dropped, see reject()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -407,9 +412,15 @@ class ClientConnection(asyncio.Protocol):
                 ex.sticky = value.decode("latin-1")
 
     def reject(self, status: int, text: str) -> None:
-        """Answer with a 4xx/5xx of our own and close: the stream can't be trusted after it."""
+        """Answer with a 4xx/5xx of our own and close: the stream can't be trusted after it.
+
+        The close lingers (nginx's ``lingering_close``): our side is shut for writing and
+        whatever the client still sends is read and dropped until it stops or ``LINGER_S``
+        pass. Closing at once with unread bytes would make the kernel send a reset, and the
+        client, still uploading a too-big body, would lose the answer that says why.
+        """
         transport = self.transport
-        if transport is None:
+        if transport is None or self.lingering:
             return
         head = self.pipeline[0] if self.pipeline else None
         if head is None or not head.response_started:
@@ -418,7 +429,15 @@ class ClientConnection(asyncio.Protocol):
         for ex in self.pipeline:
             self.proxy.abandon(ex)
         self.pipeline.clear()
-        transport.close()
+        if (head is not None and head.response_started) or not transport.can_write_eof():
+            transport.close()
+            return
+        self.lingering = True
+        transport.write_eof()
+        if self.reading_paused:
+            self.reading_paused = False
+            transport.resume_reading()
+        self.deadline = _monotonic() + LINGER_S
 
     def exchange_done(self, ex: Exchange) -> None:
         """The response to the head of the pipeline was fully written."""
