@@ -15,6 +15,8 @@ import yaml
 
 from rollwise.backends.ports import free_port
 from rollwise.client import AdminClient
+from rollwise.errors import RollwiseError
+from rollwise.spec import load_spec
 from rollwise.store import Store
 
 from .helpers import EXAMPLES, rollwise, wait_for
@@ -81,8 +83,12 @@ def write_spec(
 
 
 def stop_everything(state_dir: Path) -> None:
-    """``rollwise down``, then kill whatever the store still records (tests leave nothing)."""
-    rollwise("down", state_dir=state_dir, check=False)
+    """What ``rollwise down`` does, then kill whatever the store still records (tests leave
+    nothing)."""
+    pid_file = state_dir / "controller.pid"
+    with AdminClient(state_dir) as client, contextlib.suppress(RollwiseError, AssertionError):
+        client.request("POST", "/shutdown")
+        wait_for(lambda: not pid_file.exists(), timeout=60)  # then the kill below
     db = state_dir / "state.db"
     if not db.exists():
         return
@@ -109,7 +115,13 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     rollwise("up", "--detach", "--metrics-port", "0", "--record", str(record), state_dir=state_dir)
     client = AdminClient(state_dir)
     try:
-        rollwise("apply", "-f", str(spec_file), "--version", "1.0.0", state_dir=state_dir)
+        # The admin API directly: `rollwise apply` would cost an interpreter start per test.
+        body = {
+            "spec": load_spec(spec_file).model_dump(by_alias=True),
+            "base_dir": str(spec_file.parent),
+            "version": "1.0.0",
+        }
+        client.request("PUT", "/apps", json=body)
         c = Cluster(state_dir, spec_file, port, client, record)
         c.wait_stable(1)
         yield c
