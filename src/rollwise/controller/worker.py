@@ -353,20 +353,24 @@ class AppWorker:
 
     # status transitions shared by commands and passes
 
-    def _start_canary(self, status: RolloutStatus, number: int, message: str) -> None:
-        now = self.clock()
-        status.canary = number
-        status.canary_started = now
+    @staticmethod
+    def _clear_rollout(status: RolloutStatus) -> None:
+        """Forget the per-rollout fields: steps, pauses, scale, routes, blue-green progress."""
         status.step = 0
         status.step_started = None
         status.pause_reason = None
-        status.aborted = False
         status.skip_steps = False
         status.canary_scale = None
         status.header_routes = []
         status.preview_since = None
         status.promote_requested = False
         status.manual_weight = None
+
+    def _start_canary(self, status: RolloutStatus, number: int, message: str) -> None:
+        self._clear_rollout(status)
+        status.canary = number
+        status.canary_started = self.clock()
+        status.aborted = False
         status.phase = Phase.PROGRESSING
         status.message = message
 
@@ -404,16 +408,9 @@ class AppWorker:
             self.store.finish_revision(self.app, old, "replaced", f"replaced by revision {number}")
 
     def _settle(self, status: RolloutStatus, message: str) -> None:
+        self._clear_rollout(status)
         status.canary = None
         status.canary_started = None
-        status.step = 0
-        status.step_started = None
-        status.pause_reason = None
-        status.skip_steps = False
-        status.canary_scale = None
-        status.header_routes = []
-        status.preview_since = None
-        status.promote_requested = False
         status.phase = Phase.HEALTHY
         status.message = message
 
