@@ -204,18 +204,18 @@ def test_header_route_and_canary_scale(cluster: Cluster) -> None:
     assert stable["health"]["desired"] == 2 and stable["health"]["ready"] == 2
 
 
+def deploy_failing(cluster: Cluster) -> None:
+    """Release 1.1.0 with half of its A2A answers failing (the sample agent's knob)."""
+    cluster.cli(
+        "deploy", "sample-agent", "--version", "1.1.0", "--set", "template.env.AGENT_FAIL_RATE=0.5"
+    )
+
+
 def test_analysis_step_aborts_a_failing_canary(cluster: Cluster) -> None:
     analysis = {"until": "duration", "duration": "20s", "maxErrorRate": 0.05, "minRequests": 20}
     use_steps(cluster, {"steps": [{"setWeight": 50}, {"analysis": analysis}]})
     with Background(cluster.url, rate=60):
-        cluster.cli(
-            "deploy",
-            "sample-agent",
-            "--version",
-            "1.1.0",
-            "--set",
-            "template.env.AGENT_FAIL_RATE=0.5",
-        )
+        deploy_failing(cluster)
         view = wait_phase(cluster, "Degraded", timeout=30)
     assert "analysis failed" in view["message"]
     history = cluster.client.request("GET", "/apps/sample-agent/history")
@@ -334,14 +334,7 @@ def test_blue_green_post_promotion_failure_switches_back(cluster: Cluster) -> No
     analysis = {"until": "duration", "duration": "20s", "maxErrorRate": 0.05, "minRequests": 20}
     use_blue_green(cluster, {"postPromotionAnalysis": analysis, "scaleDownDelaySeconds": "60s"})
     with Background(cluster.url, rate=60):
-        cluster.cli(
-            "deploy",
-            "sample-agent",
-            "--version",
-            "1.1.0",
-            "--set",
-            "template.env.AGENT_FAIL_RATE=0.5",
-        )
+        deploy_failing(cluster)
         view = wait_phase(cluster, "Degraded", timeout=40)
     assert "revision 1 is active again" in view["message"]
     assert view["stable"] == 1

@@ -57,7 +57,12 @@ class Session:
                     self.embedded.result()  # raises what stopped it
                     raise ControllerError("the embedded controller stopped at start")
                 if time.monotonic() > deadline:
-                    raise ControllerError(f"no controller answered on {self.client.socket}")
+                    raise ControllerError(
+                        f"the controller started in this process did not answer on "
+                        f"{self.client.socket} within 30s; its log lines are on this "
+                        "process's output, or run `rollwise up --state-dir "
+                        f"{self.state_dir}` to start one on its own"
+                    )
                 await asyncio.sleep(POLL_S)
         self._started = True
         if self.app is None:
