@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 PY_DIRS := src tests examples bench
 
-.PHONY: demo test lint fmt lock bench-proxy clean
+.PHONY: demo test lint fmt lock bench-proxy bench-analysis clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ test: $(STAMP)
 # Benchmarks are not part of `make test`: see docs/performance.md for what they need.
 bench-proxy: $(STAMP)
 	$(BIN)/python bench/proxy/run.py $(ARGS)
+
+bench-analysis: $(STAMP)
+	$(BIN)/python bench/analysis/run.py $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(PY_DIRS)

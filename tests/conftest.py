@@ -29,6 +29,7 @@ class Cluster:
     port: int
     client: AdminClient
     record: Path
+    replicas: int = 2
 
     @property
     def url(self) -> str:
@@ -107,10 +108,14 @@ def stop_everything(state_dir: Path) -> None:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
+def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """A controller, its proxy and sample-agent 1.0.0 with 2 replicas, or with the number
+    given by ``@pytest.mark.replicas(N)`` (every replica costs an interpreter start)."""
     state_dir = tmp_path / "state"
     port = free_port()
-    spec_file = write_spec(tmp_path / "rollwise.yaml", port)
+    marker = request.node.get_closest_marker("replicas")
+    replicas = int(marker.args[0]) if marker else 2
+    spec_file = write_spec(tmp_path / "rollwise.yaml", port, replicas=replicas)
     record = tmp_path / "requests.jsonl"
     rollwise("up", "--detach", "--metrics-port", "0", "--record", str(record), state_dir=state_dir)
     client = AdminClient(state_dir)
@@ -122,7 +127,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             "version": "1.0.0",
         }
         client.request("PUT", "/apps", json=body)
-        c = Cluster(state_dir, spec_file, port, client, record)
+        c = Cluster(state_dir, spec_file, port, client, record, replicas)
         c.wait_stable(1)
         yield c
     finally:

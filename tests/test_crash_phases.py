@@ -21,6 +21,9 @@ import pytest
 from .conftest import Cluster, write_spec
 from .helpers import Background, rollwise, wait_for
 
+# one replica per revision: every replica is an interpreter start (1.8 s of CPU)
+pytestmark = pytest.mark.replicas(1)
+
 
 def kill_controller(cluster: Cluster) -> None:
     pid = int((cluster.state_dir / "controller.pid").read_text())
@@ -58,7 +61,7 @@ def assert_routes_live(cluster: Cluster) -> None:
 
 
 def use_steps(cluster: Cluster, canary: dict[str, Any], **env: str) -> None:
-    write_spec(cluster.spec_file, cluster.port, canary=canary, env=env)
+    write_spec(cluster.spec_file, cluster.port, cluster.replicas, canary=canary, env=env)
     cluster.cli("apply", "-f", str(cluster.spec_file))
 
 
@@ -115,7 +118,11 @@ PHASES: dict[str, Callable[[Cluster], None]] = {
 }
 
 
-@pytest.mark.parametrize("phase", list(PHASES))
+@pytest.mark.parametrize(
+    "phase",
+    # promoting: the canary scales up to spec.replicas, which needs more than one
+    [pytest.param(p, marks=pytest.mark.replicas(2)) if p == "promoting" else p for p in PHASES],
+)
 def test_kill_9_in_each_phase(cluster: Cluster, phase: str) -> None:
     with Background(cluster.url, rate=40) as load:
         PHASES[phase](cluster)

@@ -81,6 +81,33 @@ def test_blue_green_and_rollback_on_the_running_controller(
     asyncio.run(main())
 
 
+@pytest.mark.replicas(1)
+def test_the_missions_usage_as_written(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mission's lines, defaults and all (5 s health checks, 30 s of monitoring): the
+    blue-green release of 1.2.0 over 1.1.0, then a rollback for a failed health check."""
+    monkeypatch.chdir(cluster.spec_file.parent)
+    monkeypatch.setenv("ROLLWISE_STATE_DIR", str(cluster.state_dir))
+    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    cluster.wait_stable(2)
+
+    async def main() -> None:
+        result = await BlueGreenDeployment().deploy("1.2.0")
+        assert result.success, result
+        assert result.duration_seconds >= 30  # the monitoring window really ran
+
+        rollback = await RollbackManager(
+            current_version="1.2.0", previous_version="1.1.0"
+        ).rollback(reason=RollbackReason.HEALTH_CHECK_FAILURE)
+        assert rollback.success, rollback
+        assert (rollback.from_version, rollback.to_version) == ("1.2.0", "1.1.0")
+        async with httpx.AsyncClient(base_url=cluster.url) as client:
+            assert (await client.get("/healthz")).json()["version"] == "1.1.0"
+
+    asyncio.run(main())
+    async_view = cluster.get()
+    assert [r["version"] for r in async_view["revisions"] if "stable" in r["labels"]] == ["1.1.0"]
+
+
 def test_an_embedded_controller_when_none_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -130,8 +157,15 @@ def test_canary_api_steps_metrics_and_manual_traffic(
         baseline = await canary.get_baseline_metrics(window=60)
         assert baseline.version == "1.1.0" and baseline.requests >= 30
         assert baseline.p99_ms is not None and baseline.p50_ms is not None
-        worse = dataclasses.replace(baseline, failures=baseline.requests // 2)
+        # the same judges as the controller: half failing against none is shown worse, both
+        # as two whole windows and second by second over the same seconds
+        worse = dataclasses.replace(baseline, failures=baseline.requests // 2, seconds={})
         assert canary.metrics_degraded(baseline, worse)
+        failing = {
+            s: {**b, "failures": b["requests"] // 2 + b["requests"] % 2}
+            for s, b in baseline.seconds.items()
+        }
+        assert canary.metrics_degraded(baseline, dataclasses.replace(baseline, seconds=failing))
         assert not canary.metrics_degraded(baseline, baseline)
 
         slow = CanaryDeployment(traffic_steps=[20, 100], validation_duration=60, min_requests=5)

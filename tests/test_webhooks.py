@@ -68,7 +68,7 @@ def receiver() -> Iterator[Receiver]:
 def test_events_reach_webhooks_with_retries_without_blocking(
     cluster: Cluster, receiver: Receiver
 ) -> None:
-    write_spec(cluster.spec_file, cluster.port)
+    write_spec(cluster.spec_file, cluster.port, cluster.replicas)
     spec = yaml.safe_load(cluster.spec_file.read_text())
     url = receiver.url
     spec["spec"]["webhooks"] = [

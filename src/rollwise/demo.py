@@ -78,7 +78,8 @@ async def _apply(client: AdminClient, spec: dict[str, Any], version: str | None)
 DEMO_CANARY = {
     "steps": [
         {"setWeight": 20},
-        {"analysis": {"until": "pass", "minRequests": 40, "maxErrorRate": 0.02}},
+        # watch 8 s; the judges compare canary with stable over the same seconds
+        {"analysis": {"until": "duration", "duration": "8s", "minRequests": 40}},
         {"setWeight": 50},
         {"pause": {"duration": "5s"}},
     ],

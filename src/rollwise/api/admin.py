@@ -127,8 +127,9 @@ def build_app(controller: Controller) -> Starlette:
         return JSONResponse(worker.view())
 
     async def stats(request: Request) -> JSONResponse:
-        """Requests and failures per revision since ``since`` (unix seconds), on the app's
-        listeners (main and preview), as the proxy counted them."""
+        """Requests, failures and latency per revision since ``since`` (unix seconds), on the
+        app's listeners (main and preview), as the proxy counted them: totals, and per second
+        (``seconds``: requests, failures, histogram) for analysis."""
         worker = controller.worker(request.path_params["app"])
         try:
             since = int(request.query_params.get("since", "0"))
@@ -137,15 +138,22 @@ def build_app(controller: Controller) -> Starlette:
         data = await controller.dataplane.stats(since)
         counts: dict[str, dict[str, int]] = {}
         hists: dict[str, dict[int, int]] = {}
+        per_second: dict[str, dict[str, dict[str, Any]]] = {}
         for name in (worker.app, f"{worker.app}.preview"):
             for revision, body in data["apps"].get(name, {}).items():
                 total = counts.setdefault(revision, {"requests": 0, "failures": 0})
                 hist = hists.setdefault(revision, {})
-                for second in body["seconds"].values():
+                for key, second in body["seconds"].items():
                     total["requests"] += int(second["requests"])
                     total["failures"] += int(second["failures"])
+                    merged = per_second.setdefault(revision, {}).setdefault(
+                        key, {"requests": 0, "failures": 0, "hist": {}}
+                    )
+                    merged["requests"] += int(second["requests"])
+                    merged["failures"] += int(second["failures"])
                     for index, n in second["hist"].items():
                         hist[int(index)] = hist.get(int(index), 0) + int(n)
+                        merged["hist"][index] = merged["hist"].get(index, 0) + int(n)
         revisions = {
             revision: {
                 **total,
@@ -153,10 +161,17 @@ def build_app(controller: Controller) -> Starlette:
                     name: None if (v := quantile(hists[revision], q)) is None else v * 1000
                     for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
                 },
+                "seconds": per_second.get(revision, {}),
             }
             for revision, total in counts.items()
         }
         return JSONResponse({"since": since, "revisions": revisions})
+
+    async def analysis(request: Request) -> JSONResponse:
+        """Every stored analysis run of an app (newest last), with its verdict and evidence."""
+        app = request.path_params["app"]
+        controller.worker(app)
+        return JSONResponse([row.as_json() for row in controller.store.analyses(app)])
 
     async def history(request: Request) -> JSONResponse:
         app = request.path_params["app"]
@@ -232,6 +247,7 @@ def build_app(controller: Controller) -> Starlette:
         Route("/api/v1/apps/{app}/deploy", guard(deploy), methods=["POST"]),
         Route("/api/v1/apps/{app}/history", guard(history), methods=["GET"]),
         Route("/api/v1/apps/{app}/stats", guard(stats), methods=["GET"]),
+        Route("/api/v1/apps/{app}/analysis", guard(analysis), methods=["GET"]),
         Route("/api/v1/apps/{app}/{command}", guard(command), methods=["POST"]),
         Route("/api/v1/apps/{app}/events", guard(events), methods=["GET"]),
         Route("/api/v1/apps/{app}/logs", guard(logs), methods=["GET"]),

@@ -442,6 +442,42 @@ def load(
         raise typer.Exit(1)
 
 
+analysis_app = typer.Typer(
+    help="Canary analysis: replay a recorded request log.", no_args_is_help=True
+)
+app.add_typer(analysis_app, name="analysis")
+
+
+@analysis_app.command("replay")
+def analysis_replay(
+    file: Annotated[Path, typer.Argument(help="A request log written by the proxy's --record.")],
+    spec_file: Annotated[
+        Path, typer.Option("--filename", "-f", help="The spec whose analysis settings judge.")
+    ] = Path("rollwise.yaml"),
+    canary: Annotated[
+        str | None, typer.Option("--canary", help="Canary revision (default: the newer one).")
+    ] = None,
+    baseline: Annotated[
+        str | None, typer.Option("--baseline", help="Baseline revision (default: the older).")
+    ] = None,
+    output: OutputOpt = Output.TEXT,
+) -> None:
+    """Judge a recorded request log with a spec's analysis settings; print the verdict timeline.
+
+    Exit code 1 when the verdict is Fail, so that a tuning script can tell.
+    """
+    from rollwise.analysis.replay import replay_file
+    from rollwise.cli.views import replay_view
+
+    result = replay_file(file, load_spec(spec_file), canary=canary, baseline=baseline)
+    if output == Output.JSON:
+        _print_json(result.as_json())
+    else:
+        out.print(replay_view(result))
+    if result.verdict.outcome == "fail":
+        raise typer.Exit(1)
+
+
 def _fail(exc: RollwiseError) -> NoReturn:
     err.print(Text("error: ", style="red") + Text(str(exc)), highlight=False, soft_wrap=True)
     sys.exit(exc.exit_code)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["ICONS", "app_view", "history_table", "list_table"]
+if TYPE_CHECKING:
+    from rollwise.analysis.replay import Replay
+
+__all__ = ["ICONS", "analysis_table", "app_view", "history_table", "list_table", "replay_view"]
 
 ICONS = {
     "Healthy": ("✔", "green"),
@@ -95,6 +98,8 @@ def app_view(data: dict[str, Any]) -> Group:
                 info,
             )
     parts: list[Any] = [head, Text(""), tree]
+    if data.get("analysis"):
+        parts += [Text(""), analysis_table(data["analysis"])]
     for rev in data["revisions"]:
         if rev["health"]["crash_loop"] and rev["health"]["last_logs"]:
             parts.append(Text(f"\nlast log lines of revision {rev['number']}:", style="bold red"))
@@ -152,3 +157,52 @@ def history_table(rows: list[dict[str, Any]]) -> Table:
             took,
         )
     return table
+
+
+VERDICT_STYLES = {"pass": "green", "fail": "red", "wait": "yellow", "inconclusive": "cyan"}
+
+
+def analysis_table(runs: list[dict[str, Any]]) -> Table:
+    """Analysis runs: which revision against which, the verdict and each judge's evidence."""
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("ANALYSIS", "REVISION", "VERDICT", "AGE", "EVIDENCE"):
+        table.add_column(col)
+    for run in runs:
+        verdict = run["verdict"]
+        judges = verdict.get("judges", [])
+        evidence = "\n".join(
+            f"{j['name']}: {j['outcome']}{' (dry run)' if j['dry_run'] else ''} — {j['summary']}"
+            for j in judges
+        )
+        against = f" vs r{run['baseline']}" if run.get("baseline") is not None else ""
+        table.add_row(
+            run["kind"],
+            f"r{run['revision']}{against}",
+            Text(run["outcome"], style=VERDICT_STYLES.get(run["outcome"], "white")),
+            _age(run["updated"]),
+            evidence or verdict.get("detail", ""),
+        )
+    return table
+
+
+def replay_view(result: Replay) -> Group:
+    """``rollwise analysis replay``: each change of a judge's outcome, then the verdict."""
+    head = Text(
+        f"app {result.app}: canary r{result.canary} ({result.requests[result.canary]} requests) "
+        f"vs baseline r{result.baseline} ({result.requests[result.baseline]}), "
+        f"{result.seconds} s judged"
+    )
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("AT", "JUDGE", "OUTCOME", "EVIDENCE"):
+        table.add_column(col)
+    for entry in result.timeline:
+        table.add_row(
+            f"+{entry.elapsed:.0f}s",
+            entry.judge,
+            Text(entry.outcome, style=VERDICT_STYLES.get(entry.outcome, "white")),
+            entry.summary,
+        )
+    verdict = result.verdict
+    line = Text(f"verdict: {verdict.outcome}", style=VERDICT_STYLES.get(verdict.outcome, "white"))
+    line.append(f" — {verdict.detail}", style="default")
+    return Group(head, Text(""), table, Text(""), line)

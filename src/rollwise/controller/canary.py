@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rollwise.analysis import Verdict
 from rollwise.backends.local import RevisionHealth
 from rollwise.controller.status import CanaryScale, HeaderRoute, Phase, RolloutStatus
 from rollwise.spec.models import AnalysisStep, RolloutSpec, Step
@@ -26,49 +27,14 @@ __all__ = [
     "AnalysisFailure",
     "CanaryPass",
     "Emit",
-    "Verdict",
+    "Judge",
     "canary_replicas",
-    "judge_error_rate",
 ]
 
 Emit = Callable[[str, str, dict[str, Any] | None], None]
+# (step, its index, when it started) -> the analysis run's verdict so far
+Judge = Callable[[AnalysisStep, int, float], Awaitable[Verdict]]
 PAUSE_STEP = "CanaryPauseStep"
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """What the threshold guard concluded about a window of canary requests."""
-
-    outcome: str  # "pass" | "fail" | "wait" | "inconclusive"
-    requests: int
-    failures: int
-    detail: str
-
-
-def judge_error_rate(step: AnalysisStep, requests: int, failures: int, elapsed: float) -> Verdict:
-    """The inline analysis guard: failure rate against ``maxErrorRate`` once enough requests."""
-    rate = failures / requests if requests else 0.0
-    detail = (
-        f"{failures}/{requests} failed ({rate:.2%}) against maxErrorRate {step.max_error_rate:.2%}"
-    )
-    if requests >= step.min_requests and rate > step.max_error_rate:
-        return Verdict("fail", requests, failures, detail)
-    if step.until == "duration":
-        assert step.duration is not None
-        if elapsed < step.duration:
-            return Verdict("wait", requests, failures, detail)
-        if requests < step.min_requests:
-            return Verdict("inconclusive", requests, failures, _too_few(step, requests))
-        return Verdict("pass", requests, failures, detail)
-    if requests >= step.min_requests:
-        return Verdict("pass", requests, failures, detail)
-    if elapsed >= step.max_duration:
-        return Verdict("inconclusive", requests, failures, _too_few(step, requests))
-    return Verdict("wait", requests, failures, detail)
-
-
-def _too_few(step: AnalysisStep, requests: int) -> str:
-    return f"only {requests} canary requests, minRequests is {step.min_requests}"
 
 
 def canary_replicas(status: RolloutStatus, spec: RolloutSpec, weight: int | None = None) -> int:
@@ -92,7 +58,7 @@ class CanaryPass:
     health: RevisionHealth
     now: float
     emit: Emit
-    canary_stats: Callable[[float], Awaitable[tuple[int, int]]]
+    judge: Judge
     changed: bool = False
     messages: list[str] = field(default_factory=list)
 
@@ -170,18 +136,20 @@ class CanaryPass:
     async def _analysis(self, step: AnalysisStep) -> bool:
         status = self.status
         started = status.step_started or self.now
-        requests, failures = await self.canary_stats(started)
-        verdict = judge_error_rate(step, requests, failures, self.now - started)
+        verdict = await self.judge(step, status.step, started)
         if verdict.outcome == "wait":
             self._say(f"analysing: {verdict.detail}")
             return False
-        data = {"requests": verdict.requests, "failures": verdict.failures}
+        data = verdict.as_json()
         if verdict.outcome == "pass":
             self.emit("AnalysisPassed", f"analysis passed: {verdict.detail}", data)
             return True
         if verdict.outcome == "fail":
             self.emit("AnalysisFailed", f"analysis failed: {verdict.detail}", data)
             raise AnalysisFailure(verdict.detail)
+        if self.spec.strategy.analysis_settings.on_inconclusive == "wait":
+            self._say(f"analysis inconclusive, still judging: {verdict.detail}")
+            return False
         status.pause_reason = "inconclusive"
         status.phase = Phase.PAUSED
         status.message = f"AnalysisInconclusive: {verdict.detail}; promote or abort"

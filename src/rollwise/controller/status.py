@@ -62,6 +62,7 @@ class RolloutStatus(BaseModel):
     Blue-green: ``preview_since`` is when the preview became ready, ``promote_requested``
     records a ``promote`` (or auto-promotion), and ``verifying`` is the previous active
     revision while the post-promotion analysis runs (it is warm: a failure switches back).
+    ``background_since`` is when background analysis (``analysis.startingStep``) began.
     ``manual_weight`` is a weight asked for by hand (the Python API's ``route_traffic``): the
     canary is scaled for it, then it is routed; the steps stay paused meanwhile.
     """
@@ -85,6 +86,7 @@ class RolloutStatus(BaseModel):
     promote_requested: bool = False
     verifying: int | None = None
     manual_weight: int | None = None
+    background_since: float | None = None
     canary_scale: CanaryScale | None = None
     header_routes: list[HeaderRoute] = Field(default_factory=list)
     updated: float = 0.0

@@ -18,19 +18,16 @@ from typing import Any
 
 import structlog
 
+from rollwise.analysis import Verdict
 from rollwise.backends.local import LocalBackend, RevisionHealth
-from rollwise.controller.canary import (
-    AnalysisFailure,
-    CanaryPass,
-    canary_replicas,
-    judge_error_rate,
-)
+from rollwise.controller.canary import AnalysisFailure, CanaryPass, canary_replicas
 from rollwise.controller.events import Events
+from rollwise.controller.judging import AppAnalyses
 from rollwise.controller.routes import RouteSync, app_section
 from rollwise.controller.status import CanaryScale, Phase, Retiring, RolloutStatus, Warm
 from rollwise.errors import ConflictError, RollwiseError, UsageError
 from rollwise.spec import Rollout, RolloutSpec, apply_overrides, spec_from_dict
-from rollwise.spec.models import CanaryStrategy, Step
+from rollwise.spec.models import AnalysisStep, CanaryStrategy, Step
 from rollwise.store import Store
 
 __all__ = ["AppWorker"]
@@ -38,6 +35,8 @@ __all__ = ["AppWorker"]
 log = structlog.get_logger("rollwise.controller")
 
 DRAIN_MIN_S = 0.3
+# Background analysis only ever fails a rollout: no time limit, no pass.
+BACKGROUND = AnalysisStep(until="pass", max_duration=float("inf"))
 PREVIEW_SUFFIX = ".preview"  # the proxy app name of a blue-green preview listener
 
 
@@ -64,6 +63,9 @@ class AppWorker:
         self.errors = 0
         self.last_error = ""
         self.log = log.bind(app=app)
+        self.analyses = AppAnalyses(
+            app, (app, f"{app}{PREVIEW_SUFFIX}"), store, routes.dataplane, clock
+        )
 
     # state
 
@@ -365,6 +367,7 @@ class AppWorker:
         status.preview_since = None
         status.promote_requested = False
         status.manual_weight = None
+        status.background_since = None
 
     def _start_canary(self, status: RolloutStatus, number: int, message: str) -> None:
         self._clear_rollout(status)
@@ -597,6 +600,14 @@ class AppWorker:
             status.manual_weight = None
             return True
         steps = self._steps(status)
+        settings = rollout.spec.strategy.analysis_settings
+        stable = status.stable
+
+        async def judge(step: AnalysisStep, index: int, since: float) -> Verdict:
+            return await self.analyses.judge(
+                f"{number}/step{index}", f"step {index}", settings, step, number, stable, since
+            )
+
         canary = CanaryPass(
             status=status,
             spec=rollout.spec,
@@ -604,12 +615,16 @@ class AppWorker:
             health=health,
             now=now,
             emit=lambda kind, message, data: self._emit(kind, message, number, data),
-            canary_stats=lambda since: self._revision_stats(number, since),
+            judge=judge,
         )
+        background_changed = False
         try:
+            background_changed = await self._background(status, number, rollout, now)
             result = await canary.run()
         except AnalysisFailure as exc:
-            return self._abort(status, "analysis failure", f"analysis failed: {exc}")
+            return self._abort(status, "analysis failure", str(exc))
+        if background_changed:
+            canary.changed = True
         if result != "promote":
             return canary.changed
         if health.ready < rollout.spec.replicas:
@@ -623,6 +638,39 @@ class AppWorker:
             return canary.changed
         self._complete(status, number, version, now)
         return True
+
+    async def _background(
+        self, status: RolloutStatus, number: int, rollout: Rollout, now: float
+    ) -> bool:
+        """Background analysis from ``analysis.startingStep`` to promotion: only a failure
+        acts (the rollout aborts); ``True`` when it started (the status changed)."""
+        settings = rollout.spec.strategy.analysis_settings
+        start = settings.starting_step
+        if start is None or status.skip_steps or status.step < start or status.stable is None:
+            return False
+        changed = False
+        if status.background_since is None:
+            status.background_since = now
+            self._emit("AnalysisStarted", f"background analysis from step {start}", number)
+            changed = True
+        verdict = await self.analyses.judge(
+            f"{number}/background",
+            "background",
+            settings,
+            BACKGROUND,
+            number,
+            status.stable,
+            status.background_since,
+        )
+        if verdict.outcome == "fail":
+            self._emit(
+                "AnalysisFailed",
+                f"background analysis: {verdict.detail}",
+                number,
+                verdict.as_json(),
+            )
+            raise AnalysisFailure(verdict.detail)
+        return changed
 
     def _complete(self, status: RolloutStatus, number: int, version: str, now: float) -> None:
         """The new revision takes every new request; the old stable stays warm."""
@@ -664,15 +712,24 @@ class AppWorker:
         analysis = blue_green.pre_promotion_analysis
         if analysis is not None and not status.skip_steps and status.pause_reason is None:
             since = status.preview_since
-            requests, failures = await self._revision_stats(number, since)
-            verdict = judge_error_rate(analysis, requests, failures, now - since)
-            data = {"requests": requests, "failures": failures}
+            verdict = await self.analyses.judge(
+                f"{number}/prePromotion",
+                "prePromotion",
+                blue_green.analysis,
+                analysis,
+                number,
+                status.stable,
+                since,
+            )
+            data = verdict.as_json()
             if verdict.outcome == "fail":
                 self._emit(
                     "AnalysisFailed", f"pre-promotion analysis: {verdict.detail}", number, data
                 )
-                return self._abort(status, "analysis failure", f"analysis failed: {verdict.detail}")
-            if verdict.outcome == "wait":
+                return self._abort(status, "analysis failure", verdict.detail)
+            if verdict.outcome == "wait" or (
+                verdict.outcome == "inconclusive" and blue_green.analysis.on_inconclusive == "wait"
+            ):
                 return self._say(status, f"pre-promotion analysis: {verdict.detail}") or changed
             if verdict.outcome == "inconclusive":
                 status.pause_reason = "inconclusive"
@@ -736,12 +793,22 @@ class AppWorker:
             status.verifying = None
             self._settle(status, "")
             return True
-        requests, failures = await self._revision_stats(number, since)
-        verdict = judge_error_rate(analysis, requests, failures, now - since)
-        data = {"requests": requests, "failures": failures}
+        # after the swap the old revision serves nothing: no concurrent baseline, so only
+        # the guardrails judge (an inconclusive end still completes the promotion)
+        verdict = await self.analyses.judge(
+            f"{number}/postPromotion",
+            "postPromotion",
+            rollout.spec.strategy.analysis_settings,
+            analysis,
+            number,
+            None,
+            since,
+            judges=False,
+        )
+        data = verdict.as_json()
         if verdict.outcome == "fail":
             self._emit("AnalysisFailed", f"post-promotion analysis: {verdict.detail}", number, data)
-            self._switch_back(status, "analysis failure", f"analysis failed: {verdict.detail}")
+            self._switch_back(status, "analysis failure", verdict.detail)
             return True
         if verdict.outcome == "wait":
             return self._say(status, f"post-promotion analysis: {verdict.detail}")
@@ -780,16 +847,6 @@ class AppWorker:
         status.message = message
         return True
 
-    async def _revision_stats(self, number: int, since: float) -> tuple[int, int]:
-        """Requests and failures of a revision on the app's listeners (main and preview)."""
-        stats = await self.routes.dataplane.stats(int(since) + 1)
-        requests = failures = 0
-        for app in (self.app, f"{self.app}{PREVIEW_SUFFIX}"):
-            seconds = stats["apps"].get(app, {}).get(str(number), {}).get("seconds", {})
-            requests += sum(int(b["requests"]) for b in seconds.values())
-            failures += sum(int(b["failures"]) for b in seconds.values())
-        return requests, failures
-
     async def _retire(self, status: RolloutStatus) -> bool:
         """Stop revisions whose replicas have drained (or whose grace period ended)."""
         if not status.retiring:
@@ -820,6 +877,7 @@ class AppWorker:
         old = [r.number for r in self.store.revisions(self.app) if r.number not in running]
         for number in sorted(old)[: max(0, len(old) - limit)]:
             self.store.delete_revision(self.app, number)
+            self.store.delete_analyses(self.app, number)
             self._delete_logs(number)
             self._emit("RevisionPruned", f"revision {number} left the history", number)
 
@@ -877,4 +935,5 @@ class AppWorker:
             "updated": status.updated,
             "reconcile_errors": self.errors,
             "error": self._listen_error() or self.last_error,
+            "analysis": [row.as_json() for row in self.store.analyses(self.app, limit=3)],
         }

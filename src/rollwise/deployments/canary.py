@@ -12,14 +12,16 @@ the proxy's own per-revision counters and latency histograms.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from rollwise.analysis import AnalysisRun, ArmSecond
 from rollwise.deployments.session import Session, version_of
 from rollwise.errors import UsageError
+from rollwise.spec.models import AnalysisSettings, AnalysisStep, ErrorRateJudge, LatencyJudge
 
 __all__ = [
     "CanaryDeployment",
@@ -65,6 +67,8 @@ class MetricsSnapshot:
     p99_ms: float | None
     window_seconds: float
     taken_at: float
+    # per unix second: {"requests", "failures", "hist"} as the proxy counted them
+    seconds: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def error_rate(self) -> float:
@@ -204,16 +208,31 @@ class CanaryDeployment:
         return await self._metrics(view, view["canary"], window)
 
     def metrics_degraded(self, baseline: MetricsSnapshot, current: MetricsSnapshot) -> bool:
-        """Worse than baseline beyond the tolerances: failure rate by ``error_tolerance``
-        (absolute), p99 latency by ``latency_tolerance`` (relative). Too few requests in
-        ``current`` to judge is not degraded."""
+        """Is ``current`` (the canary) shown worse than ``baseline``, by the judges the
+        controller runs? The failure-rate e-process (a pass margin of ``error_tolerance``) and
+        the p99 latency judge (tolerance ``latency_tolerance``) at α = 0.01, over the seconds
+        both snapshots cover; snapshots of different windows are compared as two whole blocks
+        (failures only). Fewer than ``min_requests`` canary requests is never degraded."""
         if current.requests < self.min_requests:
             return False
-        if current.error_rate > baseline.error_rate + self.error_tolerance:
-            return True
-        if baseline.p99_ms and current.p99_ms:
-            return current.p99_ms > baseline.p99_ms * (1 + self.latency_tolerance)
-        return False
+        settings = AnalysisSettings(
+            error_rate=ErrorRateJudge(margin=self.error_tolerance),
+            latency=LatencyJudge(
+                quantile=0.99, tolerance=self.latency_tolerance, initial_delay=0.0
+            ),
+        )
+        run = AnalysisRun(settings, AnalysisStep(min_requests=self.min_requests))
+        shared = sorted(set(current.seconds) & set(baseline.seconds), key=int)
+        if shared:
+            for second in shared:
+                run.feed(
+                    int(second),
+                    ArmSecond.from_stats(current.seconds[second]),
+                    ArmSecond.from_stats(baseline.seconds[second]),
+                )
+        else:
+            run.feed(0, _block(current), _block(baseline))
+        return run.verdict(current.window_seconds).outcome == "fail"
 
     async def close(self) -> None:
         await self.session.close()
@@ -238,6 +257,7 @@ class CanaryDeployment:
             p99_ms=latency.get("p99"),
             window_seconds=seconds,
             taken_at=now,
+            seconds=counted.get("seconds", {}),
         )
 
     def _shape(self, spec: dict[str, Any]) -> None:
@@ -256,9 +276,11 @@ class CanaryDeployment:
                     }
                 }
             )
-        spec["spec"]["strategy"] = {
-            "canary": {"steps": steps, "scaleDownDelaySeconds": self.scale_down_delay}
-        }
+        canary: dict[str, Any] = {"steps": steps, "scaleDownDelaySeconds": self.scale_down_delay}
+        judges = (spec["spec"].get("strategy") or {}).get("canary", {}).get("analysis")
+        if judges is not None:
+            canary["analysis"] = judges  # the spec's own judges settings stay
+        spec["spec"]["strategy"] = {"canary": canary}
 
     def _result(
         self,
@@ -281,3 +303,8 @@ class CanaryDeployment:
             duration_seconds=round(time.monotonic() - started, 3),
             message=message,
         )
+
+
+def _block(snapshot: MetricsSnapshot) -> ArmSecond:
+    """A whole snapshot as one block of counts (latency needs seconds to be judged)."""
+    return ArmSecond.from_stats({"requests": snapshot.requests, "failures": snapshot.failures})

@@ -17,7 +17,7 @@ from typing import Any
 
 from rollwise.errors import NotFoundError, StoreError
 
-__all__ = ["EventRow", "ReplicaRow", "RevisionRow", "Store"]
+__all__ = ["AnalysisRow", "EventRow", "ReplicaRow", "RevisionRow", "Store"]
 
 MIGRATIONS: list[str] = [
     """
@@ -71,6 +71,20 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    """
+    CREATE TABLE analysis_runs (
+        app TEXT NOT NULL,
+        key TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        baseline INTEGER,
+        kind TEXT NOT NULL,
+        started REAL NOT NULL,
+        updated REAL NOT NULL,
+        outcome TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        PRIMARY KEY (app, key)
+    );
+    """,
 ]
 
 
@@ -108,6 +122,33 @@ class EventRow:
     kind: str
     message: str
     data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AnalysisRow:
+    """One analysis run and its latest verdict (``Verdict.as_json``)."""
+
+    app: str
+    key: str
+    revision: int
+    baseline: int | None
+    kind: str
+    started: float
+    updated: float
+    outcome: str
+    verdict: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "revision": self.revision,
+            "baseline": self.baseline,
+            "kind": self.kind,
+            "started": self.started,
+            "updated": self.updated,
+            "outcome": self.outcome,
+            "verdict": self.verdict,
+        }
 
 
 class Store:
@@ -285,6 +326,36 @@ class Store:
         return [
             EventRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in reversed(rows)
         ]
+
+    # analysis runs
+
+    def put_analysis(self, row: AnalysisRow) -> None:
+        self._run(
+            "INSERT OR REPLACE INTO analysis_runs VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                row.app,
+                row.key,
+                row.revision,
+                row.baseline,
+                row.kind,
+                row.started,
+                row.updated,
+                row.outcome,
+                json.dumps(row.verdict),
+            ),
+        )
+
+    def analyses(self, app: str, limit: int = 50) -> list[AnalysisRow]:
+        rows = self._run(
+            "SELECT * FROM analysis_runs WHERE app=? ORDER BY started DESC LIMIT ?", (app, limit)
+        ).fetchall()
+        return [
+            AnalysisRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], json.loads(r[8]))
+            for r in reversed(rows)
+        ]
+
+    def delete_analyses(self, app: str, revision: int) -> None:
+        self._run("DELETE FROM analysis_runs WHERE app=? AND revision=?", (app, revision))
 
     # small values (data-plane pid, routing generation, ...)
 

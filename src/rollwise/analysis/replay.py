@@ -1,0 +1,177 @@
+"""Offline replay: judge a recorded request log with a spec's analysis settings.
+
+The proxy's ``--record FILE`` writes one JSON line per request (``ts``, ``app``,
+``revision``, ``status``, ``latency_ms``). Replay groups them into whole seconds per revision,
+feeds the same :class:`~rollwise.analysis.run.AnalysisRun` the controller uses, and reports
+every change of a judge's outcome: tuning alpha, tolerances or guardrails on real traffic
+without touching a rollout. It keeps judging after a pass, to show the whole timeline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from rollwise.analysis.run import AnalysisRun, Verdict
+from rollwise.analysis.series import ArmSecond
+from rollwise.errors import InputError, UsageError
+from rollwise.routing.proxy.table import failing_statuses
+from rollwise.spec.models import AnalysisStep, Rollout
+
+__all__ = ["Replay", "TimelineEntry", "replay_file"]
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    elapsed: float
+    judge: str
+    outcome: str
+    summary: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "elapsed_s": self.elapsed,
+            "judge": self.judge,
+            "outcome": self.outcome,
+            "summary": self.summary,
+        }
+
+
+@dataclass
+class Replay:
+    """What a replay found: the arms, the seconds judged, the timeline and the last verdict."""
+
+    app: str
+    canary: str
+    baseline: str
+    seconds: int
+    requests: dict[str, int]
+    verdict: Verdict
+    timeline: list[TimelineEntry] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "app": self.app,
+            "canary": self.canary,
+            "baseline": self.baseline,
+            "seconds": self.seconds,
+            "requests": self.requests,
+            "timeline": [t.as_json() for t in self.timeline],
+            "verdict": self.verdict.as_json(),
+        }
+
+
+def _read(path: Path, apps: set[str]) -> dict[str, dict[int, list[tuple[float, int]]]]:
+    """Per revision, per whole second: (latency in seconds, status) of each request."""
+    by_revision: dict[str, dict[int, list[tuple[float, int]]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise UsageError(f"cannot read the request log {path}: {exc}") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            if apps and item.get("app", "") not in apps:
+                continue
+            second = math.floor(float(item["ts"]))
+            latency = float(item["latency_ms"]) / 1000
+            by_revision[str(item["revision"])][second].append((latency, int(item["status"])))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(
+                f"{path}:{number}: not a request record ({type(exc).__name__}: {exc}); each "
+                'line is JSON like {"ts": 1.5, "revision": "2", "status": 200, "latency_ms": 3.1}'
+            ) from None
+    return by_revision
+
+
+def _arm(requests: list[tuple[float, int]], failing: tuple[bool, ...]) -> ArmSecond:
+    return ArmSecond.from_requests(
+        [latency for latency, _ in requests],
+        [0 <= status < len(failing) and failing[status] for _, status in requests],
+    )
+
+
+def replay_file(
+    path: Path,
+    rollout: Rollout,
+    *,
+    canary: str | None = None,
+    baseline: str | None = None,
+    step: AnalysisStep | None = None,
+) -> Replay:
+    """Judge the record at ``path`` with ``rollout``'s analysis settings.
+
+    Without ``canary``/``baseline``, a log holding exactly two revisions is read as baseline =
+    the one seen first, canary = the other. ``step`` gives the guardrails (default: the
+    spec's first analysis step, if any).
+    """
+    app = rollout.metadata.name
+    revisions = _read(path, {app, f"{app}.preview"})
+    if not revisions:
+        raise InputError(f"{path}: no requests of app {app!r}; is this the right spec (-f)?")
+    first_seen = sorted(revisions, key=lambda r: min(revisions[r]))
+    if baseline is None:
+        baseline = first_seen[0]
+    if canary is None:
+        others = [r for r in first_seen if r != baseline]
+        if len(others) != 1:
+            raise UsageError(
+                f"{path} holds revisions {', '.join(first_seen)}; say which to compare with "
+                "--canary REV --baseline REV"
+            )
+        canary = others[0]
+    for name in (canary, baseline):
+        if name not in revisions:
+            raise UsageError(f"revision {name} is not in {path} (it holds {', '.join(first_seen)})")
+    strategy = rollout.spec.strategy
+    if step is None:
+        steps = strategy.canary.steps if strategy.canary is not None else []
+        inline = [s.analysis for s in steps if s.analysis is not None]
+        step = inline[0] if inline else AnalysisStep()
+    step = step.model_copy(update={"until": "pass", "max_duration": math.inf})
+    failing = failing_statuses(list(rollout.spec.traffic.failure_status))
+    run = AnalysisRun(strategy.analysis_settings, step)
+    canary_seconds, baseline_seconds = revisions[canary], revisions[baseline]
+    both = set(canary_seconds) & set(baseline_seconds)
+    first = min(both) if both else 0
+    seconds = sorted(s for s in set(canary_seconds) | set(baseline_seconds) if s >= first)
+    timeline: list[TimelineEntry] = []
+    seen: dict[str, str] = {}
+    verdict = run.verdict(0.0)
+    start = seconds[0] if seconds else 0
+    for second in seconds:
+        run.feed(
+            second,
+            _arm(canary_seconds.get(second, []), failing),
+            _arm(baseline_seconds.get(second, []), failing),
+        )
+        elapsed = float(second + 1 - start)
+        verdict = run.verdict(elapsed)
+        for judge in verdict.judges:
+            if seen.get(judge.name, "inconclusive") != judge.outcome:
+                seen[judge.name] = judge.outcome
+                timeline.append(TimelineEntry(elapsed, judge.name, judge.outcome, judge.summary))
+    if verdict.outcome == "wait":
+        verdict = replace(
+            verdict, outcome="inconclusive", detail=f"no verdict by the end: {verdict.detail}"
+        )
+    return Replay(
+        app,
+        canary,
+        baseline,
+        len(seconds),
+        {
+            canary: sum(len(v) for v in canary_seconds.values()),
+            baseline: sum(len(v) for v in baseline_seconds.values()),
+        },
+        verdict,
+        timeline,
+    )

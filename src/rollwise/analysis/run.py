@@ -1,0 +1,121 @@
+"""One analysis run: the strategy's judges and a step's guardrails over seconds of two arms.
+
+A run is fed whole seconds in order (``feed``) and asked for a verdict at any time
+(``verdict``): Fail as soon as any acting judge or guardrail fails; Pass when every acting
+judge passed (``until: pass``) or when the ``duration`` ended without a failure
+(``until: duration``), in both cases only after ``minRequests`` canary requests; otherwise
+Wait, or Inconclusive once the time is up. Dry-run judges are judged and reported but never
+decide. No data is never a failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rollwise.analysis.judges import FailureRateJudge, Guardrails, JudgeResult, LatencyJudgeRun
+from rollwise.analysis.series import ArmSecond
+from rollwise.spec.models import AnalysisSettings, AnalysisStep
+
+__all__ = ["AnalysisRun", "Verdict"]
+
+VerdictOutcome = Literal["pass", "fail", "wait", "inconclusive"]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The state of a run: its outcome, a one-line reason and every judge's evidence."""
+
+    outcome: VerdictOutcome
+    detail: str
+    elapsed: float
+    requests: int
+    failures: int
+    judges: list[JudgeResult] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "detail": self.detail,
+            "elapsed_s": round(self.elapsed, 3),
+            "requests": self.requests,
+            "failures": self.failures,
+            "judges": [j.as_json() for j in self.judges],
+        }
+
+
+class AnalysisRun:
+    """The judges of ``settings`` and the guardrails of ``step`` for one canary/baseline pair."""
+
+    def __init__(
+        self, settings: AnalysisSettings, step: AnalysisStep, *, judges: bool = True
+    ) -> None:
+        self.settings = settings
+        self.step = step
+        self.judges: list[FailureRateJudge | LatencyJudgeRun] = []
+        if judges and settings.error_rate is not None:
+            errors = settings.error_rate
+            self.judges.append(FailureRateJudge(errors, alpha=settings.judge_alpha(errors)))
+        if judges and settings.latency is not None:
+            latency = settings.latency
+            self.judges.append(LatencyJudgeRun(latency, alpha=settings.judge_alpha(latency)))
+        self.guardrails = Guardrails(step)
+        self.last_second: int | None = None
+        self.seconds = 0
+        self._results: tuple[int, list[JudgeResult], JudgeResult] | None = None
+
+    def feed(self, second: int, canary: ArmSecond, baseline: ArmSecond) -> None:
+        """Add one whole second; seconds at or before the last one fed are ignored."""
+        if self.last_second is not None and second <= self.last_second:
+            return
+        self.last_second = second
+        self.seconds += 1
+        for judge in self.judges:
+            judge.update(canary, baseline)
+        self.guardrails.update(canary)
+
+    def verdict(self, elapsed: float) -> Verdict:
+        step = self.step
+        if self._results is None or self._results[0] != self.seconds:
+            # the evidence changes only with new seconds; the controller asks 10 times a second
+            self._results = (
+                self.seconds,
+                [j.result() for j in self.judges],
+                self.guardrails.result(),
+            )
+        _, results, guard = self._results
+        requests, failures = int(self.guardrails.requests), int(self.guardrails.failures)
+        acting = [r for r in results if not r.dry_run]
+
+        def made(outcome: VerdictOutcome, detail: str) -> Verdict:
+            return Verdict(outcome, detail, elapsed, requests, failures, [*results, guard])
+
+        failed = [r for r in acting if r.outcome == "fail"]
+        if guard.outcome == "fail":
+            failed.append(guard)
+        if failed:
+            return made("fail", "; ".join(r.summary for r in failed) + f" after {elapsed:.0f} s")
+        enough = requests >= step.min_requests
+        if step.until == "duration":
+            assert step.duration is not None
+            if elapsed < step.duration:
+                return made("wait", _progress(results, guard))
+            if not enough:
+                return made("inconclusive", guard.summary)
+            return made("pass", _progress(results, guard))
+        if enough and all(r.outcome == "pass" for r in acting):
+            return made("pass", _progress(results, guard))
+        if elapsed >= step.max_duration:
+            waiting = [r.summary for r in acting if r.outcome != "pass"]
+            if not enough:
+                waiting.insert(0, guard.summary)
+            return made(
+                "inconclusive",
+                f"no verdict after {elapsed:.0f} s (maxDuration): " + "; ".join(waiting),
+            )
+        return made("wait", _progress(results, guard))
+
+
+def _progress(results: list[JudgeResult], guard: JudgeResult) -> str:
+    parts = [f"{r.name} {r.outcome}: {r.summary}" for r in results]
+    return "; ".join([*parts, guard.summary])

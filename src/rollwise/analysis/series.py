@@ -1,0 +1,77 @@
+"""What the judges read: per-second counts and latency histograms of two arms.
+
+The proxy keeps, per revision and per whole second, requests, failures and a log-linear latency
+histogram (buckets 2 % wide, ``routing/proxy/stats.py``). The judges take them as dense numpy
+arrays with an optional leading batch shape: one analysis in the controller, hundreds of
+simulated ones in the benchmark, through the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rollwise.routing.proxy.stats import GROWTH, bucket_index, bucket_value
+
+__all__ = [
+    "BUCKET_VALUES",
+    "GROWTH",
+    "NBUCKETS",
+    "ArmSecond",
+    "bucket_of",
+]
+
+# 2 % buckets from 1 µs: index 930 is 100 s, far beyond any timeout; slower lands in the last.
+NBUCKETS = 940
+BUCKET_VALUES: NDArray[np.float64] = np.array([bucket_value(i) for i in range(NBUCKETS)])
+
+
+def bucket_of(latency_s: float) -> int:
+    return min(bucket_index(latency_s), NBUCKETS - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class ArmSecond:
+    """One second of one arm (canary or baseline): shapes ``S``, ``S``, ``S + (NBUCKETS,)``."""
+
+    requests: NDArray[np.int64]
+    failures: NDArray[np.int64]
+    hist: NDArray[np.int64]
+
+    @classmethod
+    def empty(cls, shape: tuple[int, ...] = ()) -> ArmSecond:
+        return cls(
+            np.zeros(shape, dtype=np.int64),
+            np.zeros(shape, dtype=np.int64),
+            np.zeros((*shape, NBUCKETS), dtype=np.int64),
+        )
+
+    @classmethod
+    def from_stats(cls, second: Mapping[str, Any] | None) -> ArmSecond:
+        """From the proxy's ``/stats`` JSON for one second (``None``: no request that second)."""
+        if not second:
+            return cls.empty()
+        hist = np.zeros(NBUCKETS, dtype=np.int64)
+        for index, count in second.get("hist", {}).items():
+            hist[min(int(index), NBUCKETS - 1)] += int(count)
+        return cls(
+            np.asarray(int(second.get("requests", 0)), dtype=np.int64),
+            np.asarray(int(second.get("failures", 0)), dtype=np.int64),
+            hist,
+        )
+
+    @classmethod
+    def from_requests(cls, latencies_s: list[float], failed: list[bool]) -> ArmSecond:
+        """From single requests (a replayed ``--record`` file)."""
+        hist = np.zeros(NBUCKETS, dtype=np.int64)
+        for latency in latencies_s:
+            hist[bucket_of(latency)] += 1
+        return cls(
+            np.asarray(len(latencies_s), dtype=np.int64),
+            np.asarray(sum(failed), dtype=np.int64),
+            hist,
+        )

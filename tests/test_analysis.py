@@ -1,0 +1,291 @@
+"""The statistics of ``rollwise.analysis`` against values computed independently: closed forms,
+a direct re-computation with ``scipy.stats``, and seeded simulations of the null."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from bench.analysis.streams import Arm, Stream
+from scipy import stats
+
+from rollwise.analysis import AnalysisRun, ArmSecond, FailureRateJudge, LatencyJudgeRun
+from rollwise.analysis.evidence import (
+    LOG_WEIGHTS,
+    PRIOR_A,
+    PRIOR_B,
+    RATIOS,
+    RatioEProcess,
+    rate_bounds,
+)
+from rollwise.analysis.replay import replay_file
+from rollwise.spec import parse_spec
+from rollwise.spec.models import AnalysisSettings, AnalysisStep, ErrorRateJudge, LatencyJudge
+
+
+def test_ratio_e_process_matches_a_direct_mixture_of_binomial_likelihood_ratios() -> None:
+    """The e-value after a few uneven seconds, recomputed from scipy's binomial pmf; the
+    weights are a prior, so they must sum to one."""
+    assert math.fsum(math.exp(w) for w in LOG_WEIGHTS) == pytest.approx(1.0)
+    rng = np.random.default_rng(7)
+    seconds = [
+        (int(rng.integers(0, 6)), int(rng.integers(0, 6)), int(n_c), 100)
+        for n_c in rng.integers(5, 60, 30)
+    ]
+    for direction, r0 in (("greater", 1.0), ("greater", 1.2), ("less", 1.0)):
+        process = RatioEProcess(direction, r0)  # type: ignore[arg-type]
+        for ec, eb, nc, nb in seconds:
+            process.update(ec, eb, nc, nb)
+        ratios = RATIOS if direction == "greater" else 1 / RATIOS
+        total = 0.0
+        for r, log_w in zip(ratios, LOG_WEIGHTS, strict=True):
+            lr = 1.0
+            for ec, eb, nc, nb in seconds:
+                pi = nc / (nc + nb)
+                null = pi * r0 / (pi * r0 + 1 - pi)
+                alt = pi * r0 * r / (pi * r0 * r + 1 - pi)
+                lr *= stats.binom.pmf(ec, ec + eb, alt) / stats.binom.pmf(ec, ec + eb, null)
+            total += lr * math.exp(log_w)
+        assert float(process.e_value) == pytest.approx(total, rel=1e-9)
+
+
+def test_rate_bounds_match_the_closed_form_with_no_events() -> None:
+    """With s = 0 the Beta(a=1, b) mixture gives log(b/(b+n)) − n·log(1−p) = log(1/α)."""
+    assert PRIOR_A == 1.0
+    for n in (10, 100, 1000, 10_000):
+        alpha = 0.01
+        closed = 1 - math.exp(-(math.log(1 / alpha) + math.log((PRIOR_B + n) / PRIOR_B)) / n)
+        lower, upper = rate_bounds(n, 0, alpha)
+        assert float(lower) == 0.0
+        assert float(upper) == pytest.approx(closed, rel=1e-6)
+
+
+def test_rate_bounds_cover_the_true_rate_at_every_look() -> None:
+    """Simulated: a rate's bounds miss it at some second of 1000 in at most α of the runs."""
+    rng = np.random.default_rng(11)
+    runs, alpha, p = 2000, 0.05, 0.03
+    n = np.zeros(runs)
+    s = np.zeros(runs)
+    missed = np.zeros(runs, dtype=bool)
+    for _ in range(200):
+        k = rng.poisson(5, runs)
+        n += k
+        s += rng.binomial(k, p)
+        lo, hi = rate_bounds(n, s, alpha)
+        missed |= (lo > p) | (hi < p)
+    assert missed.mean() <= alpha
+
+
+def _simulate(
+    judge_of: type[FailureRateJudge] | type[LatencyJudgeRun],
+    spec: ErrorRateJudge | LatencyJudge,
+    canary: Arm,
+    baseline: Arm,
+    seconds: int,
+    runs: int,
+    seed: int,
+    weights: list[float] | None = None,
+) -> tuple[float, float]:
+    """Share of runs that failed and that passed within ``seconds``."""
+    rng = np.random.default_rng(seed)
+    judge = judge_of(spec, (runs,))  # type: ignore[arg-type]
+    for second in range(seconds):
+        c_arm, b_arm = canary, baseline
+        if weights is not None:  # the canary's weight changes every 60 s, total rate constant
+            w = weights[(second // 60) % len(weights)]
+            total = canary.rate + baseline.rate
+            c_arm = Arm(total * w, canary.failure, canary.latency_scale, canary.tail_scale)
+            b_arm = Arm(total * (1 - w), baseline.failure)
+        judge.update(Stream(c_arm, runs, rng).next(), Stream(b_arm, runs, rng).next())
+    return float(judge.failed.mean()), float(judge.passed.mean())
+
+
+@pytest.mark.parametrize(("rate", "weights"), [(100, None), (10, None), (50, [0.1, 0.5, 0.25])])
+def test_failure_judge_a_a_false_alarms_stay_below_alpha(
+    rate: float, weights: list[float] | None
+) -> None:
+    """A/A for 5 minutes, even with weights moving between steps: false alarms ≤ α."""
+    runs, alpha = 1000, 0.01
+    failed, _ = _simulate(
+        FailureRateJudge,
+        ErrorRateJudge(alpha=alpha),
+        Arm(rate, 0.02),
+        Arm(rate, 0.02),
+        300,
+        runs,
+        seed=int(rate),
+        weights=weights,
+    )
+    # Monte-Carlo slack: three standard errors of a rate α over ``runs``
+    assert failed <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / runs)
+
+
+def test_latency_judge_a_a_and_at_the_tolerance_stay_below_alpha() -> None:
+    runs, alpha = 300, 0.01
+    slack = 3 * math.sqrt(alpha * (1 - alpha) / runs)
+    spec = LatencyJudge(quantile=[0.5, 0.95], alpha=alpha, tolerance=0.1)
+    failed, _ = _simulate(LatencyJudgeRun, spec, Arm(50), Arm(50), 150, runs, seed=3)
+    assert failed <= alpha + slack
+    # exactly as slow as the tolerance allows: still inside the null
+    failed, _ = _simulate(
+        LatencyJudgeRun, spec, Arm(50, latency_scale=1.1), Arm(50), 150, runs, seed=4
+    )
+    assert failed <= alpha + slack
+
+
+def test_judges_catch_regressions_and_pass_healthy_canaries_quickly() -> None:
+    """At 100 req/s per arm: 2× failures and +25 % latency fail within a minute; A/A passes."""
+    runs = 100
+    failed, passed = _simulate(
+        FailureRateJudge, ErrorRateJudge(), Arm(100, 0.02), Arm(100, 0.01), 60, runs, seed=5
+    )
+    assert failed >= 0.9 and passed == 0.0
+    failed, passed = _simulate(
+        LatencyJudgeRun,
+        LatencyJudge(quantile=0.5, initial_delay=0),
+        Arm(100, latency_scale=1.25),
+        Arm(100),
+        30,
+        runs,
+        seed=6,
+    )
+    assert failed >= 0.9 and passed == 0.0
+    failed, passed = _simulate(
+        FailureRateJudge, ErrorRateJudge(), Arm(100, 0.0), Arm(100, 0.0), 60, runs, seed=8
+    )
+    assert failed == 0.0 and passed == 1.0
+
+
+def test_no_traffic_is_never_a_failure() -> None:
+    step = AnalysisStep(until="pass", max_duration=60)
+    run = AnalysisRun(AnalysisSettings(), step)
+    for second in range(120):
+        run.feed(second, ArmSecond.empty(), ArmSecond.empty())
+    verdict = run.verdict(120)
+    assert verdict.outcome == "inconclusive"
+    assert "minRequests" in verdict.detail
+
+
+def test_dry_run_judges_report_but_do_not_decide() -> None:
+    settings = AnalysisSettings(error_rate=ErrorRateJudge(dry_run=True), latency=None)
+    run = AnalysisRun(settings, AnalysisStep(until="duration", duration=30, min_requests=10))
+    rng = np.random.default_rng(1)
+    bad, good = Stream(Arm(100, 0.3), 1, rng), Stream(Arm(100, 0.01), 1, rng)
+    for second in range(30):
+        c, b = bad.next(), good.next()
+        run.feed(
+            second,
+            ArmSecond(c.requests[0], c.failures[0], c.hist[0]),
+            ArmSecond(b.requests[0], b.failures[0], b.hist[0]),
+        )
+    verdict = run.verdict(30)
+    assert verdict.outcome == "pass"
+    (judge,) = [j for j in verdict.judges if j.name == "errorRate"]
+    assert judge.outcome == "fail" and judge.dry_run
+    assert judge.evidence["e_value"] >= 100
+
+
+def test_spec_reads_percentages_quantiles_and_refuses_nonsense() -> None:
+    latency = LatencyJudge.model_validate({"quantile": ["p99", "50%"], "tolerance": "10%"})
+    assert latency.quantiles == [0.99, 0.5]
+    assert latency.tolerance == pytest.approx(0.1)
+    step = AnalysisStep.model_validate({"maxLatency": {"p99": "500ms"}, "maxErrorRate": "2%"})
+    assert step.max_latency == {0.99: 0.5} and step.max_error_rate == pytest.approx(0.02)
+    for bad in ({"alpha": 0.7}, {"tolerance": "lots%"}, {"margin": 3}):
+        with pytest.raises(ValueError, match=r"alpha|percentage|between 0 and 1"):
+            ErrorRateJudge.model_validate(bad)
+
+
+def _record(path: Path, canary_fail: float, seconds: int = 60, rate: int = 80) -> None:
+    rng = np.random.default_rng(2)
+    lines = []
+    for second in range(seconds):
+        for revision, fail in (("1", 0.05), ("2", canary_fail)):
+            for _ in range(rate):
+                status = 500 if rng.random() < fail else 200
+                latency = 5 * math.exp(0.3 * rng.standard_normal())
+                lines.append(
+                    {
+                        "ts": 1_700_000_000 + second + rng.random(),
+                        "app": "sample-agent",
+                        "revision": revision,
+                        "version": "x",
+                        "status": status,
+                        "latency_ms": round(latency, 3),
+                    }
+                )
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def test_replay_judges_a_recorded_log_like_the_controller(tmp_path: Path) -> None:
+    spec_text = (Path(__file__).parents[1] / "examples" / "rollwise.yaml").read_text()
+    rollout = parse_spec(spec_text, "rollwise.yaml")
+    bad = tmp_path / "bad.jsonl"
+    _record(bad, canary_fail=0.10)
+    result = replay_file(bad, rollout)
+    assert (result.canary, result.baseline) == ("2", "1")
+    assert result.verdict.outcome == "fail"
+    fail = next(t for t in result.timeline if t.judge == "errorRate" and t.outcome == "fail")
+    assert fail.elapsed < 60 and "e=" in fail.summary
+
+    good = tmp_path / "good.jsonl"
+    _record(good, canary_fail=0.05)
+    assert replay_file(good, rollout).verdict.outcome != "fail"
+
+    # the command: JSON out, exit 1 on Fail; a broken line says file:line
+    spec_file = tmp_path / "rollwise.yaml"
+    spec_file.write_text(spec_text)
+    cli = [sys.executable, "-m", "rollwise", "analysis", "replay"]
+    done = subprocess.run(
+        [*cli, str(bad), "-f", str(spec_file), "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    assert json.loads(done.stdout)["verdict"]["outcome"] == "fail"
+    text = subprocess.run(
+        [*cli, str(bad), "-f", str(spec_file)], capture_output=True, text=True, timeout=60
+    )
+    assert "verdict: fail" in text.stdout and "errorRate" in text.stdout
+    bad.write_text(bad.read_text() + "not json\n")
+    broken = subprocess.run(
+        [*cli, str(bad), "-f", str(spec_file)], capture_output=True, text=True, timeout=60
+    )
+    assert broken.returncode == 2
+    assert f"{bad}:{len(bad.read_text().splitlines())}" in broken.stderr
+    assert "Traceback" not in broken.stderr
+    assert yaml.safe_load(spec_text)["metadata"]["name"] == result.app
+
+
+def test_benchmark_smoke(tmp_path: Path) -> None:
+    """A tiny run of bench/analysis: it runs, and writes its JSON, table and plot."""
+    bench = Path(__file__).parents[1] / "bench" / "analysis" / "run.py"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(bench),
+            "--runs",
+            "4",
+            "--horizon",
+            "120",
+            "--jobs",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert {c["scenario"] for c in report["cells"]} >= {"A/A", "failures 1% → 2%"}
+    assert "| A/A | 100 |" in (tmp_path / "analysis.md").read_text()
+    assert (tmp_path / "analysis.png").read_bytes().startswith(b"\x89PNG")
