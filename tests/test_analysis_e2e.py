@@ -133,5 +133,6 @@ def test_no_traffic_never_aborts_for_lack_of_data(cluster: Cluster) -> None:
     until = time.monotonic() + 2.0  # more reconcile passes with no data at all: still paused
     while time.monotonic() < until:
         assert cluster.get()["phase"] == "Paused"
+        time.sleep(0.1)  # a poll interval: this watches that nothing happens
     cluster.cli("promote", "sample-agent")  # a person decides
     cluster.wait_stable(2)

@@ -348,17 +348,16 @@ class Guardrails:
 
     def result(self) -> JudgeResult:
         requests, failures = int(self.requests), int(self.failures)
-        outcome: Outcome = "fail" if bool(self.failed) else "pass"
-        if requests < self.step.min_requests:
-            outcome = "inconclusive"
+        enough = requests >= self.step.min_requests
+        outcome: Outcome = "fail" if bool(self.failed) else "pass" if enough else "inconclusive"
         summary = self.reason or (
             f"{failures}/{requests} failed; limits hold"
-            if requests >= self.step.min_requests
+            if enough
             else f"only {requests} canary requests, minRequests is {self.step.min_requests}"
         )
         return JudgeResult(
             self.name,
-            "fail" if bool(self.failed) else outcome,
+            outcome,
             False,
             summary,
             {"requests": requests, "failures": failures, "min_requests": self.step.min_requests},
