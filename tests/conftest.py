@@ -19,7 +19,7 @@ from rollwise.errors import RollwiseError
 from rollwise.spec import load_spec
 from rollwise.store import Store
 
-from .helpers import EXAMPLES, rollwise, wait_for
+from .helpers import EXAMPLES, rollwise, start_controller, wait_for
 
 
 @dataclass
@@ -40,6 +40,42 @@ class Cluster:
 
     def cli(self, *args: str, check: bool = True) -> Any:
         return rollwise(*args, state_dir=self.state_dir, check=check)
+
+    def apply(self, version: str | None = None) -> None:
+        """``rollwise apply -f spec_file`` through the admin API (no interpreter start)."""
+        body = {
+            "spec": load_spec(self.spec_file).model_dump(by_alias=True),
+            "base_dir": str(self.spec_file.parent),
+            "version": version,
+        }
+        self.client.request("PUT", "/apps", json=body)
+
+    def use_steps(self, canary: dict[str, Any], smoke: bool = True, **env: str) -> None:
+        """Apply the example spec with these canary settings (and template env)."""
+        write_spec(
+            self.spec_file,
+            self.port,
+            self.replicas,
+            canary=canary,
+            env=env,
+            smoke_tests=None if smoke else [],
+        )
+        self.apply()
+
+    def use_blue_green(self, blue_green: dict[str, Any], smoke: bool = True) -> None:
+        write_spec(
+            self.spec_file,
+            self.port,
+            self.replicas,
+            blue_green=blue_green,
+            smoke_tests=None if smoke else [],
+        )
+        self.apply()
+
+    def deploy(self, version: str, *sets: str) -> int:
+        """``rollwise deploy sample-agent --version V [--set ...]`` through the admin API."""
+        body = {"version": version, "set": list(sets)}
+        return int(self.client.request("POST", "/apps/sample-agent/deploy", json=body)["revision"])
 
     def wait_stable(self, revision: int, timeout: float = 60.0) -> dict[str, Any]:
         def done() -> dict[str, Any] | None:
@@ -70,9 +106,18 @@ def write_spec(
     replicas: int = 2,
     canary: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
+    blue_green: dict[str, Any] | None = None,
+    smoke_tests: list[dict[str, Any]] | None = None,
 ) -> Path:
+    """The example spec on ``port`` with the given strategy; its smoke tests unless
+    ``smoke_tests`` replaces them (``[]`` for releases that fail on purpose)."""
     spec = yaml.safe_load((EXAMPLES / "rollwise.yaml").read_text())
-    spec["spec"]["strategy"] = {"canary": canary if canary is not None else FAST_CANARY}
+    if blue_green is not None:
+        spec["spec"]["strategy"] = {"blueGreen": blue_green}
+    else:
+        spec["spec"]["strategy"] = {"canary": canary if canary is not None else FAST_CANARY}
+    if smoke_tests is not None:
+        spec["spec"]["smokeTests"] = smoke_tests
     spec["spec"]["listen"] = f"127.0.0.1:{port}"
     spec["spec"]["replicas"] = replicas
     spec["spec"]["template"]["cwd"] = str(EXAMPLES)
@@ -117,17 +162,11 @@ def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]
     replicas = int(marker.args[0]) if marker else 2
     spec_file = write_spec(tmp_path / "rollwise.yaml", port, replicas=replicas)
     record = tmp_path / "requests.jsonl"
-    rollwise("up", "--detach", "--metrics-port", "0", "--record", str(record), state_dir=state_dir)
+    start_controller(state_dir, "--record", str(record))
     client = AdminClient(state_dir)
     try:
-        # The admin API directly: `rollwise apply` would cost an interpreter start per test.
-        body = {
-            "spec": load_spec(spec_file).model_dump(by_alias=True),
-            "base_dir": str(spec_file.parent),
-            "version": "1.0.0",
-        }
-        client.request("PUT", "/apps", json=body)
         c = Cluster(state_dir, spec_file, port, client, record, replicas)
+        c.apply("1.0.0")  # the admin API: `rollwise apply` would cost an interpreter start
         c.wait_stable(1)
         yield c
     finally:

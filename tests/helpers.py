@@ -50,6 +50,14 @@ def rollwise(
     return result
 
 
+def start_controller(state_dir: Path, *args: str) -> subprocess.Popen[bytes]:
+    """``rollwise up --detach`` without the interpreter that only waits: the same launch
+    code, called in-process (the tests start dozens of controllers)."""
+    from rollwise.controller.launch import spawn_controller
+
+    return spawn_controller(state_dir, "--log-format", "console", "--metrics-port", "0", *args)
+
+
 @contextmanager
 def process(
     argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = None

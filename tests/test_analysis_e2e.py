@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import Cluster
 from tests.helpers import Background, wait_for
-from tests.test_strategies import use_steps, wait_phase
+from tests.test_strategies import wait_phase
 
 APP = "/apps/sample-agent"
 pytestmark = pytest.mark.replicas(1)
@@ -25,23 +25,15 @@ def analyses(cluster: Cluster) -> list[dict[str, Any]]:
 
 def test_doubled_failures_are_aborted_with_the_evidence(cluster: Cluster) -> None:
     """Stable fails 10 % of its A2A answers, the canary 20 %: the failure-rate judge aborts."""
-    use_steps(cluster, {"steps": []})
-    cluster.cli(
-        "deploy", "sample-agent", "--version", "1.0.1", "--set", "template.env.AGENT_FAIL_RATE=0.1"
-    )
+    # releases that fail on purpose: the smoke tests' ping would stop them first
+    cluster.use_steps({"steps": []}, smoke=False)
+    cluster.deploy("1.0.1", "template.env.AGENT_FAIL_RATE=0.1")
     cluster.wait_stable(2)
     steps = [{"setWeight": 50}, {"analysis": {"until": "pass", "maxDuration": "90s"}}]
-    use_steps(cluster, {"steps": steps})
+    cluster.use_steps({"steps": steps}, smoke=False)
     with Background(cluster.url, rate=120):
         started = time.monotonic()
-        cluster.cli(
-            "deploy",
-            "sample-agent",
-            "--version",
-            "1.1.0",
-            "--set",
-            "template.env.AGENT_FAIL_RATE=0.2",
-        )
+        cluster.deploy("1.1.0", "template.env.AGENT_FAIL_RATE=0.2")
         view = wait_phase(cluster, "Degraded", timeout=90)
         took = time.monotonic() - started
     message = view["message"]
@@ -100,10 +92,10 @@ def test_a_healthy_revision_is_promoted_by_adaptive_steps(cluster: Cluster) -> N
         "errorRate": {"margin": "2%"},
         "latency": {"quantile": "p50", "tolerance": "20%"},
     }
-    use_steps(cluster, {"steps": steps, "analysis": judges})
+    cluster.use_steps({"steps": steps, "analysis": judges})
     with Background(cluster.url, rate=100) as load:
         started = time.monotonic()
-        cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+        cluster.deploy("1.1.0")
         cluster.wait_stable(2, timeout=100)
         took = time.monotonic() - started
     assert load.result().errors_total == 0
@@ -123,8 +115,8 @@ def test_a_healthy_revision_is_promoted_by_adaptive_steps(cluster: Cluster) -> N
 
 def test_no_traffic_never_aborts_for_lack_of_data(cluster: Cluster) -> None:
     steps = [{"setWeight": 50}, {"analysis": {"until": "pass", "maxDuration": "3s"}}]
-    use_steps(cluster, {"steps": steps, "analysis": {"startingStep": 0}})
-    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    cluster.use_steps({"steps": steps, "analysis": {"startingStep": 0}})
+    cluster.deploy("1.1.0")
     view = wait_phase(cluster, "Paused", timeout=30)
     assert view["message"].startswith("AnalysisInconclusive:"), view["message"]
     assert "minRequests" in view["message"]

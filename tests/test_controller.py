@@ -15,7 +15,7 @@ from a2a.types.a2a_pb2 import Role, SendMessageRequest
 
 from rollwise.store import Store
 
-from .conftest import Cluster
+from .conftest import FAST_CANARY, Cluster
 from .helpers import Background, rollwise, wait_for
 
 
@@ -42,7 +42,7 @@ def test_a2a_sdk_client_through_the_public_listener(cluster: Cluster) -> None:
 
 def test_deploy_cuts_over_without_failed_requests(cluster: Cluster) -> None:
     with Background(cluster.url, rate=100) as load:
-        cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+        cluster.deploy("1.1.0")
         cluster.wait_stable(2)
         wait_for(lambda: not cluster.pids(1) or None, timeout=30)
     report = load.result()
@@ -75,14 +75,7 @@ def test_kill_9_of_a_replica_loses_no_request(cluster: Cluster) -> None:
 
 
 def test_crash_loop_is_reported_and_stable_keeps_serving(cluster: Cluster) -> None:
-    cluster.cli(
-        "deploy",
-        "sample-agent",
-        "--version",
-        "1.2.0",
-        "--set",
-        "template.env.AGENT_CRASH_AT_START=1",
-    )
+    cluster.deploy("1.2.0", "template.env.AGENT_CRASH_AT_START=1")
 
     def degraded() -> dict[str, object] | None:
         view = cluster.get()
@@ -151,9 +144,8 @@ def _proxy_pid(cluster: Cluster) -> int:
 
 
 def test_passive_health_ejection_is_reported_as_an_event(cluster: Cluster) -> None:
-    cluster.cli(
-        "deploy", "sample-agent", "--version", "1.1.0", "--set", "template.env.AGENT_FAIL_RATE=1"
-    )
+    cluster.use_steps(FAST_CANARY, smoke=False)  # the smoke tests would stop this release
+    cluster.deploy("1.1.0", "template.env.AGENT_FAIL_RATE=1")
     cluster.wait_stable(2)
     with Background(cluster.url, rate=50):
 

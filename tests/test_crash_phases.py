@@ -18,8 +18,8 @@ import httpx
 import psutil
 import pytest
 
-from .conftest import Cluster, write_spec
-from .helpers import Background, rollwise, wait_for
+from .conftest import Cluster
+from .helpers import Background, start_controller, wait_for
 
 # one replica per revision: every replica is an interpreter start (1.8 s of CPU)
 pytestmark = pytest.mark.replicas(1)
@@ -35,10 +35,7 @@ def kill_controller(cluster: Cluster) -> None:
 
 
 def restart_controller(cluster: Cluster) -> None:
-    record = str(cluster.record)
-    rollwise(
-        "up", "--detach", "--metrics-port", "0", "--record", record, state_dir=cluster.state_dir
-    )
+    start_controller(cluster.state_dir, "--record", str(cluster.record))
 
 
 def proxy_table(cluster: Cluster) -> dict[str, Any]:
@@ -60,40 +57,35 @@ def assert_routes_live(cluster: Cluster) -> None:
                     pass
 
 
-def use_steps(cluster: Cluster, canary: dict[str, Any], **env: str) -> None:
-    write_spec(cluster.spec_file, cluster.port, cluster.replicas, canary=canary, env=env)
-    cluster.cli("apply", "-f", str(cluster.spec_file))
-
-
 def phase_is(cluster: Cluster, check: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
     return wait_for(lambda: view if check(view := cluster.get()) else None, timeout=60)
 
 
 def stepping(cluster: Cluster) -> None:
     """Before the first step: the canary's replicas are starting (slowly)."""
-    use_steps(cluster, {"steps": [{"setWeight": 50}, {"pause": {}}]}, AGENT_START_DELAY_S="2")
-    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    cluster.use_steps({"steps": [{"setWeight": 50}, {"pause": {}}]}, AGENT_START_DELAY_S="2")
+    cluster.deploy("1.1.0")
     phase_is(cluster, lambda v: v["canary"] == 2 and v["phase"] == "Progressing")
 
 
 def paused(cluster: Cluster) -> None:
-    use_steps(cluster, {"steps": [{"setWeight": 50}, {"pause": {}}]})
-    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    cluster.use_steps({"steps": [{"setWeight": 50}, {"pause": {}}]})
+    cluster.deploy("1.1.0")
     phase_is(cluster, lambda v: v["phase"] == "Paused")
 
 
 def analysing(cluster: Cluster) -> None:
     analysis = {"until": "duration", "duration": "4s", "minRequests": 1, "maxErrorRate": 0.5}
-    use_steps(cluster, {"steps": [{"setWeight": 50}, {"analysis": analysis}, {"pause": {}}]})
-    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    cluster.use_steps({"steps": [{"setWeight": 50}, {"analysis": analysis}, {"pause": {}}]})
+    cluster.deploy("1.1.0")
     phase_is(cluster, lambda v: v["message"].startswith("analysing"))
 
 
 def promoting(cluster: Cluster) -> None:
     """Steps done; the canary scales to full capacity before it takes all traffic."""
     canary = {"steps": [{"setCanaryScale": {"replicas": 1}}, {"setWeight": 50}]}
-    use_steps(cluster, canary, AGENT_START_DELAY_S="2")
-    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    cluster.use_steps(canary, AGENT_START_DELAY_S="2")
+    cluster.deploy("1.1.0")
     phase_is(cluster, lambda v: "before it takes all traffic" in v["message"])
 
 
@@ -103,8 +95,8 @@ def aborting(cluster: Cluster) -> None:
 
 
 def scale_down_delay(cluster: Cluster) -> None:
-    use_steps(cluster, {"steps": [{"setWeight": 50}], "scaleDownDelaySeconds": "5s"})
-    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    cluster.use_steps({"steps": [{"setWeight": 50}], "scaleDownDelaySeconds": "5s"})
+    cluster.deploy("1.1.0")
     phase_is(cluster, lambda v: v["stable"] == 2 and v["phase"] == "Healthy")
 
 

@@ -87,7 +87,7 @@ def test_the_missions_usage_as_written(cluster: Cluster, monkeypatch: pytest.Mon
     blue-green release of 1.2.0 over 1.1.0, then a rollback for a failed health check."""
     monkeypatch.chdir(cluster.spec_file.parent)
     monkeypatch.setenv("ROLLWISE_STATE_DIR", str(cluster.state_dir))
-    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    cluster.deploy("1.1.0")
     cluster.wait_stable(2)
 
     async def main() -> None:

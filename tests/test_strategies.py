@@ -37,11 +37,6 @@ PAUSE_THEN_50 = {
 pytestmark = pytest.mark.replicas(1)
 
 
-def use_steps(cluster: Cluster, canary: dict[str, Any]) -> None:
-    write_spec(cluster.spec_file, cluster.port, cluster.replicas, canary=canary)
-    cluster.cli("apply", "-f", str(cluster.spec_file))
-
-
 def wait_phase(cluster: Cluster, phase: str, timeout: float = 60.0) -> dict[str, Any]:
     return wait_for(
         lambda: (view := cluster.get())["phase"] == phase and view, timeout=timeout, every=0.05
@@ -80,7 +75,7 @@ def switch_time(
 
 
 def test_steps_pause_until_promote_then_complete(cluster: Cluster) -> None:
-    use_steps(cluster, PAUSE_THEN_50)
+    cluster.use_steps(PAUSE_THEN_50)
     cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
     view = wait_phase(cluster, "Paused")
     assert view["message"] == "CanaryPauseStep"
@@ -107,8 +102,8 @@ def test_steps_pause_until_promote_then_complete(cluster: Cluster) -> None:
 
 
 def test_abort_is_instant_and_retry_starts_again(cluster: Cluster) -> None:
-    use_steps(cluster, {"steps": [{"setWeight": 50}, {"pause": {}}]})
-    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    cluster.use_steps({"steps": [{"setWeight": 50}, {"pause": {}}]})
+    cluster.deploy("1.1.0")
     wait_phase(cluster, "Paused")
     with Background(cluster.url, rate=100) as load:
         time.sleep(1.0)
@@ -139,8 +134,8 @@ def test_abort_is_instant_and_retry_starts_again(cluster: Cluster) -> None:
 
 
 def test_undo_to_a_warm_revision_is_instant(cluster: Cluster) -> None:
-    use_steps(cluster, {"steps": [{"setWeight": 50}], "scaleDownDelaySeconds": "60s"})
-    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    cluster.use_steps({"steps": [{"setWeight": 50}], "scaleDownDelaySeconds": "60s"})
+    cluster.deploy("1.1.0")
     cluster.wait_stable(2)
     old_pids = sorted(cluster.pids(1))
     assert old_pids, "revision 1 stays warm"
@@ -163,11 +158,10 @@ def test_undo_to_a_warm_revision_is_instant(cluster: Cluster) -> None:
 
 
 def test_undo_to_a_stopped_revision_starts_it_and_skips_steps(cluster: Cluster) -> None:
-    use_steps(
-        cluster,
+    cluster.use_steps(
         {"steps": [{"setWeight": 50}, {"pause": {}}], "scaleDownDelaySeconds": "0s"},
     )
-    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    cluster.deploy("1.1.0")
     wait_phase(cluster, "Paused")
     cluster.cli("promote", "sample-agent", "--full")
     cluster.wait_stable(2)
@@ -182,8 +176,7 @@ def test_undo_to_a_stopped_revision_starts_it_and_skips_steps(cluster: Cluster) 
 
 @pytest.mark.replicas(2)  # setCanaryScale needs room to scale
 def test_header_route_and_canary_scale(cluster: Cluster) -> None:
-    use_steps(
-        cluster,
+    cluster.use_steps(
         {
             "steps": [
                 {"setCanaryScale": {"replicas": 1}},
@@ -197,7 +190,7 @@ def test_header_route_and_canary_scale(cluster: Cluster) -> None:
             ]
         },
     )
-    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    cluster.deploy("1.1.0")
     view = wait_phase(cluster, "Paused")
     canary = next(r for r in view["revisions"] if r["number"] == 2)
     assert canary["health"]["desired"] == 1 and canary["weight"] == 0
@@ -210,15 +203,14 @@ def test_header_route_and_canary_scale(cluster: Cluster) -> None:
 
 
 def deploy_failing(cluster: Cluster) -> None:
-    """Release 1.1.0 with half of its A2A answers failing (the sample agent's knob)."""
-    cluster.cli(
-        "deploy", "sample-agent", "--version", "1.1.0", "--set", "template.env.AGENT_FAIL_RATE=0.5"
-    )
+    """Release 1.1.0 with half of its A2A answers failing (the sample agent's knob); the
+    spec's smoke tests must be off for an analysis to see it."""
+    cluster.deploy("1.1.0", "template.env.AGENT_FAIL_RATE=0.5")
 
 
 def test_analysis_step_aborts_a_failing_canary(cluster: Cluster) -> None:
     analysis = {"until": "duration", "duration": "20s", "maxErrorRate": 0.05, "minRequests": 20}
-    use_steps(cluster, {"steps": [{"setWeight": 50}, {"analysis": analysis}]})
+    cluster.use_steps({"steps": [{"setWeight": 50}, {"analysis": analysis}]}, smoke=False)
     with Background(cluster.url, rate=60):
         deploy_failing(cluster)
         view = wait_phase(cluster, "Degraded", timeout=30)
@@ -232,10 +224,10 @@ def test_analysis_step_aborts_a_failing_canary(cluster: Cluster) -> None:
 
 
 def test_a_new_deploy_supersedes_the_rollout(cluster: Cluster) -> None:
-    use_steps(cluster, {"steps": [{"setWeight": 20}, {"pause": {}}]})
-    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    cluster.use_steps({"steps": [{"setWeight": 20}, {"pause": {}}]})
+    cluster.deploy("1.1.0")
     wait_phase(cluster, "Paused")
-    cluster.cli("deploy", "sample-agent", "--version", "1.2.0")
+    cluster.deploy("1.2.0")
     view = wait_for(lambda: (v := cluster.get())["canary"] == 3 and v["phase"] == "Paused" and v)
     assert view["stable"] == 1
     history = cluster.client.request("GET", "/apps/sample-agent/history")
@@ -255,8 +247,8 @@ def test_commands_are_refused_in_the_wrong_phase_and_serialized(cluster: Cluster
         in cluster.cli("undo", "sample-agent", "--to-revision", "1", check=False).stderr
     )
 
-    use_steps(cluster, {"steps": [{"setWeight": 50}, {"pause": {}}, {"pause": {}}]})
-    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    cluster.use_steps({"steps": [{"setWeight": 50}, {"pause": {}}, {"pause": {}}]})
+    cluster.deploy("1.1.0")
     wait_phase(cluster, "Paused")
     results: dict[str, int] = {}
 
@@ -279,10 +271,10 @@ def test_commands_are_refused_in_the_wrong_phase_and_serialized(cluster: Cluster
 
 @pytest.mark.parametrize("command", ["resume", "promote"])
 def test_user_pause_holds_the_rollout(cluster: Cluster, command: str) -> None:
-    use_steps(
-        cluster, {"steps": [{"setWeight": 30}, {"pause": {"duration": "2s"}}, {"setWeight": 60}]}
+    cluster.use_steps(
+        {"steps": [{"setWeight": 30}, {"pause": {"duration": "2s"}}, {"setWeight": 60}]}
     )
-    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    cluster.deploy("1.1.0")
     wait_for(lambda: cluster.get()["set_weight"] == 30)
     cluster.cli("pause", "sample-agent")
     time.sleep(3.0)  # longer than the pause step: a user pause holds it
@@ -292,25 +284,16 @@ def test_user_pause_holds_the_rollout(cluster: Cluster, command: str) -> None:
     cluster.wait_stable(2)
 
 
-def use_blue_green(cluster: Cluster, blue_green: dict[str, Any]) -> None:
-    write_spec(cluster.spec_file, cluster.port, cluster.replicas)
-    spec = yaml.safe_load(cluster.spec_file.read_text())
-    spec["spec"]["strategy"] = {"blueGreen": blue_green}
-    cluster.spec_file.write_text(yaml.safe_dump(spec))
-    cluster.cli("apply", "-f", str(cluster.spec_file))
-
-
 def test_blue_green_preview_swap_and_instant_undo(cluster: Cluster) -> None:
     preview = free_port()
-    use_blue_green(
-        cluster,
+    cluster.use_blue_green(
         {
             "previewListen": f"127.0.0.1:{preview}",
             "autoPromotionEnabled": False,
             "scaleDownDelaySeconds": "60s",
         },
     )
-    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    cluster.deploy("1.1.0")
     view = wait_phase(cluster, "Paused")
     assert view["message"].startswith("BlueGreenPause")
     labels = {r["number"]: r["labels"] for r in view["revisions"]}
@@ -338,7 +321,8 @@ def test_blue_green_preview_swap_and_instant_undo(cluster: Cluster) -> None:
 
 def test_blue_green_post_promotion_failure_switches_back(cluster: Cluster) -> None:
     analysis = {"until": "duration", "duration": "20s", "maxErrorRate": 0.05, "minRequests": 20}
-    use_blue_green(cluster, {"postPromotionAnalysis": analysis, "scaleDownDelaySeconds": "60s"})
+    blue_green = {"postPromotionAnalysis": analysis, "scaleDownDelaySeconds": "60s"}
+    cluster.use_blue_green(blue_green, smoke=False)  # the analysis, not the smoke tests, catches it
     with Background(cluster.url, rate=60):
         deploy_failing(cluster)
         view = wait_phase(cluster, "Degraded", timeout=40)
@@ -362,18 +346,18 @@ def test_every_move_under_500_rps_fails_no_request(cluster: Cluster) -> None:
     wrk = subprocess.Popen([*argv, cluster.url + "/healthz"], stdout=subprocess.PIPE, text=True)
     try:
         started = time.monotonic()
-        use_steps(cluster, {"steps": [{"setWeight": 50}], "scaleDownDelaySeconds": "60s"})
-        cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+        cluster.use_steps({"steps": [{"setWeight": 50}], "scaleDownDelaySeconds": "60s"})
+        cluster.deploy("1.1.0")
         cluster.wait_stable(2)
-        use_steps(cluster, {"steps": [{"setWeight": 50}, {"pause": {}}]})
-        cluster.cli("deploy", "sample-agent", "--version", "1.2.0")
+        cluster.use_steps({"steps": [{"setWeight": 50}, {"pause": {}}]})
+        cluster.deploy("1.2.0")
         wait_phase(cluster, "Paused")
         cluster.cli("abort", "sample-agent")
         wait_for(lambda: not cluster.pids(3) or None, timeout=30)
         cluster.cli("undo", "sample-agent")  # to revision 1, still warm
         cluster.wait_stable(1)
-        use_blue_green(cluster, {"scaleDownDelaySeconds": "60s"})
-        cluster.cli("deploy", "sample-agent", "--version", "1.3.0")
+        cluster.use_blue_green({"scaleDownDelaySeconds": "60s"})
+        cluster.deploy("1.3.0")
         cluster.wait_stable(4)
         moves_took = time.monotonic() - started
         time.sleep(0.5)  # load on the settled state too
@@ -396,14 +380,14 @@ def test_history_redacts_secrets_and_keeps_the_limit(cluster: Cluster) -> None:
     spec = yaml.safe_load(cluster.spec_file.read_text())
     spec["spec"]["revisionHistoryLimit"] = 1
     cluster.spec_file.write_text(yaml.safe_dump(spec))
-    cluster.cli("apply", "-f", str(cluster.spec_file))
+    cluster.apply()
     secret = "template.env.API_TOKEN=hunter2"
     cluster.cli("deploy", "sample-agent", "--version", "1.1.0", "--set", secret)
     cluster.wait_stable(2)
     row = cluster.client.request("GET", "/apps/sample-agent/history")[-1]
     assert row["env"]["API_TOKEN"] == "***" and row["env"]["AGENT_VERSION"] == "{version}"
     assert "hunter2" not in cluster.cli("history", "sample-agent", "-o", "json").stdout
-    cluster.cli("deploy", "sample-agent", "--version", "1.2.0")
+    cluster.deploy("1.2.0")
     cluster.wait_stable(3)
 
     def pruned() -> list[int] | None:

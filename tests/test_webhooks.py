@@ -78,9 +78,9 @@ def test_events_reach_webhooks_with_retries_without_blocking(
         {"url": f"{url}/slow", "timeout": "500ms", "retries": 0},
     ]
     cluster.spec_file.write_text(yaml.safe_dump(spec))
-    cluster.cli("apply", "-f", str(cluster.spec_file))
+    cluster.apply()
     started = time.monotonic()
-    cluster.cli("deploy", "sample-agent", "--version", "1.1.0")
+    cluster.deploy("1.1.0")
     cluster.wait_stable(2)
     assert time.monotonic() - started < 20, "a hanging hook must not slow the rollout"
 

@@ -8,4 +8,8 @@ Environment knobs make a version bad on purpose, so that a rollout has something
 - ``AGENT_TAIL_LATENCY_MS`` / ``AGENT_TAIL_FRACTION``: extra latency for that share of calls.
 - ``AGENT_CRASH_AT_START=1``: exit with status 3 before listening (a crash loop).
 - ``AGENT_START_DELAY_S``: seconds to wait before listening (a slow start).
+- ``AGENT_FAIL_AFTER``: answer HTTP 500 to every A2A call after the first N (a release that
+  wears out).
+- ``AGENT_BREAK``: comma-separated faults for smoke-test and card tests: ``card-missing-name``,
+  ``card-invalid``, ``card-legacy``, ``rpc-error``, ``hang`` (see ``app.BREAKS``).
 """

@@ -24,6 +24,7 @@ from a2a.types.a2a_pb2 import (
     AgentSkill,
     Part,
 )
+from google.protobuf.json_format import MessageToDict
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -42,6 +43,8 @@ class Knobs:
     tail_fraction: float
     crash_at_start: bool
     start_delay_s: float
+    breaks: frozenset[str]
+    fail_after: int | None
 
     @classmethod
     def from_env(cls) -> Knobs:
@@ -54,7 +57,19 @@ class Knobs:
             tail_fraction=float(env.get("AGENT_TAIL_FRACTION", "0")),
             crash_at_start=env.get("AGENT_CRASH_AT_START", "") not in ("", "0", "false"),
             start_delay_s=float(env.get("AGENT_START_DELAY_S", "0")),
+            fail_after=int(env["AGENT_FAIL_AFTER"]) if env.get("AGENT_FAIL_AFTER") else None,
+            breaks=frozenset(b.strip() for b in env.get("AGENT_BREAK", "").split(",") if b.strip()),
         )
+
+
+# What ``AGENT_BREAK`` (comma-separated) can break, for tests of smoke tests and card checks.
+BREAKS = {
+    "card-missing-name": "the card has no name",
+    "card-invalid": "the card's binding and input modes have the wrong shapes",
+    "card-legacy": "the card is served only at the 0.3 path /.well-known/agent.json",
+    "rpc-error": "every JSON-RPC call answers an internal error",
+    "hang": "tasks start work and never finish (a stream that never ends)",
+}
 
 
 class EchoExecutor(AgentExecutor):
@@ -64,8 +79,9 @@ class EchoExecutor(AgentExecutor):
     artifact events: working, the reply as an artifact in two chunks, completed.
     """
 
-    def __init__(self, version: str) -> None:
+    def __init__(self, version: str, hang: bool = False) -> None:
         self._version = version
+        self._hang = hang
 
     def reply_to(self, text: str) -> str:
         if text.strip().lower() == "ping":
@@ -79,6 +95,8 @@ class EchoExecutor(AgentExecutor):
             await event_queue.enqueue_event(task)
         updater = TaskUpdater(event_queue, task.id, task.context_id)
         await updater.start_work()
+        if self._hang:
+            await asyncio.Event().wait()
         reply = self.reply_to(context.get_user_input())
         half = len(reply) // 2
         await updater.add_artifact([Part(text=reply[:half])], artifact_id="reply", name="reply")
@@ -99,6 +117,7 @@ class Misbehave:
         self._app = app
         self._knobs = knobs
         self._rng = random.Random()
+        self._calls = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -108,8 +127,15 @@ class Misbehave:
                 delay += k.tail_latency_ms
             if delay:
                 await asyncio.sleep(delay / 1000)
-            if k.fail_rate and self._rng.random() < k.fail_rate:
+            self._calls += 1
+            worn_out = k.fail_after is not None and self._calls > k.fail_after
+            if worn_out or (k.fail_rate and self._rng.random() < k.fail_rate):
                 await Response("injected failure", status_code=500)(scope, receive, send)
+                return
+            if "rpc-error" in k.breaks:
+                error = {"code": -32603, "message": "injected internal error"}
+                body = {"jsonrpc": "2.0", "id": 1, "error": error}
+                await JSONResponse(body)(scope, receive, send)
                 return
         await self._app(scope, receive, send)
 
@@ -137,10 +163,28 @@ def agent_card(version: str, url: str) -> AgentCard:
     )
 
 
+def card_routes(card: AgentCard, breaks: frozenset[str]) -> list[Route]:
+    """The SDK's card route, or a broken card served by hand when a test asks for one."""
+    if not breaks & {"card-missing-name", "card-invalid", "card-legacy"}:
+        return list(create_agent_card_routes(card))
+    data = MessageToDict(card)
+    if "card-missing-name" in breaks:
+        del data["name"]
+    if "card-invalid" in breaks:
+        data["supportedInterfaces"][0]["protocolBinding"] = "SOAP"
+        data["defaultInputModes"] = "text/plain"
+    path = "/.well-known/agent.json" if "card-legacy" in breaks else "/.well-known/agent-card.json"
+
+    async def serve(_: Request) -> JSONResponse:
+        return JSONResponse(data)
+
+    return [Route(path, serve, methods=["GET"])]
+
+
 def build_app(knobs: Knobs, public_url: str) -> Starlette:
     card = agent_card(knobs.version, public_url)
     handler = DefaultRequestHandler(
-        agent_executor=EchoExecutor(knobs.version),
+        agent_executor=EchoExecutor(knobs.version, hang="hang" in knobs.breaks),
         task_store=InMemoryTaskStore(),
         agent_card=card,
     )
@@ -153,7 +197,7 @@ def build_app(knobs: Knobs, public_url: str) -> Starlette:
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
-        *create_agent_card_routes(card),
+        *card_routes(card, knobs.breaks),
         *create_jsonrpc_routes(
             handler, rpc_url="/", enable_v0_3_compat=True, shutdown_grace_period=5
         ),
@@ -174,6 +218,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     knobs = Knobs.from_env()
+    unknown = knobs.breaks - BREAKS.keys()
+    if unknown:
+        sys.exit(f"AGENT_BREAK: unknown {', '.join(sorted(unknown))}; known: {', '.join(BREAKS)}")
     if knobs.crash_at_start:
         print(f"sample agent {knobs.version}: crashing at start on purpose", file=sys.stderr)
         sys.exit(3)

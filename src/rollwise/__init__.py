@@ -1,9 +1,9 @@
 """rollwise: progressive delivery for HTTP services and A2A agents.
 
-The Python API (``BlueGreenDeployment``, ``CanaryDeployment``, ``RollbackManager`` and their
-types) is imported on first use: ``import rollwise`` stays cheap for the CLI, which starts an
-interpreter per command, and the API's imports (the controller, numpy, scipy) load only when
-a program asks for them.
+The Python API (``BlueGreenDeployment``, ``CanaryDeployment``, ``RollbackManager``,
+``SmokeTests`` and their types) is imported on first use: ``import rollwise`` stays cheap for
+the CLI, which starts an interpreter per command, and the API's imports (the controller,
+numpy, scipy) load only when a program asks for them.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         RollbackStatus,
         TrafficConfig,
     )
+    from rollwise.smoke import SmokeTests, SmokeTestSuite, TestResult, TestSeverity, TestStatus
 
 __all__ = [
     "BlueGreenDeployment",
@@ -47,14 +48,23 @@ __all__ = [
     "RollbackReason",
     "RollbackResult",
     "RollbackStatus",
+    "SmokeTestSuite",
+    "SmokeTests",
+    "TestResult",
+    "TestSeverity",
+    "TestStatus",
     "TrafficConfig",
     "__version__",
 ]
 
 
+_SMOKE = frozenset({"SmokeTestSuite", "SmokeTests", "TestResult", "TestSeverity", "TestStatus"})
+
+
 def __getattr__(name: str) -> Any:
     if name in __all__ and name != "__version__":
-        value = getattr(import_module("rollwise.deployments"), name)
+        home = "rollwise.smoke" if name in _SMOKE else "rollwise.deployments"
+        value = getattr(import_module(home), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'rollwise' has no attribute {name!r}")

@@ -126,6 +126,21 @@ def build_app(controller: Controller) -> Starlette:
             )
         return JSONResponse(worker.view())
 
+    async def smoke(request: Request) -> JSONResponse:
+        """Run the app's smoke tests now: ``{"revision": N}`` (its replicas), ``{"url": U}``,
+        or neither (the public listener)."""
+        worker = controller.worker(request.path_params["app"])
+        body = await _body(request)
+        revision, url = body.get("revision"), body.get("url")
+        if revision is not None and (isinstance(revision, bool) or not isinstance(revision, int)):
+            raise UsageError(f"revision must be a revision number, not {revision!r}")
+        if url is not None and (
+            not isinstance(url, str) or not url.startswith(("http://", "https://"))
+        ):
+            raise UsageError(f"url must be an http(s) URL, not {url!r}")
+        suite = await worker.smoke(revision, url)
+        return JSONResponse(suite.as_json())
+
     async def stats(request: Request) -> JSONResponse:
         """Requests, failures and latency per revision since ``since`` (unix seconds), on the
         app's listeners (main and preview), as the proxy counted them: totals, and per second
@@ -248,6 +263,7 @@ def build_app(controller: Controller) -> Starlette:
         Route("/api/v1/apps/{app}/history", guard(history), methods=["GET"]),
         Route("/api/v1/apps/{app}/stats", guard(stats), methods=["GET"]),
         Route("/api/v1/apps/{app}/analysis", guard(analysis), methods=["GET"]),
+        Route("/api/v1/apps/{app}/smoke", guard(smoke), methods=["POST"]),
         Route("/api/v1/apps/{app}/{command}", guard(command), methods=["POST"]),
         Route("/api/v1/apps/{app}/events", guard(events), methods=["GET"]),
         Route("/api/v1/apps/{app}/logs", guard(logs), methods=["GET"]),

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import time
 from enum import StrEnum
@@ -24,7 +23,6 @@ from rich.text import Text
 from rollwise import __version__
 from rollwise.client import AdminClient, default_state_dir
 from rollwise.errors import ControllerError, RollwiseError, UsageError
-from rollwise.spec import load_spec, parse_duration
 
 __all__ = ["app", "run"]
 
@@ -83,6 +81,8 @@ def lint(
     ),
 ) -> None:
     """Check a spec without running anything."""
+    from rollwise.spec import load_spec
+
     spec = load_spec(file)
     out.print(f"{file}: ok ({spec.name}, strategy {spec.spec.strategy.name})")
 
@@ -129,35 +129,14 @@ def _detach(
     record: Path | None,
     proxy_workers: int,
 ) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "logs").mkdir(exist_ok=True)
-    argv = [sys.executable, "-m", "rollwise", "up", "--state-dir", str(directory)]
-    argv += ["--log-format", log_format.value, "--metrics-port", str(metrics_port)]
-    argv += ["--proxy-workers", str(proxy_workers)]
+    from rollwise.controller.launch import spawn_controller
+
+    options = ["--log-format", log_format.value, "--metrics-port", str(metrics_port)]
+    options += ["--proxy-workers", str(proxy_workers)]
     if record is not None:
-        argv += ["--record", str(record.resolve())]
-    log_path = directory / "logs" / "controller.log"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    client = AdminClient(directory)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if client.running():
-            out.print(f"controller started (pid {proc.pid}); logs: {log_path}")
-            return
-        if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace").splitlines()[-5:]
-            raise ControllerError(
-                "the controller exited at start:\n  " + "\n  ".join(tail) + f"\nsee {log_path}"
-            )
-        time.sleep(0.1)
-    raise ControllerError(f"the controller did not answer within 30s; see {log_path}")
+        options += ["--record", str(record.resolve())]
+    proc = spawn_controller(directory, *options)
+    out.print(f"controller started (pid {proc.pid}); logs: {directory / 'logs' / 'controller.log'}")
 
 
 @app.command()
@@ -184,6 +163,8 @@ def apply(
     state_dir: StateDir = None,
 ) -> None:
     """Create or update an app from its spec (and deploy a version with --version)."""
+    from rollwise.spec import load_spec
+
     spec = load_spec(file)
     body = {
         "spec": spec.model_dump(by_alias=True),
@@ -297,6 +278,8 @@ def status(
 
     Exit code 0 when Healthy or Paused, 1 when Degraded or on timeout.
     """
+    from rollwise.spec import parse_duration
+
     try:
         limit = parse_duration(timeout)
     except ValueError as exc:
@@ -376,6 +359,33 @@ def history(
 
 
 @app.command()
+def smoke(
+    name: Annotated[str, typer.Argument(help="The app.")],
+    revision: Annotated[
+        int | None, typer.Option("--revision", help="Test each replica of this revision.")
+    ] = None,
+    url: Annotated[str | None, typer.Option("--url", help="Test this URL instead.")] = None,
+    output: OutputOpt = Output.TEXT,
+    state_dir: StateDir = None,
+) -> None:
+    """Run the app's smoke tests now: on the live listener, a revision's own replicas
+    (--revision) or any URL (--url). Exit code 1 when a critical test fails."""
+    from rollwise.cli.views import smoke_table
+
+    if revision is not None and url is not None:
+        raise UsageError("give --revision or --url, not both")
+    body: dict[str, Any] = {"revision": revision, "url": url}
+    with AdminClient(state_dir or default_state_dir(), timeout=600.0) as client:
+        suite = client.request("POST", f"/apps/{name}/smoke", json=body)
+    if output == Output.JSON:
+        _print_json(suite)
+    else:
+        out.print(smoke_table(suite))
+    if not suite["success"]:
+        raise typer.Exit(1)
+
+
+@app.command()
 def logs(
     name: Annotated[str, typer.Argument(help="The app.")],
     revision: Annotated[int | None, typer.Option("--revision", help="Only this revision.")] = None,
@@ -427,6 +437,7 @@ def load(
 ) -> None:
     """Open-loop constant-rate load, with a per-version breakdown of the answers."""
     from rollwise.load import LoadConfig, run_load
+    from rollwise.spec import parse_duration
 
     try:
         seconds = parse_duration(duration)
@@ -468,6 +479,7 @@ def analysis_replay(
     """
     from rollwise.analysis.replay import replay_file
     from rollwise.cli.views import replay_view
+    from rollwise.spec import load_spec
 
     result = replay_file(file, load_spec(spec_file), canary=canary, baseline=baseline)
     if output == Output.JSON:

@@ -206,3 +206,32 @@ def replay_view(result: Replay) -> Group:
     line = Text(f"verdict: {verdict.outcome}", style=VERDICT_STYLES.get(verdict.outcome, "white"))
     line.append(f" — {verdict.detail}", style="default")
     return Group(head, Text(""), table, Text(""), line)
+
+
+SMOKE_STYLE = {"passed": "green", "failed": "red", "error": "red", "skipped": "dim"}
+
+
+def smoke_table(suite: dict[str, Any]) -> Group:
+    """One row per test and target, then the verdict line."""
+    table = Table(box=None, header_style="bold")
+    for col in ("TEST", "KIND", "SEVERITY", "TARGET", "STATUS", "TOOK", "MESSAGE"):
+        table.add_column(col, overflow="fold")
+    for r in suite["test_results"]:
+        table.add_row(
+            r["test_name"],
+            r["kind"],
+            r["severity"],
+            r["target"],
+            Text(r["status"], style=SMOKE_STYLE.get(r["status"], "")),
+            f"{r['duration'] * 1000:.0f}ms",
+            r["message"],
+        )
+    verdict = (
+        Text("PASSED", style="bold green") if suite["success"] else Text("FAILED", style="bold red")
+    )
+    counts = f" {suite['passed']}/{suite['total_tests']} passed"
+    if suite["failed"]:
+        counts += f", {suite['failed']} failed"
+    if suite["skipped"]:
+        counts += f", {suite['skipped']} skipped"
+    return Group(table, Text.assemble("\n", verdict, counts))

@@ -132,6 +132,8 @@ class Controller:
             server.should_exit = True
             for task in [*self.tasks.values(), *background]:
                 task.cancel()
+            for worker in self.workers.values():
+                worker.gates.close()
             await self.backend.stop_all()
             await self.dataplane.stop()
             await serve

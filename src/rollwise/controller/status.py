@@ -63,6 +63,8 @@ class RolloutStatus(BaseModel):
     records a ``promote`` (or auto-promotion), and ``verifying`` is the previous active
     revision while the post-promotion analysis runs (it is warm: a failure switches back).
     ``background_since`` is when background analysis (``analysis.startingStep``) began.
+    ``gates_passed`` names the smoke-test gates this rollout passed (``preTraffic``,
+    ``preview``, ``postPromotion``): each runs once.
     ``manual_weight`` is a weight asked for by hand (the Python API's ``route_traffic``): the
     canary is scaled for it, then it is routed; the steps stay paused meanwhile.
     """
@@ -89,6 +91,7 @@ class RolloutStatus(BaseModel):
     background_since: float | None = None
     canary_scale: CanaryScale | None = None
     header_routes: list[HeaderRoute] = Field(default_factory=list)
+    gates_passed: list[str] = Field(default_factory=list)
     updated: float = 0.0
 
     def revisions(self) -> set[int]:

@@ -18,14 +18,17 @@ from typing import Any
 
 import structlog
 
+from rollwise.a2a.card import CARD_PATH
 from rollwise.analysis import Verdict
 from rollwise.backends.local import LocalBackend, RevisionHealth
 from rollwise.controller.canary import AnalysisFailure, CanaryPass, canary_replicas
 from rollwise.controller.events import Events
+from rollwise.controller.gates import SmokeGates
 from rollwise.controller.judging import AppAnalyses
 from rollwise.controller.routes import RouteSync, app_section
 from rollwise.controller.status import CanaryScale, Phase, Retiring, RolloutStatus, Warm
 from rollwise.errors import ConflictError, RollwiseError, UsageError
+from rollwise.smoke import SmokeTestSuite, Target
 from rollwise.spec import Rollout, RolloutSpec, apply_overrides, spec_from_dict
 from rollwise.spec.models import AnalysisStep, CanaryStrategy, Step
 from rollwise.store import Store
@@ -66,6 +69,7 @@ class AppWorker:
         self.analyses = AppAnalyses(
             app, (app, f"{app}{PREVIEW_SUFFIX}"), store, routes.dataplane, clock
         )
+        self.gates = SmokeGates(self.wake.set)
 
     # state
 
@@ -368,9 +372,11 @@ class AppWorker:
         status.promote_requested = False
         status.manual_weight = None
         status.background_since = None
+        status.gates_passed = []
 
     def _start_canary(self, status: RolloutStatus, number: int, message: str) -> None:
         self._clear_rollout(status)
+        self.gates.forget(number)  # a retry runs its gates again
         status.canary = number
         status.canary_started = self.clock()
         status.aborted = False
@@ -543,7 +549,8 @@ class AppWorker:
 
     def _expire_warm(self, status: RolloutStatus) -> bool:
         now = self.clock()
-        expired = [w for w in status.warm if now >= w.until]
+        # the previous stable is kept while the new one is verified: a failure switches back
+        expired = [w for w in status.warm if now >= w.until and w.revision != status.verifying]
         for warm in expired:
             status.warm.remove(warm)
             self._retire_later(status, warm.revision)
@@ -599,6 +606,12 @@ class AppWorker:
             status.set_weights(status.manual_weight)
             status.manual_weight = None
             return True
+        if not status.skip_steps:
+            gate, detail = self._smoke_gate(status, "preTraffic", number, rollout, health)
+            if gate == "wait":
+                return self._say(status, detail)
+            if gate == "fail":
+                return self._abort(status, "smoke test failure", detail)
         steps = self._steps(status)
         settings = rollout.spec.strategy.analysis_settings
         stable = status.stable
@@ -672,10 +685,93 @@ class AppWorker:
             raise AnalysisFailure(verdict.detail)
         return changed
 
+    def _smoke_gate(
+        self,
+        status: RolloutStatus,
+        key: str,
+        number: int,
+        rollout: Rollout,
+        health: RevisionHealth | None,
+    ) -> tuple[str, str]:
+        """Run the spec's smoke tests once per rollout and ``key``: ``("pass"|"wait"|"fail",
+        detail)``. With ``health`` they run against each ready replica of the revision
+        (before it gets requests); without, against the public listener."""
+        tests = rollout.spec.smoke_tests
+        if not tests or key in status.gates_passed:
+            return "pass", ""
+        version = self.store.revision(self.app, number).version
+        targets = self._smoke_targets(number, rollout, health)
+        suite = self.gates.verdict(f"{number}/{key}", tests, targets)
+        if suite is None:
+            return "wait", f"smoke tests ({key}) of revision {number} running"
+        data = {"gate": key, **suite.as_json()}
+        if suite.success:
+            status.gates_passed.append(key)
+            self._emit("SmokeTestsPassed", f"smoke tests ({key}): {suite.summary()}", number, data)
+            return "pass", ""
+        detail = f"smoke tests ({key}) of revision {number} ({version}) failed: {suite.summary()}"
+        self._emit("SmokeTestsFailed", detail, number, data)
+        return "fail", detail
+
+    def _smoke_targets(
+        self, number: int, rollout: Rollout, health: RevisionHealth | None
+    ) -> list[Target]:
+        """Each ready replica of revision ``number`` (``health`` given), else the listener."""
+        version = self.store.revision(self.app, number).version
+        card = rollout.spec.a2a.card if rollout.spec.a2a is not None else CARD_PATH
+        if health is not None:
+            where = [
+                (r.address, f"revision {number} at {r.address}")
+                for r in health.replicas
+                if r.state == "ready"
+            ]
+        else:
+            listen = rollout.spec.listen
+            where = [(listen, f"the listener {listen}")]
+        return [
+            Target(f"http://{address}", self.app, number, version, card, label)
+            for address, label in where
+        ]
+
+    async def smoke(self, revision: int | None = None, url: str | None = None) -> SmokeTestSuite:
+        """``rollwise smoke``: the spec's smoke tests now, against ``url``, each replica of
+        ``revision``, or (neither given) the public listener. Changes nothing."""
+        status = self.status()
+        number = revision if revision is not None else status.stable
+        if number is None:
+            raise ConflictError(f"app {self.app} has no stable revision; name one with --revision")
+        rollout, version = self.rollout(number)
+        if not rollout.spec.smoke_tests:
+            raise UsageError(f"app {self.app} declares no smokeTests; add some to its spec")
+        if url is not None:
+            card = rollout.spec.a2a.card if rollout.spec.a2a is not None else CARD_PATH
+            targets = [Target(url, self.app, number, version, card)]
+        elif revision is not None:
+            health = self.backend.health(self.app, number)
+            targets = self._smoke_targets(number, rollout, health)
+            if not targets:
+                raise ConflictError(
+                    f"revision {number} of {self.app} has no ready replica to test; "
+                    "deploy or undo to it first, or pass --url"
+                )
+        else:
+            targets = self._smoke_targets(number, rollout, None)
+        return await self.gates.run_now(rollout.spec.smoke_tests, targets)
+
     def _complete(self, status: RolloutStatus, number: int, version: str, now: float) -> None:
-        """The new revision takes every new request; the old stable stays warm."""
-        started = status.canary_started or now
+        """The new revision takes every new request; the old stable stays warm. With smoke
+        tests, it is verified on the live listener first (``_verify``): a failure switches
+        back to the old stable."""
+        rollout, _ = self.rollout(number)
         old = status.stable
+        if rollout.spec.smoke_tests and old is not None and old != number:
+            self._replace_stable(status, number, now)
+            self._settle(status, f"post-promotion smoke tests of revision {number}")
+            status.phase = Phase.PROGRESSING
+            status.verifying = old
+            status.step_started = now
+            return
+        started = status.canary_started or now
         self._replace_stable(status, number, now)
         self._settle(status, "")
         self.store.finish_revision(self.app, number, "promoted", "")
@@ -709,6 +805,12 @@ class AppWorker:
             where = blue_green.preview_listen or "the override header"
             self._emit("PreviewReady", f"revision {number} is ready on {where}", number)
             changed = True
+        if not status.skip_steps:
+            gate, detail = self._smoke_gate(status, "preview", number, rollout, health)
+            if gate == "wait":
+                return self._say(status, detail) or changed
+            if gate == "fail":
+                return self._abort(status, "smoke test failure", detail)
         analysis = blue_green.pre_promotion_analysis
         if analysis is not None and not status.skip_steps and status.pause_reason is None:
             since = status.preview_since
@@ -765,7 +867,9 @@ class AppWorker:
             )
         old = status.stable
         version = self.store.revision(self.app, number).version
-        if blue_green.post_promotion_analysis is not None and old is not None:
+        if old is not None and (
+            blue_green.post_promotion_analysis is not None or rollout.spec.smoke_tests
+        ):
             self._replace_stable(status, number, now)
             self._settle(status, f"post-promotion analysis of revision {number}")
             status.phase = Phase.PROGRESSING
@@ -789,9 +893,22 @@ class AppWorker:
         )
         now = self.clock()
         since = status.step_started or now
+        gate, detail = self._smoke_gate(status, "postPromotion", number, rollout, None)
+        if gate == "wait":
+            return self._say(status, detail)
+        if gate == "fail":
+            self._switch_back(status, "smoke test failure", detail)
+            return True
         if analysis is None:
             status.verifying = None
             self._settle(status, "")
+            self.store.finish_revision(self.app, number, "promoted", "")
+            self._emit(
+                "RolloutCompleted",
+                f"revision {number} ({version}) serves 100% of requests",
+                number,
+                {"duration_s": round(now - since, 3)},
+            )
             return True
         # after the swap the old revision serves nothing: no concurrent baseline, so only
         # the guardrails judge (an inconclusive end still completes the promotion)

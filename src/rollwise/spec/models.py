@@ -8,20 +8,19 @@ unknown fields: a typo must fail loudly rather than be ignored.
 from __future__ import annotations
 
 import re
-import string
 from typing import Annotated, Literal, Self
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
+from rollwise.spec.base import Model, placeholders, status_code
 from rollwise.spec.duration import Duration
+from rollwise.spec.smoke import SmokeTest
 
 __all__ = [
     "A2ASpec",
@@ -48,16 +47,6 @@ __all__ = [
 ]
 
 TEMPLATE_FIELDS = frozenset({"port", "version", "replica", "python", "app", "revision"})
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        alias_generator=to_camel,
-        populate_by_name=True,
-        frozen=True,
-        str_strip_whitespace=True,
-    )
 
 
 def _weight(value: int) -> int:
@@ -102,32 +91,14 @@ def _http_url(value: str) -> str:
     return value
 
 
-_STATUS_RE = re.compile(r"^([1-5]xx|[1-5][0-9][0-9])$")
-
-
-def _status_class(value: object) -> str:
-    """A status code (YAML reads ``429`` as a number) or a class such as ``5xx``."""
-    if isinstance(value, bool) or not _STATUS_RE.match(str(value)):
-        raise ValueError(f"{value!r} is not a status code or class; write e.g. 5xx or 429")
-    return str(value)
-
-
 def _cookie_name(value: str) -> str:
     if not _TOKEN_RE.match(value):
         raise ValueError(f"{value!r} is not a cookie name; write e.g. rollwise-session")
     return value
 
 
-def _placeholders(value: str) -> str:
-    for _, name, _, _ in string.Formatter().parse(value.replace("{{", "").replace("}}", "")):
-        if name is not None and name not in TEMPLATE_FIELDS:
-            allowed = ", ".join("{" + f + "}" for f in sorted(TEMPLATE_FIELDS))
-            raise ValueError(f"unknown placeholder {{{name}}}; allowed: {allowed}")
-    return value
-
-
 HostPort = Annotated[str, AfterValidator(_host_port)]
-Templated = Annotated[str, AfterValidator(_placeholders)]
+Templated = Annotated[str, AfterValidator(placeholders(TEMPLATE_FIELDS))]
 
 
 class Metadata(Model):
@@ -422,19 +393,6 @@ class Strategy(Model):
         return chosen.analysis if chosen is not None else AnalysisSettings()
 
 
-class SmokeTest(Model):
-    """A smoke test's declaration; the checks themselves come with the smoke-test issue."""
-
-    name: str
-    severity: Literal["critical", "non-critical"] = "critical"
-    timeout: Duration = 10.0
-    retries: Annotated[int, Field(ge=0)] = 0
-    http: dict[str, object] | None = None
-    a2a_card: dict[str, object] | None = Field(default=None, alias="a2aCard")
-    a2a_message: dict[str, object] | None = Field(default=None, alias="a2aMessage")
-    command: list[str] | None = None
-
-
 class Traffic(Model):
     """How the proxy picks a revision and a replica for each request of this app.
 
@@ -452,7 +410,7 @@ class Traffic(Model):
     sticky_cookie: Annotated[str, AfterValidator(_cookie_name)] | None = None
     load_balancer: Literal["leastRequest", "roundRobin"] = "leastRequest"
     failure_status: Annotated[
-        list[Annotated[str, BeforeValidator(_status_class)]], Field(min_length=1)
+        list[Annotated[str, BeforeValidator(status_code)]], Field(min_length=1)
     ] = Field(default_factory=lambda: ["5xx"])
 
 
@@ -477,6 +435,14 @@ class RolloutSpec(Model):
     revision_history_limit: Annotated[int, Field(ge=1)] = 10
     webhooks: list[Webhook] = Field(default_factory=list)
     progress_deadline_seconds: Duration = 600.0
+
+    @model_validator(mode="after")
+    def _smoke_names_unique(self) -> Self:
+        names = [t.name for t in self.smoke_tests]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"smokeTests names must be unique; repeated: {', '.join(twice)}")
+        return self
 
     @model_validator(mode="after")
     def _preview_port_differs(self) -> Self:

@@ -1,0 +1,49 @@
+"""Starting a controller in the background: what ``rollwise up --detach`` does.
+
+The controller runs in its own session with its output in ``<state>/logs/controller.log``;
+the caller waits until it answers on its admin socket, or learns from the log's last lines
+why it exited.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rollwise.client import AdminClient
+from rollwise.errors import ControllerError
+
+__all__ = ["spawn_controller"]
+
+
+def spawn_controller(
+    directory: Path, *options: str, wait_s: float = 30.0
+) -> subprocess.Popen[bytes]:
+    """Start ``rollwise up --state-dir directory *options`` detached, and return once it
+    answers. Raises ``ControllerError`` with the log's tail if it exits or stays silent."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "logs").mkdir(exist_ok=True)
+    argv = [sys.executable, "-m", "rollwise", "up", "--state-dir", str(directory), *options]
+    log_path = directory / "logs" / "controller.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + wait_s
+    with AdminClient(directory) as client:
+        while time.monotonic() < deadline:
+            if client.running():
+                return proc
+            if proc.poll() is not None:
+                tail = log_path.read_text(errors="replace").splitlines()[-5:]
+                raise ControllerError(
+                    "the controller exited at start:\n  " + "\n  ".join(tail) + f"\nsee {log_path}"
+                )
+            time.sleep(0.05)
+    raise ControllerError(f"the controller did not answer within {wait_s:.0f}s; see {log_path}")

@@ -1,0 +1,49 @@
+"""What every spec model shares: strict camelCase models, status codes, argv placeholders."""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Callable
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+__all__ = ["Model", "placeholders", "status_code"]
+
+
+class Model(BaseModel):
+    """Frozen, camelCase in YAML, and unknown fields refused: a typo must fail loudly rather
+    than be ignored."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        str_strip_whitespace=True,
+    )
+
+
+_STATUS_RE = re.compile(r"^([1-5]xx|[1-5][0-9][0-9])$")
+
+
+def status_code(value: object) -> str:
+    """A status code (YAML reads ``429`` as a number) or a class such as ``5xx``."""
+    text = str(value).strip().lower()
+    if isinstance(value, bool) or not _STATUS_RE.match(text):
+        raise ValueError(f"{value!r} is not a status code or class; write e.g. 200 or 5xx")
+    return text
+
+
+def placeholders(allowed: frozenset[str]) -> Callable[[str], str]:
+    """A validator: ``{name}`` placeholders in a string must be among ``allowed``."""
+
+    def check(value: str) -> str:
+        for _, name, _, _ in string.Formatter().parse(value.replace("{{", "").replace("}}", "")):
+            if name is not None and name not in allowed:
+                names = ", ".join("{" + f + "}" for f in sorted(allowed))
+                raise ValueError(f"unknown placeholder {{{name}}}; allowed: {names}")
+        return value
+
+    return check
