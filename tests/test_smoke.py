@@ -28,8 +28,12 @@ AGENTS = {
     "broken": {"AGENT_BREAK": "card-missing-name,rpc-error"},
     # a card with wrong shapes; tasks never finish (a stream that never ends)
     "hanging": {"AGENT_BREAK": "card-invalid,hang"},
-    # the card only at the 0.3 path; answers take 400 ms
-    "legacy": {"AGENT_BREAK": "card-legacy", "AGENT_LATENCY_MS": "400"},
+    # the card only at the 0.3 path; answers take 400 ms; the timestamp extension is required
+    "legacy": {
+        "AGENT_BREAK": "card-legacy",
+        "AGENT_LATENCY_MS": "400",
+        "AGENT_EXTENSIONS": "timestamp!",
+    },
 }
 
 
@@ -165,7 +169,17 @@ def test_message_checks(agents: dict[str, str]) -> None:
     )
     never = one(agents["hanging"], {"a2aMessage": {"stream": True}, "timeout": "1s"})
     assert never.status is TestStatus.FAILED
-    assert "expected an answer within 1s, none came (timeout)" in never.message
+    assert (
+        "SendStreamingMessage: expected the stream to end within the timeout; it was still "
+        "open after 2 events (task, statusUpdate)" in never.message
+    )
+    uri = "https://github.com/a2aproject/a2a-samples/extensions/timestamp/v1"
+    refused = one(agents["legacy"], {"a2aMessage": {}})
+    assert "got JSON-RPC error -32008: this agent requires the extension " + uri in refused.message
+    activated = one(agents["legacy"], {"a2aMessage": {"extensions": [uri], "expectText": "pong"}})
+    assert activated.status is TestStatus.PASSED, activated
+    blocked = one(agents["hanging"], {"a2aMessage": {}, "timeout": "500ms"})
+    assert "expected an answer within 0.5s, none came (timeout)" in blocked.message
 
 
 def test_command_checks_and_severity_and_fail_fast(agents: dict[str, str]) -> None:

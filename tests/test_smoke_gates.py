@@ -9,9 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
-from .conftest import FAST_CANARY, Cluster
-from .helpers import wait_for
+from rollwise.store import Store
+
+from .conftest import FAST_CANARY, Cluster, write_spec
+from .helpers import EXAMPLES, wait_for
 from .test_strategies import records, served_versions, wait_phase
 
 pytestmark = pytest.mark.replicas(1)
@@ -105,3 +108,34 @@ def test_rollwise_smoke_runs_the_suite_on_demand(cluster: Cluster) -> None:
     with pytest.raises(Exception, match="revision 7"):
         cluster.client.request("POST", f"{APP}/smoke", json={"revision": 7})
     assert httpx.get(cluster.url + "/healthz").status_code == 200
+
+
+def metrics(cluster: Cluster) -> str:
+    store = Store(cluster.state_dir / "state.db")
+    try:
+        port = store.get_kv("metrics_port")
+    finally:
+        store.close()
+    return httpx.get(f"http://127.0.0.1:{port}/metrics").text
+
+
+def test_scheduled_smoke_tests_watch_the_listener_and_stop_a_bad_canary(cluster: Cluster) -> None:
+    live = {"name": "live", "a2aMessage": {"text": "ping", "expectText": "pong"}, "schedule": "1s"}
+    tests = [*yaml.safe_load((EXAMPLES / "rollwise.yaml").read_text())["spec"]["smokeTests"], live]
+    canary = {"steps": [{"setWeight": 100}, {"pause": {}}]}
+    write_spec(cluster.spec_file, cluster.port, cluster.replicas, canary, smoke_tests=tests)
+    cluster.apply()
+    up = 'rollwise_smoke_check_up{app="sample-agent",test="live"} 1.0'
+    wait_for(lambda: up in metrics(cluster), timeout=10)
+
+    # the gate calls each replica twice (ping, live); from then on, every A2A call fails
+    cluster.deploy("1.1.0", "template.env.AGENT_FAIL_AFTER=2")
+    view = wait_phase(cluster, "Degraded", timeout=30)
+    assert "scheduled smoke test live failed on the listener" in view["message"]
+    assert "during the rollout" in view["message"]
+    assert last_history(cluster) == ("aborted", "smoke test failure")
+    assert events(cluster, "SmokeCheckFailed")
+    wait_for(lambda: events(cluster, "SmokeCheckRecovered"), timeout=10)  # stable again
+    text = metrics(cluster)
+    assert 'rollwise_smoke_checks_total{app="sample-agent",status="failed",test="live"}' in text
+    assert up in text

@@ -12,4 +12,6 @@ Environment knobs make a version bad on purpose, so that a rollout has something
   wears out).
 - ``AGENT_BREAK``: comma-separated faults for smoke-test and card tests: ``card-missing-name``,
   ``card-invalid``, ``card-legacy``, ``rpc-error``, ``hang`` (see ``app.BREAKS``).
+- ``AGENT_EXTENSIONS``: the A2A extensions it declares and serves (default
+  ``timestamp,traceability``, rollwise.a2a.extensions); ``name!`` declares one required.
 """

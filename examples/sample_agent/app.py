@@ -31,6 +31,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from rollwise.a2a.extensions import (
+    ExtendedExecutor,
+    Extension,
+    TimestampExtension,
+    TraceabilityExtension,
+    trace_step,
+)
+
 
 @dataclass(frozen=True)
 class Knobs:
@@ -45,6 +53,7 @@ class Knobs:
     start_delay_s: float
     breaks: frozenset[str]
     fail_after: int | None
+    extensions: tuple[str, ...]
 
     @classmethod
     def from_env(cls) -> Knobs:
@@ -58,6 +67,11 @@ class Knobs:
             crash_at_start=env.get("AGENT_CRASH_AT_START", "") not in ("", "0", "false"),
             start_delay_s=float(env.get("AGENT_START_DELAY_S", "0")),
             fail_after=int(env["AGENT_FAIL_AFTER"]) if env.get("AGENT_FAIL_AFTER") else None,
+            extensions=tuple(
+                e.strip()
+                for e in env.get("AGENT_EXTENSIONS", "timestamp,traceability").split(",")
+                if e.strip()
+            ),
             breaks=frozenset(b.strip() for b in env.get("AGENT_BREAK", "").split(",") if b.strip()),
         )
 
@@ -97,7 +111,8 @@ class EchoExecutor(AgentExecutor):
         await updater.start_work()
         if self._hang:
             await asyncio.Event().wait()
-        reply = self.reply_to(context.get_user_input())
+        with trace_step("compose reply", call_type="TOOL", version=self._version):
+            reply = self.reply_to(context.get_user_input())
         half = len(reply) // 2
         await updater.add_artifact([Part(text=reply[:half])], artifact_id="reply", name="reply")
         await updater.add_artifact(
@@ -140,7 +155,35 @@ class Misbehave:
         await self._app(scope, receive, send)
 
 
-def agent_card(version: str, url: str) -> AgentCard:
+EXTENSIONS: dict[str, type[TimestampExtension] | type[TraceabilityExtension]] = {
+    "timestamp": TimestampExtension,
+    "traceability": TraceabilityExtension,
+}
+
+
+def extensions(names: tuple[str, ...]) -> tuple[list[Extension], set[str]]:
+    """The extensions ``AGENT_EXTENSIONS`` names (``name!`` declares it required), and the
+    URIs declared required."""
+    chosen: list[Extension] = []
+    required: set[str] = set()
+    for name in names:
+        extension: Extension = EXTENSIONS[name.rstrip("!")]()
+        chosen.append(extension)
+        if name.endswith("!"):
+            required.add(extension.uri)
+    return chosen, required
+
+
+def agent_card(version: str, url: str, names: tuple[str, ...] = ()) -> AgentCard:
+    card = _card(version, url)
+    chosen, required = extensions(names)
+    ExtendedExecutor.declare(card, chosen)
+    for declared in card.capabilities.extensions:
+        declared.required = declared.uri in required
+    return card
+
+
+def _card(version: str, url: str) -> AgentCard:
     return AgentCard(
         name="Sample Echo Agent",
         description="Echoes what it is sent; answers ping with pong. rollwise's sample agent.",
@@ -182,9 +225,13 @@ def card_routes(card: AgentCard, breaks: frozenset[str]) -> list[Route]:
 
 
 def build_app(knobs: Knobs, public_url: str) -> Starlette:
-    card = agent_card(knobs.version, public_url)
+    card = agent_card(knobs.version, public_url, knobs.extensions)
+    chosen, required = extensions(knobs.extensions)
+    executor = ExtendedExecutor(
+        EchoExecutor(knobs.version, hang="hang" in knobs.breaks), chosen, required
+    )
     handler = DefaultRequestHandler(
-        agent_executor=EchoExecutor(knobs.version, hang="hang" in knobs.breaks),
+        agent_executor=executor,
         task_store=InMemoryTaskStore(),
         agent_card=card,
     )
@@ -221,6 +268,10 @@ def main(argv: list[str] | None = None) -> None:
     unknown = knobs.breaks - BREAKS.keys()
     if unknown:
         sys.exit(f"AGENT_BREAK: unknown {', '.join(sorted(unknown))}; known: {', '.join(BREAKS)}")
+    strange = {e.rstrip("!") for e in knobs.extensions} - EXTENSIONS.keys()
+    if strange:
+        known = ", ".join(EXTENSIONS)
+        sys.exit(f"AGENT_EXTENSIONS: unknown {', '.join(sorted(strange))}; known: {known}")
     if knobs.crash_at_start:
         print(f"sample agent {knobs.version}: crashing at start on purpose", file=sys.stderr)
         sys.exit(3)

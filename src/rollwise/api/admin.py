@@ -188,6 +188,11 @@ def build_app(controller: Controller) -> Starlette:
         controller.worker(app)
         return JSONResponse([row.as_json() for row in controller.store.analyses(app)])
 
+    async def cards(request: Request) -> JSONResponse:
+        """Each revision's agent card (A2A apps), oldest first."""
+        worker = controller.worker(request.path_params["app"])
+        return JSONResponse(await worker.cards())
+
     async def history(request: Request) -> JSONResponse:
         app = request.path_params["app"]
         controller.worker(app)
@@ -264,6 +269,7 @@ def build_app(controller: Controller) -> Starlette:
         Route("/api/v1/apps/{app}/stats", guard(stats), methods=["GET"]),
         Route("/api/v1/apps/{app}/analysis", guard(analysis), methods=["GET"]),
         Route("/api/v1/apps/{app}/smoke", guard(smoke), methods=["POST"]),
+        Route("/api/v1/apps/{app}/cards", guard(cards), methods=["GET"]),
         Route("/api/v1/apps/{app}/{command}", guard(command), methods=["POST"]),
         Route("/api/v1/apps/{app}/events", guard(events), methods=["GET"]),
         Route("/api/v1/apps/{app}/logs", guard(logs), methods=["GET"]),

@@ -7,7 +7,6 @@ Exit codes: 0 success, 1 failed or degraded, 2 usage or input error. Errors prin
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 import time
@@ -16,12 +15,15 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
 from rollwise import __version__
-from rollwise.client import AdminClient, default_state_dir
+from rollwise.cli.a2a import a2a_app
+from rollwise.cli.common import Output, OutputOpt, StateDir, err, out
+from rollwise.cli.common import client as _client
+from rollwise.cli.common import print_json as _print_json
+from rollwise.client import default_state_dir
 from rollwise.errors import ControllerError, RollwiseError, UsageError
 
 __all__ = ["app", "run"]
@@ -33,39 +35,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-# Piped output is for grep and scripts: never cut a name to fit 80 columns.
-out = Console(width=None if sys.stdout.isatty() else 240)
-err = Console(stderr=True)
-
-
-class Output(StrEnum):
-    TEXT = "text"
-    JSON = "json"
 
 
 class LogFormat(StrEnum):
     CONSOLE = "console"
     JSON = "json"
-
-
-StateDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--state-dir",
-        envvar="ROLLWISE_STATE_DIR",
-        help="Where the controller keeps its state (default .rollwise).",
-        show_default=False,
-    ),
-]
-OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="text or json")]
-
-
-def _client(state_dir: Path | None) -> AdminClient:
-    return AdminClient(state_dir or default_state_dir())
-
-
-def _print_json(data: Any) -> None:
-    out.print_json(json.dumps(data))
 
 
 @app.command()
@@ -375,7 +349,7 @@ def smoke(
     if revision is not None and url is not None:
         raise UsageError("give --revision or --url, not both")
     body: dict[str, Any] = {"revision": revision, "url": url}
-    with AdminClient(state_dir or default_state_dir(), timeout=600.0) as client:
+    with _client(state_dir, timeout=600.0) as client:
         suite = client.request("POST", f"/apps/{name}/smoke", json=body)
     if output == Output.JSON:
         _print_json(suite)
@@ -457,6 +431,7 @@ analysis_app = typer.Typer(
     help="Canary analysis: replay a recorded request log.", no_args_is_help=True
 )
 app.add_typer(analysis_app, name="analysis")
+app.add_typer(a2a_app, name="a2a")
 
 
 @analysis_app.command("replay")

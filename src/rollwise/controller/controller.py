@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from rollwise.backends.local import LocalBackend
 from rollwise.controller.dataplane import DataPlane, ProxyOptions
 from rollwise.controller.events import Events
+from rollwise.controller.monitor import SmokeMetrics
 from rollwise.controller.routes import RouteSync
 from rollwise.controller.webhooks import Webhooks
 from rollwise.controller.worker import AppWorker
@@ -94,6 +95,7 @@ class Controller:
         self.webhooks = Webhooks(self.registry)
         self.webhooks.start()
         self.events = Events(self.store, self.registry, self.webhooks)
+        self.smoke_metrics = SmokeMetrics(self.registry)
         self.backend = LocalBackend(self.store, self.state_dir, on_event=self._backend_event)
         self.dataplane = DataPlane(self.store, self.state_dir, self.proxy_options)
         self.routes = RouteSync(self.store, self.dataplane)
@@ -133,7 +135,8 @@ class Controller:
             for task in [*self.tasks.values(), *background]:
                 task.cancel()
             for worker in self.workers.values():
-                worker.gates.close()
+                worker.checks.close()
+                worker.monitor.close()
             await self.backend.stop_all()
             await self.dataplane.stop()
             await serve
@@ -234,6 +237,7 @@ class Controller:
                 self.events,
                 self._in_flight,
                 self.clock,
+                self.smoke_metrics,
             )
             self.workers[app] = worker
         return worker

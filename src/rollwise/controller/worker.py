@@ -17,18 +17,19 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
+from prometheus_client import CollectorRegistry
 
-from rollwise.a2a.card import CARD_PATH
 from rollwise.analysis import Verdict
 from rollwise.backends.local import LocalBackend, RevisionHealth
 from rollwise.controller.canary import AnalysisFailure, CanaryPass, canary_replicas
+from rollwise.controller.checks import ReleaseChecks
 from rollwise.controller.events import Events
-from rollwise.controller.gates import SmokeGates
 from rollwise.controller.judging import AppAnalyses
+from rollwise.controller.monitor import SmokeMetrics, SyntheticMonitor
 from rollwise.controller.routes import RouteSync, app_section
 from rollwise.controller.status import CanaryScale, Phase, Retiring, RolloutStatus, Warm
 from rollwise.errors import ConflictError, RollwiseError, UsageError
-from rollwise.smoke import SmokeTestSuite, Target
+from rollwise.smoke import SmokeTestSuite, TestResult
 from rollwise.spec import Rollout, RolloutSpec, apply_overrides, spec_from_dict
 from rollwise.spec.models import AnalysisStep, CanaryStrategy, Step
 from rollwise.store import Store
@@ -53,6 +54,7 @@ class AppWorker:
         events: Events,
         in_flight: Callable[[], Awaitable[dict[str, int]]],
         clock: Callable[[], float] = time.time,
+        smoke_metrics: SmokeMetrics | None = None,
     ) -> None:
         self.app = app
         self.store = store
@@ -69,7 +71,9 @@ class AppWorker:
         self.analyses = AppAnalyses(
             app, (app, f"{app}{PREVIEW_SUFFIX}"), store, routes.dataplane, clock
         )
-        self.gates = SmokeGates(self.wake.set)
+        self.checks = ReleaseChecks(app, store, self._emit, self.wake.set)
+        metrics = smoke_metrics or SmokeMetrics(CollectorRegistry())
+        self.monitor = SyntheticMonitor(app, metrics, self._emit, self.wake.set, clock)
 
     # state
 
@@ -376,7 +380,7 @@ class AppWorker:
 
     def _start_canary(self, status: RolloutStatus, number: int, message: str) -> None:
         self._clear_rollout(status)
-        self.gates.forget(number)  # a retry runs its gates again
+        self.checks.forget(number)  # a retry runs its gates again
         status.canary = number
         status.canary_started = self.clock()
         status.aborted = False
@@ -472,6 +476,8 @@ class AppWorker:
         spec = spec_from_dict(spec_json, file=f"app {self.app}").spec
         changed = self._expire_warm(status)
         self._ensure_replicas(status, base_dir)
+        if status.stable is not None:
+            self.monitor.tick(spec, status.stable)
         if await self._progress(status):
             changed = True
         if changed:
@@ -607,11 +613,17 @@ class AppWorker:
             status.manual_weight = None
             return True
         if not status.skip_steps:
-            gate, detail = self._smoke_gate(status, "preTraffic", number, rollout, health)
-            if gate == "wait":
-                return self._say(status, detail)
-            if gate == "fail":
-                return self._abort(status, "smoke test failure", detail)
+            baseline = self._baseline(status)
+            gate = self.checks.before_traffic(
+                status, "preTraffic", number, rollout, health, baseline
+            )
+            if gate.state == "wait":
+                return self._say(status, gate.detail)
+            if gate.state == "fail":
+                return self._abort(status, gate.reason, gate.detail)
+            failing = self.monitor.failing_since(status.canary_started or now)
+            if failing is not None:
+                return self._abort(status, "smoke test failure", self._failing(failing))
         steps = self._steps(status)
         settings = rollout.spec.strategy.analysis_settings
         stable = status.stable
@@ -685,54 +697,6 @@ class AppWorker:
             raise AnalysisFailure(verdict.detail)
         return changed
 
-    def _smoke_gate(
-        self,
-        status: RolloutStatus,
-        key: str,
-        number: int,
-        rollout: Rollout,
-        health: RevisionHealth | None,
-    ) -> tuple[str, str]:
-        """Run the spec's smoke tests once per rollout and ``key``: ``("pass"|"wait"|"fail",
-        detail)``. With ``health`` they run against each ready replica of the revision
-        (before it gets requests); without, against the public listener."""
-        tests = rollout.spec.smoke_tests
-        if not tests or key in status.gates_passed:
-            return "pass", ""
-        version = self.store.revision(self.app, number).version
-        targets = self._smoke_targets(number, rollout, health)
-        suite = self.gates.verdict(f"{number}/{key}", tests, targets)
-        if suite is None:
-            return "wait", f"smoke tests ({key}) of revision {number} running"
-        data = {"gate": key, **suite.as_json()}
-        if suite.success:
-            status.gates_passed.append(key)
-            self._emit("SmokeTestsPassed", f"smoke tests ({key}): {suite.summary()}", number, data)
-            return "pass", ""
-        detail = f"smoke tests ({key}) of revision {number} ({version}) failed: {suite.summary()}"
-        self._emit("SmokeTestsFailed", detail, number, data)
-        return "fail", detail
-
-    def _smoke_targets(
-        self, number: int, rollout: Rollout, health: RevisionHealth | None
-    ) -> list[Target]:
-        """Each ready replica of revision ``number`` (``health`` given), else the listener."""
-        version = self.store.revision(self.app, number).version
-        card = rollout.spec.a2a.card if rollout.spec.a2a is not None else CARD_PATH
-        if health is not None:
-            where = [
-                (r.address, f"revision {number} at {r.address}")
-                for r in health.replicas
-                if r.state == "ready"
-            ]
-        else:
-            listen = rollout.spec.listen
-            where = [(listen, f"the listener {listen}")]
-        return [
-            Target(f"http://{address}", self.app, number, version, card, label)
-            for address, label in where
-        ]
-
     async def smoke(self, revision: int | None = None, url: str | None = None) -> SmokeTestSuite:
         """``rollwise smoke``: the spec's smoke tests now, against ``url``, each replica of
         ``revision``, or (neither given) the public listener. Changes nothing."""
@@ -740,23 +704,50 @@ class AppWorker:
         number = revision if revision is not None else status.stable
         if number is None:
             raise ConflictError(f"app {self.app} has no stable revision; name one with --revision")
-        rollout, version = self.rollout(number)
+        rollout, _ = self.rollout(number)
         if not rollout.spec.smoke_tests:
             raise UsageError(f"app {self.app} declares no smokeTests; add some to its spec")
-        if url is not None:
-            card = rollout.spec.a2a.card if rollout.spec.a2a is not None else CARD_PATH
-            targets = [Target(url, self.app, number, version, card)]
-        elif revision is not None:
-            health = self.backend.health(self.app, number)
-            targets = self._smoke_targets(number, rollout, health)
-            if not targets:
-                raise ConflictError(
-                    f"revision {number} of {self.app} has no ready replica to test; "
-                    "deploy or undo to it first, or pass --url"
-                )
-        else:
-            targets = self._smoke_targets(number, rollout, None)
-        return await self.gates.run_now(rollout.spec.smoke_tests, targets)
+        health = self.backend.health(self.app, number) if revision is not None else None
+        if url is None and health is not None and health.ready == 0:
+            raise ConflictError(
+                f"revision {number} of {self.app} has no ready replica to test; "
+                "deploy or undo to it first, or pass --url"
+            )
+        return await self.checks.smoke_now(number, rollout, health, url)
+
+    async def cards(self) -> list[dict[str, Any]]:
+        """Each revision's agent card as it served it (kept at its card check), with its
+        version; a running revision not checked yet is asked now (and kept)."""
+        status = self.status()
+        await self.checks.fetch_missing_cards(
+            {n: self.rollout(n)[0] for n in status.revisions()},
+            {n: self.backend.health(self.app, n) for n in status.revisions()},
+        )
+        versions = {r.number: r.version for r in self.store.revisions(self.app)}
+        return [
+            {
+                "revision": number,
+                "version": versions.get(number, "?"),
+                "stable": number == status.stable,
+                "canary": number == status.canary,
+                "card": card,
+            }
+            for number, card in self.store.cards(self.app).items()
+        ]
+
+    @staticmethod
+    def _failing(result: TestResult) -> str:
+        return (
+            f"scheduled smoke test {result.test_name} failed on {result.target} during the "
+            f"rollout: {result.message}"
+        )
+
+    def _baseline(self, status: RolloutStatus) -> tuple[int, Rollout, RevisionHealth] | None:
+        """The revision a candidate must keep the clients of: the stable one."""
+        if status.stable is None or status.stable == status.canary:
+            return None
+        rollout, _ = self.rollout(status.stable)
+        return status.stable, rollout, self.backend.health(self.app, status.stable)
 
     def _complete(self, status: RolloutStatus, number: int, version: str, now: float) -> None:
         """The new revision takes every new request; the old stable stays warm. With smoke
@@ -806,11 +797,12 @@ class AppWorker:
             self._emit("PreviewReady", f"revision {number} is ready on {where}", number)
             changed = True
         if not status.skip_steps:
-            gate, detail = self._smoke_gate(status, "preview", number, rollout, health)
-            if gate == "wait":
-                return self._say(status, detail) or changed
-            if gate == "fail":
-                return self._abort(status, "smoke test failure", detail)
+            baseline = self._baseline(status)
+            gate = self.checks.before_traffic(status, "preview", number, rollout, health, baseline)
+            if gate.state == "wait":
+                return self._say(status, gate.detail) or changed
+            if gate.state == "fail":
+                return self._abort(status, gate.reason, gate.detail)
         analysis = blue_green.pre_promotion_analysis
         if analysis is not None and not status.skip_steps and status.pause_reason is None:
             since = status.preview_since
@@ -893,11 +885,15 @@ class AppWorker:
         )
         now = self.clock()
         since = status.step_started or now
-        gate, detail = self._smoke_gate(status, "postPromotion", number, rollout, None)
-        if gate == "wait":
-            return self._say(status, detail)
-        if gate == "fail":
-            self._switch_back(status, "smoke test failure", detail)
+        failing = self.monitor.failing_since(since)
+        if failing is not None:
+            self._switch_back(status, "smoke test failure", self._failing(failing))
+            return True
+        gate = self.checks.after_promotion(status, number, rollout)
+        if gate.state == "wait":
+            return self._say(status, gate.detail)
+        if gate.state == "fail":
+            self._switch_back(status, gate.reason, gate.detail)
             return True
         if analysis is None:
             status.verifying = None
@@ -995,6 +991,7 @@ class AppWorker:
         for number in sorted(old)[: max(0, len(old) - limit)]:
             self.store.delete_revision(self.app, number)
             self.store.delete_analyses(self.app, number)
+            self.store.delete_card(self.app, number)
             self._delete_logs(number)
             self._emit("RevisionPruned", f"revision {number} left the history", number)
 

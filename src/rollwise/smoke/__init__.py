@@ -4,7 +4,7 @@ retries and failFast, the results, and the mission's ``SmokeTests`` API."""
 from rollwise.smoke.api import SmokeTests
 from rollwise.smoke.checks import Target
 from rollwise.smoke.results import SmokeTestSuite, TestResult, TestSeverity, TestStatus
-from rollwise.smoke.runner import run_suite, run_test
+from rollwise.smoke.runner import run_on_targets, run_suite, run_test
 
 __all__ = [
     "SmokeTestSuite",
@@ -13,6 +13,7 @@ __all__ = [
     "TestResult",
     "TestSeverity",
     "TestStatus",
+    "run_on_targets",
     "run_suite",
     "run_test",
 ]

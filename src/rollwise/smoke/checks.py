@@ -258,11 +258,15 @@ def _rpc_error(body: Mapping[str, Any]) -> str:
 
 
 async def run_a2a_message(
-    check: A2AMessageCheck, target: Target, client: httpx.AsyncClient
+    check: A2AMessageCheck,
+    target: Target,
+    client: httpx.AsyncClient,
+    deadline: float | None = None,
 ) -> Outcome:
+    """``deadline`` (event-loop time) lets a stream that never ends say how far it got."""
     url = target.url.rstrip("/") + check.path
     if check.stream:
-        return await _stream(check, url, client)
+        return await _stream(check, url, client, deadline)
     answer = await client.post(
         url, json=_message_request(check, "SendMessage"), headers=_headers(check)
     )
@@ -301,7 +305,9 @@ def _agent_texts(result: Mapping[str, Any]) -> list[str]:
     return ["".join(artifacts)] if artifacts else _texts(task.get("status", {}))
 
 
-async def _stream(check: A2AMessageCheck, url: str, client: httpx.AsyncClient) -> Outcome:
+async def _stream(
+    check: A2AMessageCheck, url: str, client: httpx.AsyncClient, deadline: float | None
+) -> Outcome:
     events: list[str] = []
     artifacts: list[str] = []
     final: dict[str, Any] | None = None
@@ -327,33 +333,45 @@ async def _stream(check: A2AMessageCheck, url: str, client: httpx.AsyncClient) -
                     False, f"SendStreamingMessage: expected events, got {_rpc_error(body)}"
                 )
             return Outcome(False, f"SendStreamingMessage: expected text/event-stream, got {kind!r}")
-        async for line in answer.aiter_lines():
-            if not line.startswith("data:"):
-                continue
-            try:
-                body = json.loads(line[5:])
-            except ValueError:
-                return Outcome(
-                    False, f"SendStreamingMessage: an event is not JSON: {_short(line, 80)!r}"
-                )
-            if "error" in body:
-                return Outcome(
-                    False, f"SendStreamingMessage: event {len(events) + 1} is {_rpc_error(body)}"
-                )
-            result = body.get("result", {})
-            event = next(iter(result), "?")
-            events.append(event)
-            if event == "message":
-                final = {"message": result["message"]}
-            elif event == "task":
-                final = {"task": result["task"]}
-            elif event == "artifactUpdate":
-                artifacts += _texts(result[event].get("artifact", {}))
-            elif event == "statusUpdate":
-                status = result[event].get("status", {})
-                task = dict((final or {}).get("task", {}))
-                task["status"] = status
-                final = {"task": task}
+        try:
+            async with asyncio.timeout_at(deadline):
+                async for line in answer.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    try:
+                        body = json.loads(line[5:])
+                    except ValueError:
+                        return Outcome(
+                            False,
+                            f"SendStreamingMessage: an event is not JSON: {_short(line, 80)!r}",
+                        )
+                    if "error" in body:
+                        return Outcome(
+                            False,
+                            f"SendStreamingMessage: event {len(events) + 1} is {_rpc_error(body)}",
+                        )
+                    result = body.get("result", {})
+                    event = next(iter(result), "?")
+                    events.append(event)
+                    if event == "message":
+                        final = {"message": result["message"]}
+                    elif event == "task":
+                        final = {"task": result["task"]}
+                    elif event == "artifactUpdate":
+                        artifacts += _texts(result[event].get("artifact", {}))
+                    elif event == "statusUpdate":
+                        status = result[event].get("status", {})
+                        task = dict((final or {}).get("task", {}))
+                        task["status"] = status
+                        final = {"task": task}
+        except TimeoutError:
+            seen = ", ".join(events) or "none"
+            return Outcome(
+                False,
+                "SendStreamingMessage: expected the stream to end within the timeout; it was "
+                f"still open after {len(events)} events ({seen})",
+                {"events": events},
+            )
     details = {"events": events}
     if not events:
         return Outcome(

@@ -23,7 +23,7 @@ from rollwise.smoke.checks import (
 from rollwise.smoke.results import SmokeTestSuite, TestResult, TestSeverity, TestStatus
 from rollwise.spec.smoke import SmokeTest
 
-__all__ = ["run_suite", "run_test"]
+__all__ = ["run_on_targets", "run_suite", "run_test"]
 
 
 class _NotYet(Exception):
@@ -33,13 +33,15 @@ class _NotYet(Exception):
         self.outcome = outcome
 
 
-async def _attempt(test: SmokeTest, target: Target, client: httpx.AsyncClient) -> Outcome:
+async def _attempt(
+    test: SmokeTest, target: Target, client: httpx.AsyncClient, deadline: float
+) -> Outcome:
     if test.http is not None:
         return await run_http(test.http, target, client)
     if test.a2a_card is not None:
         return await run_a2a_card(test.a2a_card, target, client)
     if test.a2a_message is not None:
-        return await run_a2a_message(test.a2a_message, target, client)
+        return await run_a2a_message(test.a2a_message, target, client, deadline)
     assert test.command is not None
     return await run_command(test.command, target)
 
@@ -47,7 +49,9 @@ async def _attempt(test: SmokeTest, target: Target, client: httpx.AsyncClient) -
 async def _timed(test: SmokeTest, target: Target, client: httpx.AsyncClient) -> Outcome:
     try:
         async with asyncio.timeout(test.timeout):
-            return await _attempt(test, target, client)
+            # a check that can say how far it got stops itself a little before the timeout
+            deadline = asyncio.get_running_loop().time() + test.timeout * 0.97
+            return await _attempt(test, target, client, deadline)
     except TimeoutError:
         return Outcome(False, f"expected an answer within {test.timeout:g}s, none came (timeout)")
     except httpx.HTTPError as exc:
@@ -143,3 +147,10 @@ async def run_suite(
         if own:
             await http.aclose()
     return SmokeTestSuite(results, time.perf_counter() - started)
+
+
+async def run_on_targets(tests: Sequence[SmokeTest], targets: Sequence[Target]) -> SmokeTestSuite:
+    """Every test on every target at once (one replica each), as one suite."""
+    async with httpx.AsyncClient() as client:
+        suites = await asyncio.gather(*(run_suite(tests, t, client=client) for t in targets))
+    return SmokeTestSuite.merge(list(suites))

@@ -85,6 +85,15 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (app, key)
     );
     """,
+    """
+    CREATE TABLE cards (
+        app TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        card TEXT NOT NULL,
+        fetched_at REAL NOT NULL,
+        PRIMARY KEY (app, revision)
+    );
+    """,
 ]
 
 
@@ -356,6 +365,27 @@ class Store:
 
     def delete_analyses(self, app: str, revision: int) -> None:
         self._run("DELETE FROM analysis_runs WHERE app=? AND revision=?", (app, revision))
+
+    # agent cards, as each revision served them (for diffs, the registry, the matrix)
+
+    def put_card(self, app: str, revision: int, card: dict[str, Any]) -> None:
+        self._run(
+            "INSERT OR REPLACE INTO cards VALUES (?,?,?,?)",
+            (app, revision, json.dumps(card, sort_keys=True), time.time()),
+        )
+
+    def card(self, app: str, revision: int) -> dict[str, Any] | None:
+        row = self._run(
+            "SELECT card FROM cards WHERE app=? AND revision=?", (app, revision)
+        ).fetchone()
+        return dict(json.loads(row[0])) if row else None
+
+    def cards(self, app: str) -> dict[int, dict[str, Any]]:
+        rows = self._run("SELECT revision, card FROM cards WHERE app=? ORDER BY revision", (app,))
+        return {int(r[0]): dict(json.loads(r[1])) for r in rows.fetchall()}
+
+    def delete_card(self, app: str, revision: int) -> None:
+        self._run("DELETE FROM cards WHERE app=? AND revision=?", (app, revision))
 
     # small values (data-plane pid, routing generation, ...)
 

@@ -1,0 +1,221 @@
+"""One app's release checks, as gates of its rollouts: the agent-card check (an A2A app's
+candidate must not break the clients of the revision it replaces) and the smoke tests.
+
+Before a revision's first request (``preTraffic`` for a canary, ``preview`` for blue-green)
+both run against its own replicas, the card check first; after promotion
+(``postPromotion``) the smoke tests run on the public listener. Each gate runs once per
+rollout (``status.gates_passed``); every verdict is an event with its evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+
+from rollwise.a2a.card import CARD_PATH, fetch_card
+from rollwise.a2a.diff import CardDiff, diff_cards
+from rollwise.backends.local import RevisionHealth
+from rollwise.controller.gates import Gates
+from rollwise.controller.status import RolloutStatus
+from rollwise.smoke import SmokeTestSuite, Target, run_on_targets
+from rollwise.spec import Rollout
+from rollwise.store import Store
+
+__all__ = ["GateOutcome", "ReleaseChecks"]
+
+Emit = Callable[[str, str, int | None, dict[str, Any] | None], None]
+SMOKE_FAILURE = "smoke test failure"
+BREAKING_CHANGE = "breaking change"
+
+
+@dataclass(frozen=True, slots=True)
+class GateOutcome:
+    state: Literal["pass", "wait", "fail"]
+    detail: str = ""
+    reason: str = ""
+
+
+PASS = GateOutcome("pass")
+
+
+def card_path(rollout: Rollout) -> str:
+    return rollout.spec.a2a.card if rollout.spec.a2a is not None else CARD_PATH
+
+
+class ReleaseChecks:
+    def __init__(self, app: str, store: Store, emit: Emit, wake: Callable[[], None]) -> None:
+        self.app = app
+        self.store = store
+        self.emit = emit
+        self.gates = Gates(wake)
+
+    def targets(self, number: int, rollout: Rollout, health: RevisionHealth | None) -> list[Target]:
+        """Each ready replica of revision ``number`` (``health`` given), else the listener."""
+        version = self.store.revision(self.app, number).version
+        if health is not None:
+            where = [
+                (r.address, f"revision {number} at {r.address}")
+                for r in health.replicas
+                if r.state == "ready"
+            ]
+        else:
+            listen = rollout.spec.listen
+            where = [(listen, f"the listener {listen}")]
+        return [
+            Target(f"http://{address}", self.app, number, version, card_path(rollout), label)
+            for address, label in where
+        ]
+
+    def before_traffic(
+        self,
+        status: RolloutStatus,
+        key: str,
+        number: int,
+        rollout: Rollout,
+        health: RevisionHealth,
+        baseline: tuple[int, Rollout, RevisionHealth] | None,
+    ) -> GateOutcome:
+        """The card check (against ``baseline``, the revision whose clients it must keep),
+        then the smoke tests, on the revision's own ready replicas."""
+        targets = self.targets(number, rollout, health)
+        outcome = self._card_gate(status, key, number, rollout, targets, baseline)
+        if outcome.state != "pass":
+            return outcome
+        return self._smoke_gate(status, key, number, rollout, targets)
+
+    def after_promotion(self, status: RolloutStatus, number: int, rollout: Rollout) -> GateOutcome:
+        return self._smoke_gate(
+            status, "postPromotion", number, rollout, self.targets(number, rollout, None)
+        )
+
+    async def smoke_now(
+        self, number: int, rollout: Rollout, health: RevisionHealth | None, url: str | None
+    ) -> SmokeTestSuite:
+        """``rollwise smoke``: against ``url``, the ready replicas (``health``), or the
+        listener. Changes nothing."""
+        if url is not None:
+            version = self.store.revision(self.app, number).version
+            targets = [Target(url, self.app, number, version, card_path(rollout))]
+        else:
+            targets = self.targets(number, rollout, health)
+        return await run_on_targets(rollout.spec.smoke_tests, targets)
+
+    def _smoke_gate(
+        self,
+        status: RolloutStatus,
+        key: str,
+        number: int,
+        rollout: Rollout,
+        targets: list[Target],
+    ) -> GateOutcome:
+        tests = rollout.spec.smoke_tests
+        if not tests or key in status.gates_passed:
+            return PASS
+        suite = self.gates.result(f"{number}/{key}", lambda: run_on_targets(tests, targets))
+        if suite is None:
+            return GateOutcome("wait", f"smoke tests ({key}) of revision {number} running")
+        data = {"gate": key, **suite.as_json()}
+        if suite.success:
+            status.gates_passed.append(key)
+            self.emit("SmokeTestsPassed", f"smoke tests ({key}): {suite.summary()}", number, data)
+            return PASS
+        version = self.store.revision(self.app, number).version
+        detail = f"smoke tests ({key}) of revision {number} ({version}) failed: {suite.summary()}"
+        self.emit("SmokeTestsFailed", detail, number, data)
+        return GateOutcome("fail", detail, SMOKE_FAILURE)
+
+    def _card_gate(
+        self,
+        status: RolloutStatus,
+        key: str,
+        number: int,
+        rollout: Rollout,
+        targets: list[Target],
+        baseline: tuple[int, Rollout, RevisionHealth] | None,
+    ) -> GateOutcome:
+        a2a = rollout.spec.a2a
+        done = f"{key}.card"
+        if a2a is None or done in status.gates_passed or not targets:
+            return PASS
+        before = baseline[0] if baseline is not None else None
+        old_targets = self.targets(*baseline) if baseline is not None else []
+        result = self.gates.result(
+            f"{number}/{done}", lambda: self._compare(number, targets[0], before, old_targets)
+        )
+        if result is None:
+            return GateOutcome("wait", f"checking the agent card of revision {number}")
+        diff, problem = result
+        if problem:
+            detail = f"agent card of revision {number}: {problem}"
+            self.emit("AgentCardUnavailable", detail, number, None)
+            return GateOutcome("fail", detail, SMOKE_FAILURE)
+        breaks = diff.breaking if diff is not None else []
+        if diff is not None and diff.changes:
+            data = {"baseline": before, **diff.as_json()}
+            summary = "; ".join(str(c) for c in diff.changes)
+            self.emit("AgentCardChanged", f"revision {before} → {number}: {summary}", number, data)
+        if breaks and not a2a.allow_breaking:
+            listed = "; ".join(str(c) for c in breaks)
+            detail = (
+                f"the agent card of revision {number} breaks clients of revision {before} "
+                f"({len(breaks)} breaking change{'s' if len(breaks) > 1 else ''}): {listed}. "
+                "Keep them compatible, or set spec.a2a.allowBreaking: true to release anyway"
+            )
+            self.emit("BreakingChangeBlocked", detail, number, {"baseline": before})
+            return GateOutcome("fail", detail, BREAKING_CHANGE)
+        status.gates_passed.append(done)
+        return PASS
+
+    async def _compare(
+        self, number: int, target: Target, before: int | None, old_targets: list[Target]
+    ) -> tuple[CardDiff | None, str]:
+        """Fetch (and keep) the candidate's card from its own replica; diff it against the
+        card the baseline served (kept, else fetched now). ``(diff, problem)``."""
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            try:
+                fetched = await fetch_card(client, target.url, target.card_path)
+            except (ValueError, httpx.HTTPError) as exc:
+                return None, str(exc) or type(exc).__name__
+            self.store.put_card(self.app, number, fetched.card)
+            if before is None:
+                return None, ""
+            old = self.store.card(self.app, before)
+            if old is None and old_targets:
+                try:
+                    old = (
+                        await fetch_card(client, old_targets[0].url, old_targets[0].card_path)
+                    ).card
+                except (ValueError, httpx.HTTPError):
+                    old = None
+                if old is not None:
+                    self.store.put_card(self.app, before, old)
+        if old is None:
+            return None, ""
+        return diff_cards(old, fetched.card), ""
+
+    async def fetch_missing_cards(
+        self, rollouts: dict[int, Rollout], health: dict[int, RevisionHealth]
+    ) -> None:
+        """Fetch and keep the card of each running A2A revision that has none kept."""
+        kept = self.store.cards(self.app)
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            for number, rollout in rollouts.items():
+                if number in kept or rollout.spec.a2a is None:
+                    continue
+                targets = self.targets(number, rollout, health[number])
+                if not targets:
+                    continue
+                try:
+                    fetched = await fetch_card(client, targets[0].url, targets[0].card_path)
+                except (ValueError, httpx.HTTPError):
+                    continue
+                self.store.put_card(self.app, number, fetched.card)
+
+    def forget(self, number: int) -> None:
+        self.gates.forget(number)
+
+    def close(self) -> None:
+        self.gates.close()
