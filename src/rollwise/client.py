@@ -39,6 +39,8 @@ class AdminClient:
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             resp = self._http.request(method, "/api/v1" + path, **kwargs)
+        except httpx.InvalidURL as exc:
+            raise _unsendable(path, exc) from None
         except (httpx.ConnectError, httpx.RemoteProtocolError, FileNotFoundError):
             raise _not_running(self.socket) from None
         except httpx.TimeoutException:
@@ -71,6 +73,8 @@ class AsyncAdminClient:
     async def request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             resp = await self._http.request(method, "/api/v1" + path, **kwargs)
+        except httpx.InvalidURL as exc:
+            raise _unsendable(path, exc) from None
         except (httpx.ConnectError, httpx.RemoteProtocolError, FileNotFoundError):
             raise _not_running(self.socket) from None
         except httpx.TimeoutException:
@@ -88,6 +92,12 @@ class AsyncAdminClient:
 def _not_running(socket: Path) -> errors.ControllerNotRunning:
     return errors.ControllerNotRunning(
         f"no controller answers on {socket}; start one with `rollwise up` (or pass --state-dir)"
+    )
+
+
+def _unsendable(path: str, exc: Exception) -> errors.UsageError:
+    return errors.UsageError(
+        f"{path!r} cannot be asked for ({exc}); app names are lowercase letters, digits and '-'"
     )
 
 

@@ -19,6 +19,7 @@ from rich.live import Live
 from rich.text import Text
 
 from rollwise import __version__
+from rollwise.cli import state as state_commands
 from rollwise.cli.a2a import a2a_app
 from rollwise.cli.common import Output, OutputOpt, StateDir, err, out
 from rollwise.cli.common import client as _client
@@ -432,6 +433,9 @@ analysis_app = typer.Typer(
 )
 app.add_typer(analysis_app, name="analysis")
 app.add_typer(a2a_app, name="a2a")
+app.command()(state_commands.backup)
+app.command()(state_commands.restore)
+app.command()(state_commands.doctor)
 
 
 @analysis_app.command("replay")

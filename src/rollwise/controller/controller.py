@@ -22,6 +22,7 @@ from typing import Any
 import structlog
 import uvicorn
 from prometheus_client import CollectorRegistry, start_http_server
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from rollwise.backends.local import LocalBackend
 from rollwise.controller.dataplane import DataPlane, ProxyOptions
@@ -30,13 +31,30 @@ from rollwise.controller.monitor import SmokeMetrics
 from rollwise.controller.routes import RouteSync
 from rollwise.controller.webhooks import Webhooks
 from rollwise.controller.worker import AppWorker
-from rollwise.errors import ConflictError, ControllerError, NotFoundError
+from rollwise.errors import ConflictError, ControllerError, NotFoundError, RollwiseError
+from rollwise.peer import allowed_peer
 from rollwise.spec import spec_from_dict
 from rollwise.store import Store
+from rollwise.store.backup import backup_name, prune_backups, take_backup
 
 __all__ = ["Controller"]
 
 log = structlog.get_logger("rollwise.controller")
+
+
+class _PeerChecked(HttpToolsProtocol):
+    """uvicorn's HTTP protocol, refusing peers that are neither our user nor root."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if not allowed_peer(transport):
+            body = b'{"error": "this admin socket answers only its owner", "kind": "Forbidden"}'
+            transport.write(
+                b"HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+            )
+            transport.close()
+            return
+        super().connection_made(transport)
 
 
 class _Server(uvicorn.Server):
@@ -117,6 +135,7 @@ class Controller:
         background = [
             asyncio.create_task(self.backend.run(), name="backend"),
             asyncio.create_task(self._watch_dataplane(), name="dataplane"),
+            asyncio.create_task(self._scheduled_backups(), name="backups"),
         ]
         server = self._admin_server()
         serve = asyncio.create_task(server.serve(sockets=[self._admin_socket()]))
@@ -177,7 +196,11 @@ class Controller:
         from rollwise.api.admin import build_app
 
         config = uvicorn.Config(
-            build_app(self), log_level="warning", lifespan="off", access_log=False
+            build_app(self),
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            http=_PeerChecked,
         )
         return _Server(config)
 
@@ -194,6 +217,40 @@ class Controller:
                     self._report_ejections(await self.dataplane.routes())
             except Exception:
                 log.exception("data plane supervision failed; retrying")
+
+    async def _scheduled_backups(self) -> None:
+        """Back the store up as the apps' ``spec.backup`` asks (shortest schedule, largest
+        ``keep``), into ``<state>/backups/``."""
+        last = 0.0
+        while True:
+            await asyncio.sleep(1.0)
+            wanted = []
+            for app in self.store.app_names():
+                spec_json, _ = self.store.get_app(app)
+                settings = spec_from_dict(spec_json, file=f"app {app}").spec.backup
+                if settings is not None:
+                    wanted.append(settings)
+            if not wanted:
+                continue
+            every = min(w.schedule for w in wanted)
+            keep = max(w.keep for w in wanted)
+            now = time.time()
+            if now - last < every:
+                continue
+            last = now
+            directory = self.state_dir / "backups"
+            try:
+                info = await asyncio.to_thread(
+                    take_backup, self.store.path, directory / backup_name(now)
+                )
+                pruned = prune_backups(directory, keep)
+            except RollwiseError as exc:
+                self.events.emit("-", "BackupFailed", str(exc))
+                continue
+            message = f"backup {info.path.name}: {info.summary()}"
+            if pruned:
+                message += f"; {len(pruned)} older removed (keep {keep})"
+            self.events.emit("-", "BackupTaken", message, None, info.as_json())
 
     def _report_ejections(self, routes: dict[str, Any]) -> None:
         """Turn the proxy's passive health into events: one per ejection, one per return."""

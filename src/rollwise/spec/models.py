@@ -26,6 +26,7 @@ __all__ = [
     "A2ASpec",
     "AnalysisSettings",
     "AnalysisStep",
+    "BackupSettings",
     "BlueGreenStrategy",
     "CanaryStrategy",
     "ErrorRateJudge",
@@ -424,6 +425,21 @@ class Webhook(Model):
     retries: Annotated[int, Field(ge=0, le=10)] = 3
 
 
+class BackupSettings(Model):
+    """Backups of the controller's whole store (every app's state, history and events) into
+    ``<state>/backups/``, every ``schedule``, keeping the ``keep`` newest. With several apps
+    asking, the shortest schedule and the largest ``keep`` win."""
+
+    schedule: Duration
+    keep: Annotated[int, Field(ge=1, le=1000)] = 24
+
+    @model_validator(mode="after")
+    def _not_too_often(self) -> Self:
+        if self.schedule < 1.0:
+            raise ValueError(f"schedule {self.schedule:g}s is too often; write at least 1s")
+        return self
+
+
 class RolloutSpec(Model):
     replicas: Annotated[int, Field(ge=1, le=64)] = 1
     listen: HostPort = "127.0.0.1:8080"
@@ -435,6 +451,7 @@ class RolloutSpec(Model):
     revision_history_limit: Annotated[int, Field(ge=1)] = 10
     webhooks: list[Webhook] = Field(default_factory=list)
     progress_deadline_seconds: Duration = 600.0
+    backup: BackupSettings | None = None
 
     @model_validator(mode="after")
     def _smoke_names_unique(self) -> Self:

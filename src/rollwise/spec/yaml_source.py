@@ -47,15 +47,34 @@ def load_yaml(text: str, file: str) -> Located:
         raise SpecError(
             [f"{file}:{line}: YAML syntax: {problem}; check indentation, colons and quotes"]
         ) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise SpecError(
+            [
+                f"{file}:{line}: YAML: character {exc.character!r} (#x{ord(exc.character):04x}) "
+                "is not allowed; remove it (control characters cannot appear in YAML)"
+                if isinstance(exc.character, str)
+                else f"{file}:{line}: YAML: the file is not valid text ({exc.reason})"
+            ]
+        ) from None
     except yaml.YAMLError as exc:
-        raise SpecError([f"{file}:1: YAML: {exc}"]) from None
+        one_line = " ".join(str(exc).split())
+        raise SpecError([f"{file}:1: YAML: {one_line}"]) from None
     located = Located(file=file, data=None)
     if node is None:
         raise SpecError(
             [f"{file}:1: the file is empty; a spec starts with apiVersion: rollwise/v1"]
         )
     constructor = yaml.SafeLoader("")
-    located.data = _build(node, (), located, constructor)
+    try:
+        located.data = _build(node, (), located, constructor)
+    except yaml.MarkedYAMLError as exc:  # a tag nothing constructs (``!x``, ``=``)
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        raise SpecError(
+            [f"{file}:{line}: YAML: {problem}; quote the value if it is meant as text"]
+        ) from None
     return located
 
 
@@ -84,7 +103,15 @@ def _build(node: yaml.Node, path: PathKey, out: Located, ctor: yaml.SafeLoader) 
 
 
 def dotted_path(path: PathKey) -> str:
+    """``spec.steps[0].setWeight``; a key that is not a plain word is quoted, so that a
+    message stays one line whatever the key holds."""
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+        if isinstance(part, int):
+            text += f"[{part}]"
+            continue
+        name = str(part)
+        if not name.isprintable() or not name or any(c in name for c in ".[] "):
+            name = repr(name)
+        text += f".{name}" if text else name
     return text or "(document)"

@@ -17,8 +17,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
-import struct
 import traceback
 from collections.abc import Iterator
 from typing import Any, cast
@@ -29,26 +27,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from rollwise.peer import allowed_peer
 from rollwise.routing.proxy.server import ProxyServer
 from rollwise.routing.proxy.workers import WorkerPool, merge
 
-__all__ = ["AdminConnection", "peer_uid", "serve_admin"]
-
-_UCRED = struct.Struct("3i")
-
-
-def peer_uid(transport: asyncio.BaseTransport) -> int | None:
-    """The user id of the process at the other end of a unix socket, from the kernel."""
-    sock = transport.get_extra_info("socket")
-    if sock is None:
-        return None
-    try:
-        _, uid, _ = _UCRED.unpack(
-            sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
-        )
-    except OSError:
-        return None
-    return int(uid)
+__all__ = ["AdminConnection", "serve_admin"]
 
 
 class AdminConnection(asyncio.Protocol):
@@ -66,7 +49,7 @@ class AdminConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        if peer_uid(transport) not in (os.getuid(), 0):
+        if not allowed_peer(transport):
             self.transport.write(
                 b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
             )
