@@ -11,6 +11,7 @@ import httpx
 import pytest
 import yaml
 
+from rollwise.errors import NotFoundError
 from rollwise.store import Store
 
 from .conftest import FAST_CANARY, Cluster, write_spec
@@ -105,7 +106,7 @@ def test_rollwise_smoke_runs_the_suite_on_demand(cluster: Cluster) -> None:
         "smoke", "sample-agent", "--revision", "1", "--url", "http://x/", check=False
     )
     assert both.returncode == 2 and "give --revision or --url, not both" in both.stderr
-    with pytest.raises(Exception, match="revision 7"):
+    with pytest.raises(NotFoundError, match="revision 7"):
         cluster.client.request("POST", f"{APP}/smoke", json={"revision": 7})
     assert httpx.get(cluster.url + "/healthz").status_code == 200
 

@@ -147,3 +147,8 @@ def test_the_proxy_still_serves_after_the_fuzzing(fuzzed: tuple[Proxy, int]) -> 
     assert send(proxy.port, GOOD, half_close=False).startswith(b"HTTP/1.1 200 ")
     with httpx.Client(base_url=proxy.url) as client:
         assert client.get("/").text == "a"
+        # the admin and metrics endpoints live only on the unix socket: here they are the
+        # upstream's paths like any other
+        for path in ("/metrics", "/routes", "/healthz", "/stats"):
+            assert "rollwise_proxy" not in client.get(path).text
+            assert "generation" not in client.get(path).text

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import structlog
 
 from rollwise.backends.ports import free_port
@@ -28,6 +29,10 @@ from rollwise.spec.models import Template
 from rollwise.store import ReplicaRow, Store
 
 __all__ = ["LocalBackend", "ReplicaState", "RevisionHealth"]
+
+# In a replica's environment: the state directory of the controller that started it. Not
+# ROLLWISE_STATE_DIR, which users set for the CLI and every child would inherit.
+REPLICA_MARKER = "ROLLWISE_REPLICA_OF"
 
 log = structlog.get_logger("rollwise.backend")
 
@@ -252,7 +257,27 @@ class LocalBackend:
             )
             rs.desired = max(rs.desired, len(rs.replicas))
             adopted += 1
+        self._kill_unrecorded()
         return adopted
+
+    def _kill_unrecorded(self) -> None:
+        """Kill replicas of this state directory that the store does not record: a
+        controller killed between starting a replica and recording it left them behind.
+        They carry ``ROLLWISE_REPLICA_OF`` (the state directory) in their environment."""
+        mine = {
+            r.process.pid for rs in self.sets.values() for r in rs.replicas.values() if r.process
+        }
+        marker = str(self.state_dir)
+        for proc in psutil.process_iter(["pid"]):
+            if proc.pid in mine or proc.pid == os.getpid():
+                continue
+            try:
+                if proc.environ().get(REPLICA_MARKER) != marker:
+                    continue
+                log.warning("killing an unrecorded replica", pid=proc.pid)
+                proc.kill()
+            except psutil.Error:
+                continue
 
     # supervision
 
@@ -328,6 +353,7 @@ class LocalBackend:
                 "ROLLWISE_REVISION": str(rs.revision),
                 "ROLLWISE_VERSION": rs.version,
                 "ROLLWISE_REPLICA": str(r.index),
+                REPLICA_MARKER: str(self.state_dir),
                 "PORT": str(r.port),
             }
         )
