@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -152,16 +155,13 @@ def stop_everything(state_dir: Path) -> None:
             psutil.Process(pid).kill()
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    """A controller, its proxy and sample-agent 1.0.0 with 2 replicas, or with the number
-    given by ``@pytest.mark.replicas(N)`` (every replica costs an interpreter start)."""
-    state_dir = tmp_path / "state"
+@contextlib.contextmanager
+def running_cluster(state_dir: Path, work: Path, replicas: int = 2) -> Iterator[Cluster]:
+    """A controller on ``state_dir`` (spec and request record in ``work``) with sample-agent
+    1.0.0 stable; everything stopped afterwards."""
     port = free_port()
-    marker = request.node.get_closest_marker("replicas")
-    replicas = int(marker.args[0]) if marker else 2
-    spec_file = write_spec(tmp_path / "rollwise.yaml", port, replicas=replicas)
-    record = tmp_path / "requests.jsonl"
+    spec_file = write_spec(work / "rollwise.yaml", port, replicas=replicas)
+    record = work / "requests.jsonl"
     start_controller(state_dir, "--record", str(record))
     client = AdminClient(state_dir)
     try:
@@ -174,5 +174,64 @@ def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]
         stop_everything(state_dir)
 
 
+@pytest.fixture
+def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """A controller, its proxy and sample-agent 1.0.0 with 2 replicas, or with the number
+    given by ``@pytest.mark.replicas(N)`` (every replica costs an interpreter start)."""
+    marker = request.node.get_closest_marker("replicas")
+    replicas = int(marker.args[0]) if marker else 2
+    with running_cluster(tmp_path / "state", tmp_path, replicas) as c:
+        yield c
+
+
 def load_json(text: str) -> Any:
     return json.loads(text)
+
+
+class Receiver(ThreadingHTTPServer):
+    """Records every POST; ``/flaky`` fails twice with 500, ``/slow`` answers after 3 s."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.posts: list[tuple[str, dict[str, Any]]] = []
+        self.flaky_calls = 0
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def bodies(self, path: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [body for p, body in self.posts if p == path]
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Receiver
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        status = 200
+        with self.server.lock:
+            self.server.posts.append((self.path, body))
+            if self.path == "/flaky":
+                self.server.flaky_calls += 1
+                status = 500 if self.server.flaky_calls <= 2 else 200
+        if self.path == "/slow":
+            time.sleep(3)
+        self.send_response(status)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

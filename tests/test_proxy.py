@@ -7,9 +7,11 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -524,3 +526,73 @@ def _requests_total(metrics: str) -> float:
         for line in metrics.splitlines()
         if line.startswith("rollwise_proxy_requests_total{")
     )
+
+
+class BadReplica:
+    """A raw TCP peer that misbehaves the same way on every connection: ``reset`` (RST as
+    soon as the request arrives), ``garbage`` (bytes that are not HTTP), ``truncated`` (a
+    response shorter than its Content-Length, then close)."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.2)
+        self.port = self.server.getsockname()[1]
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while not self.done.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                with contextlib.suppress(OSError):
+                    conn.recv(65536)
+                    if self.mode == "reset":
+                        conn.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                        )
+                    elif self.mode == "garbage":
+                        conn.sendall(b"\x00\xffNOT HTTP AT ALL\r\n\r\n\x16\x03\x01")
+                    else:
+                        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b")
+
+    def close(self) -> None:
+        self.done.set()
+        self.thread.join(5)
+        self.server.close()
+
+
+@pytest.mark.parametrize("mode", ["reset", "garbage", "truncated"])
+def test_a_replica_that_resets_or_answers_garbage(proxy: Proxy, mode: str) -> None:
+    bad = BadReplica(mode)
+    try:
+        revision = {
+            "name": f"bad-{mode}",
+            "version": "v-bad",
+            "weight": 100,
+            "labels": ["stable"],
+            "replicas": [{"address": f"127.0.0.1:{bad.port}"}],
+        }
+        proxy.push([revision])
+        with httpx.Client(base_url=proxy.url, timeout=10) as client:
+            for _ in range(3):
+                started = time.monotonic()
+                try:
+                    answer = client.get("/")
+                except httpx.RemoteProtocolError:
+                    # the head went out already: the client is told by a closed connection
+                    assert mode == "truncated"
+                else:
+                    assert answer.status_code == 502, (answer.status_code, answer.text)
+                assert time.monotonic() - started < 2.0
+        stats = proxy.admin.get("/stats").json()["apps"]["web"][f"bad-{mode}"]
+        assert sum(s["failures"] for s in stats["seconds"].values()) == 3
+    finally:
+        bad.close()
+    proxy.push([proxy.rev("1", 100, "a", labels=("stable",))])
+    assert httpx.get(proxy.url + "/").text == "a"  # the proxy itself is unharmed

@@ -191,6 +191,8 @@ def test_durations() -> None:
     assert parse_duration("250ms") == 0.25
     assert parse_duration(5) == 5.0
     assert format_duration(90) == "1m30s"
+    for seconds in (0, 0.25, 1.5, 90.25, 3600.001):  # stored specs keep their values
+        assert parse_duration(format_duration(seconds)) == seconds
     for bad in ("", "5 minutes", "-1s", True, "1x"):
         with pytest.raises(ValueError, match=r"duration|negative"):
             parse_duration(bad)

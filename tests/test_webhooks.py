@@ -2,67 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
-import pytest
 import yaml
 
-from .conftest import Cluster, write_spec
+from .conftest import Cluster, Receiver, write_spec
 from .helpers import wait_for
-
-
-class Receiver(ThreadingHTTPServer):
-    """Records every POST; ``/flaky`` fails twice with 500, ``/slow`` answers after 3 s."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.posts: list[tuple[str, dict[str, Any]]] = []
-        self.flaky_calls = 0
-        self.lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def bodies(self, path: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return [body for p, body in self.posts if p == path]
-
-
-class Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        status = 200
-        with self.server.lock:
-            self.server.posts.append((self.path, body))
-            if self.path == "/flaky":
-                self.server.flaky_calls += 1
-                status = 500 if self.server.flaky_calls <= 2 else 200
-        if self.path == "/slow":
-            time.sleep(3)
-        self.send_response(status)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *_: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 def test_events_reach_webhooks_with_retries_without_blocking(

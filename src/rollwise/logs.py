@@ -8,6 +8,8 @@ from typing import Literal
 
 import structlog
 
+from rollwise.redact import SECRETS
+
 __all__ = ["configure_logging"]
 
 
@@ -26,6 +28,7 @@ def configure_logging(
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
+            SECRETS.processor,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

@@ -11,11 +11,19 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse as _PlainJSON
 from starlette.routing import Route
 
 from rollwise import __version__
-from rollwise.errors import ConflictError, InputError, NotFoundError, RollwiseError, UsageError
+from rollwise.errors import (
+    ConflictError,
+    InputError,
+    NotFoundError,
+    RollwiseError,
+    StoreError,
+    UsageError,
+)
+from rollwise.redact import SECRETS
 from rollwise.routing.proxy.stats import quantile
 from rollwise.spec import spec_from_dict
 
@@ -23,6 +31,15 @@ if TYPE_CHECKING:
     from rollwise.controller.controller import Controller
 
 __all__ = ["build_app"]
+
+
+class JSONResponse(_PlainJSON):
+    """Every answer of the admin API, with secret values replaced (replicas' last log
+    lines, smoke-check output, status messages)."""
+
+    def render(self, content: Any) -> bytes:
+        return super().render(SECRETS.redact(content))
+
 
 log = structlog.get_logger("rollwise.api")
 
@@ -35,6 +52,8 @@ def _error(exc: RollwiseError) -> JSONResponse:
         status = 404
     elif isinstance(exc, ConflictError):
         status = 409
+    elif isinstance(exc, StoreError):
+        status = 503  # the store is locked, full or read-only: retry once that is fixed
     return JSONResponse({"error": str(exc), "kind": type(exc).__name__}, status_code=status)
 
 

@@ -25,6 +25,7 @@ import structlog
 from rollwise.backends.ports import free_port
 from rollwise.backends.process import ManagedProcess, rotate_log, tail
 from rollwise.errors import ReplicaStartError
+from rollwise.spec.duration import format_duration
 from rollwise.spec.models import Template
 from rollwise.store import ReplicaRow, Store
 
@@ -452,9 +453,8 @@ class LocalBackend:
                     log.warning("replica unready", app=rs.app, revision=rs.revision)
                 if not r.ready and now - r.started_at > spec.start_timeout:
                     proc = r.process
-                    self._lost(
-                        rs, r, now, f"replica {r.index} not ready after {spec.start_timeout:.0f}s"
-                    )
+                    waited = format_duration(spec.start_timeout)
+                    self._lost(rs, r, now, f"replica {r.index} not ready after {waited}")
                     await proc.stop(1.0)
         finally:
             r.probing = False

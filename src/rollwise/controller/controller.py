@@ -25,15 +25,18 @@ from prometheus_client import CollectorRegistry, start_http_server
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from rollwise.backends.local import LocalBackend
+from rollwise.clock import SteadyClock
 from rollwise.controller.dataplane import DataPlane, ProxyOptions
 from rollwise.controller.events import Events
 from rollwise.controller.monitor import SmokeMetrics
 from rollwise.controller.routes import RouteSync
 from rollwise.controller.webhooks import Webhooks
-from rollwise.controller.worker import AppWorker
+from rollwise.controller.worker import AppWorker, ReconcileMetrics
 from rollwise.errors import ConflictError, ControllerError, NotFoundError, RollwiseError
 from rollwise.peer import allowed_peer
+from rollwise.redact import remember_secrets
 from rollwise.spec import spec_from_dict
+from rollwise.state_dir import ensure_state_dir
 from rollwise.store import Store
 from rollwise.store.backup import backup_name, prune_backups, take_backup
 
@@ -72,13 +75,13 @@ class Controller:
         metrics_port: int | None = None,
         proxy: ProxyOptions | None = None,
         handle_signals: bool = True,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.state_dir = state_dir.resolve()
         self.metrics_port = metrics_port
         self.proxy_options = proxy or ProxyOptions()
         self.handle_signals = handle_signals  # off when embedded in someone else's program
-        self.clock = clock
+        self.clock = clock or SteadyClock()  # a stepped system clock moves no deadline
         self.registry = CollectorRegistry()
         self.workers: dict[str, AppWorker] = {}
         self._ejected: set[str] = set()
@@ -90,7 +93,7 @@ class Controller:
     # lifecycle
 
     def _take_lock(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        ensure_state_dir(self.state_dir)
         fd = os.open(self.state_dir / "controller.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -110,10 +113,15 @@ class Controller:
     async def run(self) -> None:
         self._take_lock()
         self.store = Store(self.state_dir / "state.db")
+        for app in self.store.app_names():  # before anything is logged or shown
+            remember_secrets(self.store.get_app(app)[0])
+            for row in self.store.revisions(app):
+                remember_secrets(row.spec)
         self.webhooks = Webhooks(self.registry)
         self.webhooks.start()
         self.events = Events(self.store, self.registry, self.webhooks)
         self.smoke_metrics = SmokeMetrics(self.registry)
+        self.reconcile_metrics = ReconcileMetrics(self.registry)
         self.backend = LocalBackend(self.store, self.state_dir, on_event=self._backend_event)
         self.dataplane = DataPlane(self.store, self.state_dir, self.proxy_options)
         self.routes = RouteSync(self.store, self.dataplane)
@@ -234,7 +242,7 @@ class Controller:
                 continue
             every = min(w.schedule for w in wanted)
             keep = max(w.keep for w in wanted)
-            now = time.time()
+            now = self.clock()
             if now - last < every:
                 continue
             last = now
@@ -295,6 +303,7 @@ class Controller:
                 self._in_flight,
                 self.clock,
                 self.smoke_metrics,
+                self.reconcile_metrics,
             )
             self.workers[app] = worker
         return worker
@@ -322,6 +331,7 @@ class Controller:
                     f"app {other!r} already listens on {rollout.spec.listen}; "
                     "give spec.listen another port"
                 )
+        remember_secrets(spec)
         self.store.put_app(name, rollout.model_dump(by_alias=True), base_dir)
         self.events.emit(name, "SpecApplied", f"spec of {name} applied")
         worker = self._start_worker(name)

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from rollwise.controller.webhooks import Webhooks
 from rollwise.errors import RollwiseError
+from rollwise.redact import SECRETS
 from rollwise.spec import spec_from_dict
 from rollwise.spec.models import Webhook
 from rollwise.store import Store
@@ -43,6 +44,8 @@ class Events:
         revision: int | None = None,
         data: dict[str, Any] | None = None,
     ) -> None:
+        # a replica's last log line or a check's output may carry a secret value
+        message, data = SECRETS.text(message), SECRETS.redact(data)
         event_id = self.store.add_event(app, kind, message, revision, data)
         self.log.info(message, kind=kind, app=app, revision=revision, **(data or {}))
         self.counter.labels(app, kind).inc()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rollwise.client import AdminClient
 from rollwise.errors import ControllerError
+from rollwise.state_dir import ensure_state_dir
 
 __all__ = ["spawn_controller"]
 
@@ -23,8 +24,7 @@ def spawn_controller(
 ) -> subprocess.Popen[bytes]:
     """Start ``rollwise up --state-dir directory *options`` detached, and return once it
     answers. Raises ``ControllerError`` with the log's tail if it exits or stays silent."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "logs").mkdir(exist_ok=True)
+    ensure_state_dir(directory)
     argv = [sys.executable, "-m", "rollwise", "up", "--state-dir", str(directory), *options]
     log_path = directory / "logs" / "controller.log"
     with open(log_path, "ab") as log:

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from rollwise.analysis import Verdict
 from rollwise.backends.local import LocalBackend, RevisionHealth
@@ -29,12 +29,13 @@ from rollwise.controller.monitor import SmokeMetrics, SyntheticMonitor
 from rollwise.controller.routes import RouteSync, app_section
 from rollwise.controller.status import CanaryScale, Phase, Retiring, RolloutStatus, Warm
 from rollwise.errors import ConflictError, RollwiseError, UsageError
+from rollwise.redact import SECRETS
 from rollwise.smoke import SmokeTestSuite, TestResult
-from rollwise.spec import Rollout, RolloutSpec, apply_overrides, spec_from_dict
+from rollwise.spec import Rollout, RolloutSpec, apply_overrides, format_duration, spec_from_dict
 from rollwise.spec.models import AnalysisStep, CanaryStrategy, Step
 from rollwise.store import Store
 
-__all__ = ["AppWorker"]
+__all__ = ["AppWorker", "ReconcileMetrics"]
 
 log = structlog.get_logger("rollwise.controller")
 
@@ -42,6 +43,20 @@ DRAIN_MIN_S = 0.3
 # Background analysis only ever fails a rollout: no time limit, no pass.
 BACKGROUND = AnalysisStep(until="pass", max_duration=float("inf"))
 PREVIEW_SUFFIX = ".preview"  # the proxy app name of a blue-green preview listener
+
+
+class ReconcileMetrics:
+    """Reconcile passes that did not finish, for alerts on a controller that keeps failing:
+    ``kind`` is ``failed`` (a known error: the store locked, the proxy unreachable) or
+    ``crashed`` (a bug; the log has its trace)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.failures = Counter(
+            "rollwise_reconcile_failures",
+            "Reconcile passes that failed and were retried with backoff",
+            ["app", "kind"],
+            registry=registry,
+        )
 
 
 class AppWorker:
@@ -55,6 +70,7 @@ class AppWorker:
         in_flight: Callable[[], Awaitable[dict[str, int]]],
         clock: Callable[[], float] = time.time,
         smoke_metrics: SmokeMetrics | None = None,
+        reconcile_metrics: ReconcileMetrics | None = None,
     ) -> None:
         self.app = app
         self.store = store
@@ -74,6 +90,7 @@ class AppWorker:
         self.checks = ReleaseChecks(app, store, self._emit, self.wake.set)
         metrics = smoke_metrics or SmokeMetrics(CollectorRegistry())
         self.monitor = SyntheticMonitor(app, metrics, self._emit, self.wake.set, clock)
+        self.failures = (reconcile_metrics or ReconcileMetrics(CollectorRegistry())).failures
 
     # state
 
@@ -124,6 +141,7 @@ class AppWorker:
             spec = spec_from_dict(spec_json, file=f"app {self.app}")
             if sets:
                 spec = apply_overrides(spec, sets)
+            SECRETS.add(spec.spec.template.secret_values())
             number = self.store.add_revision(
                 self.app, version, spec.model_dump(by_alias=True), getpass.getuser(), cause
             )
@@ -456,11 +474,13 @@ class AppWorker:
             except RollwiseError as exc:
                 self.errors += 1
                 self.last_error = str(exc)
+                self.failures.labels(self.app, "failed").inc()
                 self.log.warning("reconcile pass failed", error=str(exc), retry_in=backoff)
                 delay, backoff = backoff, min(backoff * 2, 10.0)
             except Exception as exc:
                 self.errors += 1
                 self.last_error = f"internal error ({type(exc).__name__}); see the controller log"
+                self.failures.labels(self.app, "crashed").inc()
                 self.log.exception("reconcile pass crashed", retry_in=backoff)
                 delay, backoff = backoff, min(backoff * 2, 10.0)
             self.wake.clear()
@@ -591,7 +611,7 @@ class AppWorker:
             return self._abort(
                 status,
                 "deployment timeout",
-                f"revision {number} ({version}) made no progress for {deadline:.0f}s "
+                f"revision {number} ({version}) made no progress for {format_duration(deadline)} "
                 "(progressDeadlineSeconds)",
             )
         if health.ready == 0:

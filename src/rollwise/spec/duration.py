@@ -38,14 +38,17 @@ def parse_duration(value: object) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """The shortest spec form of ``seconds`` (``90`` → ``1m30s``)."""
-    if seconds < 1 and seconds != 0:
-        return f"{round(seconds * 1000)}ms"
-    whole = round(seconds)
+    """The shortest spec form of ``seconds`` (``90`` → ``1m30s``, ``1.5`` → ``1s500ms``),
+    exact to the millisecond: stored specs go through it and must keep their values."""
+    millis = round(seconds * 1000)
+    if millis == 0:
+        return "0s"
+    whole, ms = divmod(millis, 1000)
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     out = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
-    return out + (f"{secs}s" if secs or not out else "")
+    out += f"{secs}s" if secs else ""
+    return out + (f"{ms}ms" if ms or not out else "")
 
 
 Duration = Annotated[

@@ -18,6 +18,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from rollwise.redact import MASK, is_secret_name
 from rollwise.spec.base import Model, placeholders, status_code
 from rollwise.spec.duration import Duration
 from rollwise.spec.smoke import SmokeTest
@@ -76,7 +77,6 @@ def _host_port(value: str) -> str:
     return value
 
 
-_SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSW|PASSPHRASE|API_?KEY|PRIVATE|CREDENTIAL", re.I)
 _TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
@@ -129,13 +129,16 @@ class Template(Model):
     readiness: Readiness = Field(default_factory=Readiness)
     stop_grace_period: Duration = 10.0
 
+    def is_secret(self, name: str) -> bool:
+        """Listed in ``secretEnv``, or named like a secret (``*_TOKEN``, ``*_KEY``, ...)."""
+        return name in self.secret_env or is_secret_name(name)
+
     def redacted_env(self) -> dict[str, str]:
-        """The environment as history shows it: values of ``secretEnv`` names, and of names
-        that look secret (token, password, key, ...), replaced by ``***``."""
-        return {
-            name: "***" if name in self.secret_env or _SECRET_NAME.search(name) else value
-            for name, value in self.env.items()
-        }
+        """The environment as history shows it: secret values replaced by ``***``."""
+        return {name: MASK if self.is_secret(name) else value for name, value in self.env.items()}
+
+    def secret_values(self) -> list[str]:
+        return [value for name, value in self.env.items() if self.is_secret(name)]
 
     @model_validator(mode="after")
     def _command_not_blank(self) -> Self:

@@ -7,13 +7,17 @@ write what it is about to do before it does it.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from rollwise.errors import NotFoundError, StoreError
 
@@ -205,7 +209,28 @@ class Store:
             try:
                 return self._db.execute(sql, args)
             except sqlite3.OperationalError as exc:
-                raise StoreError(f"state store {self.path}: {exc}") from None
+                raise self._failure(exc) from None
+
+    def _failure(self, exc: sqlite3.Error) -> StoreError:
+        """What went wrong with the store, said so that a person can fix it."""
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            holders = _holders(self.path)
+            return StoreError(
+                f"the state store {self.path} is locked by another process"
+                + (f" ({holders})" if holders else "")
+                + "; close it (a sqlite3 shell, a backup tool) and retry"
+            )
+        if "full" in text:
+            return StoreError(
+                f"the disk holding the state store {self.path} is full; free some space and retry"
+            )
+        if "readonly" in text or "read-only" in text:
+            return StoreError(
+                f"the state store {self.path} is read-only ({text}); "
+                f"make {self.path.parent} writable and retry"
+            )
+        return StoreError(f"state store {self.path}: {text}")
 
     # apps
 
@@ -233,7 +258,10 @@ class Store:
         self, app: str, version: str, spec: dict[str, Any], created_by: str, cause: str
     ) -> int:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise self._failure(exc) from None
             try:
                 (last,) = self._db.execute(
                     "SELECT COALESCE(MAX(number), 0) FROM revisions WHERE app=?", (app,)
@@ -245,8 +273,9 @@ class Store:
                 )
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
-                raise StoreError(f"state store {self.path}: {exc}") from None
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise self._failure(exc) from None
         return int(last) + 1
 
     def revision(self, app: str, number: int) -> RevisionRow:
@@ -414,3 +443,16 @@ def _revision(row: tuple[Any, ...]) -> RevisionRow:
         reason=row[8],
         finished_at=row[9],
     )
+
+
+def _holders(path: Path) -> str:
+    """The other processes that have the store open, as "pid N (name)"."""
+    found = []
+    wanted = {str(path.resolve()), str(path.resolve()) + "-wal"}
+    for proc in psutil.process_iter(["pid", "name"]):
+        if proc.pid == os.getpid():
+            continue
+        with contextlib.suppress(psutil.Error):
+            if any(f.path in wanted for f in proc.open_files()):
+                found.append(f"pid {proc.pid} ({proc.info['name']})")
+    return ", ".join(found[:3])

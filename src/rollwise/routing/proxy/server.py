@@ -55,13 +55,13 @@ class ProxyServer:
         self.started = time.time()
         # Coarse clocks, refreshed by the sweep: ejection back-offs need no finer grain.
         self.clock = time.monotonic()
+        # per-second statistics in the controller's kind of time: a stepped clock is ignored
         self._wall_offset = time.time() - time.perf_counter()
         self._sweeper = loop.call_later(SWEEP_S, self._sweep)
 
     def _sweep(self) -> None:
         """Fire the timeouts that are due: header read, idle keep-alive, replica answer."""
         now = self.clock = time.monotonic()
-        self._wall_offset = time.time() - time.perf_counter()
         for client in list(self.clients):
             if client.deadline and now >= client.deadline:
                 client.timed_out()
@@ -390,7 +390,7 @@ class ProxyServer:
                 }
                 for rev in app.revisions
             }
-        return {"now": time.time(), "apps": apps}
+        return {"now": time.perf_counter() + self._wall_offset, "apps": apps}
 
     async def close(self, grace_s: float) -> None:
         """Stop accepting, let in-flight requests finish within ``grace_s``, then close."""
