@@ -156,13 +156,15 @@ def stop_everything(state_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def running_cluster(state_dir: Path, work: Path, replicas: int = 2) -> Iterator[Cluster]:
-    """A controller on ``state_dir`` (spec and request record in ``work``) with sample-agent
-    1.0.0 stable; everything stopped afterwards."""
+def running_cluster(
+    state_dir: Path, work: Path, replicas: int = 2, *options: str
+) -> Iterator[Cluster]:
+    """A controller on ``state_dir`` (spec and request record in ``work``; more ``rollwise
+    up`` options) with sample-agent 1.0.0 stable; everything stopped afterwards."""
     port = free_port()
     spec_file = write_spec(work / "rollwise.yaml", port, replicas=replicas)
     record = work / "requests.jsonl"
-    start_controller(state_dir, "--record", str(record))
+    start_controller(state_dir, "--record", str(record), *options)
     client = AdminClient(state_dir)
     try:
         c = Cluster(state_dir, spec_file, port, client, record, replicas)

@@ -10,11 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse as _PlainJSON
 from starlette.routing import Route
 
 from rollwise import __version__
+from rollwise.api.auth import READ_METHODS
+from rollwise.api.openapi import openapi_document
 from rollwise.errors import (
     ConflictError,
     InputError,
@@ -65,6 +68,28 @@ async def _body(request: Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UsageError("the request body must be a JSON object")
     return data
+
+
+MAX_INT = 2**63 - 1  # SQLite's INTEGER
+
+
+def _count(request: Request, name: str, what: str) -> int | None:
+    """A non-negative integer query parameter, or None when absent."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_INT:
+        raise UsageError(f"?{name}= must be {what}, not {raw!r}")
+    return int(raw)
+
+
+def _revision(value: Any, name: str, what: str = "a revision number") -> int | None:
+    """A revision number from a JSON body (None when absent)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INT:
+        raise UsageError(f"{name} must be {what}, not {value!r}")
+    return value
 
 
 def build_app(controller: Controller) -> Starlette:
@@ -124,9 +149,7 @@ def build_app(controller: Controller) -> Starlette:
         elif name == "resume":
             await worker.resume()
         elif name == "undo":
-            target = body.get("to_revision")
-            if target is not None and (isinstance(target, bool) or not isinstance(target, int)):
-                raise UsageError(f"to_revision must be a revision number, not {target!r}")
+            target = _revision(body.get("to_revision"), "to_revision")
             await worker.undo(target, str(body.get("reason") or "manual"))
         elif name == "weight":
             weight = body.get("weight")
@@ -134,9 +157,9 @@ def build_app(controller: Controller) -> Starlette:
                 raise UsageError(f"weight must be a number 0..100, not {weight!r}")
             await worker.set_weight(weight)
         elif name == "cleanup":
-            revision = body.get("revision")
-            if isinstance(revision, bool) or not isinstance(revision, int):
-                raise UsageError(f"cleanup needs a revision number, not {revision!r}")
+            revision = _revision(body.get("revision"), "cleanup's revision")
+            if revision is None:
+                raise UsageError("cleanup needs a revision number, e.g. {'revision': 3}")
             return JSONResponse({"removed": await worker.cleanup(revision)})
         else:
             raise NotFoundError(
@@ -150,9 +173,7 @@ def build_app(controller: Controller) -> Starlette:
         or neither (the public listener)."""
         worker = controller.worker(request.path_params["app"])
         body = await _body(request)
-        revision, url = body.get("revision"), body.get("url")
-        if revision is not None and (isinstance(revision, bool) or not isinstance(revision, int)):
-            raise UsageError(f"revision must be a revision number, not {revision!r}")
+        revision, url = _revision(body.get("revision"), "revision"), body.get("url")
         if url is not None and (
             not isinstance(url, str) or not url.startswith(("http://", "https://"))
         ):
@@ -165,10 +186,7 @@ def build_app(controller: Controller) -> Starlette:
         app's listeners (main and preview), as the proxy counted them: totals, and per second
         (``seconds``: requests, failures, histogram) for analysis."""
         worker = controller.worker(request.path_params["app"])
-        try:
-            since = int(request.query_params.get("since", "0"))
-        except ValueError:
-            raise UsageError("since must be unix seconds, e.g. ?since=1700000000") from None
+        since = _count(request, "since", "unix seconds, e.g. ?since=1700000000") or 0
         data = await controller.dataplane.stats(since)
         counts: dict[str, dict[str, int]] = {}
         hists: dict[str, dict[int, int]] = {}
@@ -238,15 +256,15 @@ def build_app(controller: Controller) -> Starlette:
 
     async def events(request: Request) -> JSONResponse:
         app = request.path_params["app"]
-        after = int(request.query_params.get("after", "0"))
+        after = _count(request, "after", "the id of the last event seen") or 0
         rows = controller.store.events(app, after)
         return JSONResponse([r.__dict__ for r in rows])
 
     async def logs(request: Request) -> JSONResponse:
         app = request.path_params["app"]
         controller.worker(app)
-        rev = request.query_params.get("revision")
-        paths = controller.backend.log_paths(app, int(rev) if rev else None)
+        revision = _count(request, "revision", "a revision number")
+        paths = controller.backend.log_paths(app, revision)
         return JSONResponse([str(p) for p in paths])
 
     async def proxy(_: Request) -> JSONResponse:
@@ -254,6 +272,9 @@ def build_app(controller: Controller) -> Starlette:
         # What the controller numbers from: after a restart, read back from the proxy.
         routes["controller_generation"] = controller.routes.generation
         return JSONResponse(routes)
+
+    async def openapi(_: Request) -> JSONResponse:
+        return JSONResponse(openapi_document())
 
     async def shutdown(_: Request) -> JSONResponse:
         controller.stopping.set()
@@ -278,21 +299,47 @@ def build_app(controller: Controller) -> Starlette:
 
         return wrapped
 
-    routes = [
+    # Read-only endpoints apart from those that change something: the loopback listener's
+    # read token opens the first list only (``api/auth.py``).
+    reads = [
         Route("/api/v1/version", guard(version), methods=["GET"]),
+        Route("/api/v1/openapi.json", guard(openapi), methods=["GET"]),
         Route("/api/v1/apps", guard(list_apps), methods=["GET"]),
-        Route("/api/v1/apps", guard(apply), methods=["PUT"]),
         Route("/api/v1/apps/{app}", guard(get_app), methods=["GET"]),
-        Route("/api/v1/apps/{app}/deploy", guard(deploy), methods=["POST"]),
         Route("/api/v1/apps/{app}/history", guard(history), methods=["GET"]),
         Route("/api/v1/apps/{app}/stats", guard(stats), methods=["GET"]),
         Route("/api/v1/apps/{app}/analysis", guard(analysis), methods=["GET"]),
-        Route("/api/v1/apps/{app}/smoke", guard(smoke), methods=["POST"]),
         Route("/api/v1/apps/{app}/cards", guard(cards), methods=["GET"]),
-        Route("/api/v1/apps/{app}/{command}", guard(command), methods=["POST"]),
         Route("/api/v1/apps/{app}/events", guard(events), methods=["GET"]),
         Route("/api/v1/apps/{app}/logs", guard(logs), methods=["GET"]),
         Route("/api/v1/proxy", guard(proxy), methods=["GET"]),
+    ]
+    writes = [
+        Route("/api/v1/apps", guard(apply), methods=["PUT"]),
+        Route("/api/v1/apps/{app}/deploy", guard(deploy), methods=["POST"]),
+        Route("/api/v1/apps/{app}/smoke", guard(smoke), methods=["POST"]),
+        Route("/api/v1/apps/{app}/{command}", guard(command), methods=["POST"]),
         Route("/api/v1/shutdown", guard(shutdown), methods=["POST"]),
     ]
-    return Starlette(routes=routes)
+    assert all(r.methods <= READ_METHODS for r in reads)  # type: ignore[operator]
+    assert not any(r.methods & READ_METHODS for r in writes)  # type: ignore[operator]
+    routes = reads + writes
+
+    async def no_route(request: Request, exc: Exception) -> JSONResponse:
+        """Starlette's own 404 and 405, in the API's error shape."""
+        assert isinstance(exc, HTTPException)
+        where = f"{request.method} {request.url.path}"
+        if exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            message = f"{where}: method not allowed; this path takes {allowed}"
+            kind = "UsageError"
+        elif exc.status_code == 404:
+            message = f"{where}: no such endpoint; GET /api/v1/openapi.json lists them"
+            kind = "NotFoundError"
+        else:
+            message, kind = f"{where}: {exc.detail}", "UsageError"
+        return JSONResponse(
+            {"error": message, "kind": kind}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    return Starlette(routes=routes, exception_handlers={HTTPException: no_route})

@@ -79,11 +79,22 @@ def up(
             "--proxy-workers", min=1, max=64, help="Proxy processes sharing each listener port."
         ),
     ] = 1,
+    api_listen: Annotated[
+        str | None,
+        typer.Option(
+            "--api-listen",
+            help="Also serve the admin API on this loopback HOST:PORT, behind bearer tokens "
+            "(<state>/api-token, and api-token.read for reads only).",
+        ),
+    ] = None,
 ) -> None:
     """Start the controller (the proxy and replicas with it). Ctrl-C or `down` stops all."""
+    from rollwise.api.auth import loopback_address
+
     directory = (state_dir or default_state_dir()).resolve()
+    api = loopback_address(api_listen) if api_listen is not None else None
     if detach:
-        _detach(directory, log_format, metrics_port, record, proxy_workers)
+        _detach(directory, log_format, metrics_port, record, proxy_workers, api_listen)
         return
     from rollwise.controller.controller import Controller
     from rollwise.controller.dataplane import ProxyOptions
@@ -91,7 +102,7 @@ def up(
 
     configure_logging(log_format.value)
     options = ProxyOptions(workers=proxy_workers, record=str(record.resolve()) if record else None)
-    controller = Controller(directory, metrics_port=metrics_port, proxy=options)
+    controller = Controller(directory, metrics_port=metrics_port, proxy=options, api_listen=api)
     import uvloop
 
     uvloop.run(controller.run())
@@ -103,6 +114,7 @@ def _detach(
     metrics_port: int,
     record: Path | None,
     proxy_workers: int,
+    api_listen: str | None,
 ) -> None:
     from rollwise.controller.launch import spawn_controller
 
@@ -110,6 +122,8 @@ def _detach(
     options += ["--proxy-workers", str(proxy_workers)]
     if record is not None:
         options += ["--record", str(record.resolve())]
+    if api_listen is not None:
+        options += ["--api-listen", api_listen]
     proc = spawn_controller(directory, *options)
     out.print(f"controller started (pid {proc.pid}); logs: {directory / 'logs' / 'controller.log'}")
 

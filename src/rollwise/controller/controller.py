@@ -24,6 +24,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry, start_http_server
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from rollwise.api.auth import BearerAuth, Tokens, ensure_tokens
 from rollwise.backends.local import LocalBackend
 from rollwise.clock import SteadyClock
 from rollwise.controller.dataplane import DataPlane, ProxyOptions
@@ -75,12 +76,14 @@ class Controller:
         metrics_port: int | None = None,
         proxy: ProxyOptions | None = None,
         handle_signals: bool = True,
+        api_listen: tuple[str, int] | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.state_dir = state_dir.resolve()
         self.metrics_port = metrics_port
         self.proxy_options = proxy or ProxyOptions()
         self.handle_signals = handle_signals  # off when embedded in someone else's program
+        self.api_listen = api_listen  # a loopback (host, port) that asks for a bearer token
         self.clock = clock or SteadyClock()  # a stepped system clock moves no deadline
         self.registry = CollectorRegistry()
         self.workers: dict[str, AppWorker] = {}
@@ -112,6 +115,8 @@ class Controller:
 
     async def run(self) -> None:
         self._take_lock()
+        # a taken port fails the start before anything else starts
+        api_sock = self._api_socket() if self.api_listen is not None else None
         self.store = Store(self.state_dir / "state.db")
         for app in self.store.app_names():  # before anything is logged or shown
             remember_secrets(self.store.get_app(app)[0])
@@ -147,6 +152,8 @@ class Controller:
         ]
         server = self._admin_server()
         serve = asyncio.create_task(server.serve(sockets=[self._admin_socket()]))
+        api = self._api_server(ensure_tokens(self.state_dir)) if api_sock else None
+        api_serve = asyncio.create_task(api.serve(sockets=[api_sock])) if api and api_sock else None
         if self.metrics_port is not None:
             http, _ = start_http_server(self.metrics_port, "127.0.0.1", self.registry)
             self.metrics_port = http.server_port
@@ -159,6 +166,8 @@ class Controller:
         finally:
             log.info("controller stopping; stopping replicas and the proxy")
             server.should_exit = True
+            if api is not None:
+                api.should_exit = True
             for task in [*self.tasks.values(), *background]:
                 task.cancel()
             for worker in self.workers.values():
@@ -167,6 +176,8 @@ class Controller:
             await self.backend.stop_all()
             await self.dataplane.stop()
             await serve
+            if api_serve is not None:
+                await api_serve
             await self.backend.aclose()
             await self.dataplane.aclose()
             await self.webhooks.aclose()
@@ -199,6 +210,31 @@ class Controller:
         os.chmod(path, 0o600)
         sock.listen(128)
         return sock
+
+    def _api_socket(self) -> socket.socket:
+        assert self.api_listen is not None
+        host, port = self.api_listen
+        try:
+            sock = socket.create_server((host, port), family=_family(host), backlog=128)
+        except OSError as exc:
+            raise ControllerError(
+                f"cannot listen on {host}:{port} for the admin API: {exc.strerror}; "
+                "pick another --api-listen port"
+            ) from None
+        return sock
+
+    def _api_server(self, tokens: Tokens) -> uvicorn.Server:
+        """The admin API on a loopback port, behind the bearer tokens of ``api/auth.py``."""
+        from rollwise.api.admin import build_app
+
+        config = uvicorn.Config(
+            BearerAuth(build_app(self), tokens),
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            http="httptools",
+        )
+        return _Server(config)
 
     def _admin_server(self) -> uvicorn.Server:
         from rollwise.api.admin import build_app
@@ -338,3 +374,7 @@ class Controller:
         if version is not None:
             await worker.deploy(version, [], cause="apply")
         return name
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter
 from rollwise.analysis import Verdict
 from rollwise.backends.local import LocalBackend, RevisionHealth
 from rollwise.controller.canary import AnalysisFailure, CanaryPass, canary_replicas
-from rollwise.controller.checks import ReleaseChecks
+from rollwise.controller.checks import SMOKE_FAILURE, ReleaseChecks
 from rollwise.controller.events import Events
 from rollwise.controller.judging import AppAnalyses
 from rollwise.controller.monitor import SmokeMetrics, SyntheticMonitor
@@ -43,6 +44,7 @@ DRAIN_MIN_S = 0.3
 # Background analysis only ever fails a rollout: no time limit, no pass.
 BACKGROUND = AnalysisStep(until="pass", max_duration=float("inf"))
 PREVIEW_SUFFIX = ".preview"  # the proxy app name of a blue-green preview listener
+VERSION_RE = re.compile(r"^[\x21-\x7e][\x20-\x7e]{0,127}$")
 
 
 class ReconcileMetrics:
@@ -136,6 +138,11 @@ class AppWorker:
         A rollout in progress is superseded, as in Argo Rollouts: its canary stops getting
         requests and is stopped once drained; stable is untouched.
         """
+        if not VERSION_RE.match(version):
+            raise UsageError(
+                f"version {version!r} cannot be used: it goes into replicas' environment and "
+                "response headers; use 1 to 128 printable characters, e.g. 1.2.0"
+            )
         async with self.lock:
             spec_json, _ = self.store.get_app(self.app)
             spec = spec_from_dict(spec_json, file=f"app {self.app}")
@@ -643,7 +650,7 @@ class AppWorker:
                 return self._abort(status, gate.reason, gate.detail)
             failing = self.monitor.failing_since(status.canary_started or now)
             if failing is not None:
-                return self._abort(status, "smoke test failure", self._failing(failing))
+                return self._abort(status, SMOKE_FAILURE, self._failing(failing))
         steps = self._steps(status)
         settings = rollout.spec.strategy.analysis_settings
         stable = status.stable
@@ -907,7 +914,7 @@ class AppWorker:
         since = status.step_started or now
         failing = self.monitor.failing_since(since)
         if failing is not None:
-            self._switch_back(status, "smoke test failure", self._failing(failing))
+            self._switch_back(status, SMOKE_FAILURE, self._failing(failing))
             return True
         gate = self.checks.after_promotion(status, number, rollout)
         if gate.state == "wait":

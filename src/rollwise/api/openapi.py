@@ -1,0 +1,194 @@
+"""The admin API's OpenAPI 3.1 document, served at ``GET /api/v1/openapi.json``.
+
+Written out rather than generated: the handlers read loosely typed JSON bodies and query
+strings, and this document is the contract they keep (schemathesis checks it against a live
+controller in ``tests/reliability/test_api_contract.py``). Each operation says whether it
+only reads (``x-rollwise-access: read``) or changes something (``write``): on the loopback
+listener, the read token opens the first kind only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rollwise import __version__
+
+__all__ = ["COMMANDS", "openapi_document"]
+
+Json = dict[str, Any]
+
+# per-app commands and their bodies (None: no body)
+COMMANDS: dict[str, Json | None] = {
+    "promote": {"full": {"type": "boolean"}},
+    "abort": None,
+    "retry": None,
+    "pause": None,
+    "resume": None,
+    "undo": {
+        "to_revision": {"type": ["integer", "null"], "minimum": 1},
+        "reason": {"type": "string"},
+    },
+    "weight": {"weight": {"type": "integer", "minimum": 0, "maximum": 100}},
+    "cleanup": {"revision": {"type": "integer", "minimum": 1}},
+}
+_REQUIRED = {"weight": ["weight"], "cleanup": ["revision"]}
+
+_APP = {
+    "name": "app",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
+    "example": "sample-agent",
+}
+_ERROR = {
+    "description": "what went wrong and how to fix it",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["error", "kind"],
+                "properties": {"error": {"type": "string"}, "kind": {"type": "string"}},
+            }
+        }
+    },
+}
+
+
+def _op(
+    summary: str,
+    access: str,
+    *,
+    body: Json | None = None,
+    params: list[Json] | None = None,
+    required: list[str] | None = None,
+) -> Json:
+    op: Json = {
+        "summary": summary,
+        "x-rollwise-access": access,
+        "parameters": params or [],
+        "responses": {
+            "200": {"description": "OK", "content": {"application/json": {"schema": {}}}},
+            "401": _ERROR | {"description": "no or a wrong bearer token (loopback listener)"},
+            "403": _ERROR | {"description": "the read token cannot change anything"},
+            "404": _ERROR,
+            "409": _ERROR,
+            "422": _ERROR,
+            "503": _ERROR | {"description": "the state store is locked, full or read-only"},
+        },
+    }
+    if body is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": body,
+                        "required": required or [],
+                    }
+                }
+            },
+        }
+    return op
+
+
+def _query(name: str, description: str) -> Json:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": "integer", "minimum": 0},
+    }
+
+
+def openapi_document() -> Json:
+    app = [_APP]
+    paths: Json = {
+        "/api/v1/version": {"get": _op("The controller's version and state directory", "read")},
+        "/api/v1/openapi.json": {"get": _op("This document", "read")},
+        "/api/v1/apps": {
+            "get": _op("Every app, as `rollwise list` shows it", "read"),
+            "put": _op(
+                "Apply an app's spec (create or update); with `version`, deploy it",
+                "write",
+                body={
+                    "spec": {"type": "object"},
+                    "base_dir": {"type": "string"},
+                    "version": {"type": ["string", "null"]},
+                },
+                required=["spec"],
+            ),
+        },
+        "/api/v1/apps/{app}": {
+            "get": _op("One app, as `rollwise get` shows it", "read", params=app)
+        },
+        "/api/v1/apps/{app}/deploy": {
+            "post": _op(
+                "Create a revision and start rolling it out",
+                "write",
+                params=app,
+                body={
+                    "version": {"type": "string", "pattern": "^[!-~][ -~]{0,127}$"},
+                    "set": {"type": "array", "items": {"type": "string"}},
+                },
+                required=["version"],
+            )
+        },
+        "/api/v1/apps/{app}/history": {"get": _op("Revisions, oldest first", "read", params=app)},
+        "/api/v1/apps/{app}/stats": {
+            "get": _op(
+                "Requests, failures and latency per revision",
+                "read",
+                params=[*app, _query("since", "unix seconds")],
+            )
+        },
+        "/api/v1/apps/{app}/analysis": {"get": _op("Analysis runs", "read", params=app)},
+        "/api/v1/apps/{app}/cards": {"get": _op("Each revision's agent card", "read", params=app)},
+        "/api/v1/apps/{app}/events": {
+            "get": _op(
+                "Events after an id (`-` for the controller's own)",
+                "read",
+                params=[*app, _query("after", "the last event id seen")],
+            )
+        },
+        "/api/v1/apps/{app}/logs": {
+            "get": _op(
+                "Paths of the replicas' log files",
+                "read",
+                params=[*app, _query("revision", "one revision only")],
+            )
+        },
+        "/api/v1/apps/{app}/smoke": {
+            "post": _op(
+                "Run the app's smoke tests now: on a revision's replicas, a URL, or the listener",
+                "write",
+                params=app,
+                body={
+                    "revision": {"type": ["integer", "null"], "minimum": 1},
+                    "url": {"type": ["string", "null"], "pattern": "^https?://"},
+                },
+            )
+        },
+        "/api/v1/proxy": {"get": _op("The data plane's routes and replicas", "read")},
+        "/api/v1/shutdown": {"post": _op("Stop the controller and all it started", "write")},
+    }
+    for name, body in COMMANDS.items():
+        paths[f"/api/v1/apps/{{app}}/{name}"] = {
+            "post": _op(
+                f"`rollwise {name}`",
+                "write",
+                params=app,
+                body=body,
+                required=_REQUIRED.get(name),
+            )
+        }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "rollwise admin API", "version": __version__},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+    }
