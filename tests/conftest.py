@@ -191,7 +191,8 @@ def load_json(text: str) -> Any:
 
 
 class Receiver(ThreadingHTTPServer):
-    """Records every POST; ``/flaky`` fails twice with 500, ``/slow`` answers after 3 s."""
+    """Records every POST; ``/flaky`` fails twice with 500, ``/slow`` answers after 3 s,
+    ``/gone/…`` always answers 410."""
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
@@ -219,6 +220,8 @@ class Handler(BaseHTTPRequestHandler):
             if self.path == "/flaky":
                 self.server.flaky_calls += 1
                 status = 500 if self.server.flaky_calls <= 2 else 200
+            elif self.path.startswith("/gone/"):
+                status = 410
         if self.path == "/slow":
             time.sleep(3)
         self.send_response(status)

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
+import threading
+from typing import Any
 
 import httpx
+import pytest
 import yaml
 
+from rollwise.errors import UsageError
 from rollwise.store import Store
 
 from .conftest import Cluster, write_spec
@@ -83,3 +89,38 @@ def test_a_taken_listen_port_is_shown_on_its_app_only(cluster: Cluster) -> None:
         cluster.cli("deploy", "sample-agent", "--version", "1.0.1")
         cluster.wait_stable(2)
     wait_for(lambda: httpx.get(f"http://127.0.0.1:{taken}/healthz").status_code == 200, 30)
+
+
+def test_events_shows_a_rollout_and_follows_the_next(cluster: Cluster) -> None:
+    text = cluster.cli("events", "sample-agent").stdout.splitlines()
+    assert any("RolloutCompleted" in line and "rev 1" in line for line in text), text
+    newest = json.loads(cluster.cli("events", "sample-agent", "--tail", "2", "-o", "json").stdout)
+    assert len(newest) == 2 and newest[-1]["kind"] == "RolloutCompleted"
+
+    # --follow prints, as JSON Lines, every event of the next rollout, none twice
+    argv = [sys.executable, "-m", "rollwise", "events", "sample-agent", "-f", "-o", "json"]
+    argv += ["--tail", "1", "--state-dir", str(cluster.state_dir)]
+    follower = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    seen: list[dict[str, Any]] = []
+    reader = threading.Thread(target=lambda: seen.extend(map(json.loads, follower.stdout or [])))
+    reader.start()
+    try:
+        wait_for(lambda: seen, timeout=15)  # the newest, printed first
+        cluster.deploy("1.1.0")
+        wait_for(
+            lambda: any(e["kind"] == "RolloutCompleted" and e["revision"] == 2 for e in seen),
+            timeout=30,
+        )
+    finally:
+        follower.terminate()
+        follower.wait(10)
+        reader.join(10)
+    ids = [e["id"] for e in seen]
+    assert ids == sorted(set(ids)) and ids[0] == newest[-1]["id"]
+    stored = cluster.client.request("GET", "/apps/sample-agent/events", params={"after": ids[0]})
+    assert [e["id"] for e in stored][: len(ids) - 1] == ids[1:], "followed events skipped"
+
+    missing = cluster.cli("events", "nope", check=False)
+    assert missing.returncode == 1 and "no app named 'nope'" in missing.stderr
+    with pytest.raises(UsageError, match="limit"):
+        cluster.client.request("GET", "/apps/sample-agent/events", params={"limit": 0})

@@ -21,6 +21,8 @@ def test_events_reach_webhooks_with_retries_without_blocking(
         {"url": f"{url}/slack", "format": "slack", "events": ["RolloutCompleted"]},
         {"url": f"{url}/flaky", "events": ["RolloutCompleted"], "retries": 3},
         {"url": f"{url}/slow", "timeout": "500ms", "retries": 0},
+        # a Slack-style URL whose path is the credential, and whose receiver is gone
+        {"url": f"{url}/gone/T0123/B0456/Xs3cr3tPath", "events": ["RolloutCompleted"]},
     ]
     cluster.spec_file.write_text(yaml.safe_dump(spec))
     cluster.apply()
@@ -44,3 +46,10 @@ def test_events_reach_webhooks_with_retries_without_blocking(
     ]
     wait_for(lambda: receiver.flaky_calls >= 3, timeout=20)  # 500, 500, then delivered
     assert len(receiver.bodies("/flaky")) == 3
+
+    # A failing hook is logged by its origin only: the path is the credential.
+    log = cluster.state_dir / "logs" / "controller.log"
+    failed = wait_for(
+        lambda: [line for line in log.read_text().splitlines() if "410" in line], timeout=15
+    )
+    assert f"{url}/…" in failed[0] and "Xs3cr3tPath" not in log.read_text()

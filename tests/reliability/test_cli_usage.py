@@ -26,6 +26,7 @@ BAD = {
     "unknown option": ["promote", "app", "--fast"],
     "both targets": ["smoke", "app", "--revision", "1", "--url", "http://x/"],
     "out of range": ["up", "--proxy-workers", "0"],
+    "no events to show": ["events", "app", "--tail", "0"],
     "bad load rate": ["load", "http://127.0.0.1:9/", "--duration", "soon"],
     "missing backup file": ["restore", "/nonexistent/backup.db"],
 }
@@ -40,10 +41,33 @@ def test_invalid_arguments_are_usage_errors(argv: list[str], tmp_path: Path) -> 
 
 
 # commands that only read, or talk to a controller that is not there: safe to fuzz
-COMMANDS = ["get", "list", "history", "status", "promote", "abort", "undo", "deploy", "logs"]
+COMMANDS = [
+    "get",
+    "list",
+    "history",
+    "events",
+    "status",
+    "promote",
+    "abort",
+    "undo",
+    "deploy",
+    "logs",
+]
 COMMANDS += ["smoke", "lint", "version", "doctor", "a2a", "analysis", "retry", "pause"]
 WORDS = ["app", "--version", "--to-revision", "-o", "json", "--full", "--revision", "-1", "1"]
-WORDS += ["--timeout", "0", "--watch", "--url", "--help", "diff", "matrix", "replay", "", "é"]
+WORDS += [
+    "--timeout",
+    "0",
+    "--tail",
+    "--watch",
+    "--url",
+    "--help",
+    "diff",
+    "matrix",
+    "replay",
+    "",
+    "é",
+]
 
 
 @FUZZ

@@ -71,6 +71,7 @@ async def _body(request: Request) -> dict[str, Any]:
 
 
 MAX_INT = 2**63 - 1  # SQLite's INTEGER
+MAX_EVENTS = 1000  # one answer's events
 
 
 def _count(request: Request, name: str, what: str) -> int | None:
@@ -255,9 +256,15 @@ def build_app(controller: Controller) -> Starlette:
         )
 
     async def events(request: Request) -> JSONResponse:
+        """The newest events, or with ``?after=`` the first ones after that id."""
         app = request.path_params["app"]
-        after = _count(request, "after", "the id of the last event seen") or 0
-        rows = controller.store.events(app, after)
+        if app != "-":  # the controller's own
+            controller.worker(app)
+        after = _count(request, "after", "the id of the last event seen")
+        limit = _count(request, "limit", f"a number of events, 1 to {MAX_EVENTS}")
+        if limit is not None and not 1 <= limit <= MAX_EVENTS:
+            raise UsageError(f"?limit= must be a number of events, 1 to {MAX_EVENTS}, not {limit}")
+        rows = controller.store.events(app, after, limit or 200)
         return JSONResponse([r.__dict__ for r in rows])
 
     async def logs(request: Request) -> JSONResponse:

@@ -92,13 +92,16 @@ def _op(
     return op
 
 
-def _query(name: str, description: str) -> Json:
+def _query(name: str, description: str, lowest: int = 0, highest: int | None = None) -> Json:
+    schema: Json = {"type": "integer", "minimum": lowest}
+    if highest is not None:
+        schema["maximum"] = highest
     return {
         "name": name,
         "in": "query",
         "required": False,
         "description": description,
-        "schema": {"type": "integer", "minimum": 0},
+        "schema": schema,
     }
 
 
@@ -147,9 +150,13 @@ def openapi_document() -> Json:
         "/api/v1/apps/{app}/cards": {"get": _op("Each revision's agent card", "read", params=app)},
         "/api/v1/apps/{app}/events": {
             "get": _op(
-                "Events after an id (`-` for the controller's own)",
+                "The newest events, or the first ones after an id (app `-`: the controller's own)",
                 "read",
-                params=[*app, _query("after", "the last event id seen")],
+                params=[
+                    *app,
+                    _query("after", "the last event id seen"),
+                    _query("limit", "at most this many (default 200)", 1, 1000),
+                ],
             )
         },
         "/api/v1/apps/{app}/logs": {

@@ -24,6 +24,7 @@ from rollwise.cli.a2a import a2a_app
 from rollwise.cli.common import Output, OutputOpt, StateDir, err, out
 from rollwise.cli.common import client as _client
 from rollwise.cli.common import print_json as _print_json
+from rollwise.cli.events import events as _events
 from rollwise.client import default_state_dir
 from rollwise.errors import ControllerError, RollwiseError, UsageError
 
@@ -345,6 +346,9 @@ def history(
         _print_json(rows)
     else:
         out.print(history_table(rows))
+
+
+app.command()(_events)
 
 
 @app.command()

@@ -5,6 +5,8 @@ queue; a background task delivers (at most ``CONCURRENCY`` at a time) with the h
 retrying connection errors and 5xx answers with exponential backoff (stamina). A full queue
 drops the oldest event with a warning rather than slow a reconcile pass; a hook that keeps
 failing is logged and counted (``rollwise_webhook_deliveries_total{result}``), nothing more.
+The log names the hook by its origin only (``https://hooks.slack.com/…``): the path of a Slack
+or Teams incoming webhook is its credential, and log lines travel further than specs do.
 
 Bodies: ``format: json`` (default) sends the event as stored (``id, ts, app, kind, revision,
 message, data``); ``format: slack`` sends ``{"text": ...}``, which Slack, Mattermost and
@@ -24,7 +26,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from rollwise.spec.models import Webhook
 
-__all__ = ["Webhooks", "body_for"]
+__all__ = ["Webhooks", "body_for", "shown_url"]
 
 QUEUE_SIZE = 1000
 CONCURRENCY = 4
@@ -37,6 +39,14 @@ def body_for(hook: Webhook, event: dict[str, Any]) -> dict[str, Any]:
         revision = f" revision {event['revision']}" if event.get("revision") is not None else ""
         return {"text": f"[{event['app']}{revision}] {event['kind']}: {event['message']}"}
     return event
+
+
+def shown_url(url: str) -> str:
+    """``url`` without its path and query, which may hold the hook's credential."""
+    parts = httpx.URL(url)
+    port = f":{parts.port}" if parts.port is not None else ""
+    rest = "/…" if parts.raw_path not in (b"", b"/") else ""
+    return f"{parts.scheme}://{parts.host}{port}{rest}"
 
 
 def _retryable(exc: Exception) -> bool:
@@ -98,16 +108,20 @@ class Webhooks:
                 timeout=None,
             ):
                 with attempt:
-                    resp = await self.client.post(str(hook.url), json=body, timeout=hook.timeout)
+                    resp = await self.client.post(hook.url, json=body, timeout=hook.timeout)
                     resp.raise_for_status()
         except httpx.HTTPError as exc:
             self.deliveries.labels(event["app"], "failed").inc()
+            shown = shown_url(hook.url)
+            error = str(exc) or type(exc).__name__
+            for spelling in {hook.url, str(httpx.URL(hook.url))}:  # as written, as httpx says it
+                error = error.replace(spelling, shown)
             log.warning(
                 "webhook delivery failed",
-                url=str(hook.url),
+                url=shown,
                 kind=event["kind"],
                 app=event["app"],
-                error=str(exc) or type(exc).__name__,
+                error=error,
             )
             return
         self.deliveries.labels(event["app"], "ok").inc()

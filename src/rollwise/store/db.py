@@ -356,14 +356,17 @@ class Store:
         )
         return int(cur.lastrowid or 0)
 
-    def events(self, app: str, after: int = 0, limit: int = 200) -> list[EventRow]:
-        rows = self._run(
-            "SELECT * FROM events WHERE app=? AND id>? ORDER BY id DESC LIMIT ?",
-            (app, after, limit),
-        ).fetchall()
-        return [
-            EventRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in reversed(rows)
-        ]
+    def events(self, app: str, after: int | None = None, limit: int = 200) -> list[EventRow]:
+        """An app's events, oldest first: the newest ``limit``, or with ``after`` the first
+        ``limit`` after that id (so a reader that follows, page by page, misses none)."""
+        if after is None:
+            sql = "SELECT * FROM events WHERE app=? AND id>? ORDER BY id DESC LIMIT ?"
+        else:
+            sql = "SELECT * FROM events WHERE app=? AND id>? ORDER BY id LIMIT ?"
+        rows = self._run(sql, (app, after or 0, limit)).fetchall()
+        if after is None:
+            rows.reverse()
+        return [EventRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows]
 
     # analysis runs
 
