@@ -361,6 +361,33 @@ def test_a_taken_port_does_not_block_other_apps(proxy: Proxy) -> None:
     assert httpx.get(f"http://127.0.0.1:{taken}/").text == "b"
 
 
+def patch(proxy: Proxy, apps: dict[str, Any]) -> httpx.Response:
+    proxy.generation += 1
+    return proxy.admin.patch("/routes", json={"generation": proxy.generation, "apps": apps})
+
+
+def test_a_partial_table_changes_only_the_apps_it_names(proxy: Proxy) -> None:
+    other_port = free_port()
+    other = {"listen": f"127.0.0.1:{other_port}", "revisions": [proxy.rev("1", 100, "b")]}
+    proxy.push([proxy.rev("1", 100, "a")])
+    assert patch(proxy, {"other": other}).json()["generation"] == proxy.generation
+    with httpx.Client() as web:  # a kept-alive connection to the app left alone
+        assert web.get(proxy.url + "/").text == "a"
+        assert httpx.get(f"http://127.0.0.1:{other_port}/").text == "b"
+        moved = {**other, "revisions": [proxy.rev("1", 0, "b"), proxy.rev("2", 100, "a")]}
+        patch(proxy, {"other": moved})
+        assert httpx.get(f"http://127.0.0.1:{other_port}/").text == "a"
+        assert web.get(proxy.url + "/").text == "a", "web's routes and connections stay"
+    table = proxy.admin.get("/routes").json()["table"]
+    assert set(table["apps"]) == {"web", "other"} and table["generation"] == proxy.generation
+    assert patch(proxy, {"other": None}).status_code == 200
+    assert set(proxy.admin.get("/routes").json()["table"]["apps"]) == {"web"}
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{other_port}/")
+    stale = proxy.admin.patch("/routes", json={"generation": 1, "apps": {}})
+    assert stale.status_code == 409 and "older than the applied" in stale.json()["error"]
+
+
 def test_cookie_override_sticky_cookie_and_round_robin(proxy: Proxy) -> None:
     proxy.push(
         [proxy.rev("1", 50, "a", "c", labels=("stable",)), proxy.rev("2", 50, "b")],
@@ -470,6 +497,17 @@ def test_workers_share_the_port_and_report_as_one(tuned: Tuned) -> None:
     assert _requests_total(proxy.admin.get("/metrics").text) - before == 60
     stats = proxy.admin.get("/stats", params={"since": int(time.time()) - 30}).json()
     assert stats["apps"]["web"]["1"]["requests_total"] >= 60
+
+
+def test_workers_take_partial_tables(tuned: Tuned) -> None:
+    proxy = tuned.proxy
+    proxy.push([proxy.rev("1", 100, "a", labels=("stable",))])
+    web = {"listen": f"127.0.0.1:{proxy.port}", "revisions": [proxy.rev("2", 100, "b")]}
+    assert patch(proxy, {"web": web}).json()["generation"] == proxy.generation
+    assert {httpx.get(proxy.url + "/").text for _ in range(40)} == {"b"}  # every worker
+    for path in (tuned.sock, Path(f"{tuned.sock}.w1")):
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(path))) as worker:
+            assert worker.get("http://p/routes").json()["generation"] == proxy.generation
 
 
 def test_a_dead_worker_is_replaced_and_given_the_table(tuned: Tuned) -> None:

@@ -113,9 +113,10 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     while time.monotonic() < deadline:
         try:
             httpx.get(f"http://127.0.0.1:{port}/small", timeout=1.0)
-            return
         except httpx.HTTPError:
             time.sleep(0.05)
+        else:
+            return
     raise RuntimeError(f"nothing answers on port {port}")
 
 

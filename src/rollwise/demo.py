@@ -34,7 +34,7 @@ from rollwise.backends.ports import free_port
 from rollwise.cli.views import app_view
 from rollwise.client import AdminClient
 from rollwise.errors import RollwiseError
-from rollwise.load import LoadConfig, run_load
+from rollwise.load import LoadConfig, LoadReport, run_load
 from rollwise.spec import load_spec
 
 console = Console()
@@ -87,21 +87,26 @@ DEMO_CANARY = {
 }
 
 
+class Timeline:
+    """What happened when, printed as it happens and kept for the summary."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, float]] = []
+        self.t0 = time.monotonic()
+
+    def mark(self, what: str) -> None:
+        self.steps.append((what, time.monotonic() - self.t0))
+        console.print(f"[bold cyan]▶[/] {what}  [dim]({self.steps[-1][1]:.1f}s)[/]")
+
+
 async def demo(state_dir: Path) -> int:
     port = free_port()
     spec = load_spec(EXAMPLES / "rollwise.yaml").model_dump(by_alias=True)
     spec["spec"]["strategy"] = {"canary": DEMO_CANARY}
     spec["spec"]["listen"] = f"127.0.0.1:{port}"
     spec["spec"]["template"]["env"]["AGENT_PUBLIC_URL"] = f"http://127.0.0.1:{port}/"
-    url = f"http://127.0.0.1:{port}/"
-    timeline: list[tuple[str, float]] = []
-    t0 = time.monotonic()
-
-    def mark(what: str) -> None:
-        timeline.append((what, time.monotonic() - t0))
-        console.print(f"[bold cyan]▶[/] {what}  [dim]({timeline[-1][1]:.1f}s)[/]")
-
-    mark(f"starting the controller on {state_dir}")
+    timeline = Timeline()
+    timeline.mark(f"starting the controller on {state_dir}")
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -116,64 +121,78 @@ async def demo(state_dir: Path) -> int:
     if await proc.wait() != 0:
         raise RollwiseError("the controller did not start")
     client = AdminClient(state_dir)
-    app = "sample-agent"
     try:
-        await _apply(client, spec, "1.0.0")
-        mark("deploying sample-agent 1.0.0 with 2 replicas (a first release skips the steps)")
-        await _wait(client, app, 1, None, 60)
-        mark(f"1.0.0 is serving on {url}; starting A2A load (50 req/s)")
-        stop = asyncio.Event()
-        load = asyncio.create_task(
-            run_load(LoadConfig(url=url, rate=50, duration=300, a2a=True), stop=stop)
-        )
-        await asyncio.sleep(2)
-        with Live(console=console, refresh_per_second=4) as live:
-            await _call(client, "POST", f"/apps/{app}/deploy", json={"version": "1.1.0"})
-            mark("canary 1.1.0: setWeight 20, analysis, setWeight 50, pause 5s")
-            await _wait(client, app, 2, live, 120)
-        mark("1.1.0 promoted: it serves 100%; 1.0.0 stays warm for 60s")
-
-        with Live(console=console, refresh_per_second=4) as live:
-            bad = {"version": "1.2.0", "set": ["template.env.AGENT_FAIL_RATE=0.3"]}
-            await _call(client, "POST", f"/apps/{app}/deploy", json=bad)
-            mark("canary 1.2.0, made bad: AGENT_FAIL_RATE=0.3")
-            view = await _wait_phase(client, app, "Degraded", live, 120)
-        mark(f"1.2.0 {view['message']}; traffic is back on 1.1.0")
-
-        blue_green = dict(spec["spec"])
-        preview_port = free_port()
-        blue_green["strategy"] = {
-            "blueGreen": {
-                "previewListen": f"127.0.0.1:{preview_port}",
-                "autoPromotionEnabled": False,
-                "scaleDownDelaySeconds": 60,
-            }
-        }
-        await _apply(client, {**spec, "spec": blue_green}, None)
-        with Live(console=console, refresh_per_second=4) as live:
-            await _call(client, "POST", f"/apps/{app}/deploy", json={"version": "1.3.0"})
-            mark("blue-green 1.3.0: preview first")
-            await _wait_phase(client, app, "Paused", live, 120)
-        mark(f"1.3.0 preview on http://127.0.0.1:{preview_port}/; promoting")
-        swap = time.monotonic()
-        await _call(client, "POST", f"/apps/{app}/promote", json={})
-        await _wait(client, app, 4, None, 60)
-        mark(f"swapped: 1.3.0 is active ({time.monotonic() - swap:.2f}s after promote)")
-        await asyncio.sleep(3)
-        undo = time.monotonic()
-        await _call(client, "POST", f"/apps/{app}/undo", json={})
-        await _wait(client, app, 2, None, 60)
-        mark(f"undo: 1.1.0 serves 100% again ({time.monotonic() - undo:.2f}s, it was warm)")
-        await asyncio.sleep(3)
-        stop.set()
-        report = await load
-        mark("load stopped")
-        history = await _call(client, "GET", f"/apps/{app}/history")
+        report, history = await _story(client, spec, f"http://127.0.0.1:{port}/", timeline)
     finally:
         await _down(client, state_dir)
         client.close()
-    mark("controller, proxy and replicas stopped")
+    timeline.mark("controller, proxy and replicas stopped")
+    return _summary(report, history, timeline)
 
+
+async def _story(
+    client: AdminClient, spec: dict[str, Any], url: str, timeline: Timeline
+) -> tuple[LoadReport, list[dict[str, Any]]]:
+    """Three releases under A2A load: a canary promoted, a bad canary aborted by analysis,
+    a blue-green preview swapped and undone."""
+    mark = timeline.mark
+    app = "sample-agent"
+    await _apply(client, spec, "1.0.0")
+    mark("deploying sample-agent 1.0.0 with 2 replicas (a first release skips the steps)")
+    await _wait(client, app, 1, None, 60)
+    mark(f"1.0.0 is serving on {url}; starting A2A load (50 req/s)")
+    stop = asyncio.Event()
+    load = asyncio.create_task(
+        run_load(LoadConfig(url=url, rate=50, duration=300, a2a=True), stop=stop)
+    )
+    await asyncio.sleep(2)
+    with Live(console=console, refresh_per_second=4) as live:
+        await _call(client, "POST", f"/apps/{app}/deploy", json={"version": "1.1.0"})
+        mark("canary 1.1.0: setWeight 20, analysis, setWeight 50, pause 5s")
+        await _wait(client, app, 2, live, 120)
+    mark("1.1.0 promoted: it serves 100%; 1.0.0 stays warm for 60s")
+
+    with Live(console=console, refresh_per_second=4) as live:
+        bad = {"version": "1.2.0", "set": ["template.env.AGENT_FAIL_RATE=0.3"]}
+        await _call(client, "POST", f"/apps/{app}/deploy", json=bad)
+        mark("canary 1.2.0, made bad: AGENT_FAIL_RATE=0.3")
+        view = await _wait_phase(client, app, "Degraded", live, 120)
+    mark(f"1.2.0 {view['message']}; traffic is back on 1.1.0")
+
+    blue_green = dict(spec["spec"])
+    preview_port = free_port()
+    blue_green["strategy"] = {
+        "blueGreen": {
+            "previewListen": f"127.0.0.1:{preview_port}",
+            "autoPromotionEnabled": False,
+            "scaleDownDelaySeconds": 60,
+        }
+    }
+    await _apply(client, {**spec, "spec": blue_green}, None)
+    with Live(console=console, refresh_per_second=4) as live:
+        await _call(client, "POST", f"/apps/{app}/deploy", json={"version": "1.3.0"})
+        mark("blue-green 1.3.0: preview first")
+        await _wait_phase(client, app, "Paused", live, 120)
+    mark(f"1.3.0 preview on http://127.0.0.1:{preview_port}/; promoting")
+    swap = time.monotonic()
+    await _call(client, "POST", f"/apps/{app}/promote", json={})
+    await _wait(client, app, 4, None, 60)
+    mark(f"swapped: 1.3.0 is active ({time.monotonic() - swap:.2f}s after promote)")
+    await asyncio.sleep(3)
+    undo = time.monotonic()
+    await _call(client, "POST", f"/apps/{app}/undo", json={})
+    await _wait(client, app, 2, None, 60)
+    mark(f"undo: 1.1.0 serves 100% again ({time.monotonic() - undo:.2f}s, it was warm)")
+    await asyncio.sleep(3)
+    stop.set()
+    report = await load
+    mark("load stopped")
+    history = await _call(client, "GET", f"/apps/{app}/history")
+    return report, list(history)
+
+
+def _summary(report: LoadReport, history: list[dict[str, Any]], timeline: Timeline) -> int:
+    """The tables at the end; 0 when no healthy version failed a request."""
     summary = Table(title="what the clients saw", header_style="bold")
     for col in ("requests", "ok", "errors", "p50 ms", "p99 ms", *sorted(report.versions)):
         summary.add_column(col, justify="right")
@@ -202,7 +221,7 @@ async def demo(state_dir: Path) -> int:
     steps = Table(title="timeline", header_style="bold")
     steps.add_column("at", justify="right")
     steps.add_column("step")
-    for what, at in timeline:
+    for what, at in timeline.steps:
         steps.add_row(f"{at:.1f}s", what)
     console.print(steps)
     healthy_errors = report.errors_total - report.version_errors["1.2.0"]

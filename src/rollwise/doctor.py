@@ -101,6 +101,14 @@ def _listeners() -> dict[int, int]:
 
 def diagnose(state_dir: Path) -> list[Finding]:
     findings, facts = _store(state_dir / "state.db")
+    answering = _controller(state_dir, findings)
+    mine = _processes(state_dir, facts, answering, findings)
+    findings.extend(_ports(facts, mine))
+    return findings
+
+
+def _controller(state_dir: Path, findings: list[Finding]) -> bool:
+    """Whether a controller answers; a finding either way."""
     pid_file = state_dir / "controller.pid"
     with AdminClient(state_dir, timeout=3.0) as client:
         answering = client.running()
@@ -130,7 +138,13 @@ def diagnose(state_dir: Path) -> list[Finding]:
         )
     else:
         findings.append(Finding("controller", "ok", "not running"))
+    return answering
 
+
+def _processes(
+    state_dir: Path, facts: dict[str, Any], answering: bool, findings: list[Finding]
+) -> set[int]:
+    """The proxy and replicas the store records that still run (ours); orphans found."""
     mine: set[int] = set()
     proxy = json.loads(facts["proxy"]) if facts.get("proxy") else None
     if proxy and _ours(int(proxy["pid"]), proxy.get("start_time"), state_dir / "proxy.sock"):
@@ -161,7 +175,12 @@ def diagnose(state_dir: Path) -> list[Finding]:
         )
     else:
         findings.append(Finding("replicas", "ok", "no orphan replica"))
+    return mine
 
+
+def _ports(facts: dict[str, Any], mine: set[int]) -> list[Finding]:
+    """Each app's listen port: free, ours, or taken by another process."""
+    findings: list[Finding] = []
     listening = _listeners()
     conflicts = []
     for name, spec_json in facts.get("apps", []):

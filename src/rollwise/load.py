@@ -138,43 +138,48 @@ def _body(config: LoadConfig, n: int) -> bytes | None:
     ).encode()
 
 
+A2A_HEADERS = {"A2A-Version": "1.0", "content-type": "application/json"}
+
+
+async def _one(client: httpx.AsyncClient, config: LoadConfig, n: int, report: LoadReport) -> None:
+    """Request ``n``, counted in ``report`` by its version and outcome."""
+    started = time.perf_counter()
+    try:
+        resp = await client.request(
+            "POST" if config.a2a else "GET",
+            config.url,
+            content=_body(config, n),
+            headers=A2A_HEADERS if config.a2a else {},
+        )
+        version = resp.headers.get(VERSION_HEADER, "-")
+        report.versions[version] += 1
+        if resp.status_code >= 500:
+            report.errors[f"http {resp.status_code}"] += 1
+            report.version_errors[version] += 1
+        elif config.a2a and "error" in resp.json():
+            report.errors["a2a error"] += 1
+            report.version_errors[version] += 1
+        else:
+            report.ok += 1
+        report.latencies.append(time.perf_counter() - started)
+    except httpx.TimeoutException:
+        report.errors["timeout"] += 1
+    except httpx.ConnectError:
+        report.errors["connect"] += 1
+    except (httpx.HTTPError, ValueError) as exc:
+        report.errors[type(exc).__name__] += 1
+
+
 async def run_load(
     config: LoadConfig, console: Console | None = None, stop: asyncio.Event | None = None
 ) -> LoadReport:
     """Send ``rate × duration`` requests on schedule; return what came back."""
     _check_target(config)
     report = LoadReport()
-    headers = {"A2A-Version": "1.0", "content-type": "application/json"} if config.a2a else {}
-    method = "POST" if config.a2a else "GET"
     limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
     in_flight: set[asyncio.Task[None]] = set()
 
     async with httpx.AsyncClient(timeout=config.timeout, limits=limits, trust_env=False) as client:
-
-        async def one(n: int) -> None:
-            started = time.perf_counter()
-            try:
-                resp = await client.request(
-                    method, config.url, content=_body(config, n), headers=headers
-                )
-                version = resp.headers.get(VERSION_HEADER, "-")
-                report.versions[version] += 1
-                if resp.status_code >= 500:
-                    report.errors[f"http {resp.status_code}"] += 1
-                    report.version_errors[version] += 1
-                elif config.a2a and "error" in resp.json():
-                    report.errors["a2a error"] += 1
-                    report.version_errors[version] += 1
-                else:
-                    report.ok += 1
-                report.latencies.append(time.perf_counter() - started)
-            except httpx.TimeoutException:
-                report.errors["timeout"] += 1
-            except httpx.ConnectError:
-                report.errors["connect"] += 1
-            except (httpx.HTTPError, ValueError) as exc:
-                report.errors[type(exc).__name__] += 1
-
         total = int(config.rate * config.duration)
         start = time.perf_counter()
         live = Live(console=console, refresh_per_second=4) if console else None
@@ -191,7 +196,7 @@ async def run_load(
                     report.errors["client overloaded"] += 1
                     continue
                 report.sent += 1
-                task = asyncio.create_task(one(n))
+                task = asyncio.create_task(_one(client, config, n, report))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
                 if live and n % max(1, int(config.rate / 4)) == 0:

@@ -158,11 +158,12 @@ class Soak:
         while True:
             try:
                 self.client.request("PUT", "/apps", json=body)
-                return
             except RollwiseError:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+            else:
+                return
 
     def wait(self, check: Any, what: str, timeout: float = 90.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

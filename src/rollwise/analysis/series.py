@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from rollwise.analysis.source import SecondCounts
 from rollwise.routing.proxy.stats import GROWTH, bucket_index, bucket_value
 
 __all__ = [
@@ -52,15 +53,20 @@ class ArmSecond:
 
     @classmethod
     def from_stats(cls, second: Mapping[str, Any] | None) -> ArmSecond:
-        """From the proxy's ``/stats`` JSON for one second (``None``: no request that second)."""
-        if not second:
+        """From the ``/stats`` JSON of one second (``None``: no request that second)."""
+        return cls.from_counts(SecondCounts.from_json(second) if second else None)
+
+    @classmethod
+    def from_counts(cls, counts: SecondCounts | None) -> ArmSecond:
+        """From a metric source's counts of one second (``None``: no request that second)."""
+        if counts is None or not counts.requests:
             return cls.empty()
         hist = np.zeros(NBUCKETS, dtype=np.int64)
-        for index, count in second.get("hist", {}).items():
-            hist[min(int(index), NBUCKETS - 1)] += int(count)
+        for index, count in counts.hist.items():
+            hist[min(index, NBUCKETS - 1)] += count
         return cls(
-            np.asarray(int(second.get("requests", 0)), dtype=np.int64),
-            np.asarray(int(second.get("failures", 0)), dtype=np.int64),
+            np.asarray(counts.requests, dtype=np.int64),
+            np.asarray(counts.failures, dtype=np.int64),
             hist,
         )
 

@@ -6,6 +6,7 @@ Read endpoints are GETs; everything that changes state is a POST or PUT. Errors 
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -15,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse as _PlainJSON
 from starlette.routing import Route
 
-from rollwise import __version__
+from rollwise._version import __version__
+from rollwise.analysis.source import SecondCounts
 from rollwise.api.auth import READ_METHODS
 from rollwise.api.openapi import openapi_document
 from rollwise.errors import (
@@ -93,219 +95,271 @@ def _revision(value: Any, name: str, what: str = "a revision number") -> int | N
     return value
 
 
-def build_app(controller: Controller) -> Starlette:
-    async def version(_: Request) -> JSONResponse:
-        return JSONResponse(
-            {
-                "version": __version__,
-                "state_dir": str(controller.state_dir),
-                "started": controller.started,
-                "metrics_port": controller.metrics_port,
-            }
-        )
+def _controller(request: Request) -> Controller:
+    controller: Controller = request.app.state.controller
+    return controller
 
-    async def list_apps(_: Request) -> JSONResponse:
-        return JSONResponse([controller.worker(a).view() for a in controller.store.app_names()])
 
-    async def get_app(request: Request) -> JSONResponse:
-        worker = controller.worker(request.path_params["app"])
-        view = worker.view()
-        routes = await controller.dataplane.routes()
-        applied = routes.get("table", {}).get("apps", {}).get(worker.app, {})
-        view["actual_weights"] = {r["name"]: r["weight"] for r in applied.get("revisions", [])}
-        view["generation"] = routes.get("generation")
-        return JSONResponse(view)
+def guard(handler: Any) -> Any:
+    """Errors of the exception tree as JSON with their status; a bug as a one-line 500."""
 
-    async def apply(request: Request) -> JSONResponse:
-        body = await _body(request)
-        spec = body.get("spec")
-        if not isinstance(spec, dict):
-            raise UsageError("apply needs {'spec': {...}, 'base_dir': '...'}")
-        name = await controller.apply(spec, str(body.get("base_dir") or "."), body.get("version"))
-        return JSONResponse({"app": name})
-
-    async def deploy(request: Request) -> JSONResponse:
-        body = await _body(request)
-        version = body.get("version")
-        if not isinstance(version, str) or not version.strip():
-            raise UsageError("deploy needs a version, e.g. --version 1.2.0")
-        sets = body.get("set") or []
-        worker = controller.worker(request.path_params["app"])
-        number = await worker.deploy(version.strip(), [str(s) for s in sets], cause="deploy")
-        return JSONResponse({"app": worker.app, "revision": number})
-
-    async def command(request: Request) -> JSONResponse:
-        """promote, abort, retry, pause, resume, undo: one per-app command, then the view."""
-        worker = controller.worker(request.path_params["app"])
-        name = request.path_params["command"]
-        body = await _body(request) if name in ("promote", "undo", "cleanup", "weight") else {}
-        if name == "promote":
-            await worker.promote(full=bool(body.get("full", False)))
-        elif name == "abort":
-            await worker.abort()
-        elif name == "retry":
-            await worker.retry()
-        elif name == "pause":
-            await worker.pause()
-        elif name == "resume":
-            await worker.resume()
-        elif name == "undo":
-            target = _revision(body.get("to_revision"), "to_revision")
-            await worker.undo(target, str(body.get("reason") or "manual"))
-        elif name == "weight":
-            weight = body.get("weight")
-            if isinstance(weight, bool) or not isinstance(weight, int):
-                raise UsageError(f"weight must be a number 0..100, not {weight!r}")
-            await worker.set_weight(weight)
-        elif name == "cleanup":
-            revision = _revision(body.get("revision"), "cleanup's revision")
-            if revision is None:
-                raise UsageError("cleanup needs a revision number, e.g. {'revision': 3}")
-            return JSONResponse({"removed": await worker.cleanup(revision)})
-        else:
-            raise NotFoundError(
-                f"no command {name!r}; commands: promote, abort, retry, pause, resume, undo, "
-                "weight, cleanup"
-            )
-        return JSONResponse(worker.view())
-
-    async def smoke(request: Request) -> JSONResponse:
-        """Run the app's smoke tests now: ``{"revision": N}`` (its replicas), ``{"url": U}``,
-        or neither (the public listener)."""
-        worker = controller.worker(request.path_params["app"])
-        body = await _body(request)
-        revision, url = _revision(body.get("revision"), "revision"), body.get("url")
-        if url is not None and (
-            not isinstance(url, str) or not url.startswith(("http://", "https://"))
-        ):
-            raise UsageError(f"url must be an http(s) URL, not {url!r}")
-        suite = await worker.smoke(revision, url)
-        return JSONResponse(suite.as_json())
-
-    async def stats(request: Request) -> JSONResponse:
-        """Requests, failures and latency per revision since ``since`` (unix seconds), on the
-        app's listeners (main and preview), as the proxy counted them: totals, and per second
-        (``seconds``: requests, failures, histogram) for analysis."""
-        worker = controller.worker(request.path_params["app"])
-        since = _count(request, "since", "unix seconds, e.g. ?since=1700000000") or 0
-        data = await controller.dataplane.stats(since)
-        counts: dict[str, dict[str, int]] = {}
-        hists: dict[str, dict[int, int]] = {}
-        per_second: dict[str, dict[str, dict[str, Any]]] = {}
-        for name in (worker.app, f"{worker.app}.preview"):
-            for revision, body in data["apps"].get(name, {}).items():
-                total = counts.setdefault(revision, {"requests": 0, "failures": 0})
-                hist = hists.setdefault(revision, {})
-                for key, second in body["seconds"].items():
-                    total["requests"] += int(second["requests"])
-                    total["failures"] += int(second["failures"])
-                    merged = per_second.setdefault(revision, {}).setdefault(
-                        key, {"requests": 0, "failures": 0, "hist": {}}
-                    )
-                    merged["requests"] += int(second["requests"])
-                    merged["failures"] += int(second["failures"])
-                    for index, n in second["hist"].items():
-                        hist[int(index)] = hist.get(int(index), 0) + int(n)
-                        merged["hist"][index] = merged["hist"].get(index, 0) + int(n)
-        revisions = {
-            revision: {
-                **total,
-                "latency_ms": {
-                    name: None if (v := quantile(hists[revision], q)) is None else v * 1000
-                    for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
-                },
-                "seconds": per_second.get(revision, {}),
-            }
-            for revision, total in counts.items()
-        }
-        return JSONResponse({"since": since, "revisions": revisions})
-
-    async def analysis(request: Request) -> JSONResponse:
-        """Every stored analysis run of an app (newest last), with its verdict and evidence."""
-        app = request.path_params["app"]
-        controller.worker(app)
-        return JSONResponse([row.as_json() for row in controller.store.analyses(app)])
-
-    async def cards(request: Request) -> JSONResponse:
-        """Each revision's agent card (A2A apps), oldest first."""
-        worker = controller.worker(request.path_params["app"])
-        return JSONResponse(await worker.cards())
-
-    async def history(request: Request) -> JSONResponse:
-        app = request.path_params["app"]
-        controller.worker(app)
-        rows = controller.store.revisions(app)
-        return JSONResponse(
-            [
+    async def wrapped(request: Request) -> JSONResponse:
+        try:
+            return await handler(request)  # type: ignore[no-any-return]
+        except RollwiseError as exc:
+            return _error(exc)
+        except Exception as exc:  # a bug: say so in one line, keep the trace in the log
+            log.exception("admin request failed", path=request.url.path)
+            return JSONResponse(
                 {
-                    "revision": r.number,
-                    "version": r.version,
-                    "created_at": r.created_at,
-                    "created_by": r.created_by,
-                    "cause": r.cause,
-                    "outcome": r.outcome,
-                    "reason": r.reason,
-                    "finished_at": r.finished_at,
-                    "strategy": "blueGreen"
-                    if r.spec.get("spec", {}).get("strategy", {}).get("blueGreen")
-                    else "canary",
-                    "env": spec_from_dict(r.spec).spec.template.redacted_env(),
-                }
-                for r in rows
-            ]
+                    "error": f"internal error ({type(exc).__name__}: {exc}); "
+                    "the controller log has the details",
+                    "kind": "ControllerError",
+                },
+                status_code=500,
+            )
+
+    return wrapped
+
+
+async def version(request: Request) -> JSONResponse:
+    controller = _controller(request)
+    return JSONResponse(
+        {
+            "version": __version__,
+            "state_dir": str(controller.state_dir),
+            "started": controller.started,
+            "metrics_port": controller.metrics_port,
+        }
+    )
+
+
+async def list_apps(request: Request) -> JSONResponse:
+    controller = _controller(request)
+    return JSONResponse([controller.worker(a).view() for a in controller.store.app_names()])
+
+
+async def get_app(request: Request) -> JSONResponse:
+    controller = _controller(request)
+    worker = controller.worker(request.path_params["app"])
+    view = worker.view()
+    table = await controller.router.applied()
+    applied = table.apps.get(worker.app)
+    view["actual_weights"] = applied.weights() if applied is not None else {}
+    view["generation"] = table.generation
+    return JSONResponse(view)
+
+
+async def apply(request: Request) -> JSONResponse:
+    controller = _controller(request)
+    body = await _body(request)
+    spec = body.get("spec")
+    if not isinstance(spec, dict):
+        raise UsageError("apply needs {'spec': {...}, 'base_dir': '...'}")
+    name = await controller.apply(spec, str(body.get("base_dir") or "."), body.get("version"))
+    return JSONResponse({"app": name})
+
+
+async def deploy(request: Request) -> JSONResponse:
+    controller = _controller(request)
+    body = await _body(request)
+    version = body.get("version")
+    if not isinstance(version, str) or not version.strip():
+        raise UsageError("deploy needs a version, e.g. --version 1.2.0")
+    sets = body.get("set") or []
+    worker = controller.worker(request.path_params["app"])
+    number = await worker.commands.deploy(version.strip(), [str(s) for s in sets], cause="deploy")
+    return JSONResponse({"app": worker.app, "revision": number})
+
+
+async def command(request: Request) -> JSONResponse:
+    """promote, abort, retry, pause, resume, undo: one per-app command, then the view."""
+    controller = _controller(request)
+    worker = controller.worker(request.path_params["app"])
+    commands = worker.commands
+    name = request.path_params["command"]
+    body = await _body(request) if name in ("promote", "undo", "cleanup", "weight") else {}
+    if name == "promote":
+        await commands.promote(full=bool(body.get("full", False)))
+    elif name == "abort":
+        await commands.abort()
+    elif name == "retry":
+        await commands.retry()
+    elif name == "pause":
+        await commands.pause()
+    elif name == "resume":
+        await commands.resume()
+    elif name == "undo":
+        target = _revision(body.get("to_revision"), "to_revision")
+        await commands.undo(target, str(body.get("reason") or "manual"))
+    elif name == "weight":
+        weight = body.get("weight")
+        if isinstance(weight, bool) or not isinstance(weight, int):
+            raise UsageError(f"weight must be a number 0..100, not {weight!r}")
+        await commands.set_weight(weight)
+    elif name == "cleanup":
+        revision = _revision(body.get("revision"), "cleanup's revision")
+        if revision is None:
+            raise UsageError("cleanup needs a revision number, e.g. {'revision': 3}")
+        return JSONResponse({"removed": await commands.cleanup(revision)})
+    else:
+        raise NotFoundError(
+            f"no command {name!r}; commands: promote, abort, retry, pause, resume, undo, "
+            "weight, cleanup"
         )
+    return JSONResponse(worker.view())
 
-    async def events(request: Request) -> JSONResponse:
-        """The newest events, or with ``?after=`` the first ones after that id."""
-        app = request.path_params["app"]
-        if app != "-":  # the controller's own
-            controller.worker(app)
-        after = _count(request, "after", "the id of the last event seen")
-        limit = _count(request, "limit", f"a number of events, 1 to {MAX_EVENTS}")
-        if limit is not None and not 1 <= limit <= MAX_EVENTS:
-            raise UsageError(f"?limit= must be a number of events, 1 to {MAX_EVENTS}, not {limit}")
-        rows = controller.store.events(app, after, limit or 200)
-        return JSONResponse([r.__dict__ for r in rows])
 
-    async def logs(request: Request) -> JSONResponse:
-        app = request.path_params["app"]
+async def smoke(request: Request) -> JSONResponse:
+    """Run the app's smoke tests now: ``{"revision": N}`` (its replicas), ``{"url": U}``,
+    or neither (the public listener)."""
+    controller = _controller(request)
+    worker = controller.worker(request.path_params["app"])
+    body = await _body(request)
+    revision, url = _revision(body.get("revision"), "revision"), body.get("url")
+    if url is not None and (
+        not isinstance(url, str) or not url.startswith(("http://", "https://"))
+    ):
+        raise UsageError(f"url must be an http(s) URL, not {url!r}")
+    suite = await worker.smoke(revision, url)
+    return JSONResponse(suite.as_json())
+
+
+async def stats(request: Request) -> JSONResponse:
+    """Requests, failures and latency per revision since ``since`` (unix seconds), on the
+    app's listeners (main and preview), as the proxy counted them: totals, and per second
+    (``seconds``: requests, failures, histogram) for analysis."""
+    controller = _controller(request)
+    worker = controller.worker(request.path_params["app"])
+    since = _count(request, "since", "unix seconds, e.g. ?since=1700000000") or 0
+    series = await controller.providers.metrics.seconds(worker.app, since)
+    revisions: dict[str, Any] = {}
+    for number, seconds in sorted(series.items()):
+        total = sum(seconds.values(), SecondCounts())
+        revisions[str(number)] = {
+            "requests": total.requests,
+            "failures": total.failures,
+            "latency_ms": {
+                name: None if (v := quantile(dict(total.hist), q)) is None else v * 1000
+                for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+            },
+            "seconds": {str(s): c.to_json() for s, c in sorted(seconds.items())},
+        }
+    return JSONResponse({"since": since, "revisions": revisions})
+
+
+async def analysis(request: Request) -> JSONResponse:
+    """Every stored analysis run of an app (newest last), with its verdict and evidence."""
+    controller = _controller(request)
+    app = request.path_params["app"]
+    controller.worker(app)
+    return JSONResponse([row.as_json() for row in controller.store.analyses(app)])
+
+
+async def cards(request: Request) -> JSONResponse:
+    """Each revision's agent card (A2A apps), oldest first."""
+    controller = _controller(request)
+    worker = controller.worker(request.path_params["app"])
+    return JSONResponse(await worker.cards())
+
+
+async def history(request: Request) -> JSONResponse:
+    controller = _controller(request)
+    app = request.path_params["app"]
+    controller.worker(app)
+    rows = controller.store.revisions(app)
+    return JSONResponse(
+        [
+            {
+                "revision": r.number,
+                "version": r.version,
+                "created_at": r.created_at,
+                "created_by": r.created_by,
+                "cause": r.cause,
+                "outcome": r.outcome,
+                "reason": r.reason,
+                "finished_at": r.finished_at,
+                "strategy": "blueGreen"
+                if r.spec.get("spec", {}).get("strategy", {}).get("blueGreen")
+                else "canary",
+                "env": spec_from_dict(r.spec).spec.template.redacted_env(),
+            }
+            for r in rows
+        ]
+    )
+
+
+async def events(request: Request) -> JSONResponse:
+    """The newest events, or with ``?after=`` the first ones after that id."""
+    controller = _controller(request)
+    app = request.path_params["app"]
+    if app != "-":  # the controller's own
         controller.worker(app)
-        revision = _count(request, "revision", "a revision number")
-        paths = controller.backend.log_paths(app, revision)
-        return JSONResponse([str(p) for p in paths])
+    after = _count(request, "after", "the id of the last event seen")
+    limit = _count(request, "limit", f"a number of events, 1 to {MAX_EVENTS}")
+    if limit is not None and not 1 <= limit <= MAX_EVENTS:
+        raise UsageError(f"?limit= must be a number of events, 1 to {MAX_EVENTS}, not {limit}")
+    rows = controller.store.events(app, after, limit or 200)
+    return JSONResponse([r.__dict__ for r in rows])
 
-    async def proxy(_: Request) -> JSONResponse:
-        routes = await controller.dataplane.routes()
-        # What the controller numbers from: after a restart, read back from the proxy.
-        routes["controller_generation"] = controller.routes.generation
-        return JSONResponse(routes)
 
-    async def openapi(_: Request) -> JSONResponse:
-        return JSONResponse(openapi_document())
+async def logs(request: Request) -> JSONResponse:
+    controller = _controller(request)
+    app = request.path_params["app"]
+    controller.worker(app)
+    revision = _count(request, "revision", "a revision number")
+    paths = controller.backend.log_paths(app, revision)
+    return JSONResponse([str(p) for p in paths])
 
-    async def shutdown(_: Request) -> JSONResponse:
-        controller.stopping.set()
-        return JSONResponse({"stopping": True})
 
-    def guard(handler: Any) -> Any:
-        async def wrapped(request: Request) -> JSONResponse:
-            try:
-                return await handler(request)  # type: ignore[no-any-return]
-            except RollwiseError as exc:
-                return _error(exc)
-            except Exception as exc:  # a bug: say so in one line, keep the trace in the log
-                log.exception("admin request failed", path=request.url.path)
-                return JSONResponse(
-                    {
-                        "error": f"internal error ({type(exc).__name__}: {exc}); "
-                        "the controller log has the details",
-                        "kind": "ControllerError",
-                    },
-                    status_code=500,
-                )
+async def proxy(request: Request) -> JSONResponse:
+    """What the data plane runs, read back from it, and what the controller numbers
+    from (after a restart: what it read back)."""
+    controller = _controller(request)
+    router = controller.router
+    table = await router.applied()
+    replicas = await router.replicas()
+    return JSONResponse(
+        {
+            "generation": table.generation,
+            "controller_generation": router.generation,
+            "table": table.to_json(),
+            "replicas": {a: asdict(r) for a, r in sorted(replicas.items())},
+            "problems": {app: router.problem(app) for app in table.apps if router.problem(app)},
+        }
+    )
 
-        return wrapped
 
+async def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(openapi_document())
+
+
+async def shutdown(request: Request) -> JSONResponse:
+    controller = _controller(request)
+    controller.stopping.set()
+    return JSONResponse({"stopping": True})
+
+
+async def no_route(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own 404 and 405, in the API's error shape."""
+    assert isinstance(exc, HTTPException)
+    where = f"{request.method} {request.url.path}"
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        message = f"{where}: method not allowed; this path takes {allowed}"
+        kind = "UsageError"
+    elif exc.status_code == 404:
+        message = f"{where}: no such endpoint; GET /api/v1/openapi.json lists them"
+        kind = "NotFoundError"
+    else:
+        message, kind = f"{where}: {exc.detail}", "UsageError"
+    return JSONResponse(
+        {"error": message, "kind": kind}, status_code=exc.status_code, headers=exc.headers
+    )
+
+
+def build_app(controller: Controller) -> Starlette:
+    """The admin API of ``controller``."""
     # Read-only endpoints apart from those that change something: the loopback listener's
     # read token opens the first list only (``api/auth.py``).
     reads = [
@@ -332,21 +386,6 @@ def build_app(controller: Controller) -> Starlette:
     assert not any(r.methods & READ_METHODS for r in writes)  # type: ignore[operator]
     routes = reads + writes
 
-    async def no_route(request: Request, exc: Exception) -> JSONResponse:
-        """Starlette's own 404 and 405, in the API's error shape."""
-        assert isinstance(exc, HTTPException)
-        where = f"{request.method} {request.url.path}"
-        if exc.status_code == 405:
-            allowed = (exc.headers or {}).get("Allow", "")
-            message = f"{where}: method not allowed; this path takes {allowed}"
-            kind = "UsageError"
-        elif exc.status_code == 404:
-            message = f"{where}: no such endpoint; GET /api/v1/openapi.json lists them"
-            kind = "NotFoundError"
-        else:
-            message, kind = f"{where}: {exc.detail}", "UsageError"
-        return JSONResponse(
-            {"error": message, "kind": kind}, status_code=exc.status_code, headers=exc.headers
-        )
-
-    return Starlette(routes=routes, exception_handlers={HTTPException: no_route})
+    app = Starlette(routes=routes, exception_handlers={HTTPException: no_route})
+    app.state.controller = controller
+    return app

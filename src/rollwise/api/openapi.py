@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rollwise import __version__
+from rollwise._version import __version__
 
 __all__ = ["COMMANDS", "openapi_document"]
 
@@ -105,39 +105,9 @@ def _query(name: str, description: str, lowest: int = 0, highest: int | None = N
     }
 
 
-def openapi_document() -> Json:
-    app = [_APP]
-    paths: Json = {
-        "/api/v1/version": {"get": _op("The controller's version and state directory", "read")},
-        "/api/v1/openapi.json": {"get": _op("This document", "read")},
-        "/api/v1/apps": {
-            "get": _op("Every app, as `rollwise list` shows it", "read"),
-            "put": _op(
-                "Apply an app's spec (create or update); with `version`, deploy it",
-                "write",
-                body={
-                    "spec": {"type": "object"},
-                    "base_dir": {"type": "string"},
-                    "version": {"type": ["string", "null"]},
-                },
-                required=["spec"],
-            ),
-        },
-        "/api/v1/apps/{app}": {
-            "get": _op("One app, as `rollwise get` shows it", "read", params=app)
-        },
-        "/api/v1/apps/{app}/deploy": {
-            "post": _op(
-                "Create a revision and start rolling it out",
-                "write",
-                params=app,
-                body={
-                    "version": {"type": "string", "pattern": "^[!-~][ -~]{0,127}$"},
-                    "set": {"type": "array", "items": {"type": "string"}},
-                },
-                required=["version"],
-            )
-        },
+def _app_reads(app: list[Json]) -> Json:
+    """What is read about one app besides its view."""
+    return {
         "/api/v1/apps/{app}/history": {"get": _op("Revisions, oldest first", "read", params=app)},
         "/api/v1/apps/{app}/stats": {
             "get": _op(
@@ -177,6 +147,43 @@ def openapi_document() -> Json:
                 },
             )
         },
+    }
+
+
+def openapi_document() -> Json:
+    app = [_APP]
+    paths: Json = {
+        "/api/v1/version": {"get": _op("The controller's version and state directory", "read")},
+        "/api/v1/openapi.json": {"get": _op("This document", "read")},
+        "/api/v1/apps": {
+            "get": _op("Every app, as `rollwise list` shows it", "read"),
+            "put": _op(
+                "Apply an app's spec (create or update); with `version`, deploy it",
+                "write",
+                body={
+                    "spec": {"type": "object"},
+                    "base_dir": {"type": "string"},
+                    "version": {"type": ["string", "null"]},
+                },
+                required=["spec"],
+            ),
+        },
+        "/api/v1/apps/{app}": {
+            "get": _op("One app, as `rollwise get` shows it", "read", params=app)
+        },
+        "/api/v1/apps/{app}/deploy": {
+            "post": _op(
+                "Create a revision and start rolling it out",
+                "write",
+                params=app,
+                body={
+                    "version": {"type": "string", "pattern": "^[!-~][ -~]{0,127}$"},
+                    "set": {"type": "array", "items": {"type": "string"}},
+                },
+                required=["version"],
+            )
+        },
+        **_app_reads(app),
         "/api/v1/proxy": {"get": _op("The data plane's routes and replicas", "read")},
         "/api/v1/shutdown": {"post": _op("Stop the controller and all it started", "write")},
     }

@@ -5,31 +5,38 @@ replicas a revision should have, and the supervision loop makes it so: it starts
 restarts with exponential backoff, and reports a crash loop with the last log lines. Each
 replica's (pid, start time, port) is written to the store before anything else relies on it,
 so that a restarted controller adopts what still runs instead of starting duplicates.
+
+Nothing is polled. A process's exit arrives through its pidfd in the event loop's selector;
+each replica's next probe and restart is a timer of the loop; ``ensure`` and ``stop`` wake
+the loop that matches counts. A ready replica is probed every ``healthInterval`` (5 s), one
+that is becoming ready (or just failed a probe) every ``interval``, and one the proxy saw
+failing (``suspect``) at once. A change of a revision's health calls the controller's
+listener, which wakes that app's reconcile pass.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import httpx
-import psutil
 import structlog
 
+from rollwise.backends.base import HealthListener, ReplicaState, RevisionHealth, Workload
 from rollwise.backends.ports import free_port
-from rollwise.backends.process import ManagedProcess, rotate_log, tail
+from rollwise.backends.probe import probe
+from rollwise.backends.process import ManagedProcess, kill_marked, rotate_log, tail
 from rollwise.errors import ReplicaStartError
 from rollwise.spec.duration import format_duration
-from rollwise.spec.models import Template
 from rollwise.store import ReplicaRow, Store
+from rollwise.words import EventKind
 
-__all__ = ["LocalBackend", "ReplicaState", "RevisionHealth"]
+__all__ = ["BackendEvents", "LocalBackend"]
 
 # In a replica's environment: the state directory of the controller that started it. Not
 # ROLLWISE_STATE_DIR, which users set for the CLI and every child would inherit.
@@ -41,9 +48,13 @@ BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 30.0
 CRASH_LOOP_RESTARTS = 3
 STABLE_AFTER_S = 10.0
+HOUSEKEEPING_S = 5.0  # log rotation, and liveness where the kernel has no pidfd
+
+# (app, revision, kind, message): what the backend has to say, as events
+BackendEvents = Callable[[str, int, EventKind, str], None]
 
 
-@dataclass
+@dataclass(eq=False)
 class Replica:
     app: str
     revision: int
@@ -55,12 +66,11 @@ class Replica:
     successes: int = 0
     failures: int = 0
     started_at: float = 0.0
-    next_probe: float = 0.0
     ready_since: float = 0.0
     restarts: int = 0
-    next_restart: float = 0.0
     last_exit: int | None = None
-    probing: bool = False
+    timer: asyncio.TimerHandle | None = None
+    probing: asyncio.Task[None] | None = None
 
     @property
     def address(self) -> str:
@@ -71,48 +81,30 @@ class Replica:
             return "crashed" if self.restarts else "pending"
         return "ready" if self.ready else "starting"
 
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.probing is not None:
+            self.probing.cancel()
+            self.probing = None
 
-@dataclass
+
+@dataclass(eq=False)
 class RevisionSet:
-    app: str
-    revision: int
-    version: str
-    template: Template
-    base_dir: str
+    workload: Workload
     desired: int
     replicas: dict[int, Replica] = field(default_factory=dict)
     crash_loop: bool = False
     stopping: bool = False
 
+    @property
+    def app(self) -> str:
+        return self.workload.app
 
-@dataclass(frozen=True)
-class ReplicaState:
-    index: int
-    address: str
-    pid: int | None
-    state: str
-    restarts: int
-    last_exit: int | None
-
-
-@dataclass(frozen=True)
-class RevisionHealth:
-    desired: int
-    running: int
-    ready: int
-    crash_loop: bool
-    replicas: list[ReplicaState]
-    last_logs: list[str]
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "desired": self.desired,
-            "running": self.running,
-            "ready": self.ready,
-            "crash_loop": self.crash_loop,
-            "replicas": [r.__dict__ for r in self.replicas],
-            "last_logs": self.last_logs,
-        }
+    @property
+    def revision(self) -> int:
+        return self.workload.revision
 
 
 class LocalBackend:
@@ -123,35 +115,35 @@ class LocalBackend:
         store: Store,
         state_dir: Path,
         clock: Callable[[], float] = time.monotonic,
-        on_event: Callable[[str, int, str, str], None] | None = None,
+        on_event: BackendEvents | None = None,
+        on_change: HealthListener | None = None,
     ) -> None:
         self.store = store
         self.state_dir = state_dir
         self.clock = clock
         self.sets: dict[tuple[str, int], RevisionSet] = {}
         self.on_event = on_event or (lambda app, rev, kind, msg: None)
-        self._http = httpx.AsyncClient(trust_env=False)
+        self.on_change = on_change or (lambda app, rev: None)
+        self._by_address: dict[str, tuple[str, int]] = {}
         self._wake = asyncio.Event()
+        self._polled: set[Replica] = set()  # processes without a pidfd
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for rs in self.sets.values():
+            for r in rs.replicas.values():
+                r.cancel()
+                if r.process is not None:
+                    r.process.unwatch()
 
     # what the controller asks for
 
-    def ensure(
-        self,
-        app: str,
-        revision: int,
-        version: str,
-        template: Template,
-        base_dir: str,
-        replicas: int,
-    ) -> None:
-        """Declare that ``revision`` of ``app`` should run ``replicas`` ready processes."""
-        key = (app, revision)
+    def ensure(self, workload: Workload, replicas: int) -> None:
+        key = (workload.app, workload.revision)
         rs = self.sets.get(key)
         if rs is None:
-            rs = self.sets[key] = RevisionSet(app, revision, version, template, base_dir, replicas)
+            rs = self.sets[key] = RevisionSet(workload, replicas)
+        elif rs.desired == replicas and not rs.stopping:
+            return
         rs.desired = replicas
         rs.stopping = False
         self._wake.set()
@@ -159,8 +151,9 @@ class LocalBackend:
     def health(self, app: str, revision: int) -> RevisionHealth:
         rs = self.sets.get((app, revision))
         if rs is None:
-            return RevisionHealth(0, 0, 0, False, [], [])
-        states = [
+            return RevisionHealth.none()
+        replicas = sorted(rs.replicas.values(), key=lambda r: r.index)
+        states = tuple(
             ReplicaState(
                 r.index,
                 r.address,
@@ -169,37 +162,39 @@ class LocalBackend:
                 r.restarts,
                 r.last_exit,
             )
-            for r in sorted(rs.replicas.values(), key=lambda r: r.index)
-        ]
-        logs: list[str] = []
+            for r in replicas
+        )
+        logs: tuple[str, ...] = ()
         if rs.crash_loop and rs.replicas:
             worst = max(rs.replicas.values(), key=lambda r: r.restarts)
-            logs = tail(worst.log_path, 10)
+            logs = tuple(tail(worst.log_path, 10))
         return RevisionHealth(
             desired=rs.desired,
-            running=sum(1 for r in rs.replicas.values() if r.process is not None),
-            ready=sum(1 for r in rs.replicas.values() if r.ready),
+            running=sum(1 for r in replicas if r.process is not None),
+            ready=sum(1 for r in replicas if r.ready),
             crash_loop=rs.crash_loop,
             replicas=states,
             last_logs=logs,
         )
 
-    def ready_addresses(self, app: str, revision: int) -> list[str]:
+    def addresses(self, app: str, revision: int, *, ready: bool = True) -> list[str]:
         rs = self.sets.get((app, revision))
         if rs is None:
             return []
-        return [r.address for r in sorted(rs.replicas.values(), key=lambda r: r.index) if r.ready]
-
-    def addresses(self, app: str, revision: int) -> list[str]:
-        rs = self.sets.get((app, revision))
-        return [] if rs is None else [r.address for r in rs.replicas.values()]
+        replicas = sorted(rs.replicas.values(), key=lambda r: r.index)
+        return [r.address for r in replicas if r.ready or not ready]
 
     def owner(self, address: str) -> tuple[str, int] | None:
-        """The app and revision whose replica listens on ``address``."""
-        for (app, revision), rs in self.sets.items():
-            if any(r.address == address for r in rs.replicas.values()):
-                return app, revision
-        return None
+        return self._by_address.get(address)
+
+    def suspect(self, address: str) -> None:
+        owner = self._by_address.get(address)
+        rs = self.sets.get(owner) if owner is not None else None
+        if rs is None:
+            return
+        for r in rs.replicas.values():
+            if r.address == address and r.process is not None and r.probing is None:
+                self._schedule(r, 0.0, functools.partial(self._probe, rs, r))
 
     def log_paths(self, app: str, revision: int | None = None) -> list[Path]:
         base = self.state_dir / "logs" / app
@@ -222,160 +217,172 @@ class LocalBackend:
 
     # adoption
 
-    def adopt(self, versions: dict[tuple[str, int], tuple[str, Template, str]]) -> int:
+    async def adopt(self, running: Mapping[tuple[str, int], Workload]) -> int:
         """Take over the replicas a previous controller started; forget the dead ones.
 
         A replica is adopted only if its pid still has the recorded start time and listens on
         the recorded port; anything else is removed from the store (and killed if it is ours
-        but no longer matches), so nothing runs twice.
+        but no longer matches), so nothing runs twice. Each adopted replica is probed before
+        this returns: the first routes pushed after a restart must list the ready ones.
         """
         adopted = 0
         for row in self.store.replicas():
-            info = versions.get((row.app, row.revision))
+            workload = running.get((row.app, row.revision))
             proc = ManagedProcess.adopt(row.pid, row.start_time)
-            if info is None or proc is None or not proc.listens_on(row.port):
+            if workload is None or proc is None or not proc.listens_on(row.port):
                 if proc is not None:
                     proc.signal(9)
                 self.store.delete_replica(row.app, row.revision, row.index)
                 continue
-            version, template, base_dir = info
             key = (row.app, row.revision)
             rs = self.sets.get(key)
             if rs is None:
-                rs = self.sets[key] = RevisionSet(
-                    row.app, row.revision, version, template, base_dir, 0
-                )
-            now = self.clock()
-            rs.replicas[row.index] = Replica(
+                rs = self.sets[key] = RevisionSet(workload, 0)
+            r = Replica(
                 app=row.app,
                 revision=row.revision,
                 index=row.index,
                 port=row.port,
                 log_path=Path(row.log_path),
                 process=proc,
-                started_at=now,
-                ready=False,
+                started_at=self.clock(),
             )
+            rs.replicas[row.index] = r
+            self._by_address[r.address] = key
             rs.desired = max(rs.desired, len(rs.replicas))
             adopted += 1
-        self._kill_unrecorded()
-        return adopted
-
-    def _kill_unrecorded(self) -> None:
-        """Kill replicas of this state directory that the store does not record: a
-        controller killed between starting a replica and recording it left them behind.
-        They carry ``ROLLWISE_REPLICA_OF`` (the state directory) in their environment."""
+        # A controller killed between starting a replica and recording it left it behind:
+        # it carries the state directory in its environment, and no record.
         mine = {
             r.process.pid for rs in self.sets.values() for r in rs.replicas.values() if r.process
         }
-        marker = str(self.state_dir)
-        for proc in psutil.process_iter(["pid"]):
-            if proc.pid in mine or proc.pid == os.getpid():
-                continue
-            try:
-                if proc.environ().get(REPLICA_MARKER) != marker:
-                    continue
-                log.warning("killing an unrecorded replica", pid=proc.pid)
-                proc.kill()
-            except psutil.Error:
-                continue
+        for pid in kill_marked(REPLICA_MARKER, str(self.state_dir), mine):
+            log.warning("killed an unrecorded replica", pid=pid)
+        pairs = [(rs, r) for rs in self.sets.values() for r in rs.replicas.values() if r.process]
+        await asyncio.gather(*(self._adopted(rs, r) for rs, r in pairs))
+        return adopted
+
+    async def _adopted(self, rs: RevisionSet, r: Replica) -> None:
+        """An adopted replica was ready before the restart: one good probe says it still is."""
+        spec = rs.workload.template.readiness
+        r.ready = await probe("127.0.0.1", r.port, spec.path, spec.timeout)
+        if r.ready:
+            r.ready_since = self.clock()
+            r.successes = spec.success_threshold
+        self._watch(rs, r)
 
     # supervision
 
     async def run(self) -> None:
-        """Supervise forever: start what is missing, probe, restart, rotate logs."""
-        last_rotate = 0.0
+        """Supervise until cancelled: match counts when woken, keep logs and liveness."""
+        last_housekeeping = 0.0
         while True:
+            self._wake.clear()
             try:
                 await self.tick()
             except Exception:
                 log.exception("backend supervision pass failed; retrying")
             now = self.clock()
-            if now - last_rotate > 5.0:
-                last_rotate = now
-                for rs in self.sets.values():
-                    for r in rs.replicas.values():
-                        rotate_log(r.log_path)
-            self._wake.clear()
+            if now - last_housekeeping >= HOUSEKEEPING_S:
+                last_housekeeping = now
+                self._housekeeping(now)
             try:
-                async with asyncio.timeout(0.1):
+                async with asyncio.timeout(HOUSEKEEPING_S):
                     await self._wake.wait()
             except TimeoutError:
                 pass
 
     async def tick(self) -> None:
-        now = self.clock()
-        probes = []
+        """Start what is missing and watch it; stop what is beyond ``desired``."""
         for rs in list(self.sets.values()):
             if rs.stopping:
                 continue
             for index in range(rs.desired):
                 if index not in rs.replicas:
-                    rs.replicas[index] = self._new_replica(rs, index)
+                    log_path = self.state_dir / "logs" / rs.app / f"r{rs.revision}-{index}.log"
+                    rs.replicas[index] = Replica(rs.app, rs.revision, index, 0, log_path)
             for index in [i for i in rs.replicas if i >= rs.desired]:
                 await self._stop_replica(rs, rs.replicas[index])
+                self.on_change(rs.app, rs.revision)
             for r in list(rs.replicas.values()):
-                if r.process is None:
-                    if now >= r.next_restart:
-                        self._start(rs, r)
-                    continue
-                if not r.process.alive():
-                    self._crashed(rs, r, now)
-                    continue
-                if r.ready and now - r.ready_since > STABLE_AFTER_S and r.restarts:
-                    r.restarts = 0
-                    rs.crash_loop = False
-                if not r.probing and now >= r.next_probe:
-                    r.probing = True
-                    probes.append(self._probe(rs, r))
-        if probes:
-            await asyncio.gather(*probes)
+                if r.process is None and r.timer is None:
+                    self._start(rs, r)
+                elif r.process is not None and r.timer is None and r.probing is None:
+                    self._watch(rs, r)  # its last probe never ended: watch it again
 
-    def _new_replica(self, rs: RevisionSet, index: int) -> Replica:
-        log_path = self.state_dir / "logs" / rs.app / f"r{rs.revision}-{index}.log"
-        return Replica(rs.app, rs.revision, index, 0, log_path)
+    def _housekeeping(self, now: float) -> None:
+        for rs in self.sets.values():
+            for r in rs.replicas.values():
+                rotate_log(r.log_path)
+        for r in list(self._polled):
+            owner = self.sets.get((r.app, r.revision))
+            if owner is None or r.process is None:
+                self._polled.discard(r)
+            elif not r.process.alive():
+                self._polled.discard(r)
+                self._exited(owner, r)
+
+    def _schedule(self, r: Replica, delay: float, action: Callable[[], object]) -> None:
+        if r.timer is not None:
+            r.timer.cancel()
+
+        def fire() -> None:
+            r.timer = None
+            action()
+
+        r.timer = asyncio.get_running_loop().call_later(max(0.0, delay), fire)
+
+    def _watch(self, rs: RevisionSet, r: Replica) -> None:
+        """Hear of the process's exit, and probe it after the initial delay."""
+        assert r.process is not None
+        if not r.process.watch(lambda: self._exited(rs, r)):
+            self._polled.add(r)
+        readiness = rs.workload.template.readiness
+        delay = readiness.health_interval if r.ready else readiness.initial_delay
+        self._schedule(r, delay, lambda: self._probe(rs, r))
 
     def _start(self, rs: RevisionSet, r: Replica) -> None:
         r.port = free_port()
+        workload = rs.workload
         fields = {
             "port": str(r.port),
-            "version": rs.version,
+            "version": workload.version,
             "replica": str(r.index),
             "python": sys.executable,
             "app": rs.app,
             "revision": str(rs.revision),
         }
-        argv = [a.format_map(fields) for a in rs.template.command]
+        template = workload.template
+        argv = [a.format_map(fields) for a in template.command]
         env = dict(os.environ)
-        env.update({k: v.format_map(fields) for k, v in rs.template.env.items()})
+        env.update({k: v.format_map(fields) for k, v in template.env.items()})
         env.update(
             {
                 "ROLLWISE_APP": rs.app,
                 "ROLLWISE_REVISION": str(rs.revision),
-                "ROLLWISE_VERSION": rs.version,
+                "ROLLWISE_VERSION": workload.version,
                 "ROLLWISE_REPLICA": str(r.index),
                 REPLICA_MARKER: str(self.state_dir),
                 "PORT": str(r.port),
             }
         )
-        cwd = rs.template.cwd or rs.base_dir
+        cwd = template.cwd or workload.base_dir
         if not os.path.isabs(cwd):
-            cwd = os.path.join(rs.base_dir, cwd)
+            cwd = os.path.join(workload.base_dir, cwd)
         try:
             r.process = ManagedProcess.start(argv, env, cwd, r.log_path)
         except OSError as exc:
-            r.last_exit = None
             error = ReplicaStartError(
                 f"app {rs.app} revision {rs.revision} replica {r.index}: cannot start "
                 f"{argv[0]!r}: {exc.strerror or exc}; check spec.template.command and cwd"
             )
-            self._lost(rs, r, self.clock(), str(error))
+            r.last_exit = None
+            self._lost(rs, r, str(error))
             return
-        now = self.clock()
-        r.started_at = now
-        r.next_probe = now + rs.template.readiness.initial_delay
+        r.started_at = self.clock()
         r.ready = False
         r.successes = r.failures = 0
+        self._by_address[r.address] = (rs.app, rs.revision)
         self.store.put_replica(
             ReplicaRow(
                 rs.app,
@@ -395,75 +402,101 @@ class LocalBackend:
             pid=r.process.pid,
             port=r.port,
         )
+        self._watch(rs, r)
 
-    def _backoff(self, r: Replica) -> float:
-        return float(min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** max(0, r.restarts - 1)))
-
-    def _crashed(self, rs: RevisionSet, r: Replica, now: float) -> None:
-        assert r.process is not None
+    def _exited(self, rs: RevisionSet, r: Replica) -> None:
+        if r.process is None or rs.stopping or rs.replicas.get(r.index) is not r:
+            return
+        r.process.alive()  # reaps our child and reads its exit code
         r.last_exit = r.process.exit_code
-        self._lost(rs, r, now, f"replica {r.index} exited with {r.last_exit}")
+        self._lost(rs, r, f"replica {r.index} exited with {r.last_exit}")
 
-    def _lost(self, rs: RevisionSet, r: Replica, now: float, message: str) -> None:
+    def _lost(self, rs: RevisionSet, r: Replica, message: str) -> None:
         """A replica is gone (exited, never started, never ready): schedule its restart."""
+        if r.process is not None:
+            r.process.unwatch()
+        r.cancel()
+        self._by_address.pop(r.address, None)
         r.process = None
         r.ready = False
         r.restarts += 1
-        r.next_restart = now + self._backoff(r)
+        backoff = min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2 ** max(0, r.restarts - 1))
         self.store.delete_replica(rs.app, rs.revision, r.index)
-        message = f"{message}; restart #{r.restarts} in {r.next_restart - now:.1f}s"
+        message = f"{message}; restart #{r.restarts} in {backoff:.1f}s"
         log.warning("replica crashed", app=rs.app, revision=rs.revision, detail=message)
-        self.on_event(rs.app, rs.revision, "ReplicaCrashed", message)
+        self.on_event(rs.app, rs.revision, EventKind.REPLICA_CRASHED, message)
         if r.restarts >= CRASH_LOOP_RESTARTS and not rs.crash_loop:
             rs.crash_loop = True
             self.on_event(
                 rs.app,
                 rs.revision,
-                "CrashLoop",
+                EventKind.CRASH_LOOP,
                 f"revision {rs.revision} is crash-looping: replica {r.index} restarted "
                 f"{r.restarts} times without staying ready; see `rollwise logs {rs.app} "
                 f"--revision {rs.revision}`",
             )
+        self.on_change(rs.app, rs.revision)
+        self._schedule(r, backoff, lambda: self._restart(rs, r))
 
-    async def _probe(self, rs: RevisionSet, r: Replica) -> None:
-        spec = rs.template.readiness
+    def _restart(self, rs: RevisionSet, r: Replica) -> None:
+        if rs.replicas.get(r.index) is r and not rs.stopping and r.process is None:
+            self._start(rs, r)
+
+    def _probe(self, rs: RevisionSet, r: Replica) -> None:
+        if r.process is None or r.probing is not None:
+            return
+        r.probing = asyncio.get_running_loop().create_task(self._probe_once(rs, r))
+
+    async def _probe_once(self, rs: RevisionSet, r: Replica) -> None:
+        spec = rs.workload.template.readiness
         try:
-            ok = False
-            try:
-                resp = await self._http.get(f"http://{r.address}{spec.path}", timeout=spec.timeout)
-                ok = resp.status_code < 400
-            except httpx.HTTPError:
-                ok = False
-            now = self.clock()
-            r.next_probe = now + spec.interval
-            if r.process is None:
-                return
-            if ok:
-                r.successes += 1
-                r.failures = 0
-                if not r.ready and r.successes >= spec.success_threshold:
-                    r.ready = True
-                    r.ready_since = now
-                    log.info("replica ready", app=rs.app, revision=rs.revision, replica=r.index)
-            else:
-                r.failures += 1
-                r.successes = 0
-                if r.ready and r.failures >= spec.failure_threshold:
-                    r.ready = False
-                    log.warning("replica unready", app=rs.app, revision=rs.revision)
-                if not r.ready and now - r.started_at > spec.start_timeout:
-                    proc = r.process
-                    waited = format_duration(spec.start_timeout)
-                    self._lost(rs, r, now, f"replica {r.index} not ready after {waited}")
-                    await proc.stop(1.0)
+            ok = await probe("127.0.0.1", r.port, spec.path, spec.timeout)
         finally:
-            r.probing = False
+            r.probing = None
+        if r.process is None or rs.replicas.get(r.index) is not r:
+            return
+        now = self.clock()
+        was_ready = r.ready
+        if ok:
+            r.successes += 1
+            r.failures = 0
+            if not r.ready and r.successes >= spec.success_threshold:
+                r.ready = True
+                r.ready_since = now
+                log.info("replica ready", app=rs.app, revision=rs.revision, replica=r.index)
+            if r.ready and r.restarts and now - r.ready_since > STABLE_AFTER_S:
+                r.restarts = 0
+                rs.crash_loop = False
+        else:
+            r.failures += 1
+            r.successes = 0
+            if r.ready and r.failures >= spec.failure_threshold:
+                r.ready = False
+                log.warning("replica unready", app=rs.app, revision=rs.revision)
+            if not r.ready and now - r.started_at > spec.start_timeout:
+                proc = r.process
+                waited = format_duration(spec.start_timeout)
+                self._lost(rs, r, f"replica {r.index} not ready after {waited}")
+                await proc.stop(1.0)
+                return
+        if r.ready != was_ready:
+            self.on_change(rs.app, rs.revision)
+        # steady checks once ready and passing; the quick interval while it is not
+        settled = r.ready and ok
+        interval = spec.health_interval if settled else spec.interval
+        if r.ready and r.restarts:
+            interval = min(interval, STABLE_AFTER_S / 2)  # to see it stay ready
+        self._schedule(r, interval, lambda: self._probe(rs, r))
 
     async def _stop_replica(self, rs: RevisionSet, r: Replica) -> None:
         proc = r.process
+        r.cancel()
+        self._polled.discard(r)
+        self._by_address.pop(r.address, None)
         r.process = None
         r.ready = False
         rs.replicas.pop(r.index, None)
         if proc is not None:
-            await proc.stop(rs.template.stop_grace_period)
+            proc.unwatch()
+            await proc.stop(rs.workload.template.stop_grace_period)
         self.store.delete_replica(rs.app, rs.revision, r.index)

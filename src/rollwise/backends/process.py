@@ -14,11 +14,15 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 
-__all__ = ["ManagedProcess", "rotate_log", "tail"]
+__all__ = ["ManagedProcess", "kill_marked", "rotate_log", "tail"]
+
+# Linux 5.3+ (Python 3.9+); elsewhere exits are polled
+_pidfd_open = getattr(os, "pidfd_open", None)
 
 LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_KEEP = 3
@@ -32,6 +36,41 @@ class ManagedProcess:
         self.start_time = start_time
         self.popen = popen
         self.exit_code: int | None = None
+        self._pidfd: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def watch(self, on_exit: Callable[[], None]) -> bool:
+        """Call ``on_exit`` from the running event loop once the process exits, without
+        polling (a pidfd in the loop's selector). ``False`` where the kernel has no pidfd:
+        then the caller polls ``alive()``."""
+        if _pidfd_open is None or self._pidfd is not None:
+            return self._pidfd is not None
+        try:
+            fd = _pidfd_open(self.pid)
+        except OSError:
+            return False
+        self._pidfd = fd
+        self._loop = asyncio.get_running_loop()
+
+        def readable() -> None:
+            self.unwatch()
+            on_exit()
+
+        self._loop.add_reader(fd, readable)
+        return True
+
+    def unwatch(self) -> None:
+        fd, self._pidfd = self._pidfd, None
+        loop, self._loop = self._loop, None
+        if fd is None:
+            return
+        if loop is not None and not loop.is_closed():
+            loop.remove_reader(fd)
+        os.close(fd)
+
+    @property
+    def watched(self) -> bool:
+        return self._pidfd is not None
 
     @classmethod
     def start(
@@ -105,6 +144,23 @@ class ManagedProcess:
             self.signal(signal.SIGKILL)
             while self.alive():  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
+
+
+def kill_marked(name: str, value: str, keep: set[int]) -> list[int]:
+    """Kill every process of ours whose environment has ``name=value``, but those in
+    ``keep`` (and this one); the pids killed."""
+    killed = []
+    for proc in psutil.process_iter(["pid"]):
+        if proc.pid in keep or proc.pid == os.getpid():
+            continue
+        try:
+            if proc.environ().get(name) != value:
+                continue
+            proc.kill()
+        except psutil.Error:
+            continue
+        killed.append(proc.pid)
+    return killed
 
 
 def rotate_log(path: Path, max_bytes: int = LOG_MAX_BYTES, keep: int = LOG_KEEP) -> bool:

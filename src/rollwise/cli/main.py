@@ -18,9 +18,10 @@ import typer
 from rich.live import Live
 from rich.text import Text
 
-from rollwise import __version__
+from rollwise._version import __version__
 from rollwise.cli import state as state_commands
 from rollwise.cli.a2a import a2a_app
+from rollwise.cli.analysis import analysis_app
 from rollwise.cli.common import Output, OutputOpt, StateDir, err, out
 from rollwise.cli.common import client as _client
 from rollwise.cli.common import print_json as _print_json
@@ -97,13 +98,15 @@ def up(
     if detach:
         _detach(directory, log_format, metrics_port, record, proxy_workers, api_listen)
         return
-    from rollwise.controller.controller import Controller
-    from rollwise.controller.dataplane import ProxyOptions
     from rollwise.logs import configure_logging
+    from rollwise.routing.dataplane import ProxyOptions
+    from rollwise.service import controller_with_api
 
     configure_logging(log_format.value)
     options = ProxyOptions(workers=proxy_workers, record=str(record.resolve()) if record else None)
-    controller = Controller(directory, metrics_port=metrics_port, proxy=options, api_listen=api)
+    controller = controller_with_api(
+        directory, metrics_port=metrics_port, proxy=options, api_listen=api
+    )
     import uvloop
 
     uvloop.run(controller.run())
@@ -446,45 +449,11 @@ def load(
         raise typer.Exit(1)
 
 
-analysis_app = typer.Typer(
-    help="Canary analysis: replay a recorded request log.", no_args_is_help=True
-)
 app.add_typer(analysis_app, name="analysis")
 app.add_typer(a2a_app, name="a2a")
 app.command()(state_commands.backup)
 app.command()(state_commands.restore)
 app.command()(state_commands.doctor)
-
-
-@analysis_app.command("replay")
-def analysis_replay(
-    file: Annotated[Path, typer.Argument(help="A request log written by the proxy's --record.")],
-    spec_file: Annotated[
-        Path, typer.Option("--filename", "-f", help="The spec whose analysis settings judge.")
-    ] = Path("rollwise.yaml"),
-    canary: Annotated[
-        str | None, typer.Option("--canary", help="Canary revision (default: the newer one).")
-    ] = None,
-    baseline: Annotated[
-        str | None, typer.Option("--baseline", help="Baseline revision (default: the older).")
-    ] = None,
-    output: OutputOpt = Output.TEXT,
-) -> None:
-    """Judge a recorded request log with a spec's analysis settings; print the verdict timeline.
-
-    Exit code 1 when the verdict is Fail, so that a tuning script can tell.
-    """
-    from rollwise.analysis.replay import replay_file
-    from rollwise.cli.views import replay_view
-    from rollwise.spec import load_spec
-
-    result = replay_file(file, load_spec(spec_file), canary=canary, baseline=baseline)
-    if output == Output.JSON:
-        _print_json(result.as_json())
-    else:
-        out.print(replay_view(result))
-    if result.verdict.outcome == "fail":
-        raise typer.Exit(1)
 
 
 def _fail(exc: RollwiseError) -> NoReturn:

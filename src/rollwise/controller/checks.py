@@ -17,25 +17,27 @@ import httpx
 
 from rollwise.a2a.card import CARD_PATH, fetch_card
 from rollwise.a2a.diff import CardDiff, diff_cards
-from rollwise.backends.local import RevisionHealth
+from rollwise.backends.base import RevisionHealth
 from rollwise.controller.gates import Gates
+from rollwise.controller.state import RevisionInfo
 from rollwise.controller.status import RolloutStatus
 from rollwise.smoke import SmokeTestSuite, Target, run_on_targets
 from rollwise.spec import Rollout
 from rollwise.store import Store
+from rollwise.words import EventKind, Reason
 
 __all__ = ["GateOutcome", "ReleaseChecks"]
 
-Emit = Callable[[str, str, int | None, dict[str, Any] | None], None]
-SMOKE_FAILURE = "smoke test failure"
-BREAKING_CHANGE = "breaking change"
+Emit = Callable[[EventKind, str, int | None, dict[str, Any] | None], None]
+# the revision whose clients a candidate must keep, and its health
+Baseline = tuple[RevisionInfo, RevisionHealth]
 
 
 @dataclass(frozen=True, slots=True)
 class GateOutcome:
     state: Literal["pass", "wait", "fail"]
     detail: str = ""
-    reason: str = ""
+    reason: Reason = Reason.SMOKE
 
 
 PASS = GateOutcome("pass")
@@ -52,9 +54,9 @@ class ReleaseChecks:
         self.emit = emit
         self.gates = Gates(wake)
 
-    def targets(self, number: int, rollout: Rollout, health: RevisionHealth | None) -> list[Target]:
-        """Each ready replica of revision ``number`` (``health`` given), else the listener."""
-        version = self.store.revision(self.app, number).version
+    def targets(self, revision: RevisionInfo, health: RevisionHealth | None) -> list[Target]:
+        """Each ready replica of ``revision`` (``health`` given), else the listener."""
+        number, version, rollout = revision.number, revision.version, revision.rollout
         if health is not None:
             where = [
                 (r.address, f"revision {number} at {r.address}")
@@ -73,45 +75,42 @@ class ReleaseChecks:
         self,
         status: RolloutStatus,
         key: str,
-        number: int,
-        rollout: Rollout,
+        revision: RevisionInfo,
         health: RevisionHealth,
-        baseline: tuple[int, Rollout, RevisionHealth] | None,
+        baseline: Baseline | None,
     ) -> GateOutcome:
         """The card check (against ``baseline``, the revision whose clients it must keep),
         then the smoke tests, on the revision's own ready replicas."""
-        targets = self.targets(number, rollout, health)
-        outcome = self._card_gate(status, key, number, rollout, targets, baseline)
+        targets = self.targets(revision, health)
+        outcome = self._card_gate(status, key, revision, targets, baseline)
         if outcome.state != "pass":
             return outcome
-        return self._smoke_gate(status, key, number, rollout, targets)
+        return self._smoke_gate(status, key, revision, targets)
 
-    def after_promotion(self, status: RolloutStatus, number: int, rollout: Rollout) -> GateOutcome:
-        return self._smoke_gate(
-            status, "postPromotion", number, rollout, self.targets(number, rollout, None)
-        )
+    def after_promotion(self, status: RolloutStatus, revision: RevisionInfo) -> GateOutcome:
+        return self._smoke_gate(status, "postPromotion", revision, self.targets(revision, None))
 
     async def smoke_now(
-        self, number: int, rollout: Rollout, health: RevisionHealth | None, url: str | None
+        self, revision: RevisionInfo, health: RevisionHealth | None, url: str | None
     ) -> SmokeTestSuite:
         """``rollwise smoke``: against ``url``, the ready replicas (``health``), or the
         listener. Changes nothing."""
+        rollout = revision.rollout
         if url is not None:
-            version = self.store.revision(self.app, number).version
-            targets = [Target(url, self.app, number, version, card_path(rollout))]
+            targets = [Target(url, self.app, revision.number, revision.version, card_path(rollout))]
         else:
-            targets = self.targets(number, rollout, health)
+            targets = self.targets(revision, health)
         return await run_on_targets(rollout.spec.smoke_tests, targets)
 
     def _smoke_gate(
         self,
         status: RolloutStatus,
         key: str,
-        number: int,
-        rollout: Rollout,
+        revision: RevisionInfo,
         targets: list[Target],
     ) -> GateOutcome:
-        tests = rollout.spec.smoke_tests
+        number = revision.number
+        tests = revision.spec.smoke_tests
         if not tests or key in status.gates_passed:
             return PASS
         suite = self.gates.result(f"{number}/{key}", lambda: run_on_targets(tests, targets))
@@ -120,27 +119,28 @@ class ReleaseChecks:
         data = {"gate": key, **suite.as_json()}
         if suite.success:
             status.gates_passed.append(key)
-            self.emit("SmokeTestsPassed", f"smoke tests ({key}): {suite.summary()}", number, data)
+            message = f"smoke tests ({key}): {suite.summary()}"
+            self.emit(EventKind.SMOKE_TESTS_PASSED, message, number, data)
             return PASS
-        version = self.store.revision(self.app, number).version
+        version = revision.version
         detail = f"smoke tests ({key}) of revision {number} ({version}) failed: {suite.summary()}"
-        self.emit("SmokeTestsFailed", detail, number, data)
-        return GateOutcome("fail", detail, SMOKE_FAILURE)
+        self.emit(EventKind.SMOKE_TESTS_FAILED, detail, number, data)
+        return GateOutcome("fail", detail, Reason.SMOKE)
 
     def _card_gate(
         self,
         status: RolloutStatus,
         key: str,
-        number: int,
-        rollout: Rollout,
+        revision: RevisionInfo,
         targets: list[Target],
-        baseline: tuple[int, Rollout, RevisionHealth] | None,
+        baseline: Baseline | None,
     ) -> GateOutcome:
-        a2a = rollout.spec.a2a
+        number = revision.number
+        a2a = revision.spec.a2a
         done = f"{key}.card"
         if a2a is None or done in status.gates_passed or not targets:
             return PASS
-        before = baseline[0] if baseline is not None else None
+        before = baseline[0].number if baseline is not None else None
         old_targets = self.targets(*baseline) if baseline is not None else []
         result = self.gates.result(
             f"{number}/{done}", lambda: self._compare(number, targets[0], before, old_targets)
@@ -150,13 +150,14 @@ class ReleaseChecks:
         diff, problem = result
         if problem:
             detail = f"agent card of revision {number}: {problem}"
-            self.emit("AgentCardUnavailable", detail, number, None)
-            return GateOutcome("fail", detail, SMOKE_FAILURE)
+            self.emit(EventKind.AGENT_CARD_UNAVAILABLE, detail, number, None)
+            return GateOutcome("fail", detail, Reason.SMOKE)
         breaks = diff.breaking if diff is not None else []
         if diff is not None and diff.changes:
             data = {"baseline": before, **diff.as_json()}
             summary = "; ".join(str(c) for c in diff.changes)
-            self.emit("AgentCardChanged", f"revision {before} → {number}: {summary}", number, data)
+            message = f"revision {before} → {number}: {summary}"
+            self.emit(EventKind.AGENT_CARD_CHANGED, message, number, data)
         if breaks and not a2a.allow_breaking:
             listed = "; ".join(str(c) for c in breaks)
             detail = (
@@ -164,8 +165,8 @@ class ReleaseChecks:
                 f"({len(breaks)} breaking change{'s' if len(breaks) > 1 else ''}): {listed}. "
                 "Keep them compatible, or set spec.a2a.allowBreaking: true to release anyway"
             )
-            self.emit("BreakingChangeBlocked", detail, number, {"baseline": before})
-            return GateOutcome("fail", detail, BREAKING_CHANGE)
+            self.emit(EventKind.BREAKING_CHANGE_BLOCKED, detail, number, {"baseline": before})
+            return GateOutcome("fail", detail, Reason.BREAKING)
         status.gates_passed.append(done)
         return PASS
 
@@ -197,15 +198,16 @@ class ReleaseChecks:
         return diff_cards(old, fetched.card), ""
 
     async def fetch_missing_cards(
-        self, rollouts: dict[int, Rollout], health: dict[int, RevisionHealth]
+        self, revisions: list[RevisionInfo], health: dict[int, RevisionHealth]
     ) -> None:
         """Fetch and keep the card of each running A2A revision that has none kept."""
         kept = self.store.cards(self.app)
         async with httpx.AsyncClient(timeout=5.0) as client:
-            for number, rollout in rollouts.items():
-                if number in kept or rollout.spec.a2a is None:
+            for revision in revisions:
+                number = revision.number
+                if number in kept or revision.spec.a2a is None:
                     continue
-                targets = self.targets(number, rollout, health[number])
+                targets = self.targets(revision, health[number])
                 if not targets:
                     continue
                 try:

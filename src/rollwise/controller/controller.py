@@ -22,26 +22,31 @@ from typing import Any
 import structlog
 import uvicorn
 from prometheus_client import CollectorRegistry, start_http_server
+from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from rollwise.api.auth import BearerAuth, Tokens, ensure_tokens
-from rollwise.backends.local import LocalBackend
+from rollwise.backends.base import Workload
 from rollwise.clock import SteadyClock
-from rollwise.controller.dataplane import DataPlane, ProxyOptions
 from rollwise.controller.events import Events
 from rollwise.controller.monitor import SmokeMetrics
-from rollwise.controller.routes import RouteSync
+from rollwise.controller.providers import KINDS, Listeners
 from rollwise.controller.webhooks import Webhooks
 from rollwise.controller.worker import AppWorker, ReconcileMetrics
 from rollwise.errors import ConflictError, ControllerError, NotFoundError, RollwiseError
 from rollwise.peer import allowed_peer
 from rollwise.redact import remember_secrets
-from rollwise.spec import spec_from_dict
+from rollwise.routing.dataplane import ProxyOptions
+from rollwise.spec import RolloutSpec, spec_from_dict
 from rollwise.state_dir import ensure_state_dir
 from rollwise.store import Store
 from rollwise.store.backup import backup_name, prune_backups, take_backup
+from rollwise.words import EventKind
 
-__all__ = ["Controller"]
+__all__ = ["AdminApp", "Controller"]
+
+# The admin API, built for a controller (``api/admin.py``; wired by ``rollwise.service``):
+# the controller serves it without knowing it.
+AdminApp = Callable[["Controller"], ASGIApp]
 
 log = structlog.get_logger("rollwise.controller")
 
@@ -73,12 +78,16 @@ class Controller:
     def __init__(
         self,
         state_dir: Path,
+        admin_app: AdminApp,
         metrics_port: int | None = None,
         proxy: ProxyOptions | None = None,
         handle_signals: bool = True,
         api_listen: tuple[str, int] | None = None,
+        loopback_app: AdminApp | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
+        self.admin_app = admin_app  # on the unix socket: the kernel says who calls
+        self.loopback_app = loopback_app or admin_app  # on ``api_listen``: behind tokens
         self.state_dir = state_dir.resolve()
         self.metrics_port = metrics_port
         self.proxy_options = proxy or ProxyOptions()
@@ -87,7 +96,6 @@ class Controller:
         self.clock = clock or SteadyClock()  # a stepped system clock moves no deadline
         self.registry = CollectorRegistry()
         self.workers: dict[str, AppWorker] = {}
-        self._ejected: set[str] = set()
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.stopping = asyncio.Event()
         self.started = time.time()
@@ -117,42 +125,15 @@ class Controller:
         self._take_lock()
         # a taken port fails the start before anything else starts
         api_sock = self._api_socket() if self.api_listen is not None else None
-        self.store = Store(self.state_dir / "state.db")
-        for app in self.store.app_names():  # before anything is logged or shown
-            remember_secrets(self.store.get_app(app)[0])
-            for row in self.store.revisions(app):
-                remember_secrets(row.spec)
-        self.webhooks = Webhooks(self.registry)
-        self.webhooks.start()
-        self.events = Events(self.store, self.registry, self.webhooks)
-        self.smoke_metrics = SmokeMetrics(self.registry)
-        self.reconcile_metrics = ReconcileMetrics(self.registry)
-        self.backend = LocalBackend(self.store, self.state_dir, on_event=self._backend_event)
-        self.dataplane = DataPlane(self.store, self.state_dir, self.proxy_options)
-        self.routes = RouteSync(self.store, self.dataplane)
-        fresh = await self.dataplane.ensure()
-        adopted = self.backend.adopt(self._running_revisions())
-        if adopted:
-            log.info("replicas adopted", count=adopted)
-        await self.backend.tick()
-        applied = await self.routes.resume()
-        log.info(
-            "controller started",
-            state_dir=str(self.state_dir),
-            proxy_pid=self.dataplane.process.pid if self.dataplane.process else None,
-            proxy_new=fresh,
-            generation=applied["generation"],
-        )
-        for app in self.store.app_names():
-            self._start_worker(app)
+        await self._start()
         background = [
             asyncio.create_task(self.backend.run(), name="backend"),
-            asyncio.create_task(self._watch_dataplane(), name="dataplane"),
+            asyncio.create_task(self.router.run(), name="router"),
             asyncio.create_task(self._scheduled_backups(), name="backups"),
         ]
         server = self._admin_server()
         serve = asyncio.create_task(server.serve(sockets=[self._admin_socket()]))
-        api = self._api_server(ensure_tokens(self.state_dir)) if api_sock else None
+        api = self._api_server() if api_sock else None
         api_serve = asyncio.create_task(api.serve(sockets=[api_sock])) if api and api_sock else None
         if self.metrics_port is not None:
             http, _ = start_http_server(self.metrics_port, "127.0.0.1", self.registry)
@@ -171,31 +152,62 @@ class Controller:
             for task in [*self.tasks.values(), *background]:
                 task.cancel()
             for worker in self.workers.values():
-                worker.checks.close()
-                worker.monitor.close()
+                worker.close()
             await self.backend.stop_all()
-            await self.dataplane.stop()
+            await self.router.stop()
             await serve
             if api_serve is not None:
                 await api_serve
             await self.backend.aclose()
-            await self.dataplane.aclose()
+            await self.router.aclose()
             await self.webhooks.aclose()
             self.store.close()
             with contextlib.suppress(FileNotFoundError):
                 (self.state_dir / "controller.pid").unlink()
             log.info("controller stopped")
 
-    def _running_revisions(self) -> dict[tuple[str, int], tuple[str, Any, str]]:
-        out: dict[tuple[str, int], tuple[str, Any, str]] = {}
+    async def _start(self) -> None:
+        """The store, the event sinks, the providers; adopt what still runs; a worker per
+        app."""
+        self.store = Store(self.state_dir / "state.db")
+        for app in self.store.app_names():  # before anything is logged or shown
+            remember_secrets(self.store.get_app(app)[0])
+            for row in self.store.revisions(app):
+                remember_secrets(row.spec)
+        self.webhooks = Webhooks(self.registry)
+        self.webhooks.start()
+        self.events = Events(self.store, self.registry, self.webhooks, self._spec_of)
+        self.smoke_metrics = SmokeMetrics(self.registry)
+        self.reconcile_metrics = ReconcileMetrics(self.registry)
+        listeners = Listeners(
+            health_changed=self._health_changed,
+            backend_event=self._backend_event,
+            replica_ejected=self._replica_ejected,
+            data_plane_restarted=self._data_plane_restarted,
+        )
+        self.providers = KINDS["local"](self.store, self.state_dir, self.proxy_options, listeners)
+        self.backend = self.providers.backend
+        self.router = self.providers.router
+        fresh = await self.router.start()
+        adopted = await self.backend.adopt(self._running_revisions())
+        if adopted:
+            log.info("replicas adopted", count=adopted)
+        log.info(
+            "controller started",
+            state_dir=str(self.state_dir),
+            proxy_new=fresh,
+            generation=self.router.generation,
+        )
         for app in self.store.app_names():
-            worker = self._worker(app)
-            status = worker.status()
-            _, base_dir = self.store.get_app(app)
-            for n in status.revisions():
-                rollout, version = worker.rollout(n)
-                out[(app, n)] = (version, rollout.spec.template, base_dir)
-        return out
+            self._start_worker(app)
+
+    def _running_revisions(self) -> dict[tuple[str, int], Workload]:
+        running: dict[tuple[str, int], Workload] = {}
+        for app in self.store.app_names():
+            state = self._worker(app).state
+            for n in state.current.revisions():
+                running[(app, n)] = state.revision(n).workload(app, state.base_dir)
+        return running
 
     def _admin_socket(self) -> socket.socket:
         path = self.state_dir / "admin.sock"
@@ -223,12 +235,10 @@ class Controller:
             ) from None
         return sock
 
-    def _api_server(self, tokens: Tokens) -> uvicorn.Server:
-        """The admin API on a loopback port, behind the bearer tokens of ``api/auth.py``."""
-        from rollwise.api.admin import build_app
-
+    def _api_server(self) -> uvicorn.Server:
+        """The admin API on a loopback port (``loopback_app``: behind bearer tokens)."""
         config = uvicorn.Config(
-            BearerAuth(build_app(self), tokens),
+            self.loopback_app(self),
             log_level="warning",
             lifespan="off",
             access_log=False,
@@ -237,10 +247,8 @@ class Controller:
         return _Server(config)
 
     def _admin_server(self) -> uvicorn.Server:
-        from rollwise.api.admin import build_app
-
         config = uvicorn.Config(
-            build_app(self),
+            self.admin_app(self),
             log_level="warning",
             lifespan="off",
             access_log=False,
@@ -248,32 +256,17 @@ class Controller:
         )
         return _Server(config)
 
-    async def _watch_dataplane(self) -> None:
-        ticks = 0
-        while True:
-            await asyncio.sleep(0.2)
-            ticks += 1
-            try:
-                if await self.dataplane.ensure():
-                    await self.routes.repush()
-                    self.events.emit("-", "ProxyRestarted", "the proxy was restarted")
-                if ticks % 5 == 0:
-                    self._report_ejections(await self.dataplane.routes())
-            except Exception:
-                log.exception("data plane supervision failed; retrying")
-
     async def _scheduled_backups(self) -> None:
         """Back the store up as the apps' ``spec.backup`` asks (shortest schedule, largest
         ``keep``), into ``<state>/backups/``."""
         last = 0.0
         while True:
             await asyncio.sleep(1.0)
-            wanted = []
-            for app in self.store.app_names():
-                spec_json, _ = self.store.get_app(app)
-                settings = spec_from_dict(spec_json, file=f"app {app}").spec.backup
-                if settings is not None:
-                    wanted.append(settings)
+            wanted = [
+                worker.state.spec.spec.backup
+                for worker in list(self.workers.values())
+                if worker.state.spec.spec.backup is not None
+            ]
             if not wanted:
                 continue
             every = min(w.schedule for w in wanted)
@@ -289,41 +282,47 @@ class Controller:
                 )
                 pruned = prune_backups(directory, keep)
             except RollwiseError as exc:
-                self.events.emit("-", "BackupFailed", str(exc))
+                self.events.emit("-", EventKind.BACKUP_FAILED, str(exc))
                 continue
             message = f"backup {info.path.name}: {info.summary()}"
             if pruned:
                 message += f"; {len(pruned)} older removed (keep {keep})"
-            self.events.emit("-", "BackupTaken", message, None, info.as_json())
+            self.events.emit("-", EventKind.BACKUP_TAKEN, message, None, info.as_json())
 
-    def _report_ejections(self, routes: dict[str, Any]) -> None:
-        """Turn the proxy's passive health into events: one per ejection, one per return."""
-        ejected = {a for a, r in routes.get("replicas", {}).items() if r.get("ejected")}
-        for address in ejected ^ self._ejected:
-            owner = self.backend.owner(address)
-            if owner is None:
-                continue
-            app, revision = owner
-            if address in ejected:
-                message = (
-                    f"the proxy ejected replica {address} after consecutive connection "
-                    "failures or 5xx answers; it gets no requests while it backs off"
-                )
-                self.events.emit(app, "ReplicaEjected", message, revision)
-            else:
-                self.events.emit(app, "ReplicaRestored", f"replica {address} is back", revision)
-        self._ejected = ejected
+    # what the providers report
 
-    def _backend_event(self, app: str, revision: int, kind: str, message: str) -> None:
-        self.events.emit(app, kind, message, revision)
+    def _spec_of(self, app: str) -> RolloutSpec | None:
+        worker = self.workers.get(app)
+        return worker.state.spec.spec if worker is not None else None
+
+    def _health_changed(self, app: str, revision: int) -> None:
         worker = self.workers.get(app)
         if worker is not None:
             worker.wake.set()
 
-    async def _in_flight(self) -> dict[str, int]:
-        """In-flight requests per replica address, as the proxy counts them now."""
-        routes = await self.dataplane.routes()
-        return {addr: int(r["in_flight"]) for addr, r in routes.get("replicas", {}).items()}
+    def _backend_event(self, app: str, revision: int, kind: EventKind, message: str) -> None:
+        self.events.emit(app, kind, message, revision)
+        self._health_changed(app, revision)
+
+    def _replica_ejected(self, address: str, ejected: bool) -> None:
+        """The proxy's passive health, as events; an ejected replica is probed at once."""
+        owner = self.backend.owner(address)
+        if owner is None:
+            return
+        app, revision = owner
+        if ejected:
+            self.backend.suspect(address)
+            message = (
+                f"the proxy ejected replica {address} after consecutive connection "
+                "failures or 5xx answers; it gets no requests while it backs off"
+            )
+            self.events.emit(app, EventKind.REPLICA_EJECTED, message, revision)
+        else:
+            message = f"replica {address} is back"
+            self.events.emit(app, EventKind.REPLICA_RESTORED, message, revision)
+
+    def _data_plane_restarted(self) -> None:
+        self.events.emit("-", EventKind.PROXY_RESTARTED, "the proxy was restarted")
 
     # apps
 
@@ -334,9 +333,9 @@ class Controller:
                 app,
                 self.store,
                 self.backend,
-                self.routes,
+                self.router,
+                self.providers.metrics,
                 self.events,
-                self._in_flight,
                 self.clock,
                 self.smoke_metrics,
                 self.reconcile_metrics,
@@ -359,20 +358,19 @@ class Controller:
         rollout = spec_from_dict(spec, file="applied spec")
         name = rollout.name
         for other in self.store.app_names():
-            if other == name:
-                continue
-            other_spec, _ = self.store.get_app(other)
-            if spec_from_dict(other_spec).spec.listen == rollout.spec.listen:
+            if other != name and self._worker(other).state.spec.spec.listen == rollout.spec.listen:
                 raise ConflictError(
                     f"app {other!r} already listens on {rollout.spec.listen}; "
                     "give spec.listen another port"
                 )
         remember_secrets(spec)
         self.store.put_app(name, rollout.model_dump(by_alias=True), base_dir)
-        self.events.emit(name, "SpecApplied", f"spec of {name} applied")
         worker = self._start_worker(name)
+        worker.state.spec_applied()
+        self.events.emit(name, EventKind.SPEC_APPLIED, f"spec of {name} applied")
+        worker.wake.set()
         if version is not None:
-            await worker.deploy(version, [], cause="apply")
+            await worker.commands.deploy(version, [], cause="apply")
         return name
 
 

@@ -7,27 +7,32 @@ structlog, counted in Prometheus, and offered to the app's webhooks (queued, nev
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter
 
 from rollwise.controller.webhooks import Webhooks
-from rollwise.errors import RollwiseError
 from rollwise.redact import SECRETS
-from rollwise.spec import spec_from_dict
-from rollwise.spec.models import Webhook
+from rollwise.spec import RolloutSpec
 from rollwise.store import Store
+from rollwise.words import EventKind
 
 __all__ = ["Events"]
 
 
 class Events:
     def __init__(
-        self, store: Store, registry: CollectorRegistry, webhooks: Webhooks | None = None
+        self,
+        store: Store,
+        registry: CollectorRegistry,
+        webhooks: Webhooks | None = None,
+        spec_of: Callable[[str], RolloutSpec | None] = lambda app: None,
     ) -> None:
         self.store = store
         self.webhooks = webhooks
+        self.spec_of = spec_of  # an app's spec as applied (``None``: the controller's own)
         self.log = structlog.get_logger("rollwise.events")
         self.counter = Counter(
             "rollwise_events",
@@ -39,7 +44,7 @@ class Events:
     def emit(
         self,
         app: str,
-        kind: str,
+        kind: EventKind,
         message: str,
         revision: int | None = None,
         data: dict[str, Any] | None = None,
@@ -49,8 +54,9 @@ class Events:
         event_id = self.store.add_event(app, kind, message, revision, data)
         self.log.info(message, kind=kind, app=app, revision=revision, **(data or {}))
         self.counter.labels(app, kind).inc()
-        if self.webhooks is not None:
-            hooks = self._hooks(app)
+        spec = self.spec_of(app) if self.webhooks is not None else None
+        if self.webhooks is not None and spec is not None:
+            hooks = list(spec.webhooks)
             if hooks:
                 event = {
                     "id": event_id,
@@ -62,10 +68,3 @@ class Events:
                     "data": data or {},
                 }
                 self.webhooks.offer(hooks, event)
-
-    def _hooks(self, app: str) -> list[Webhook]:
-        try:
-            spec_json, _ = self.store.get_app(app)
-        except RollwiseError:  # controller-wide events ("-") have no app spec
-            return []
-        return list(spec_from_dict(spec_json, file=f"app {app}").spec.webhooks)

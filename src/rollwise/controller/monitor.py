@@ -11,6 +11,7 @@ worker asks ``failing_since`` and aborts (or switches back).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,10 +22,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from rollwise.smoke import Target, TestResult, run_test
 from rollwise.spec import RolloutSpec
 from rollwise.spec.smoke import SmokeTest
+from rollwise.words import EventKind
 
 __all__ = ["SmokeMetrics", "SyntheticMonitor"]
 
-Emit = Callable[[str, str, int | None, dict[str, Any] | None], None]
+Emit = Callable[[EventKind, str, int | None, dict[str, Any] | None], None]
 
 
 class SmokeMetrics:
@@ -69,8 +71,9 @@ class SyntheticMonitor:
         self.last: dict[str, tuple[float, TestResult]] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
 
-    def tick(self, spec: RolloutSpec, revision: int | None) -> None:
-        """Start each scheduled test that is due (one run of a test at a time)."""
+    def tick(self, spec: RolloutSpec, revision: int | None) -> float:
+        """Start each scheduled test that is due (one run of a test at a time); when the
+        next one is due (``inf``: none is scheduled). A run that ends wakes the pass."""
         now = self.clock()
         scheduled = {t.name: t for t in spec.smoke_tests if t.schedule is not None}
         for name in [n for n in self.due if n not in scheduled]:  # removed from the spec
@@ -91,11 +94,14 @@ class SyntheticMonitor:
             task = asyncio.create_task(self._run(test, target, revision), name=f"monitor {name}")
             self._running[name] = task
             task.add_done_callback(self._finished)
+        waiting = [due for name, due in self.due.items() if name not in self._running]
+        return min(waiting, default=math.inf)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         for name, running in list(self._running.items()):
             if running is task:
                 del self._running[name]
+        self.wake()  # the next run of this test is due from now on
 
     async def _run(self, test: SmokeTest, target: Target, revision: int | None) -> None:
         async with httpx.AsyncClient() as client:
@@ -108,15 +114,14 @@ class SyntheticMonitor:
         was_ok = previous is None or previous[1].ok
         if was_ok and not result.ok:
             self.emit(
-                "SmokeCheckFailed",
+                EventKind.SMOKE_CHECK_FAILED,
                 f"scheduled smoke test {test.name} failed on {target.name}: {result.message}",
                 revision,
                 result.as_json(),
             )
-            self.wake()
         elif not was_ok and result.ok:
             message = f"scheduled smoke test {test.name} passes again"
-            self.emit("SmokeCheckRecovered", message, revision, None)
+            self.emit(EventKind.SMOKE_CHECK_RECOVERED, message, revision, None)
 
     def failing_since(self, since: float) -> TestResult | None:
         """A critical scheduled test whose last run, after ``since``, did not pass."""

@@ -1,23 +1,16 @@
 """The persisted status of one app's rollout: what a reconcile pass reads and writes back.
 
-Phases are Argo Rollouts' (Progressing, Paused, Healthy, Degraded) so that its users read
-them without a manual.
+Phases and pause reasons are the types of ``rollwise.words`` (Argo Rollouts' words), so that
+its users read them without a manual.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from pydantic import BaseModel, Field
 
-__all__ = ["CanaryScale", "HeaderRoute", "Phase", "Retiring", "RolloutStatus", "Warm"]
+from rollwise.words import PauseReason, Phase
 
-
-class Phase(StrEnum):
-    PROGRESSING = "Progressing"
-    PAUSED = "Paused"
-    HEALTHY = "Healthy"
-    DEGRADED = "Degraded"
+__all__ = ["CanaryScale", "HeaderRoute", "Retiring", "RolloutStatus", "Warm"]
 
 
 class Retiring(BaseModel):
@@ -54,8 +47,8 @@ class RolloutStatus(BaseModel):
     """One app's rollout, persisted before every action (the controller may die anywhere).
 
     ``step`` counts completed canary steps; ``step_started`` is when the current one began.
-    ``pause_reason`` is set while paused: ``CanaryPauseStep`` (a ``pause`` step),
-    ``user`` (``rollwise pause``) or ``inconclusive`` (an analysis that could not decide).
+    ``pause_reason`` is set while paused (``PauseReason``: a ``pause`` step, a blue-green
+    preview waiting for ``promote``, ``rollwise pause``, an analysis that could not decide).
     ``aborted`` keeps the aborted canary's number so that ``retry`` can start it again.
     ``skip_steps`` marks a rollback (``undo``) to a revision that is no longer running: it
     takes all traffic once ready, without steps or analysis.
@@ -81,7 +74,7 @@ class RolloutStatus(BaseModel):
     step: int = 0
     step_count: int = 0
     step_started: float | None = None
-    pause_reason: str | None = None
+    pause_reason: PauseReason | None = None
     aborted: bool = False
     skip_steps: bool = False
     preview_since: float | None = None

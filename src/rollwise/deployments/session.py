@@ -46,10 +46,10 @@ class Session:
         if self._started:
             return
         if not await self.client.running():
-            from rollwise.controller.controller import Controller
+            from rollwise.service import controller_with_api
 
             self.state_dir.mkdir(parents=True, exist_ok=True)
-            self._controller = Controller(self.state_dir, handle_signals=False)
+            self._controller = controller_with_api(self.state_dir, handle_signals=False)
             self.embedded = asyncio.get_running_loop().create_task(self._controller.run())
             deadline = time.monotonic() + 30
             while not await self.client.running():

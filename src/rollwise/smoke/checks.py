@@ -314,25 +314,9 @@ async def _stream(
     async with client.stream(
         "POST", url, json=_message_request(check, "SendStreamingMessage"), headers=_headers(check)
     ) as answer:
-        if answer.status_code != 200:
-            text = (await answer.aread()).decode(errors="replace")
-            return Outcome(
-                False,
-                "SendStreamingMessage: expected 200, "
-                f"got {answer.status_code} {_short(text, 80)!r}",
-            )
-        kind = answer.headers.get("content-type", "")
-        if "text/event-stream" not in kind:
-            text = (await answer.aread()).decode(errors="replace")
-            try:
-                body = json.loads(text)
-            except ValueError:
-                body = {}
-            if isinstance(body, dict) and "error" in body:
-                return Outcome(
-                    False, f"SendStreamingMessage: expected events, got {_rpc_error(body)}"
-                )
-            return Outcome(False, f"SendStreamingMessage: expected text/event-stream, got {kind!r}")
+        refused = await _not_a_stream(answer)
+        if refused is not None:
+            return refused
         try:
             async with asyncio.timeout_at(deadline):
                 async for line in answer.aiter_lines():
@@ -350,20 +334,7 @@ async def _stream(
                             False,
                             f"SendStreamingMessage: event {len(events) + 1} is {_rpc_error(body)}",
                         )
-                    result = body.get("result", {})
-                    event = next(iter(result), "?")
-                    events.append(event)
-                    if event == "message":
-                        final = {"message": result["message"]}
-                    elif event == "task":
-                        final = {"task": result["task"]}
-                    elif event == "artifactUpdate":
-                        artifacts += _texts(result[event].get("artifact", {}))
-                    elif event == "statusUpdate":
-                        status = result[event].get("status", {})
-                        task = dict((final or {}).get("task", {}))
-                        task["status"] = status
-                        final = {"task": task}
+                    final = _fold(body.get("result", {}), events, artifacts, final)
         except TimeoutError:
             seen = ", ".join(events) or "none"
             return Outcome(
@@ -372,6 +343,58 @@ async def _stream(
                 f"still open after {len(events)} events ({seen})",
                 {"events": events},
             )
+    return _stream_verdict(check, events, artifacts, final)
+
+
+async def _not_a_stream(answer: httpx.Response) -> Outcome | None:
+    """Why a streaming answer is no event stream (``None`` when it is one)."""
+    if answer.status_code != 200:
+        text = (await answer.aread()).decode(errors="replace")
+        return Outcome(
+            False,
+            f"SendStreamingMessage: expected 200, got {answer.status_code} {_short(text, 80)!r}",
+        )
+    kind = answer.headers.get("content-type", "")
+    if "text/event-stream" in kind:
+        return None
+    text = (await answer.aread()).decode(errors="replace")
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = {}
+    if isinstance(body, dict) and "error" in body:
+        return Outcome(False, f"SendStreamingMessage: expected events, got {_rpc_error(body)}")
+    return Outcome(False, f"SendStreamingMessage: expected text/event-stream, got {kind!r}")
+
+
+def _fold(
+    result: dict[str, Any],
+    events: list[str],
+    artifacts: list[str],
+    final: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """Take one stream event into what the stream says so far; the final message or task."""
+    event = next(iter(result), "?")
+    events.append(event)
+    if event == "message":
+        return {"message": result["message"]}
+    if event == "task":
+        return {"task": result["task"]}
+    if event == "artifactUpdate":
+        artifacts += _texts(result[event].get("artifact", {}))
+    elif event == "statusUpdate":
+        task = dict((final or {}).get("task", {}))
+        task["status"] = result[event].get("status", {})
+        return {"task": task}
+    return final
+
+
+def _stream_verdict(
+    check: A2AMessageCheck,
+    events: list[str],
+    artifacts: list[str],
+    final: dict[str, Any] | None,
+) -> Outcome:
     details = {"events": events}
     if not events:
         return Outcome(

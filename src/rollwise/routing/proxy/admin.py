@@ -5,8 +5,11 @@ credentials (``SO_PEERCRED``) must name the proxy's own user or root, else it ge
 closed. No token to leak, rotate or pass on a command line.
 
 ``PUT /routes`` applies a whole routing table and answers the generation applied (the
-controller's ``VerifyWeight``); ``GET /routes`` reads it back with per-replica state;
-``GET /stats?since=S`` returns per-second counters and latency histograms for analysis;
+controller's ``VerifyWeight``); ``PATCH /routes`` does the same for the apps it names only;
+``GET /routes`` reads it back with per-replica state;
+``GET /stats?since=S[&app=A...]`` returns per-second counters and latency histograms for
+analysis (of the apps named, else all); ``GET /replicas`` each replica's in-flight requests
+and passive health, for draining and ejection events;
 ``GET /metrics`` is the Prometheus exposition of the same counters. With ``--workers N`` the
 primary answers for all workers (see ``workers``).
 """
@@ -18,8 +21,8 @@ import contextlib
 import json
 import os
 import traceback
-from collections.abc import Iterator
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, ClassVar, cast
 from urllib.parse import parse_qs, urlsplit
 
 import httptools
@@ -32,6 +35,9 @@ from rollwise.routing.proxy.server import ProxyServer
 from rollwise.routing.proxy.workers import WorkerPool, merge
 
 __all__ = ["AdminConnection", "serve_admin"]
+
+Answer = tuple[int, bytes, str]  # status, body, content type
+Endpoint = Callable[["AdminConnection", str, bytes], Awaitable[Answer]]
 
 
 class AdminConnection(asyncio.Protocol):
@@ -112,53 +118,83 @@ class AdminConnection(asyncio.Protocol):
 
     async def handle(self, method: str, url: str, body: bytes) -> tuple[int, bytes, str]:
         parts = urlsplit(url)
-        path = parts.path
-        proxy = self.proxy
-        pool = self.pool
-        if path == "/healthz" and method == "GET":
-            health: dict[str, Any] = {"ok": True, "pid": os.getpid(), "started": proxy.started}
-            if pool is not None:
-                health["workers"] = [os.getpid(), *pool.pids()]
-            return 200, _json(health), _JSON
-        if path == "/routes" and method == "GET":
-            routes = proxy.routes_status()
-            if pool is not None:
-                for _, other in await pool.call("GET", "/routes"):
-                    routes["generation"] = min(routes["generation"], other["generation"])
-                    routes["replicas"] = merge(routes["replicas"], other["replicas"])
-            return 200, _json(routes), _JSON
-        if path == "/routes" and method == "PUT":
-            try:
-                generation, errors = await proxy.apply(json.loads(body))
-            except ValueError as exc:
-                return 409, _json({"error": str(exc)}), _JSON
-            if pool is not None:
-                for status, other in await pool.call("PUT", "/routes", body):
-                    if status != 200:
-                        return status, _json(other), _JSON
-                    generation = min(generation, other["generation"])
-                    errors = merge(errors, other["listen_errors"])
-            return 200, _json({"generation": generation, "listen_errors": errors}), _JSON
-        if path == "/stats" and method == "GET":
-            since = int(parse_qs(parts.query).get("since", ["0"])[0])
-            stats = proxy.stats(since)
-            if pool is not None:
-                apps = json.loads(_json(stats["apps"]))
-                for _, other in await pool.call("GET", parts.path + "?" + parts.query):
-                    apps = merge(apps, other["apps"])
-                stats["apps"] = apps
-            return 200, _json(stats), _JSON
-        if path == "/counters" and method == "GET":
-            return 200, _json(proxy.counters()), _JSON
-        if path == "/metrics" and method == "GET":
-            counters = json.loads(_json(proxy.counters()))
-            if pool is not None:
-                for _, other in await pool.call("GET", "/counters"):
-                    counters = merge(counters, other)
-            registry = CollectorRegistry()
-            registry.register(ProxyCollector(proxy, counters))
-            return 200, generate_latest(registry), "text/plain; version=0.0.4"
-        return 404, _json({"error": f"no {method} {path}"}), _JSON
+        handler = self.ENDPOINTS.get((method, parts.path))
+        if handler is None:
+            return 404, _json({"error": f"no {method} {parts.path}"}), _JSON
+        return await handler(self, parts.query, body)
+
+    async def _healthz(self, query: str, body: bytes) -> Answer:
+        health: dict[str, Any] = {"ok": True, "pid": os.getpid(), "started": self.proxy.started}
+        if self.pool is not None:
+            health["workers"] = [os.getpid(), *self.pool.pids()]
+        return 200, _json(health), _JSON
+
+    async def _routes(self, query: str, body: bytes) -> Answer:
+        routes = self.proxy.routes_status()
+        if self.pool is not None:
+            for _, other in await self.pool.call("GET", "/routes"):
+                routes["generation"] = min(routes["generation"], other["generation"])
+                routes["replicas"] = merge(routes["replicas"], other["replicas"])
+        return 200, _json(routes), _JSON
+
+    async def _apply(self, query: str, body: bytes, partial: bool = False) -> Answer:
+        try:
+            generation, errors = await self.proxy.apply(json.loads(body), partial)
+        except ValueError as exc:
+            return 409, _json({"error": str(exc)}), _JSON
+        if self.pool is not None:
+            method = "PATCH" if partial else "PUT"
+            for status, other in await self.pool.call(method, "/routes", body):
+                if status != 200:
+                    return status, _json(other), _JSON
+                generation = min(generation, other["generation"])
+                errors = merge(errors, other["listen_errors"])
+        return 200, _json({"generation": generation, "listen_errors": errors}), _JSON
+
+    async def _change(self, query: str, body: bytes) -> Answer:
+        """Some apps' routes; the others stay as they are."""
+        return await self._apply(query, body, partial=True)
+
+    async def _replicas(self, query: str, body: bytes) -> Answer:
+        replicas = self.proxy.replicas_status()
+        if self.pool is not None:
+            for _, other in await self.pool.call("GET", "/replicas"):
+                replicas = merge(replicas, other)
+        return 200, _json(replicas), _JSON
+
+    async def _stats(self, query: str, body: bytes) -> Answer:
+        asked = parse_qs(query)
+        since = int(asked.get("since", ["0"])[0])
+        stats = self.proxy.stats(since, asked.get("app"))
+        if self.pool is not None:
+            apps = json.loads(_json(stats["apps"]))
+            for _, other in await self.pool.call("GET", "/stats?" + query):
+                apps = merge(apps, other["apps"])
+            stats["apps"] = apps
+        return 200, _json(stats), _JSON
+
+    async def _counters(self, query: str, body: bytes) -> Answer:
+        return 200, _json(self.proxy.counters()), _JSON
+
+    async def _metrics(self, query: str, body: bytes) -> Answer:
+        counters = json.loads(_json(self.proxy.counters()))
+        if self.pool is not None:
+            for _, other in await self.pool.call("GET", "/counters"):
+                counters = merge(counters, other)
+        registry = CollectorRegistry()
+        registry.register(ProxyCollector(self.proxy, counters))
+        return 200, generate_latest(registry), "text/plain; version=0.0.4"
+
+    ENDPOINTS: ClassVar[dict[tuple[str, str], Endpoint]] = {
+        ("GET", "/healthz"): _healthz,
+        ("GET", "/routes"): _routes,
+        ("PUT", "/routes"): _apply,
+        ("PATCH", "/routes"): _change,
+        ("GET", "/replicas"): _replicas,
+        ("GET", "/stats"): _stats,
+        ("GET", "/counters"): _counters,
+        ("GET", "/metrics"): _metrics,
+    }
 
 
 _JSON = "application/json"

@@ -9,6 +9,13 @@ Retries are safe by construction: a request is retried on another replica only i
 it reached a replica (connect refused or reset), or if the replica closed the connection
 without sending one byte of response and the whole request body is still held (HAProxy's
 ``retry-on conn-failure empty-response``): the replica died before it could answer.
+
+This module and ``server.py`` are a pair on purpose: the protocols here call the server's
+bookkeeping (``dispatch``, ``response_head``, ``response_end``, ``fail_exchange``, ...)
+directly, and the server builds these protocols. An interface between the two would cost a
+lookup and a call per request event on the hottest path of the data plane (measured in
+docs/performance.md); the server is named here only for type checking, so the import runs one
+way at run time.
 """
 
 from __future__ import annotations
@@ -300,7 +307,7 @@ class ClientConnection(asyncio.Protocol):
 
     # helpers
 
-    def _prepare(self, ex: Exchange) -> tuple[int, str] | None:
+    def _prepare(self, ex: Exchange) -> tuple[int, str] | None:  # noqa: PLR0912, PLR0915 -- the header pass of every request: one loop, no call per header
         """Check framing (request smuggling) and build the head sent to the replica.
 
         Most headers are copied as they are; only names in the app's ``special`` set (framing,

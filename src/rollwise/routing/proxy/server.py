@@ -21,6 +21,7 @@ from rollwise.routing.proxy.headers import CONNECTION_OPTIONS, HOP_BY_HOP, STATU
 from rollwise.routing.proxy.limits import Limits
 from rollwise.routing.proxy.record import Recorder
 from rollwise.routing.proxy.table import Replica, RoutingTable
+from rollwise.routing.table import AppTable, Table
 
 __all__ = ["ProxyServer"]
 
@@ -73,8 +74,14 @@ class ProxyServer:
 
     # routing table
 
-    async def apply(self, data: dict[str, Any]) -> tuple[int, dict[str, str]]:
-        """Apply a whole table; open and close listeners to match. Atomic for requests.
+    async def apply(
+        self, data: dict[str, Any], partial: bool = False
+    ) -> tuple[int, dict[str, str]]:
+        """Apply a table; open and close listeners to match. Atomic for requests.
+
+        ``partial``: ``data["apps"]`` names only the apps that change (``null``: removed);
+        the others keep their live routes as they are, so that one app's move costs the
+        same with 1 app or 500.
 
         A listener that cannot be opened (its port is taken) does not stop the table: the
         other apps must keep moving. Its app is returned with the reason, and binding is
@@ -85,7 +92,21 @@ class ProxyServer:
             raise ValueError(
                 f"generation {generation} is older than the applied {self.table.generation}"
             )
-        table = RoutingTable.from_json(data, self.table)
+        if partial:
+            changes = {str(k): v for k, v in data["apps"].items()}
+            apps = {k: v for k, v in self.table_json["apps"].items() if k not in changes}
+            apps.update({k: v for k, v in changes.items() if v is not None})
+            data = {"generation": generation, "apps": apps}
+            kept = {
+                k: self.table.apps[k] for k in apps if k not in changes and k in self.table.apps
+            }
+            spec = Table(
+                generation,
+                {k: AppTable.from_json(v) for k, v in apps.items() if k not in kept},
+            )
+            table = RoutingTable.build(spec, self.table, kept)
+        else:
+            table = RoutingTable.build(Table.from_json(data), self.table)
         wanted = {app.listen: name for name, app in table.apps.items()}
         errors: dict[str, str] = {}
         for listen, name in wanted.items():
@@ -378,9 +399,19 @@ class ProxyServer:
             "ejections": self.ejections,
         }
 
-    def stats(self, since: int) -> dict[str, Any]:
+    def replicas_status(self) -> dict[str, Any]:
+        """Per replica: requests in flight and whether passive health ejected it."""
+        now = time.monotonic()
+        return {
+            rep.address: {"in_flight": rep.in_flight, "ejected": rep.ejected_until > now}
+            for rep in self.table.replicas()
+        }
+
+    def stats(self, since: int, only: list[str] | None = None) -> dict[str, Any]:
         apps: dict[str, Any] = {}
         for name, app in self.table.apps.items():
+            if only is not None and name not in only:
+                continue
             apps[name] = {
                 rev.name: {
                     "version": rev.version,

@@ -15,6 +15,7 @@ from typing import Any
 
 from rollwise.routing.proxy.headers import SPECIAL_HEADERS
 from rollwise.routing.proxy.stats import RevisionStats
+from rollwise.routing.table import Table
 
 __all__ = ["AppRoutes", "Replica", "RevisionRoute", "RoutingTable", "failing_statuses"]
 
@@ -195,61 +196,61 @@ class RoutingTable:
         return cls(generation=0, apps={})
 
     @classmethod
-    def from_json(
-        cls,
-        data: dict[str, Any],
-        previous: RoutingTable,
+    def build(
+        cls, table: Table, previous: RoutingTable, kept: dict[str, AppRoutes] | None = None
     ) -> RoutingTable:
-        """Build a table from the controller's JSON, reusing replicas and stats by identity."""
+        """Live routes for ``table``, reusing replicas and stats of ``previous`` by identity;
+        the apps in ``kept`` keep their live routes as they are."""
         old_replicas: dict[str, Replica] = {}
         old_stats: dict[tuple[str, str], RevisionStats] = {}
         for app in previous.apps.values():
+            if kept is not None and app.app in kept:
+                continue
             for rev in app.revisions:
                 old_stats[(app.app, rev.name)] = rev.stats
                 for rep in rev.replicas:
                     old_replicas[rep.address] = rep
-        apps: dict[str, AppRoutes] = {}
-        for name, spec in data["apps"].items():
+        apps: dict[str, AppRoutes] = dict(kept or {})
+        for name, spec in table.apps.items():
             revisions = []
-            for rev in spec["revisions"]:
+            for entry in spec.revisions:
                 replicas = []
-                for item in rev["replicas"]:
-                    address = item["address"]
-                    rep = old_replicas.get(address) or Replica(address)
-                    rep.draining = bool(item.get("draining", False))
+                for item in entry.replicas:
+                    rep = old_replicas.get(item.address) or Replica(item.address)
+                    rep.draining = item.draining
                     replicas.append(rep)
-                rev_name = str(rev["name"])
-                version = str(rev.get("version", ""))
-                header = f"x-rollwise-revision: {rev_name}\r\nx-rollwise-version: {version}\r\n"
+                header = (
+                    f"x-rollwise-revision: {entry.name}\r\nx-rollwise-version: {entry.version}\r\n"
+                )
                 revisions.append(
                     RevisionRoute(
-                        name=rev_name,
-                        version=version,
-                        labels=tuple(rev.get("labels", ())),
-                        weight=int(rev.get("weight", 0)),
+                        name=entry.name,
+                        version=entry.version,
+                        labels=entry.labels,
+                        weight=entry.weight,
                         replicas=replicas,
-                        stats=old_stats.get((name, rev_name)) or RevisionStats(),
+                        stats=old_stats.get((name, entry.name)) or RevisionStats(),
                         header_bytes=header.encode("latin-1"),
-                        round_robin=spec.get("loadBalancer") == "roundRobin",
+                        round_robin=spec.load_balancer == "roundRobin",
                     )
                 )
             header_routes = [
-                (m["headerName"].lower().encode(), m["headerValue"].encode(), str(r["revision"]))
-                for r in spec.get("headerRoutes", [])
-                for m in r["match"]
+                (n.lower().encode(), v.encode(), route.revision)
+                for route in spec.header_routes
+                for n, v in route.match
             ]
             apps[name] = AppRoutes(
                 app=name,
-                listen=spec["listen"],
+                listen=spec.listen,
                 revisions=revisions,
-                override_header=_lower(spec.get("overrideHeader", "x-rollwise-revision")),
-                sticky_header=_lower(spec.get("stickyHeader")),
-                override_cookie=(spec.get("overrideCookie") or "").encode("latin-1"),
-                sticky_cookie=(spec.get("stickyCookie") or "").encode("latin-1"),
-                failing=failing_statuses(spec.get("failureStatus") or ["5xx"]),
+                override_header=_lower(spec.override_header),
+                sticky_header=_lower(spec.sticky_header),
+                override_cookie=(spec.override_cookie or "").encode("latin-1"),
+                sticky_cookie=(spec.sticky_cookie or "").encode("latin-1"),
+                failing=failing_statuses(list(spec.failure_status)),
                 header_routes=header_routes,
             )
-        return cls(generation=int(data["generation"]), apps=apps)
+        return cls(generation=table.generation, apps=apps)
 
     def replicas(self) -> set[Replica]:
         return {rep for app in self.apps.values() for rev in app.revisions for rep in rev.replicas}

@@ -1,0 +1,73 @@
+"""Where the judges' numbers come from: per-revision, per-second requests, failures, latency.
+
+A ``MetricSource`` answers, for one app, the whole seconds it knows since a moment: each
+revision's requests, failures (as the app's ``traffic.failureStatus`` defines them) and a
+latency histogram in the 2 %-wide buckets of ``routing/proxy/stats.py``. A second is
+*whole* ``settle_s`` after it ended (the built-in proxy needs 1.25 s for every worker to have
+counted it; a scraped Prometheus needs its scrape interval). The built-in proxy's statistics
+are the first source (``analysis/proxy_source.py``); a Prometheus source is another module
+with the same shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = ["MetricSource", "SecondCounts", "Series", "merge_seconds"]
+
+
+@dataclass(frozen=True, slots=True)
+class SecondCounts:
+    """One revision's counts in one second."""
+
+    requests: int = 0
+    failures: int = 0
+    hist: Mapping[int, int] = field(default_factory=dict)  # bucket index -> requests
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SecondCounts:
+        return cls(
+            int(data.get("requests", 0)),
+            int(data.get("failures", 0)),
+            {int(k): int(v) for k, v in data.get("hist", {}).items()},
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "failures": self.failures,
+            "hist": {str(k): v for k, v in self.hist.items()},
+        }
+
+    def __add__(self, other: SecondCounts) -> SecondCounts:
+        hist = dict(self.hist)
+        for index, count in other.hist.items():
+            hist[index] = hist.get(index, 0) + count
+        return SecondCounts(self.requests + other.requests, self.failures + other.failures, hist)
+
+
+# revision number -> unix second -> counts
+Series = dict[int, dict[int, SecondCounts]]
+
+
+def merge_seconds(parts: Iterable[Series]) -> Series:
+    """Add series of one app counted in several places (its listeners, the proxy workers)."""
+    merged: Series = {}
+    for part in parts:
+        for revision, seconds in part.items():
+            into = merged.setdefault(revision, {})
+            for second, counts in seconds.items():
+                into[second] = into[second] + counts if second in into else counts
+    return merged
+
+
+class MetricSource(Protocol):
+    """Per-second, per-revision counts of one app's requests."""
+
+    settle_s: float  # a second is whole this long after it ended
+
+    async def seconds(self, app: str, since: int) -> Series:
+        """Every second from ``since`` (unix seconds) on that the source holds, per revision;
+        the latest ones may still be filling (see ``settle_s``)."""

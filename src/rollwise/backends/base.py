@@ -1,0 +1,131 @@
+"""What the controller asks of a backend: the place where revisions run.
+
+The controller declares, the backend makes it so (Kubernetes' way): ``ensure`` states how
+many ready replicas a revision should have and returns at once; a supervision loop of the
+backend's own (``run``) starts, probes, restarts and reports. The controller reads health as
+a snapshot (``health``), and the backend calls its listener whenever a revision's health
+changes, so that a reconcile pass runs when something can change its outcome, never on a
+timer. The local backend (processes on this machine) is ``backends/local.py``; a Kubernetes
+backend is another module beside it with the same shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from rollwise.spec.models import Template
+
+__all__ = [
+    "Backend",
+    "HealthListener",
+    "ReplicaState",
+    "RevisionHealth",
+    "Workload",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """What one revision runs: the app's template at that revision's version."""
+
+    app: str
+    revision: int
+    version: str
+    template: Template
+    base_dir: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaState:
+    index: int
+    address: str
+    pid: int | None
+    state: str  # pending, starting, ready, crashed
+    restarts: int
+    last_exit: int | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "address": self.address,
+            "pid": self.pid,
+            "state": self.state,
+            "restarts": self.restarts,
+            "last_exit": self.last_exit,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionHealth:
+    """A revision's replicas as the backend sees them now."""
+
+    desired: int
+    running: int
+    ready: int
+    crash_loop: bool
+    replicas: tuple[ReplicaState, ...] = ()
+    last_logs: tuple[str, ...] = ()
+
+    @classmethod
+    def none(cls) -> RevisionHealth:
+        """A revision the backend does not run."""
+        return cls(0, 0, 0, False)
+
+    def ready_addresses(self) -> list[str]:
+        return [r.address for r in self.replicas if r.state == "ready"]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "desired": self.desired,
+            "running": self.running,
+            "ready": self.ready,
+            "crash_loop": self.crash_loop,
+            "replicas": [r.as_json() for r in self.replicas],
+            "last_logs": list(self.last_logs),
+        }
+
+
+# (app, revision): called whenever a revision's health changes (ready, unready, crashed)
+HealthListener = Callable[[str, int], None]
+
+
+class Backend(Protocol):
+    """Where a revision's replicas run. Every method but ``stop``/``run`` returns at once."""
+
+    def ensure(self, workload: Workload, replicas: int) -> None:
+        """``workload`` should have ``replicas`` ready replicas (scaling up or down)."""
+
+    def health(self, app: str, revision: int) -> RevisionHealth:
+        """The revision's replicas now (``RevisionHealth.none()`` when it does not run)."""
+
+    def addresses(self, app: str, revision: int, *, ready: bool = True) -> list[str]:
+        """Where the revision's replicas answer: the ready ones, or all of them."""
+
+    async def stop(self, app: str, revision: int) -> None:
+        """Stop every replica of the revision (gracefully: its stop grace period)."""
+
+    async def adopt(self, running: Mapping[tuple[str, int], Workload]) -> int:
+        """After a controller restart: take over what still runs of ``running``, stop the
+        rest of what this backend started, and know the adopted replicas' health before
+        returning; how many replicas were adopted."""
+
+    def suspect(self, address: str) -> None:
+        """The data plane saw failures at ``address``: check that replica now."""
+
+    def owner(self, address: str) -> tuple[str, int] | None:
+        """The app and revision whose replica answers at ``address``."""
+
+    def log_paths(self, app: str, revision: int | None = None) -> list[Path]:
+        """The replicas' log files (none where the backend keeps no files)."""
+
+    async def run(self) -> None:
+        """Supervise until cancelled."""
+
+    async def stop_all(self) -> None:
+        """Stop every replica (``rollwise down``)."""
+
+    async def aclose(self) -> None:
+        """Release connections and watchers."""

@@ -1,0 +1,102 @@
+"""What people read about one app: ``rollwise get`` (``view``), its agent cards, and the
+smoke tests run on demand. Reading changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rollwise.controller.context import PassContext
+from rollwise.errors import ConflictError, UsageError
+from rollwise.smoke import SmokeTestSuite
+
+__all__ = ["app_view", "cards", "smoke"]
+
+
+def app_view(ctx: PassContext, reconcile_errors: int, error: str) -> dict[str, Any]:
+    """Everything ``rollwise get`` shows, as JSON."""
+    status = ctx.status
+    revisions = []
+    for n in sorted(status.revisions()):
+        labels = (["stable"] if n == status.stable else []) + (
+            ["canary"] if n == status.canary else []
+        )
+        if status.strategy == "blueGreen" and labels:
+            labels.append("active" if n == status.stable else "preview")
+        if n == status.canary and status.aborted:
+            labels.append("aborted")
+        if any(w.revision == n for w in status.warm):
+            labels.append("warm")
+        if any(r.revision == n for r in status.retiring):
+            labels.append("retiring")
+        revisions.append(
+            {
+                "number": n,
+                "version": ctx.revision(n).version,
+                "labels": labels,
+                "weight": status.weights.get(n, 0),
+                "health": ctx.health(n).as_json(),
+            }
+        )
+    spec = ctx.spec
+    return {
+        "name": ctx.app,
+        "phase": status.phase.value,
+        "message": status.message,
+        "strategy": status.strategy,
+        "step": status.step,
+        "step_count": status.step_count,
+        "pause_reason": status.pause_reason,
+        "aborted": status.aborted,
+        "header_routes": [r.model_dump() for r in status.header_routes],
+        "listen": spec.listen,
+        "replicas": spec.replicas,
+        "stable": status.stable,
+        "canary": status.canary,
+        "set_weight": status.weights.get(status.canary, 0) if status.canary is not None else 100,
+        "weights": {str(k): v for k, v in status.weights.items()},
+        "revisions": revisions,
+        "updated": status.updated,
+        "reconcile_errors": reconcile_errors,
+        "error": error,
+        "analysis": [row.as_json() for row in ctx.store.analyses(ctx.app, limit=3)],
+    }
+
+
+async def cards(ctx: PassContext) -> list[dict[str, Any]]:
+    """Each revision's agent card as it served it (kept at its card check), with its
+    version; a running revision not checked yet is asked now (and kept)."""
+    status = ctx.status
+    running = sorted(status.revisions())
+    await ctx.checks.fetch_missing_cards(
+        [ctx.revision(n) for n in running], {n: ctx.health(n) for n in running}
+    )
+    versions = {r.number: r.version for r in ctx.store.revisions(ctx.app)}
+    return [
+        {
+            "revision": number,
+            "version": versions.get(number, "?"),
+            "stable": number == status.stable,
+            "canary": number == status.canary,
+            "card": card,
+        }
+        for number, card in ctx.store.cards(ctx.app).items()
+    ]
+
+
+async def smoke(ctx: PassContext, revision: int | None, url: str | None) -> SmokeTestSuite:
+    """``rollwise smoke``: the spec's smoke tests now, against ``url``, each replica of
+    ``revision``, or (neither given) the public listener."""
+    number = revision if revision is not None else ctx.status.stable
+    if number is None:
+        raise ConflictError(f"app {ctx.app} has no stable revision; name one with --revision")
+    info = ctx.revision(number)
+    if not info.spec.smoke_tests:
+        raise UsageError(f"app {ctx.app} declares no smokeTests; add some to its spec")
+    health = ctx.health(number) if revision is not None else None
+    if url is None and health is not None and health.ready == 0:
+        raise ConflictError(
+            f"revision {number} of {ctx.app} has no ready replica to test; "
+            "deploy or undo to it first, or pass --url"
+        )
+    return await ctx.checks.smoke_now(info, health, url)

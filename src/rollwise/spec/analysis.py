@@ -1,0 +1,148 @@
+"""The analysis settings of a spec: which judges compare canary with baseline, at what
+level, and the guardrails of an ``analysis`` step. Percentages (``10%``) and quantiles
+(``p95``) are read as people write them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal, Self
+
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+
+from rollwise.spec.base import Model
+from rollwise.spec.duration import Duration
+
+__all__ = [
+    "AnalysisSettings",
+    "AnalysisStep",
+    "ErrorRateJudge",
+    "Fraction",
+    "LatencyJudge",
+]
+
+
+def _fraction(value: object) -> object:
+    """``10%`` or ``0.1``; a bare number above 1 is a mistake, not 10 000 %."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            return float(value.strip()[:-1]) / 100
+        except ValueError:
+            raise ValueError(f"{value!r} is not a percentage; write e.g. 10%") from None
+    return value
+
+
+def _in_unit(value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{value} is not between 0 and 1 (0% and 100%)")
+    return value
+
+
+def _quantile(value: object) -> object:
+    """``p95``, ``95%`` or ``0.95``."""
+    if isinstance(value, str) and re.fullmatch(r"[pP]\d+(\.\d+)?", value.strip()):
+        return float(value.strip()[1:]) / 100
+    return _fraction(value)
+
+
+def _alpha(value: float) -> float:
+    if not 0.0 < value < 0.5:
+        raise ValueError(f"{value} is not a usable alpha; write e.g. 0.01 (between 0 and 0.5)")
+    return value
+
+
+def _open_unit(value: float) -> float:
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{value} is not a quantile; write e.g. p95 or 0.95")
+    return value
+
+
+Fraction = Annotated[float, BeforeValidator(_fraction), AfterValidator(_in_unit)]
+Increase = Annotated[float, BeforeValidator(_fraction), Field(ge=0.0, le=10.0)]
+Alpha = Annotated[float, AfterValidator(_alpha)]
+Quantile = Annotated[float, BeforeValidator(_quantile), AfterValidator(_open_unit)]
+
+
+class ErrorRateJudge(Model):
+    """Canary vs baseline failure rate over the same seconds (an anytime-valid e-process).
+
+    Fails once it is shown, at level ``alpha`` (default: its share of the analysis' ``alpha``),
+    that the canary fails more often than the
+    baseline × (1 + ``tolerance``); passes once it is shown that the canary's failure rate
+    exceeds the baseline's by at most the larger of ``tolerance`` (relative) and ``margin``
+    (absolute: needed when neither arm fails at all). ``dryRun`` records without acting.
+    """
+
+    alpha: Alpha | None = None
+    tolerance: Increase = 0.0
+    margin: Fraction = 0.01
+    dry_run: bool = False
+
+
+class LatencyJudge(Model):
+    """Canary vs baseline latency at one or more quantiles (anytime-valid, per quantile).
+
+    Fails once the canary is shown slower than the baseline × (1 + ``tolerance``) around the
+    quantile; passes once it is shown faster than that. ``alpha`` is shared by the quantiles.
+    ``initialDelay`` (Argo's word) skips the canary's first seconds of traffic: a fresh process
+    answers its first requests slowly (imports, caches, connection pools), which says nothing
+    about the release. Failures are judged from the first second.
+    """
+
+    quantile: Quantile | list[Quantile] = 0.95
+    alpha: Alpha | None = None
+    tolerance: Increase = 0.10
+    initial_delay: Duration = 10.0
+    dry_run: bool = False
+
+    @property
+    def quantiles(self) -> list[float]:
+        return list(self.quantile) if isinstance(self.quantile, list) else [self.quantile]
+
+
+class AnalysisSettings(Model):
+    """The judges an analysis runs (``errorRate: null`` or ``latency: null`` turns one off),
+    what an inconclusive analysis leads to, and the step that starts background analysis.
+
+    ``alpha`` bounds the false-rollback rate of the whole analysis: it is split evenly between
+    the acting judges (a judge's own ``alpha`` overrides its share). ``onInconclusive: pause``
+    (default) waits for a person; ``wait`` keeps judging until a verdict, and
+    ``progressDeadlineSeconds`` aborts if none comes. Lack of data never fails.
+    """
+
+    alpha: Alpha = 0.01
+    error_rate: ErrorRateJudge | None = Field(default_factory=ErrorRateJudge)
+    latency: LatencyJudge | None = Field(default_factory=LatencyJudge)
+    on_inconclusive: Literal["pause", "wait"] = "pause"
+    starting_step: Annotated[int, Field(ge=0)] | None = None
+
+    def judge_alpha(self, judge: ErrorRateJudge | LatencyJudge) -> float:
+        """The level a judge runs at: its own ``alpha``, else its share of the analysis'."""
+        if judge.alpha is not None:
+            return judge.alpha
+        acting = [j for j in (self.error_rate, self.latency) if j is not None and not j.dry_run]
+        return self.alpha / max(1, len(acting))
+
+
+class AnalysisStep(Model):
+    """An analysis: the strategy's judges (``analysis`` settings) plus this step's guardrails.
+
+    ``until: pass`` ends the step as soon as every judge passes (and ``minRequests`` canary
+    requests were seen), or at ``maxDuration`` as inconclusive; ``until: duration`` watches
+    for the whole ``duration`` and passes if nothing failed. Guardrails are absolute limits
+    on the canary alone, applied once it served ``minRequests``: ``maxErrorRate`` and
+    ``maxLatency`` (e.g. ``{p99: 500ms}``). A failure at any moment ends the step as failed.
+    """
+
+    until: Literal["pass", "duration"] = "pass"
+    duration: Duration | None = None
+    max_duration: Duration = 120.0
+    max_error_rate: Fraction | None = None
+    max_latency: dict[Quantile, Duration] = Field(default_factory=dict)
+    min_requests: Annotated[int, Field(ge=1)] = 50
+
+    @model_validator(mode="after")
+    def _duration_given(self) -> Self:
+        if self.until == "duration" and self.duration is None:
+            raise ValueError("until: duration needs a duration, e.g. duration: 30s")
+        return self
