@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 PY_DIRS := src tests examples bench
 
-.PHONY: demo test lint fmt lock bench-proxy bench-analysis clean
+.PHONY: demo test lint fmt lock bench-proxy bench-analysis bench-controller clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,12 +25,14 @@ demo: $(STAMP)
 	@$(BYTECODE)
 	$(BIN)/python -m rollwise.demo
 
+# Two workers, the slowest tests first; branch coverage of the test process and of the
+# controller, CLI and proxy processes it starts (pyproject: [tool.coverage]), with its floor.
 test: $(STAMP)
 	$(BIN)/ruff check $(PY_DIRS)
 	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/mypy
 	@$(BYTECODE)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist worksteal --cov --cov-report=term:skip-covered
 
 # Benchmarks are not part of `make test`: see docs/performance.md for what they need.
 bench-proxy: $(STAMP)
@@ -38,6 +40,10 @@ bench-proxy: $(STAMP)
 
 bench-analysis: $(STAMP)
 	$(BIN)/python bench/analysis/run.py $(ARGS)
+
+bench-controller: $(STAMP)
+	@$(BYTECODE)
+	$(BIN)/python bench/controller/run.py $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(PY_DIRS)
@@ -53,4 +59,4 @@ lock: $(STAMP)
 		--no-header -o requirements.lock -q
 
 clean:
-	rm -rf $(VENV) .rollwise .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .rollwise .mypy_cache .pytest_cache .ruff_cache .coverage .coverage.*

@@ -264,6 +264,7 @@ def test_replay_judges_a_recorded_log_like_the_controller(tmp_path: Path) -> Non
     assert yaml.safe_load(spec_text)["metadata"]["name"] == result.app
 
 
+@pytest.mark.slow
 def test_benchmark_smoke(tmp_path: Path) -> None:
     """A tiny run of bench/analysis: it runs, and writes its JSON, table and plot."""
     bench = Path(__file__).parents[1] / "bench" / "analysis" / "run.py"

@@ -23,6 +23,7 @@ def analyses(cluster: Cluster) -> list[dict[str, Any]]:
     return list(cluster.client.request("GET", f"{APP}/analysis"))
 
 
+@pytest.mark.slow
 def test_doubled_failures_are_aborted_with_the_evidence(cluster: Cluster) -> None:
     """Stable fails 10 % of its A2A answers, the canary 20 %: the failure-rate judge aborts."""
     # releases that fail on purpose: the smoke tests' ping would stop them first
@@ -78,6 +79,7 @@ def test_doubled_failures_are_aborted_with_the_evidence(cluster: Cluster) -> Non
     assert json.loads(replay.stdout)["verdict"]["outcome"] == "fail"
 
 
+@pytest.mark.slow
 def test_a_healthy_revision_is_promoted_by_adaptive_steps(cluster: Cluster) -> None:
     """``until: pass`` ends each analysis as soon as the judges show the canary is no worse;
     background analysis from step 1 watches the rest of the rollout."""

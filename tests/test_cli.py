@@ -115,6 +115,8 @@ def test_events_shows_a_rollout_and_follows_the_next(cluster: Cluster) -> None:
         follower.terminate()
         follower.wait(10)
         reader.join(10)
+        assert follower.stdout is not None
+        follower.stdout.close()
     ids = [e["id"] for e in seen]
     assert ids == sorted(set(ids)) and ids[0] == newest[-1]["id"]
     stored = cluster.client.request("GET", "/apps/sample-agent/events", params={"after": ids[0]})

@@ -18,6 +18,8 @@ import httpx
 import psutil
 import pytest
 
+from rollwise.client import unix_transport
+
 from .conftest import Cluster
 from .helpers import Background, start_controller, wait_for
 
@@ -41,7 +43,7 @@ def restart_controller(cluster: Cluster) -> None:
 def proxy_table(cluster: Cluster) -> dict[str, Any]:
     """The table the proxy runs, read from its own admin socket (the controller may be dead)."""
     sock = cluster.state_dir / "proxy.sock"
-    with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://p") as c:
+    with httpx.Client(transport=unix_transport(str(sock)), base_url="http://p") as c:
         return dict(c.get("/routes").json()["table"])
 
 

@@ -24,6 +24,7 @@ import psutil
 import pytest
 
 from rollwise.backends.ports import free_port
+from rollwise.client import unix_transport
 
 from .helpers import ROOT, process, wait_for
 
@@ -71,7 +72,7 @@ def start_upstream(port: int, name: str) -> contextlib.AbstractContextManager[An
 def start_proxy(sock: Path, *options: str) -> Iterator[httpx.Client]:
     argv = [sys.executable, "-m", "rollwise.routing.proxy", "--admin-socket", str(sock)]
     with process([*argv, *options]):
-        admin = httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://p")
+        admin = httpx.Client(transport=unix_transport(str(sock)), base_url="http://p")
         wait_for(lambda: admin.get("/healthz").status_code == 200)
         yield admin
         admin.close()
@@ -490,7 +491,7 @@ def test_workers_share_the_port_and_report_as_one(tuned: Tuned) -> None:
         assert httpx.get(proxy.url + "/").text == "a"
     per_worker = []
     for path in (tuned.sock, Path(f"{tuned.sock}.w1")):
-        with httpx.Client(transport=httpx.HTTPTransport(uds=str(path))) as worker:
+        with httpx.Client(transport=unix_transport(str(path))) as worker:
             counters = worker.get("http://p/counters").json()
             per_worker.append(counters["apps"]["web"]["1"]["codes"].get("200", 0))
     assert all(count > 0 for count in per_worker), per_worker  # the kernel spread connections
@@ -506,7 +507,7 @@ def test_workers_take_partial_tables(tuned: Tuned) -> None:
     assert patch(proxy, {"web": web}).json()["generation"] == proxy.generation
     assert {httpx.get(proxy.url + "/").text for _ in range(40)} == {"b"}  # every worker
     for path in (tuned.sock, Path(f"{tuned.sock}.w1")):
-        with httpx.Client(transport=httpx.HTTPTransport(uds=str(path))) as worker:
+        with httpx.Client(transport=unix_transport(str(path))) as worker:
             assert worker.get("http://p/routes").json()["generation"] == proxy.generation
 
 
@@ -521,7 +522,7 @@ def test_a_dead_worker_is_replaced_and_given_the_table(tuned: Tuned) -> None:
         return now if len(now) == 2 and now[1] != pids[1] else None
 
     wait_for(replaced)
-    with httpx.Client(transport=httpx.HTTPTransport(uds=f"{tuned.sock}.w1")) as worker:
+    with httpx.Client(transport=unix_transport(f"{tuned.sock}.w1")) as worker:
         wait_for(lambda: worker.get("http://p/routes").json()["generation"] == proxy.generation)
     assert {httpx.get(proxy.url + "/").text for _ in range(30)} == {"b"}
 

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from rollwise.backends.ports import free_port
+from rollwise.client import unix_transport
 
 from .helpers import ROOT, process, wait_for
 
@@ -75,13 +76,14 @@ def wrk(port: int) -> Iterator[dict[str, Any]]:
             proc.wait()
 
 
+@pytest.mark.slow
 def test_weight_changes_and_drains_under_load_fail_no_request(tmp_path: Path) -> None:
     sock = tmp_path / "admin.sock"
     port = free_port()
     argv = [sys.executable, "-m", "rollwise.routing.proxy", "--admin-socket", str(sock)]
     with ExitStack() as stack:
         stack.enter_context(process([*argv, "--workers", "2"]))
-        admin = httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://p")
+        admin = httpx.Client(transport=unix_transport(str(sock)), base_url="http://p")
         stack.callback(admin.close)
         wait_for(lambda: len(admin.get("/healthz").json()["workers"]) == 2)
         replicas = Replicas(stack)

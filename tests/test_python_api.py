@@ -82,6 +82,7 @@ def test_blue_green_and_rollback_on_the_running_controller(
 
 
 @pytest.mark.replicas(1)
+@pytest.mark.slow
 def test_the_missions_usage_as_written(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
     """The mission's lines, defaults and all (5 s health checks, 30 s of monitoring): the
     blue-green release of 1.2.0 over 1.1.0, then a rollback for a failed health check."""

@@ -40,7 +40,7 @@ import httpx
 import psutil
 
 from rollwise.backends.ports import free_port
-from rollwise.client import AdminClient
+from rollwise.client import AdminClient, unix_transport
 from rollwise.controller.launch import spawn_controller
 
 HERE = Path(__file__).resolve().parent
@@ -106,7 +106,7 @@ class Proxy:
     """The proxy's own admin socket: what the data plane runs, not what the controller wants."""
 
     def __init__(self, state_dir: Path) -> None:
-        transport = httpx.HTTPTransport(uds=str(state_dir / "proxy.sock"))
+        transport = unix_transport(str(state_dir / "proxy.sock"))
         self.http = httpx.Client(transport=transport, base_url="http://proxy", timeout=10.0)
 
     def weight(self, app: str, revision: int) -> int | None:

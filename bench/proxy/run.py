@@ -38,6 +38,7 @@ import httpx
 import psutil
 
 from rollwise.backends.ports import free_port
+from rollwise.client import unix_transport
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent / "results"
@@ -315,7 +316,7 @@ def contestant(
         if name.endswith("nostats"):
             argv.append("--no-stats")
         with spawn(argv, log) as proc:
-            admin = httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://p")
+            admin = httpx.Client(transport=unix_transport(str(sock)), base_url="http://p")
             deadline = time.monotonic() + 15
             while True:
                 try:

@@ -65,6 +65,7 @@ def __getattr__(name: str) -> Any:
     if name in __all__ and name != "__version__":
         home = "rollwise.smoke" if name in _SMOKE else "rollwise.deployments"
         value = getattr(import_module(home), name)
+        value.__module__ = "rollwise"  # shown, documented and pickled as rollwise.<name>
         globals()[name] = value
         return value
     raise AttributeError(f"module 'rollwise' has no attribute {name!r}")

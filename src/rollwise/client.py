@@ -3,14 +3,90 @@
 from __future__ import annotations
 
 import os
+import select
+import socket
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import httpcore
 import httpx
 
 from rollwise import errors
 
-__all__ = ["AdminClient", "AsyncAdminClient", "default_state_dir"]
+__all__ = ["AdminClient", "AsyncAdminClient", "default_state_dir", "unix_transport"]
+
+
+class _UnixStream(httpcore.NetworkStream):
+    """A connected unix socket for httpcore (what its sync backend makes, minus TLS)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            self._sock.settimeout(timeout)
+            return self._sock.recv(max_bytes)
+        except TimeoutError as exc:
+            raise httpcore.ReadTimeout(str(exc)) from exc
+        except OSError as exc:
+            raise httpcore.ReadError(str(exc)) from exc
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        try:
+            self._sock.settimeout(timeout)
+            self._sock.sendall(buffer)
+        except TimeoutError as exc:
+            raise httpcore.WriteTimeout(str(exc)) from exc
+        except OSError as exc:
+            raise httpcore.WriteError(str(exc)) from exc
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":  # an idle pooled connection that reads has been closed
+            return bool(select.select([self._sock], [], [], 0)[0])
+        return self._sock if info == "socket" else None
+
+
+class _UnixBackend(httpcore.SyncBackend):
+    """httpcore's sync backend, but a connect that fails closes its socket: httpcore leaves
+    it to the garbage collector, a ``ResourceWarning`` each time a client waits for a
+    controller or a proxy that is not up yet."""
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            for option in socket_options or ():
+                sock.setsockopt(*option)
+            sock.settimeout(timeout)
+            sock.connect(path)
+        except TimeoutError as exc:
+            sock.close()
+            raise httpcore.ConnectTimeout(str(exc)) from exc
+        except OSError as exc:
+            sock.close()
+            raise httpcore.ConnectError(str(exc)) from exc
+        return _UnixStream(sock)
+
+
+def unix_transport(path: str | Path) -> httpx.HTTPTransport:
+    """An ``httpx`` transport to a unix socket (the controller's or the proxy's)."""
+    transport = httpx.HTTPTransport(uds=str(path))
+    transport._pool = httpcore.ConnectionPool(  # httpx's own limits, our backend
+        uds=str(path),
+        max_connections=100,
+        max_keepalive_connections=20,
+        keepalive_expiry=5.0,
+        network_backend=_UnixBackend(),
+    )
+    return transport
 
 
 def default_state_dir() -> Path:
@@ -22,7 +98,7 @@ class AdminClient:
         self.state_dir = (state_dir or default_state_dir()).resolve()
         self.socket = self.state_dir / "admin.sock"
         self._http = httpx.Client(
-            transport=httpx.HTTPTransport(uds=str(self.socket)),
+            transport=unix_transport(self.socket),
             base_url="http://rollwise",
             timeout=timeout,
         )
@@ -61,8 +137,12 @@ class AsyncAdminClient:
     def __init__(self, state_dir: Path | None = None, timeout: float = 30.0) -> None:
         self.state_dir = (state_dir or default_state_dir()).resolve()
         self.socket = self.state_dir / "admin.sock"
+        # No idle connection is kept: the Python API's objects are used from one event loop
+        # after another (``asyncio.run`` each) and are seldom closed by their callers.
         self._http = httpx.AsyncClient(
-            transport=httpx.AsyncHTTPTransport(uds=str(self.socket)),
+            transport=httpx.AsyncHTTPTransport(
+                uds=str(self.socket), limits=httpx.Limits(max_keepalive_connections=0)
+            ),
             base_url="http://rollwise",
             timeout=timeout,
         )

@@ -37,6 +37,8 @@ from rollwise.errors import RollwiseError
 from rollwise.load import LoadConfig, LoadReport, run_load
 from rollwise.spec import load_spec
 
+__all__ = ["demo", "main"]
+
 console = Console()
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -87,7 +89,7 @@ DEMO_CANARY = {
 }
 
 
-class Timeline:
+class _Timeline:
     """What happened when, printed as it happens and kept for the summary."""
 
     def __init__(self) -> None:
@@ -105,7 +107,7 @@ async def demo(state_dir: Path) -> int:
     spec["spec"]["strategy"] = {"canary": DEMO_CANARY}
     spec["spec"]["listen"] = f"127.0.0.1:{port}"
     spec["spec"]["template"]["env"]["AGENT_PUBLIC_URL"] = f"http://127.0.0.1:{port}/"
-    timeline = Timeline()
+    timeline = _Timeline()
     timeline.mark(f"starting the controller on {state_dir}")
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -131,7 +133,7 @@ async def demo(state_dir: Path) -> int:
 
 
 async def _story(
-    client: AdminClient, spec: dict[str, Any], url: str, timeline: Timeline
+    client: AdminClient, spec: dict[str, Any], url: str, timeline: _Timeline
 ) -> tuple[LoadReport, list[dict[str, Any]]]:
     """Three releases under A2A load: a canary promoted, a bad canary aborted by analysis,
     a blue-green preview swapped and undone."""
@@ -191,7 +193,7 @@ async def _story(
     return report, list(history)
 
 
-def _summary(report: LoadReport, history: list[dict[str, Any]], timeline: Timeline) -> int:
+def _summary(report: LoadReport, history: list[dict[str, Any]], timeline: _Timeline) -> int:
     """The tables at the end; 0 when no healthy version failed a request."""
     summary = Table(title="what the clients saw", header_style="bold")
     for col in ("requests", "ok", "errors", "p50 ms", "p99 ms", *sorted(report.versions)):

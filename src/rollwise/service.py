@@ -15,7 +15,7 @@ from starlette.types import ASGIApp
 from rollwise.api.admin import build_app
 from rollwise.api.auth import BearerAuth, ensure_tokens
 from rollwise.controller.controller import Controller
-from rollwise.routing.dataplane import ProxyOptions
+from rollwise.routing.options import ProxyOptions
 
 __all__ = ["controller_with_api"]
 

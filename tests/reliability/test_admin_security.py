@@ -36,12 +36,15 @@ def as_nobody(socket_path: Path) -> str:
     # import first: the interpreter's files may not be readable by nobody
     demote = "import json, os, socket, sys; os.setgid(65534); os.setuid(65534); "
     code = demote + "exec(compile(sys.stdin.read(), 'probe', 'exec'))"
+    # nobody may write no coverage data either: the probe is not measured
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_PROCESS")}
     out = subprocess.run(
         [sys.executable, "-c", code, str(socket_path)],
         input=PROBE,
         capture_output=True,
         text=True,
         timeout=20,
+        env=env,
     )
     return out.stdout.strip() + out.stderr.strip()
 

@@ -45,6 +45,7 @@ def paused_rollout_lasts(cluster: Cluster, version: str, step: object) -> float:
     return time.monotonic() - paused
 
 
+@pytest.mark.slow
 def test_a_stepped_wall_clock_moves_no_pause_and_no_deadline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

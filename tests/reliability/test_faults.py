@@ -16,6 +16,7 @@ ROLLOUTS = int(os.environ.get("ROLLWISE_SOAK_ROLLOUTS", "4"))
 
 
 @pytest.mark.timeout(60 + 30 * ROLLOUTS)
+@pytest.mark.slow
 def test_rollouts_survive_kill_9_of_controller_proxy_and_replicas(tmp_path: Path) -> None:
     rollouts = ROLLOUTS
     seed = int(os.environ.get("ROLLWISE_SOAK_SEED", "20261122"))

@@ -48,9 +48,10 @@ def locked(db: Path) -> Iterator[subprocess.Popen[str]]:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         yield holder
     finally:
-        assert holder.stdin is not None
+        assert holder.stdin is not None and holder.stdout is not None
         holder.stdin.close()
         holder.wait(10)
+        holder.stdout.close()
 
 
 def reconcile_failures(cluster: Cluster) -> float:
@@ -62,6 +63,7 @@ def reconcile_failures(cluster: Cluster) -> float:
     return sum(float(v) for v in series)
 
 
+@pytest.mark.slow
 def test_a_locked_store_refuses_changes_and_keeps_serving(cluster: Cluster) -> None:
     cluster.use_steps({"steps": [{"setWeight": 50}, {"pause": {"duration": "1s"}}]}, smoke=False)
     history = cluster.client.request("GET", "/apps/sample-agent/history")

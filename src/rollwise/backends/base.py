@@ -3,10 +3,11 @@
 The controller declares, the backend makes it so (Kubernetes' way): ``ensure`` states how
 many ready replicas a revision should have and returns at once; a supervision loop of the
 backend's own (``run``) starts, probes, restarts and reports. The controller reads health as
-a snapshot (``health``), and the backend calls its listener whenever a revision's health
-changes, so that a reconcile pass runs when something can change its outcome, never on a
-timer. The local backend (processes on this machine) is ``backends/local.py``; a Kubernetes
-backend is another module beside it with the same shape.
+a snapshot (``health``); the backend reports through two callables it is given when built: a
+``HealthListener`` whenever a revision's health changes (so that a reconcile pass runs when
+something can change its outcome, never on a timer), and ``BackendEvents`` for what people
+should read (a crash, a crash loop). The local backend (processes on this machine) is
+``backends/local.py``; a Kubernetes backend is another module beside it with the same shape.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rollwise.spec.models import Template
+from rollwise.words import EventKind
 
 __all__ = [
     "Backend",
+    "BackendEvents",
     "HealthListener",
     "ReplicaState",
     "RevisionHealth",
@@ -90,6 +93,8 @@ class RevisionHealth:
 
 # (app, revision): called whenever a revision's health changes (ready, unready, crashed)
 HealthListener = Callable[[str, int], None]
+# (app, revision, kind, message): what the backend has to say, as events
+BackendEvents = Callable[[str, int, EventKind, str], None]
 
 
 class Backend(Protocol):

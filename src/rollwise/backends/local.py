@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,20 +25,23 @@ from pathlib import Path
 
 import structlog
 
-from rollwise.backends.base import HealthListener, ReplicaState, RevisionHealth, Workload
+from rollwise.backends.base import (
+    BackendEvents,
+    HealthListener,
+    ReplicaState,
+    RevisionHealth,
+    Workload,
+)
 from rollwise.backends.ports import free_port
 from rollwise.backends.probe import probe
 from rollwise.backends.process import ManagedProcess, kill_marked, rotate_log, tail
+from rollwise.backends.replica import REPLICA_MARKER, replica_command
 from rollwise.errors import ReplicaStartError
 from rollwise.spec.duration import format_duration
 from rollwise.store import ReplicaRow, Store
 from rollwise.words import EventKind
 
-__all__ = ["BackendEvents", "LocalBackend"]
-
-# In a replica's environment: the state directory of the controller that started it. Not
-# ROLLWISE_STATE_DIR, which users set for the CLI and every child would inherit.
-REPLICA_MARKER = "ROLLWISE_REPLICA_OF"
+__all__ = ["LocalBackend"]
 
 log = structlog.get_logger("rollwise.backend")
 
@@ -48,10 +49,8 @@ BACKOFF_BASE_S = 0.5
 BACKOFF_MAX_S = 30.0
 CRASH_LOOP_RESTARTS = 3
 STABLE_AFTER_S = 10.0
-HOUSEKEEPING_S = 5.0  # log rotation, and liveness where the kernel has no pidfd
-
-# (app, revision, kind, message): what the backend has to say, as events
-BackendEvents = Callable[[str, int, EventKind, str], None]
+HOUSEKEEPING_S = 5.0
+FIRST_PROBE_S = 0.025  # log rotation, and liveness where the kernel has no pidfd
 
 
 @dataclass(eq=False)
@@ -343,32 +342,7 @@ class LocalBackend:
 
     def _start(self, rs: RevisionSet, r: Replica) -> None:
         r.port = free_port()
-        workload = rs.workload
-        fields = {
-            "port": str(r.port),
-            "version": workload.version,
-            "replica": str(r.index),
-            "python": sys.executable,
-            "app": rs.app,
-            "revision": str(rs.revision),
-        }
-        template = workload.template
-        argv = [a.format_map(fields) for a in template.command]
-        env = dict(os.environ)
-        env.update({k: v.format_map(fields) for k, v in template.env.items()})
-        env.update(
-            {
-                "ROLLWISE_APP": rs.app,
-                "ROLLWISE_REVISION": str(rs.revision),
-                "ROLLWISE_VERSION": workload.version,
-                "ROLLWISE_REPLICA": str(r.index),
-                REPLICA_MARKER: str(self.state_dir),
-                "PORT": str(r.port),
-            }
-        )
-        cwd = template.cwd or workload.base_dir
-        if not os.path.isabs(cwd):
-            cwd = os.path.join(workload.base_dir, cwd)
+        argv, env, cwd = replica_command(rs.workload, r.index, r.port, self.state_dir)
         try:
             r.process = ManagedProcess.start(argv, env, cwd, r.log_path)
         except OSError as exc:
@@ -481,9 +455,13 @@ class LocalBackend:
                 return
         if r.ready != was_ready:
             self.on_change(rs.app, rs.revision)
-        # steady checks once ready and passing; the quick interval while it is not
+        # steady checks once ready and passing; the quick interval while it is not, and
+        # quicker still while a new process starts: 25 ms doubling up to the interval, so
+        # that a replica which starts in 0.3 s is routed then, not at the next full interval
         settled = r.ready and ok
         interval = spec.health_interval if settled else spec.interval
+        if not r.ready and r.ready_since <= r.started_at:
+            interval = min(interval, FIRST_PROBE_S * 2 ** max(0, r.failures - 1))
         if r.ready and r.restarts:
             interval = min(interval, STABLE_AFTER_S / 2)  # to see it stay ready
         self._schedule(r, interval, lambda: self._probe(rs, r))

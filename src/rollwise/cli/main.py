@@ -99,7 +99,7 @@ def up(
         _detach(directory, log_format, metrics_port, record, proxy_workers, api_listen)
         return
     from rollwise.logs import configure_logging
-    from rollwise.routing.dataplane import ProxyOptions
+    from rollwise.routing.options import ProxyOptions
     from rollwise.service import controller_with_api
 
     configure_logging(log_format.value)

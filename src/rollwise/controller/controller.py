@@ -35,7 +35,7 @@ from rollwise.controller.worker import AppWorker, ReconcileMetrics
 from rollwise.errors import ConflictError, ControllerError, NotFoundError, RollwiseError
 from rollwise.peer import allowed_peer
 from rollwise.redact import remember_secrets
-from rollwise.routing.dataplane import ProxyOptions
+from rollwise.routing.options import ProxyOptions
 from rollwise.spec import RolloutSpec, spec_from_dict
 from rollwise.state_dir import ensure_state_dir
 from rollwise.store import Store

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from rollwise.analysis import Verdict
 from rollwise.controller.context import PassContext
 from rollwise.words import EventKind, PauseReason, Phase, Reason
+
+if TYPE_CHECKING:
+    from rollwise.analysis.run import Verdict
 
 __all__ = [
     "WAIT",

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rollwise.analysis import AnalysisRun, ArmSecond, Verdict
 from rollwise.analysis.source import MetricSource, Series
 from rollwise.spec.models import AnalysisSettings, AnalysisStep
 from rollwise.store import Store
 from rollwise.store.db import AnalysisRow
+
+if TYPE_CHECKING:
+    from rollwise.analysis.run import AnalysisRun, Verdict
+    from rollwise.analysis.series import ArmSecond
 
 __all__ = ["AppAnalyses"]
 
@@ -67,6 +70,8 @@ class AppAnalyses:
             row = AnalysisRow(
                 self.app, key, canary, baseline, kind, since, now, "wait", {"outcome": "wait"}
             )
+            from rollwise.analysis.run import AnalysisRun  # numpy and scipy: when first judged
+
             live = _Live(AnalysisRun(settings, step, judges=judges), row, identity)
             self.live[key] = live
         run = live.run
@@ -100,6 +105,8 @@ class AppAnalyses:
 
 
 def _arm(series: Series, revision: int | None, second: int) -> ArmSecond:
+    from rollwise.analysis.series import ArmSecond
+
     if revision is None:
         return ArmSecond.empty()
     return ArmSecond.from_counts(series.get(revision, {}).get(second))

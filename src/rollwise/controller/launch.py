@@ -7,6 +7,7 @@ why it exited.
 
 from __future__ import annotations
 
+import atexit
 import subprocess
 import sys
 import time
@@ -18,6 +19,16 @@ from rollwise.state_dir import ensure_state_dir
 
 __all__ = ["spawn_controller"]
 
+# Controllers started from this process: kept, so that their exit is read when it comes
+# (no zombie) and the interpreter never warns of a child it forgot.
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@atexit.register
+def _reap() -> None:
+    for proc in _STARTED:
+        proc.poll()
+
 
 def spawn_controller(
     directory: Path, *options: str, wait_s: float = 30.0
@@ -25,6 +36,7 @@ def spawn_controller(
     """Start ``rollwise up --state-dir directory *options`` detached, and return once it
     answers. Raises ``ControllerError`` with the log's tail if it exits or stays silent."""
     ensure_state_dir(directory)
+    _STARTED[:] = [p for p in _STARTED if p.poll() is None]
     argv = [sys.executable, "-m", "rollwise", "up", "--state-dir", str(directory), *options]
     log_path = directory / "logs" / "controller.log"
     with open(log_path, "ab") as log:
@@ -35,6 +47,7 @@ def spawn_controller(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    _STARTED.append(proc)
     deadline = time.monotonic() + wait_s
     with AdminClient(directory) as client:
         while time.monotonic() < deadline:

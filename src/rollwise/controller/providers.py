@@ -14,12 +14,12 @@ from pathlib import Path
 
 from rollwise.analysis.proxy_source import ProxyMetrics
 from rollwise.analysis.source import MetricSource
-from rollwise.backends.base import Backend, HealthListener
-from rollwise.backends.local import BackendEvents, LocalBackend
+from rollwise.backends.base import Backend, BackendEvents, HealthListener
+from rollwise.backends.local import LocalBackend
 from rollwise.errors import UsageError
 from rollwise.routing.base import ReplicaWatcher, TrafficRouter
 from rollwise.routing.builtin import ProxyRouter
-from rollwise.routing.dataplane import ProxyOptions
+from rollwise.routing.options import ProxyOptions
 from rollwise.spec import RolloutSpec
 from rollwise.store import Store
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import structlog
 
 from rollwise.routing.base import ReplicaTraffic, ReplicaWatcher
-from rollwise.routing.dataplane import DataPlane, ProxyOptions
+from rollwise.routing.dataplane import DataPlane
+from rollwise.routing.options import ProxyOptions
 from rollwise.routing.table import AppTable, Table
 from rollwise.store import Store
 

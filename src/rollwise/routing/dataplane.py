@@ -15,7 +15,6 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,26 +23,13 @@ import structlog
 
 from rollwise.backends.process import ManagedProcess
 from rollwise.errors import DataPlaneError, RouteVerifyError
+from rollwise.routing.options import ProxyOptions
 from rollwise.routing.table import Table
 from rollwise.store import Store
 
-__all__ = ["DataPlane", "ProxyOptions"]
+__all__ = ["DataPlane"]
 
 log = structlog.get_logger("rollwise.dataplane")
-
-
-@dataclass(frozen=True, slots=True)
-class ProxyOptions:
-    """How the controller starts the proxy (``rollwise up --proxy-workers --record``)."""
-
-    workers: int = 1
-    record: str | None = None
-
-    def argv(self) -> list[str]:
-        argv = ["--workers", str(self.workers)]
-        if self.record:
-            argv += ["--record", self.record]
-        return argv
 
 
 class DataPlane:

@@ -4,12 +4,16 @@ analysis, name a failing scheduled check.
 
 from __future__ import annotations
 
-from rollwise.analysis import Verdict
+from typing import TYPE_CHECKING
+
 from rollwise.controller.context import PassContext
 from rollwise.controller.decisions import WAIT, Abort, Decision
 from rollwise.controller.state import RevisionInfo
 from rollwise.smoke import TestResult
 from rollwise.spec.models import AnalysisSettings, AnalysisStep
+
+if TYPE_CHECKING:
+    from rollwise.analysis.run import Verdict
 
 __all__ = ["before_traffic", "failing_check", "judge"]
 
