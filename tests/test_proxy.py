@@ -15,7 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,14 @@ import pytest
 
 from rollwise.backends.ports import free_port
 from rollwise.client import unix_transport
+from rollwise.routing.table import (
+    AppTable,
+    HeaderRouteEntry,
+    ReplicaEntry,
+    RevisionEntry,
+    Table,
+    revision_entry,
+)
 
 from .helpers import ROOT, process, wait_for
 
@@ -37,24 +45,20 @@ class Proxy:
     sock: Path
     generation: int = 0
 
-    def push(self, revisions: list[dict[str, Any]], **extra: Any) -> httpx.Response:
+    def app(self, revisions: list[RevisionEntry], **traffic: Any) -> AppTable:
+        """The app ``web`` on the proxy's port."""
+        return AppTable(f"127.0.0.1:{self.port}", tuple(revisions), **traffic)
+
+    def push(self, revisions: list[RevisionEntry], **traffic: Any) -> httpx.Response:
         self.generation += 1
-        table = {
-            "generation": self.generation,
-            "apps": {"web": {"listen": f"127.0.0.1:{self.port}", "revisions": revisions, **extra}},
-        }
-        return self.admin.put("/routes", json=table)
+        table = Table(self.generation, {"web": self.app(revisions, **traffic)})
+        return self.admin.put("/routes", json=table.to_json())
 
     def rev(
         self, name: str, weight: int, *upstreams: str, labels: tuple[str, ...] = ()
-    ) -> dict[str, Any]:
-        return {
-            "name": name,
-            "version": f"v{name}",
-            "weight": weight,
-            "labels": list(labels),
-            "replicas": [{"address": f"127.0.0.1:{self.upstreams[u]}"} for u in upstreams],
-        }
+    ) -> RevisionEntry:
+        addresses = [f"127.0.0.1:{self.upstreams[u]}" for u in upstreams]
+        return revision_entry(name, f"v{name}", labels, weight, addresses)
 
     @property
     def url(self) -> str:
@@ -168,7 +172,7 @@ def _response(conn: socket.socket) -> tuple[int, bytes]:
 
 def test_failure_status_is_configurable(proxy: Proxy) -> None:
     # A revision of its own, so that no other test's requests are in its statistics.
-    proxy.push([proxy.rev("f", 100, "a", labels=("stable",))], failureStatus=["5xx", "429"])
+    proxy.push([proxy.rev("f", 100, "a", labels=("stable",))], failure_status=("5xx", "429"))
     since = int(time.time())
     with httpx.Client(base_url=proxy.url) as client:
         for code in (200, 404, 429, 503):
@@ -182,8 +186,8 @@ def test_failure_status_is_configurable(proxy: Proxy) -> None:
 def test_header_route_and_sticky_header(proxy: Proxy) -> None:
     proxy.push(
         [proxy.rev("1", 50, "a", labels=("stable",)), proxy.rev("2", 50, "b")],
-        headerRoutes=[{"revision": "2", "match": [{"headerName": "X-Beta", "headerValue": "1"}]}],
-        stickyHeader="X-Session",
+        header_routes=(HeaderRouteEntry("2", (("X-Beta", "1"),)),),
+        sticky_header="X-Session",
     )
     with httpx.Client(base_url=proxy.url) as client:
         assert {client.get("/", headers={"x-beta": "1"}).text for _ in range(20)} == {"b"}
@@ -224,9 +228,8 @@ def test_sse_first_event_arrives_while_upstream_still_sends(proxy: Proxy) -> Non
 
 def test_connection_failures_are_retried_on_another_replica(proxy: Proxy) -> None:
     dead = free_port()
-    table = proxy.rev("1", 100, "a", labels=("stable",))
-    table["replicas"].insert(0, {"address": f"127.0.0.1:{dead}"})
-    proxy.push([table])
+    live = proxy.rev("1", 100, "a", labels=("stable",))
+    proxy.push([replace(live, replicas=(ReplicaEntry(f"127.0.0.1:{dead}"), *live.replicas))])
     with httpx.Client(base_url=proxy.url) as client:
         assert all(client.get("/").status_code == 200 for _ in range(50))
     replicas = proxy.admin.get("/routes").json()["replicas"]
@@ -234,8 +237,7 @@ def test_connection_failures_are_retried_on_another_replica(proxy: Proxy) -> Non
 
 
 def test_failover_to_stable_when_a_revision_has_no_replica(proxy: Proxy) -> None:
-    canary = proxy.rev("2", 100, "b")
-    canary["replicas"] = []
+    canary = proxy.rev("2", 100)  # no replica
     proxy.push([proxy.rev("1", 0, "a", labels=("stable",)), canary])
     with httpx.Client(base_url=proxy.url) as client:
         assert client.get("/").text == "a"
@@ -339,14 +341,11 @@ def test_a_taken_port_does_not_block_other_apps(proxy: Proxy) -> None:
     blocker.bind(("127.0.0.1", 0))
     blocker.listen()
     taken = blocker.getsockname()[1]
-    other = {
-        "listen": f"127.0.0.1:{taken}",
-        "revisions": [proxy.rev("1", 100, "b", labels=("stable",))],
-    }
-    web = {"listen": f"127.0.0.1:{proxy.port}", "revisions": [proxy.rev("1", 100, "a")]}
+    other = AppTable(f"127.0.0.1:{taken}", (proxy.rev("1", 100, "b", labels=("stable",)),))
+    web = proxy.app([proxy.rev("1", 100, "a")])
     proxy.generation += 1
     answer = proxy.admin.put(
-        "/routes", json={"generation": proxy.generation, "apps": {"web": web, "other": other}}
+        "/routes", json=Table(proxy.generation, {"web": web, "other": other}).to_json()
     )
     assert answer.status_code == 200
     error = answer.json()["listen_errors"]["other"]
@@ -356,26 +355,28 @@ def test_a_taken_port_does_not_block_other_apps(proxy: Proxy) -> None:
     blocker.close()
     proxy.generation += 1
     answer = proxy.admin.put(
-        "/routes", json={"generation": proxy.generation, "apps": {"web": web, "other": other}}
+        "/routes", json=Table(proxy.generation, {"web": web, "other": other}).to_json()
     )
     assert answer.json()["listen_errors"] == {}
     assert httpx.get(f"http://127.0.0.1:{taken}/").text == "b"
 
 
-def patch(proxy: Proxy, apps: dict[str, Any]) -> httpx.Response:
+def patch(proxy: Proxy, apps: dict[str, AppTable | None]) -> httpx.Response:
+    """Change only these apps (``None``: remove one)."""
     proxy.generation += 1
-    return proxy.admin.patch("/routes", json={"generation": proxy.generation, "apps": apps})
+    changes = {name: app.to_json() if app else None for name, app in apps.items()}
+    return proxy.admin.patch("/routes", json={"generation": proxy.generation, "apps": changes})
 
 
 def test_a_partial_table_changes_only_the_apps_it_names(proxy: Proxy) -> None:
     other_port = free_port()
-    other = {"listen": f"127.0.0.1:{other_port}", "revisions": [proxy.rev("1", 100, "b")]}
+    other = AppTable(f"127.0.0.1:{other_port}", (proxy.rev("1", 100, "b"),))
     proxy.push([proxy.rev("1", 100, "a")])
     assert patch(proxy, {"other": other}).json()["generation"] == proxy.generation
     with httpx.Client() as web:  # a kept-alive connection to the app left alone
         assert web.get(proxy.url + "/").text == "a"
         assert httpx.get(f"http://127.0.0.1:{other_port}/").text == "b"
-        moved = {**other, "revisions": [proxy.rev("1", 0, "b"), proxy.rev("2", 100, "a")]}
+        moved = replace(other, revisions=(proxy.rev("1", 0, "b"), proxy.rev("2", 100, "a")))
         patch(proxy, {"other": moved})
         assert httpx.get(f"http://127.0.0.1:{other_port}/").text == "a"
         assert web.get(proxy.url + "/").text == "a", "web's routes and connections stay"
@@ -392,9 +393,9 @@ def test_a_partial_table_changes_only_the_apps_it_names(proxy: Proxy) -> None:
 def test_cookie_override_sticky_cookie_and_round_robin(proxy: Proxy) -> None:
     proxy.push(
         [proxy.rev("1", 50, "a", "c", labels=("stable",)), proxy.rev("2", 50, "b")],
-        overrideCookie="rw-rev",
-        stickyCookie="session",
-        loadBalancer="roundRobin",
+        override_cookie="rw-rev",
+        sticky_cookie="session",
+        load_balancer="roundRobin",
     )
     with httpx.Client(base_url=proxy.url) as client:
         forced = {client.get("/", headers={"cookie": "x=1; rw-rev=2"}).text for _ in range(20)}
@@ -503,7 +504,7 @@ def test_workers_share_the_port_and_report_as_one(tuned: Tuned) -> None:
 def test_workers_take_partial_tables(tuned: Tuned) -> None:
     proxy = tuned.proxy
     proxy.push([proxy.rev("1", 100, "a", labels=("stable",))])
-    web = {"listen": f"127.0.0.1:{proxy.port}", "revisions": [proxy.rev("2", 100, "b")]}
+    web = proxy.app([proxy.rev("2", 100, "b")])
     assert patch(proxy, {"web": web}).json()["generation"] == proxy.generation
     assert {httpx.get(proxy.url + "/").text for _ in range(40)} == {"b"}  # every worker
     for path in (tuned.sock, Path(f"{tuned.sock}.w1")):
@@ -610,13 +611,9 @@ class BadReplica:
 def test_a_replica_that_resets_or_answers_garbage(proxy: Proxy, mode: str) -> None:
     bad = BadReplica(mode)
     try:
-        revision = {
-            "name": f"bad-{mode}",
-            "version": "v-bad",
-            "weight": 100,
-            "labels": ["stable"],
-            "replicas": [{"address": f"127.0.0.1:{bad.port}"}],
-        }
+        revision = revision_entry(
+            f"bad-{mode}", "v-bad", ["stable"], 100, [f"127.0.0.1:{bad.port}"]
+        )
         proxy.push([revision])
         with httpx.Client(base_url=proxy.url, timeout=10) as client:
             for _ in range(3):

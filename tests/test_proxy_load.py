@@ -23,6 +23,7 @@ import pytest
 
 from rollwise.backends.ports import free_port
 from rollwise.client import unix_transport
+from rollwise.routing.table import AppTable, ReplicaEntry, RevisionEntry, Table
 
 from .helpers import ROOT, process, wait_for
 
@@ -76,6 +77,22 @@ def wrk(port: int) -> Iterator[dict[str, Any]]:
             proc.wait()
 
 
+def split(
+    generation: int, port: int, revisions: dict[str, list[str]], weight: int, draining: set[str]
+) -> Table:
+    """Revision 1 (stable) and 2 (canary, ``weight`` %) of the app ``web``."""
+    entries = tuple(
+        RevisionEntry(
+            name,
+            labels=("stable",) if name == "1" else ("canary",),
+            weight=weight if name == "2" else 100 - weight,
+            replicas=tuple(ReplicaEntry(a, a in draining) for a in addresses),
+        )
+        for name, addresses in revisions.items()
+    )
+    return Table(generation, {"web": AppTable(f"127.0.0.1:{port}", entries)})
+
+
 @pytest.mark.slow
 def test_weight_changes_and_drains_under_load_fail_no_request(tmp_path: Path) -> None:
     sock = tmp_path / "admin.sock"
@@ -97,26 +114,8 @@ def test_weight_changes_and_drains_under_load_fail_no_request(tmp_path: Path) ->
         def push(weight: int) -> None:
             nonlocal generation
             generation += 1
-            table = {
-                "generation": generation,
-                "apps": {
-                    "web": {
-                        "listen": f"127.0.0.1:{port}",
-                        "revisions": [
-                            {
-                                "name": name,
-                                "labels": ["stable"] if name == "1" else ["canary"],
-                                "weight": weight if name == "2" else 100 - weight,
-                                "replicas": [
-                                    {"address": a, "draining": a in draining} for a in addresses
-                                ],
-                            }
-                            for name, addresses in revisions.items()
-                        ],
-                    }
-                },
-            }
-            answer = admin.put("/routes", json=table)
+            table = split(generation, port, revisions, weight, draining)
+            answer = admin.put("/routes", json=table.to_json())
             assert answer.json()["generation"] == generation, answer.text
 
         def drain(revision: str, weight: int) -> None:

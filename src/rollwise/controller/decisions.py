@@ -74,6 +74,11 @@ class Wording:
     judged: str  # "analysis" -> "analysis passed: <detail>" / "analysis failed: <detail>"
     still: str  # while an inconclusive run keeps judging
 
+    @classmethod
+    def named(cls, name: str) -> Wording:
+        """An analysis called ``name`` all along (``pre-promotion analysis: …``)."""
+        return cls(name, name, f"{name} inconclusive, still judging")
+
 
 def judged(
     ctx: PassContext,

@@ -18,11 +18,7 @@ from rollwise.words import EventKind, PauseReason, Phase
 
 __all__ = ["BlueGreen"]
 
-PRE = Wording(
-    "pre-promotion analysis",
-    "pre-promotion analysis",
-    "pre-promotion analysis inconclusive, still judging",
-)
+PRE = Wording.named("pre-promotion analysis")
 
 
 def _spec(revision: RevisionInfo) -> BlueGreenStrategy:

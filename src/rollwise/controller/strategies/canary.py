@@ -28,7 +28,7 @@ __all__ = ["BACKGROUND", "Canary", "canary_replicas", "steps_of"]
 # Background analysis only ever fails a rollout: no time limit, no pass.
 BACKGROUND = AnalysisStep(until="pass", max_duration=math.inf)
 INLINE = Wording("analysing", "analysis", "analysis inconclusive, still judging")
-BACKGROUND_WORDS = Wording("background analysis", "background analysis", "background analysis")
+BACKGROUND_WORDS = Wording.named("background analysis")
 
 
 def canary_replicas(status: RolloutStatus, spec: RolloutSpec, weight: int | None = None) -> int:

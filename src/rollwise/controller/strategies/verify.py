@@ -14,11 +14,7 @@ from rollwise.words import Reason
 
 __all__ = ["needs_verification", "verify"]
 
-POST = Wording(
-    "post-promotion analysis",
-    "post-promotion analysis",
-    "post-promotion analysis inconclusive, still judging",
-)
+POST = Wording.named("post-promotion analysis")
 
 
 def needs_verification(revision: RevisionInfo) -> bool:
