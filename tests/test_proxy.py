@@ -382,6 +382,9 @@ def test_a_partial_table_changes_only_the_apps_it_names(proxy: Proxy) -> None:
         assert web.get(proxy.url + "/").text == "a", "web's routes and connections stay"
     table = proxy.admin.get("/routes").json()["table"]
     assert set(table["apps"]) == {"web", "other"} and table["generation"] == proxy.generation
+    one = proxy.admin.get("/routes", params={"app": "other"}).json()
+    assert set(one["table"]["apps"]) == {"other"}
+    assert set(one["replicas"]) == {f"127.0.0.1:{proxy.upstreams[u]}" for u in ("a", "b")}
     assert patch(proxy, {"other": None}).status_code == 200
     assert set(proxy.admin.get("/routes").json()["table"]["apps"]) == {"web"}
     with pytest.raises(httpx.ConnectError):

@@ -8,15 +8,15 @@ Measured, on the controller process alone:
 
 - ``apply`` latency: of each new app with its first release, and of 20 re-applies;
 - idle CPU (% of one core) and RSS over ``--idle`` seconds once every app is Healthy;
-- with every app under light load (1 req/s each) and ``--trials`` apps under 50 req/s: the
-  time from ``deploy`` to the canary's first weight applied by the proxy (read back from its
+- with every app under light load (1 req/s each), on ``--trials`` apps in turn: the time
+  from ``deploy`` to the canary's first weight applied by the proxy (read back from its
   admin socket), and from ``abort`` to the last request the canary answered (a client
-  asking the proxy for the canary with the override header, back to back, sees the first
-  answer from stable).
+  asking the proxy for the canary with the override header, every millisecond, sees the
+  first answer from stable).
 
 It prints JSON, writes ``bench/results/controller.json`` and ``bench/results/controller.md``.
-The goals (issue of the controller's shape): at 200 idle apps < 2 % of a core and < 250 MB;
-deploy-to-first-weight and abort at N = 200 within 1.5× of N = 1.
+The goals: at 200 idle apps < 2 % of a core and < 250 MB; deploy-to-first-weight and abort
+at N = 200 within 1.5× of N = 1.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -39,7 +40,6 @@ from typing import Any
 import httpx
 import psutil
 
-from rollwise.backends.ports import free_port
 from rollwise.client import AdminClient, unix_transport
 from rollwise.controller.launch import spawn_controller
 
@@ -110,7 +110,7 @@ class Proxy:
         self.http = httpx.Client(transport=transport, base_url="http://proxy", timeout=10.0)
 
     def weight(self, app: str, revision: int) -> int | None:
-        table = self.http.get("/routes").json().get("table") or {}
+        table = self.http.get("/routes", params={"app": app}).json().get("table") or {}
         for rev in table.get("apps", {}).get(app, {}).get("revisions", []):
             if rev["name"] == str(revision):
                 return int(rev["weight"])
@@ -125,18 +125,37 @@ def cpu_seconds(proc: psutil.Process) -> float:
 def run_n(n: int, idle_s: float, trials: int, work: Path) -> dict[str, Any]:
     state_dir = work / f"state-{n}"
     names = [f"app-{i:03d}" for i in range(n)]
-    ports: dict[str, int] = {}
-    while len(set(ports.values())) < n:  # free_port may hand out one port twice
-        ports = {name: free_port() for name in names}
+    ports = listen_ports(names)
     result: dict[str, Any] = {"apps": n}
     with controller(state_dir) as client:
         ctl = psutil.Process(int((state_dir / "controller.pid").read_text()))
         result |= apply_all(client, names, ports, work)
         result |= idle(client, ctl, n, idle_s)
         hot = names[:: max(1, n // trials)][:trials]
-        with load(names, ports, hot, work / f"load-{n}.json"):
+        with load(names, ports, work / f"load-{n}.json"):
             result |= trial_moves(client, Proxy(state_dir), hot, trials, ports)
     return result
+
+
+def listen_ports(names: list[str], first: int = 20000) -> dict[str, int]:
+    """Free ports below the kernel's ephemeral range, one per app: replicas take theirs from
+    that range (port 0), so none of them can take an app's listener before it opens."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports: dict[str, int] = {}
+    port = first
+    for name in names:
+        while port < low:
+            port += 1
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            ports[name] = port
+            break
+    if len(ports) < len(names):
+        raise RuntimeError(f"not enough free ports between {first} and {low}")
+    return ports
 
 
 def ms(values: list[float], q: float | None = None) -> float:
@@ -182,13 +201,9 @@ def idle(client: AdminClient, ctl: psutil.Process, n: int, idle_s: float) -> dic
 
 
 @contextlib.contextmanager
-def load(
-    names: list[str], ports: dict[str, int], hot: list[str], config_file: Path
-) -> Iterator[None]:
-    """1 req/s on every app and 50 on the ``hot`` ones, from ``load.py``."""
-    urls = [
-        {"url": f"http://127.0.0.1:{ports[n]}/small", "rate": 50 if n in hot else 1} for n in names
-    ]
+def load(names: list[str], ports: dict[str, int], config_file: Path) -> Iterator[None]:
+    """1 req/s on every app, from ``load.py``."""
+    urls = [{"url": f"http://127.0.0.1:{ports[n]}/small", "rate": 1} for n in names]
     config_file.write_text(json.dumps({"urls": urls}))
     proc = subprocess.Popen([sys.executable, str(HERE / "load.py"), str(config_file)])
     try:
@@ -217,7 +232,10 @@ class CanaryProbe(threading.Thread):
         with httpx.Client(headers={"x-rollwise-revision": "canary"}, timeout=5.0) as probe:
             while not self.done.is_set():
                 sent = time.time()
-                answered = probe.get(self.url).headers.get("x-rollwise-revision")
+                try:
+                    answered = probe.get(self.url).headers.get("x-rollwise-revision")
+                except httpx.HTTPError as exc:
+                    answered = type(exc).__name__
                 self.answers.append((sent, answered))
                 time.sleep(0.001)  # a millisecond's resolution; not a core of its own
 
@@ -229,7 +247,8 @@ class CanaryProbe(threading.Thread):
 def trial_moves(
     client: AdminClient, proxy: Proxy, hot: list[str], trials: int, ports: dict[str, int]
 ) -> dict[str, Any]:
-    """Deploy a canary on a hot app until the proxy runs its first weight; abort it."""
+    """Deploy a canary on each app of ``hot`` in turn until the proxy runs its first weight;
+    abort it."""
     to_weight: list[float] = []
     to_stop: list[float] = []
     try:
@@ -250,7 +269,8 @@ def trial_moves(
             time.sleep(1.0)
             probe.done.set()
             probe.join()
-            assert probe.last(revision) > aborted - 1.0, "the probe reached the canary"
+            answered = {who for _, who in probe.answers}
+            assert probe.last(revision) > aborted - 1.0, f"the canary never answered: {answered}"
             to_stop.append(max(0.0, probe.last(revision) - aborted))
     finally:
         proxy.http.close()

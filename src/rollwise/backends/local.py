@@ -456,12 +456,13 @@ class LocalBackend:
         if r.ready != was_ready:
             self.on_change(rs.app, rs.revision)
         # steady checks once ready and passing; the quick interval while it is not, and
-        # quicker still while a new process starts: 25 ms doubling up to the interval, so
-        # that a replica which starts in 0.3 s is routed then, not at the next full interval
+        # quicker still while a new process starts: 4 probes 25 ms apart, 4 at 50 ms, ...
+        # up to the interval, so that a replica which starts in 0.3 s is routed then, not
+        # at the next full interval
         settled = r.ready and ok
         interval = spec.health_interval if settled else spec.interval
         if not r.ready and r.ready_since <= r.started_at:
-            interval = min(interval, FIRST_PROBE_S * 2 ** max(0, r.failures - 1))
+            interval = min(interval, FIRST_PROBE_S * 2 ** (max(0, r.failures - 1) // 4))
         if r.ready and r.restarts:
             interval = min(interval, STABLE_AFTER_S / 2)  # to see it stay ready
         self._schedule(r, interval, lambda: self._probe(rs, r))

@@ -95,9 +95,9 @@ class Commands:
             status.strategy = spec.spec.strategy.name
             steps = (spec.spec.strategy.canary or CanaryStrategy()).steps
             status.step_count = len(steps) if status.stable is not None else 0
-            self.commit(ctx)
             message = f"rollout of revision {number} ({version}) started"
             ctx.emit(EventKind.ROLLOUT_STARTED, message, number, {"version": version})
+            self.commit(ctx)
         self.wake()
         return number
 
@@ -132,8 +132,8 @@ class Commands:
             status.phase = Phase.PROGRESSING
             status.message = "promoted" + (" (full)" if full else f" to step {status.step}")
             ctx.mark()
-            self.commit(ctx)
             ctx.emit(EventKind.PROMOTE_REQUESTED, status.message, number, {"full": full})
+            self.commit(ctx)
         self.wake()
         return status
 
@@ -168,10 +168,10 @@ class Commands:
             version = ctx.revision(number).version
             self._start(ctx, number, f"retrying revision {number} ({version})")
             ctx.store.reopen_revision(self.app, number, "retry")
-            self.commit(ctx)
             ctx.emit(
                 EventKind.ROLLOUT_RETRIED, f"rollout of revision {number} retried", number, None
             )
+            self.commit(ctx)
         self.wake()
         return status
 
@@ -188,8 +188,8 @@ class Commands:
             status.phase = Phase.PAUSED
             status.message = f"paused by {getpass.getuser()}"
             ctx.mark()
-            self.commit(ctx)
             ctx.emit(EventKind.ROLLOUT_PAUSED, status.message, number, None)
+            self.commit(ctx)
         self.wake()
         return status
 
@@ -208,8 +208,8 @@ class Commands:
             status.phase = Phase.PAUSED
             status.message = f"weight {weight} set by hand; `rollwise resume` continues the steps"
             ctx.mark()
-            self.commit(ctx)
             ctx.emit(EventKind.WEIGHT_SET, status.message, number, {"weight": weight})
+            self.commit(ctx)
         self.wake()
         return status
 
@@ -230,8 +230,8 @@ class Commands:
             status.phase = Phase.PROGRESSING
             status.message = f"resumed by {getpass.getuser()}"
             ctx.mark()
-            self.commit(ctx)
             ctx.emit(EventKind.ROLLOUT_RESUMED, status.message, status.canary, None)
+            self.commit(ctx)
         self.wake()
         return status
 
@@ -307,4 +307,5 @@ class Commands:
             removed = delete_logs(ctx.backend, self.app, revision)
             message = f"revision {revision}: {len(removed)} log files removed"
             ctx.emit(EventKind.REVISION_CLEANED_UP, message, revision, None)
+            self.commit(ctx)
             return removed

@@ -4,7 +4,8 @@ Argo Rollouts' ``rolloutContext`` is the model: the pass does not go back to the
 backend for what it already knows. The context carries the status being changed (a copy,
 saved by the worker when ``changed``), the app's spec as applied, each revision's parsed spec
 and version (from memory), each revision's health (read once from the backend), the clock's
-``now``, the event sink, and the app's checks, analyses and monitors. Steps say what they
+``now``, and the app's checks, analyses and monitors; the events and history outcomes the
+pass decides are kept with it and stored in one transaction with the status. Steps say what they
 changed (``say``, ``mark``) and when the pass should run again if nothing else wakes it
 (``wake_by``): a pause's end, a progress deadline, the next whole second of an analysis.
 """
@@ -12,12 +13,12 @@ changed (``say``, ``mark``) and when the pass should run again if nothing else w
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from rollwise.backends.base import Backend, RevisionHealth
 from rollwise.controller.checks import ReleaseChecks
+from rollwise.controller.events import Event
 from rollwise.controller.judging import AppAnalyses
 from rollwise.controller.monitor import SyntheticMonitor
 from rollwise.controller.state import AppState, RevisionInfo
@@ -26,10 +27,7 @@ from rollwise.spec import RolloutSpec
 from rollwise.store import Store
 from rollwise.words import EventKind, Outcome
 
-__all__ = ["Emit", "PassContext"]
-
-# (kind, message, revision, data)
-Emit = Callable[[EventKind, str, int | None, dict[str, Any] | None], None]
+__all__ = ["PassContext"]
 
 
 @dataclass
@@ -39,13 +37,14 @@ class PassContext:
     state: AppState
     backend: Backend
     store: Store
-    emit: Emit
     now: float
     checks: ReleaseChecks
     analyses: AppAnalyses
     monitor: SyntheticMonitor
     changed: bool = False
     wake_at: float = math.inf
+    events: list[Event] = field(default_factory=list)
+    finished: list[tuple[int, Outcome, str]] = field(default_factory=list)
     _health: dict[int, RevisionHealth] = field(default_factory=dict)
 
     @property
@@ -67,9 +66,19 @@ class PassContext:
             health = self._health[number] = self.backend.health(self.app, number)
         return health
 
+    def emit(
+        self,
+        kind: EventKind,
+        message: str,
+        revision: int | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """An event, stored with the status it explains."""
+        self.events.append(Event(kind, message, revision, data))
+
     def finish(self, number: int, outcome: Outcome, reason: str) -> None:
-        """Write how a revision's rollout ended into its history."""
-        self.store.finish_revision(self.app, number, outcome, reason)
+        """How a revision's rollout ended, for its history (stored with the status)."""
+        self.finished.append((number, outcome, reason))
 
     def mark(self) -> None:
         self.changed = True

@@ -2,12 +2,16 @@
 
 An event is written to the store first (it is the history people read), then logged with
 structlog, counted in Prometheus, and offered to the app's webhooks (queued, never waited for).
+A reconcile pass or a command records its events in the same transaction as the status they
+explain (``record``), and publishes them once that is committed (``publish``): an event is
+never told for a status that was not saved.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -19,7 +23,17 @@ from rollwise.spec import RolloutSpec
 from rollwise.store import Store
 from rollwise.words import EventKind
 
-__all__ = ["Events"]
+__all__ = ["Event", "Events"]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An event not stored yet."""
+
+    kind: EventKind
+    message: str
+    revision: int | None = None
+    data: dict[str, Any] | None = None
 
 
 class Events:
@@ -49,22 +63,38 @@ class Events:
         revision: int | None = None,
         data: dict[str, Any] | None = None,
     ) -> None:
-        # a replica's last log line or a check's output may carry a secret value
-        message, data = SECRETS.text(message), SECRETS.redact(data)
-        event_id = self.store.add_event(app, kind, message, revision, data)
-        self.log.info(message, kind=kind, app=app, revision=revision, **(data or {}))
-        self.counter.labels(app, kind).inc()
-        spec = self.spec_of(app) if self.webhooks is not None else None
-        if self.webhooks is not None and spec is not None:
-            hooks = list(spec.webhooks)
-            if hooks:
-                event = {
+        """Store one event and publish it."""
+        self.publish(app, self.record(app, [Event(kind, message, revision, data)]))
+
+    def record(self, app: str, events: Iterable[Event]) -> list[dict[str, Any]]:
+        """Store ``events`` (in the caller's transaction, if it has one); as stored."""
+        stored = []
+        for event in events:
+            # a replica's last log line or a check's output may carry a secret value
+            message, data = SECRETS.text(event.message), SECRETS.redact(event.data)
+            event_id = self.store.add_event(app, event.kind, message, event.revision, data)
+            stored.append(
+                {
                     "id": event_id,
                     "ts": time.time(),
                     "app": app,
-                    "kind": kind,
-                    "revision": revision,
+                    "kind": event.kind,
+                    "revision": event.revision,
                     "message": message,
                     "data": data or {},
                 }
+            )
+        return stored
+
+    def publish(self, app: str, stored: list[dict[str, Any]]) -> None:
+        """Log, count and offer to the app's webhooks what ``record`` stored."""
+        spec = self.spec_of(app) if self.webhooks is not None and stored else None
+        hooks = list(spec.webhooks) if spec is not None else []
+        for event in stored:
+            kind = event["kind"]
+            self.log.info(
+                event["message"], kind=kind, app=app, revision=event["revision"], **event["data"]
+            )
+            self.counter.labels(app, kind).inc()
+            if hooks and self.webhooks is not None:
                 self.webhooks.offer(hooks, event)

@@ -60,9 +60,15 @@ class AppState:
         return self._status
 
     def save(self, status: RolloutStatus, now: float) -> None:
+        """Write ``status`` (in the caller's transaction, if any), then hold it."""
         status.updated = now
         self.store.put_status(self.app, status.model_dump(mode="json"))
         self._status = status.model_copy(deep=True)
+
+    def reload(self) -> None:
+        """Read the status back (a transaction that wrote it was rolled back)."""
+        raw = self.store.get_status(self.app)
+        self._status = RolloutStatus.model_validate(raw) if raw else RolloutStatus()
 
     # the app's spec as applied now
 

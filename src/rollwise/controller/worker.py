@@ -122,7 +122,6 @@ class AppWorker:
             state=self.state,
             backend=self.backend,
             store=self.store,
-            emit=self._emit,
             now=self.clock(),
             checks=self.checks,
             analyses=self.analyses,
@@ -130,7 +129,20 @@ class AppWorker:
         )
 
     def _save(self, ctx: PassContext) -> None:
-        self.state.save(ctx.status, ctx.now)
+        """The status, the history outcomes and the events of a pass or a command, in one
+        transaction (one fsync); the events are published once it is committed."""
+        try:
+            with self.store.transaction():
+                for number, outcome, reason in ctx.finished:
+                    self.store.finish_revision(self.app, number, outcome, reason)
+                stored = self.events.record(self.app, ctx.events)
+                self.state.save(ctx.status, ctx.now)
+        except BaseException:
+            self.state.reload()
+            raise
+        ctx.events.clear()
+        ctx.finished.clear()
+        self.events.publish(self.app, stored)
 
     def close(self) -> None:
         self.checks.close()
@@ -179,7 +191,7 @@ class AppWorker:
         if ctx.status.stable is not None:
             ctx.wake_by(self.monitor.tick(ctx.spec, ctx.status.stable))
         await self._progress(ctx)
-        if ctx.changed:
+        if ctx.changed or ctx.events or ctx.finished:
             self._save(ctx)
         self._declare(ctx)
         await self._route(ctx)

@@ -13,6 +13,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,7 +183,7 @@ class Store:
                 f"cannot open the state store {self.path}: {exc}; check that the directory "
                 "is writable and that no other program holds the file"
             ) from None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._migrate()
 
     def close(self) -> None:
@@ -203,6 +204,20 @@ class Store:
                 except sqlite3.Error:
                     self._db.execute("ROLLBACK")
                     raise
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The writes inside are one transaction: one fsync for a command's or a pass's
+        status, history and events, instead of one each. Synchronous code only: the store
+        is shared by every app's tasks, and an ``await`` inside would let theirs in."""
+        with self._lock:
+            self._run("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._run("ROLLBACK")
+                raise
+            self._run("COMMIT")
 
     def _run(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         with self._lock:

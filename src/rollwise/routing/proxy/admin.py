@@ -6,7 +6,7 @@ closed. No token to leak, rotate or pass on a command line.
 
 ``PUT /routes`` applies a whole routing table and answers the generation applied (the
 controller's ``VerifyWeight``); ``PATCH /routes`` does the same for the apps it names only;
-``GET /routes`` reads it back with per-replica state;
+``GET /routes[?app=A...]`` reads it back with per-replica state;
 ``GET /stats?since=S[&app=A...]`` returns per-second counters and latency histograms for
 analysis (of the apps named, else all); ``GET /replicas`` each replica's in-flight requests
 and passive health, for draining and ejection events;
@@ -130,9 +130,9 @@ class AdminConnection(asyncio.Protocol):
         return 200, _json(health), _JSON
 
     async def _routes(self, query: str, body: bytes) -> Answer:
-        routes = self.proxy.routes_status()
+        routes = self.proxy.routes_status(parse_qs(query).get("app"))
         if self.pool is not None:
-            for _, other in await self.pool.call("GET", "/routes"):
+            for _, other in await self.pool.call("GET", "/routes?" + query):
                 routes["generation"] = min(routes["generation"], other["generation"])
                 routes["replicas"] = merge(routes["replicas"], other["replicas"])
         return 200, _json(routes), _JSON

@@ -370,12 +370,25 @@ class ProxyServer:
 
     # status for the admin channel
 
-    def routes_status(self) -> dict[str, Any]:
+    def routes_status(self, only: list[str] | None = None) -> dict[str, Any]:
+        """The table applied (of the apps named in ``only``, else all), with per-replica
+        state: one app's routes cost the same to read with 1 app or 500."""
         now = time.monotonic()
+        table, replicas = self.table_json, self.table.replicas()
+        if only is not None:
+            apps = {k: v for k, v in table["apps"].items() if k in only}
+            table = {"generation": table["generation"], "apps": apps}
+            replicas = {
+                rep
+                for name in only
+                if (app := self.table.apps.get(name)) is not None
+                for rev in app.revisions
+                for rep in rev.replicas
+            }
         return {
             "generation": self.table.generation,
-            "table": self.table_json,
-            "replicas": {rep.address: rep.as_json(now) for rep in self.table.replicas()},
+            "table": table,
+            "replicas": {rep.address: rep.as_json(now) for rep in replicas},
             "listeners": sorted(self.listeners),
             "listen_errors": self.listen_errors,
         }
