@@ -21,6 +21,7 @@ from rollwise.analysis.series import ArmSecond
 from rollwise.errors import InputError, UsageError
 from rollwise.routing.proxy.table import failing_statuses
 from rollwise.spec.models import AnalysisStep, Rollout
+from rollwise.words import preview_app
 
 __all__ = ["Replay", "TimelineEntry", "replay_file"]
 
@@ -114,7 +115,7 @@ def replay_file(
     spec's first analysis step, if any).
     """
     app = rollout.metadata.name
-    revisions = _read(path, {app, f"{app}.preview"})
+    revisions = _read(path, {app, preview_app(app)})
     if not revisions:
         raise InputError(f"{path}: no requests of app {app!r}; is this the right spec (-f)?")
     first_seen = sorted(revisions, key=lambda r: min(revisions[r]))

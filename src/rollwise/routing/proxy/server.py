@@ -323,9 +323,10 @@ class ProxyServer:
         client = ex.client
         if client.transport is None:
             return
-        if ex.response_started:
+        if ex.response_started and not ex.pending:  # the client has part of an answer: cut
             client.transport.close()
             return
+        ex.pending = b""  # a head held back (no body yet) never reached the client: answer
         ex.keep_alive = False
         client.transport.write(local_response(status, why, close=True))
         client.exchange_done(ex)
