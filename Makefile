@@ -25,14 +25,15 @@ demo: $(STAMP)
 	@$(BYTECODE)
 	$(BIN)/python -m rollwise.demo
 
-# Two workers, the slowest tests first; branch coverage of the test process and of the
-# controller, CLI and proxy processes it starts (pyproject: [tool.coverage]), with its floor.
+# Three workers (the tests mostly wait on processes and sockets), the slowest tests first;
+# branch coverage of the test process and of the controller, CLI and proxy processes it
+# starts (pyproject: [tool.coverage]), with its floor.
 test: $(STAMP)
 	$(BIN)/ruff check $(PY_DIRS)
 	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/mypy
 	@$(BYTECODE)
-	$(BIN)/pytest -q -n 2 --dist worksteal --cov --cov-report=term:skip-covered
+	$(BIN)/pytest -q -n 3 --dist worksteal --cov --cov-report=term:skip-covered
 
 # Benchmarks are not part of `make test`: see docs/performance.md for what they need.
 bench-proxy: $(STAMP)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -156,10 +157,70 @@ def test_judges_catch_regressions_and_pass_healthy_canaries_quickly() -> None:
         seed=6,
     )
     assert failed >= 0.9 and passed == 0.0
+    # no failure in either arm: no ratio can be shown, but a rate cap can
     failed, passed = _simulate(
         FailureRateJudge, ErrorRateJudge(), Arm(100, 0.0), Arm(100, 0.0), 60, runs, seed=8
     )
+    assert failed == 0.0 and passed == 0.0
+    failed, passed = _simulate(
+        FailureRateJudge,
+        ErrorRateJudge(max_failure_rate=0.01),
+        Arm(100, 0.0),
+        Arm(100, 0.0),
+        60,
+        runs,
+        seed=8,
+    )
     assert failed == 0.0 and passed == 1.0
+
+
+@pytest.mark.parametrize(
+    ("canary", "baseline"),
+    [(0.002, 0.001), (0.015, 0.01), (0.02, 0.01)],
+    ids=["2x at 0.1%", "1.5x at 1%", "2x at 1%"],
+)
+def test_a_worse_canary_is_not_promoted(canary: float, baseline: float) -> None:
+    """The pass must be proven: a canary at least passTolerance (50 %) worse passes in no
+    more than 5 % of runs (α = 1 % at the boundary), over 15 minutes at 100 req/s per arm
+    (where the rule of before, with its 1-point margin, passed 2× at 0.1 % within 30 s)."""
+    _, passed = _simulate(
+        FailureRateJudge,
+        ErrorRateJudge(),
+        Arm(100, canary),
+        Arm(100, baseline),
+        900,
+        200,
+        seed=int(canary * 1e5),
+    )
+    assert passed <= 0.05
+
+
+def test_an_identical_canary_passes_in_minutes_with_a_reason_while_it_waits() -> None:
+    """At a 1 % baseline and 100 req/s per arm the median pass takes ≈ 2 minutes (the goal
+    is 5); until then the verdict says what it would take."""
+    rng = np.random.default_rng(11)
+    runs = 100
+    judge = FailureRateJudge(ErrorRateJudge(), (runs,), 0.01)
+    took = np.full(runs, np.inf)
+    single = FailureRateJudge(ErrorRateJudge(), (), 0.01)
+    for second in range(600):
+        c, b = Stream(Arm(100, 0.01), runs, rng).next(), Stream(Arm(100, 0.01), runs, rng).next()
+        judge.update(c, b)
+        took = np.where(judge.passed & np.isinf(took), second + 1, took)
+        if second < 30:  # one live analysis: arms of no batch shape
+            one_c, one_b = (Stream(Arm(100, 0.01), 1, rng).next() for _ in range(2))
+            single.update(
+                ArmSecond(one_c.requests[0], one_c.failures[0], one_c.hist[0]),
+                ArmSecond(one_b.requests[0], one_b.failures[0], one_b.hist[0]),
+            )
+    assert float(np.median(took)) <= 300 and float(np.mean(np.isfinite(took))) >= 0.95
+    waiting = single.result()
+    assert waiting.outcome == "inconclusive"
+    assert re.search(
+        r"needs ≈ [\d,]+ more canary requests, ≈ \d+ (s|min) at the current rate, "
+        r"to tell 1.5× from 1×",
+        waiting.summary,
+    ), waiting.summary
 
 
 def test_no_traffic_is_never_a_failure() -> None:
@@ -202,11 +263,21 @@ def test_spec_reads_percentages_quantiles_and_refuses_nonsense() -> None:
             ErrorRateJudge.model_validate(bad)
 
 
-def _record(path: Path, canary_fail: float, seconds: int = 60, rate: int = 80) -> None:
+def _record(
+    path: Path,
+    canary_fail: float,
+    seconds: int = 60,
+    rate: int = 80,
+    arms: tuple[str, str] = ("1", "2"),
+    worse_from: int | None = None,
+) -> None:
+    """``arms``: baseline and canary revisions, the canary's lines first in each second; from
+    ``worse_from`` on the canary fails 30 %."""
     rng = np.random.default_rng(2)
     lines = []
     for second in range(seconds):
-        for revision, fail in (("1", 0.05), ("2", canary_fail)):
+        late = worse_from is not None and second >= worse_from
+        for revision, fail in ((arms[1], 0.3 if late else canary_fail), (arms[0], 0.05)):
             for _ in range(rate):
                 status = 500 if rng.random() < fail else 200
                 latency = 5 * math.exp(0.3 * rng.standard_normal())
@@ -262,6 +333,36 @@ def test_replay_judges_a_recorded_log_like_the_controller(tmp_path: Path) -> Non
     assert f"{bad}:{len(bad.read_text().splitlines())}" in broken.stderr
     assert "Traceback" not in broken.stderr
     assert yaml.safe_load(spec_text)["metadata"]["name"] == result.app
+
+
+def test_replay_tells_the_decision_a_live_step_would_act_on(tmp_path: Path) -> None:
+    """A canary as good as its baseline passes first (a live step advances there); later in
+    the log it fails: the verdict is the pass, then what the rest showed. The default arms
+    are the highest revision and the next one down, whichever the log shows first."""
+    spec_text = (Path(__file__).parents[1] / "examples" / "rollwise.yaml").read_text()
+    rollout = parse_spec(spec_text, "rollwise.yaml")
+    log = tmp_path / "requests.jsonl"
+    _record(log, canary_fail=0.05, seconds=300, arms=("2", "3"), worse_from=200)
+    result = replay_file(log, rollout)
+    assert (result.canary, result.baseline) == ("3", "2")
+    assert result.verdict.outcome == "pass" and result.decided_at is not None
+    assert result.decided_at < 200 and result.end.outcome == "fail"
+    shown = result.as_json()
+    assert shown["verdict"]["outcome"] == "pass" and shown["verdict"]["at_s"] == result.decided_at
+    assert shown["end"]["outcome"] == "fail"
+    spec_file = tmp_path / "rollwise.yaml"
+    spec_file.write_text(spec_text)
+    text = subprocess.run(
+        [sys.executable, "-m", "rollwise", "analysis", "replay", str(log), "-f", str(spec_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert text.returncode == 0, text.stderr  # the decision was a pass
+    assert f"verdict: pass at +{result.decided_at:.0f}s (a live step would advance here)" in (
+        text.stdout
+    )
+    assert "then, by the end of the log: fail" in text.stdout
 
 
 @pytest.mark.slow

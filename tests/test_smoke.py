@@ -133,6 +133,7 @@ def test_a_slow_answer_times_out_and_retries_back_off(agents: dict[str, str]) ->
 def test_card_checks(agents: dict[str, str]) -> None:
     good = one(agents["healthy"], {"a2aCard": {"protocol": "1.0", "skills": ["echo"]}})
     assert good.status is TestStatus.PASSED and "valid A2A 1.0 card" in good.message
+    assert "warning" not in good.message  # the sample serves 0.3 clients too
     missing = one(agents["broken"], {"a2aCard": {}})
     assert missing.status is TestStatus.FAILED
     assert "invalid A2A 1.0 card: name: required, missing" in missing.message
@@ -256,3 +257,27 @@ def test_card_validation_covers_0_3_cards() -> None:
         "skills[0].tags: required, missing",
     ]
     assert validate_card([]).problems[0].message == "expected a JSON object, got an array"
+
+
+def test_a_1_0_card_without_the_0_3_fields_passes_with_a_warning() -> None:
+    card = {
+        "name": "New",
+        "description": "a 1.0 agent",
+        "version": "2.0",
+        "supportedInterfaces": [
+            {"url": "http://127.0.0.1:1/", "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}
+        ],
+        "capabilities": {},
+        "defaultInputModes": ["text/plain"],
+        "defaultOutputModes": ["text/plain"],
+        "skills": [{"id": "s", "name": "S", "description": "d", "tags": []}],
+    }
+    check = validate_card(card)
+    assert check.ok and check.protocol == "1.0"
+    assert [w.message for w in check.warnings] == [
+        "no url, protocolVersion, preferredTransport: clients of A2A 0.3 cannot read this card; "
+        "declare a 0.3 interface beside the 1.0 one (supportedInterfaces) to serve both"
+    ]
+    both = {**card, "url": "http://127.0.0.1:1/", "protocolVersion": "0.3"}
+    both["preferredTransport"] = "JSONRPC"
+    assert validate_card(both).warnings == []

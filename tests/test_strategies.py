@@ -354,7 +354,7 @@ def test_every_move_under_500_rps_fails_no_request(cluster: Cluster) -> None:
         wait_phase(cluster, "Paused")
         cluster.cli("abort", "sample-agent")
         wait_for(lambda: not cluster.pids(3) or None, timeout=30)
-        cluster.cli("undo", "sample-agent")  # to revision 1, still warm
+        cluster.cli("undo", "sample-agent", "--to-revision", "1")  # still warm
         cluster.wait_stable(1)
         cluster.use_blue_green({"scaleDownDelaySeconds": "60s"})
         cluster.deploy("1.3.0")

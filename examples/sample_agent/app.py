@@ -188,8 +188,11 @@ def _card(version: str, url: str) -> AgentCard:
         name="Sample Echo Agent",
         description="Echoes what it is sent; answers ping with pong. rollwise's sample agent.",
         version=version,
+        # 1.0 first (preferred); the 0.3 one makes the SDK also write the top-level url,
+        # protocolVersion and preferredTransport that 0.3-era clients and linters read
         supported_interfaces=[
-            AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version="1.0")
+            AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version="1.0"),
+            AgentInterface(url=url, protocol_binding="JSONRPC", protocol_version="0.3"),
         ],
         capabilities=AgentCapabilities(streaming=True, push_notifications=False),
         default_input_modes=["text/plain"],

@@ -78,8 +78,10 @@ async def test_the_blue_green_scale_down_delay_keeps_the_old_active_warm(
 
 
 def traffic(harness: Harness, active: int, preview: int, preview_failures: int) -> None:
+    """100 requests a second on each, one of the active's failing (1 %)."""
+
     def serve(second: int) -> None:
-        harness.metrics.serve(active, second, 100)
+        harness.metrics.serve(active, second, 100, 1)
         harness.metrics.serve(preview, second, 100, preview_failures)
 
     harness.traffic = serve
@@ -99,7 +101,7 @@ async def test_a_passing_pre_promotion_analysis_promotes(harness: Harness) -> No
     harness.apply(blue_green(prePromotionAnalysis={"until": "pass", "maxDuration": "10m"}))
     await harness.release("1.0.0")
     await harness.commands.deploy("1.1.0", [], "deploy")
-    traffic(harness, 1, 2, preview_failures=0)
+    traffic(harness, 1, 2, preview_failures=1)
     await harness.until(lambda h: h.status.canary is None)
     assert harness.status.stable == 2 and EventKind.ANALYSIS_PASSED in harness.kinds()
 

@@ -158,6 +158,39 @@ async def test_undo_is_instant_to_a_warm_revision_and_restarts_an_old_one(
     assert EventKind.ROLLBACK_STARTED in harness.kinds()
 
 
+async def test_undo_after_an_abort_returns_to_the_serving_stable(harness: Harness) -> None:
+    """Argo's undo: the revision before the current one. After 1.2.0 was aborted over a
+    stable 1.1.0, that is 1.1.0, not the 1.0.0 before it."""
+    await aborted(harness)
+    assert harness.status.phase == Phase.DEGRADED
+    await harness.commands.undo()
+    await harness.settle()
+    status = harness.status
+    assert (status.phase, status.stable, status.canary, status.aborted) == (
+        Phase.HEALTHY,
+        2,
+        None,
+        False,
+    )
+    assert harness.weights()["2"] == 100
+    message = "rolled back to revision 2 (1.1.0): revision 3 was aborted"
+    assert harness.messages(EventKind.ROLLED_BACK) == [message]
+    assert status.message == message
+    assert harness.outcome(3) == ("aborted", "manual")  # the history keeps why it ended
+    await harness.commands.undo()  # and again: now the revision stable before 1.1.0
+    await harness.settle()
+    assert harness.status.stable == 1
+
+
+async def test_undo_during_a_rollout_drops_the_canary(harness: Harness) -> None:
+    await paused_step(harness)
+    await harness.commands.undo()
+    await harness.settle()
+    status = harness.status
+    assert (status.stable, status.canary, status.phase) == (2, None, Phase.HEALTHY)
+    assert harness.outcome(3) == ("rolled back", "manual")
+
+
 async def test_commands_name_what_is_wrong(harness: Harness) -> None:
     await healthy(harness)
     with pytest.raises(UsageError, match="version '' cannot be used"):

@@ -22,6 +22,7 @@ __all__ = [
     "BINDINGS",
     "CARD_PATH",
     "LEGACY_CARD_PATH",
+    "LEGACY_FIELDS",
     "CardCheck",
     "CardProblem",
     "FetchedCard",
@@ -46,10 +47,12 @@ class CardProblem:
 
 @dataclass(frozen=True, slots=True)
 class CardCheck:
-    """The verdict on one card: which protocol version it follows and what is wrong."""
+    """The verdict on one card: which protocol version it follows, what is wrong, and what
+    is allowed but will trouble some clients (``warnings``)."""
 
     protocol: Protocol
     problems: list[CardProblem] = field(default_factory=list)
+    warnings: list[CardProblem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -229,7 +232,26 @@ def validate_card(card: object) -> CardCheck:
     check.obj(card, "securitySchemes", "", required=False)
     check.array(card, "securityRequirements", "", required=False)
     check.array(card, "signatures", "", required=False)
-    return CardCheck(protocol, check.problems)
+    return CardCheck(protocol, check.problems, _old_client_warnings(card, protocol))
+
+
+LEGACY_FIELDS = ("url", "protocolVersion", "preferredTransport")
+
+
+def _old_client_warnings(card: Mapping[str, Any], protocol: Protocol) -> list[CardProblem]:
+    """A 1.0 card without the 0.3 top-level fields is valid, but 0.3-era clients and linters
+    (a2a-lint grades it down for the missing ``url``) cannot read it: declaring a 0.3
+    interface too makes the SDK write them."""
+    missing = [key for key in LEGACY_FIELDS if key not in card]
+    if protocol != "1.0" or not missing:
+        return []
+    return [
+        CardProblem(
+            "$",
+            f"no {', '.join(missing)}: clients of A2A 0.3 cannot read this card; declare a "
+            "0.3 interface beside the 1.0 one (supportedInterfaces) to serve both",
+        )
+    ]
 
 
 async def fetch_card(

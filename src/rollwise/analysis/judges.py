@@ -92,9 +92,17 @@ def _r(x: float) -> float | None:
 
 
 class FailureRateJudge:
-    """Failure rate of the canary against the baseline's over the same seconds."""
+    """Failure rate of the canary against the baseline's over the same seconds.
+
+    Fail: the ratio e-process shows canary > baseline × (1 + tolerance) at ``alpha``. Pass:
+    one of the pass rules is shown at its share of ``alpha`` (``ErrorRateJudge``): the ratio
+    e-process for canary ≤ baseline × (1 + passTolerance), the canary's rate confidence
+    sequence below ``maxFailureRate``, or below the baseline's plus ``margin``.
+    """
 
     name = "errorRate"
+    # what the mixture pays over an oracle that knew the ratio, in nats (for estimates only)
+    MIXTURE_COST = 3.0
 
     def __init__(
         self, spec: ErrorRateJudge, shape: tuple[int, ...] = (), alpha: float | None = None
@@ -102,26 +110,46 @@ class FailureRateJudge:
         self.spec = spec
         self.alpha = _level(spec.alpha, alpha)
         self.worse = RatioEProcess("greater", 1.0 + spec.tolerance, shape)
+        self.no_worse = RatioEProcess("less", 1.0 + spec.pass_tolerance, shape)
+        self.rules = ["ratio"]
+        if spec.max_failure_rate is not None:
+            self.rules.append("cap")
+        if spec.margin > 0:
+            self.rules.append("margin")
+        self.pass_alpha = self.alpha / len(self.rules)
         self.requests = np.zeros((2, *shape))  # canary, baseline; seconds both arms served
         self.failures = np.zeros((2, *shape))
+        self.seconds = np.zeros(shape)  # seconds in which both arms served
         self.failed: Bools = np.zeros(shape, dtype=bool)
         self.passed: Bools = np.zeros(shape, dtype=bool)
+        self.passed_by = np.full(shape, -1, dtype=np.int64)  # index into ``rules``
 
     def update(self, canary: ArmSecond, baseline: ArmSecond) -> None:
         spec = self.spec
         both = (canary.requests > 0) & (baseline.requests > 0)
-        self.worse.update(canary.failures, baseline.failures, canary.requests, baseline.requests)
+        counts = (canary.failures, baseline.failures, canary.requests, baseline.requests)
+        self.worse.update(*counts)
+        self.no_worse.update(*counts)
         self.requests += np.where(both, [canary.requests, baseline.requests], 0)
         self.failures += np.where(both, [canary.failures, baseline.failures], 0)
+        self.seconds += both
         self.failed |= self.worse.rejected(self.alpha)
-        open_ = ~(self.failed | self.passed)
+        open_ = ~(self.failed | self.passed) & (self.requests[0] > 0)
         if not np.any(open_):
             return
-        # canary ≤ baseline × (1 + tolerance), or + margin: both bounds at α/2 (union bound)
-        _, canary_high = rate_bounds(self.requests[0], self.failures[0], self.alpha / 2, "upper")
-        baseline_low, _ = rate_bounds(self.requests[1], self.failures[1], self.alpha / 2, "lower")
-        allowed = np.maximum(baseline_low * (1 + spec.tolerance), baseline_low + spec.margin)
-        self.passed |= open_ & (self.requests[0] > 0) & (canary_high <= allowed)
+        shown = [self.no_worse.rejected(self.pass_alpha)]
+        if spec.max_failure_rate is not None:
+            _, high = rate_bounds(self.requests[0], self.failures[0], self.pass_alpha, "upper")
+            shown.append(high <= spec.max_failure_rate)
+        if spec.margin > 0:  # two bounds at half the rule's share each (union bound)
+            level = self.pass_alpha / 2
+            _, high = rate_bounds(self.requests[0], self.failures[0], level, "upper")
+            low, _ = rate_bounds(self.requests[1], self.failures[1], level, "lower")
+            shown.append(high <= low + spec.margin)
+        for index, rule in enumerate(shown):
+            now = open_ & rule & (self.passed_by < 0)
+            self.passed_by = np.where(now, index, self.passed_by)
+        self.passed |= open_ & np.any(shown, axis=0)
 
     def result(self) -> JudgeResult:
         spec = self.spec
@@ -134,24 +162,20 @@ class FailureRateJudge:
         ratio_bounds = (lo_c / hi_b if hi_b else math.nan, hi_c / lo_b if lo_b else math.inf)
         log_e = float(self.worse.max_log_e)
         outcome = _outcome(self.failed, self.passed)
-        threshold = 1 / self.alpha
         if outcome == "fail":
             summary = (
                 f"failure rate {rate_c:.2%} vs {rate_b:.2%} "
-                f"(e={_e(log_e)} ≥ {threshold:g}; {int(fc)}/{int(nc)} vs {int(fb)}/{int(nb)})"
+                f"(e={_e(log_e)} ≥ {1 / self.alpha:g}; {int(fc)}/{int(nc)} vs {int(fb)}/{int(nb)})"
             )
         elif outcome == "pass":
-            summary = (
-                f"failure rate {rate_c:.2%} (≤ {hi_c:.2%}) vs {rate_b:.2%}: "
-                f"within tolerance {spec.tolerance:.0%} / margin {spec.margin:.2%}"
-            )
-        else:
+            summary = f"failure rate {rate_c:.2%} vs {rate_b:.2%}: " + self._pass_rule(hi_c)
+        elif nc:
             summary = (
                 f"failure rate {rate_c:.2%} vs {rate_b:.2%} so far "
-                f"({int(nc)} vs {int(nb)} requests, e={_e(log_e)})"
-                if nc
-                else "no canary requests alongside the baseline yet"
+                f"({int(nc)} vs {int(nb)} requests, e={_e(log_e)}); {self.needs()}"
             )
+        else:
+            summary = "no canary requests alongside the baseline yet"
         return JudgeResult(
             self.name,
             outcome,
@@ -160,8 +184,13 @@ class FailureRateJudge:
             {
                 "e_value": _r(math.exp(min(log_e, 700.0))),
                 "p_value": _r(float(self.worse.p_value)),
+                "pass_e_value": _r(math.exp(min(float(self.no_worse.max_log_e), 700.0))),
                 "alpha": self.alpha,
+                "pass_alpha": self.pass_alpha,
                 "tolerance": spec.tolerance,
+                "pass_tolerance": spec.pass_tolerance,
+                "pass_rules": self.rules,
+                "passed_by": self.rules[int(self.passed_by)] if outcome == "pass" else None,
                 "canary": {"requests": int(nc), "failures": int(fc), "rate": _r(rate_c)},
                 "baseline": {"requests": int(nb), "failures": int(fb), "rate": _r(rate_b)},
                 "canary_rate_bounds": [_r(lo_c), _r(hi_c)],
@@ -170,6 +199,51 @@ class FailureRateJudge:
                 "ratio_bounds": [_r(ratio_bounds[0]), _r(ratio_bounds[1])],
             },
         )
+
+    def _pass_rule(self, high: float) -> str:
+        spec, rule = self.spec, self.rules[int(self.passed_by)]
+        if rule == "cap":
+            return f"shown ≤ {spec.max_failure_rate:.2%} (maxFailureRate)"
+        if rule == "margin":
+            return f"shown ≤ the baseline's + {spec.margin:.2%} (margin)"
+        e = _e(float(self.no_worse.max_log_e))
+        return (
+            f"shown ≤ {1 + spec.pass_tolerance:g}× the baseline's (e={e} ≥ {1 / self.pass_alpha:g})"
+        )
+
+    def needs(self) -> str:
+        """What it would take to pass at the current traffic, for people."""
+        (nc, nb), (fc, fb) = self.requests.tolist(), self.failures.tolist()
+        target = 1 + self.spec.pass_tolerance
+        if fc + fb == 0:
+            cap = self.spec.max_failure_rate
+            more = (
+                "a rate cap (maxFailureRate) can pass on zero failures"
+                if cap is None
+                else f"maxFailureRate {cap:.2%} is the rule that can pass"
+            )
+            return f"no failures in either arm: a ratio cannot be shown yet; {more}"
+        share = nc / (nc + nb)
+        pooled = (fc + fb) / (nc + nb)
+        null = share * target / (share * target + 1 - share)
+        per_event = share * math.log(share / null) + (1 - share) * math.log(
+            (1 - share) / (1 - null)
+        )
+        wanted = math.log(1 / self.pass_alpha) + self.MIXTURE_COST
+        left = max(0.0, wanted - float(self.no_worse.log_e))
+        requests = left / per_event * share / pooled  # canary requests that many events take
+        seconds = float(self.seconds)
+        rate = nc / seconds if seconds else 0.0
+        when = f", ≈ {_duration(requests / rate)} at the current rate" if rate else ""
+        return f"needs ≈ {requests:,.0f} more canary requests{when}, to tell {target:g}× from 1×"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _above(hist: NDArray[np.int64], index: NDArray[np.int64]) -> NDArray[np.int64]:

@@ -4,7 +4,9 @@ The proxy's ``--record FILE`` writes one JSON line per request (``ts``, ``app``,
 ``revision``, ``status``, ``latency_ms``). Replay groups them into whole seconds per revision,
 feeds the same :class:`~rollwise.analysis.run.AnalysisRun` the controller uses, and reports
 every change of a judge's outcome: tuning alpha, tolerances or guardrails on real traffic
-without touching a rollout. It keeps judging after a pass, to show the whole timeline.
+without touching a rollout. Its verdict is the *first decisive* outcome, the one a live
+``until: pass`` step would have acted on (pass → advance, fail → abort), with the moment and
+the evidence then; it keeps judging after it, to show what the rest of the log held.
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ class TimelineEntry:
 
 @dataclass
 class Replay:
-    """What a replay found: the arms, the seconds judged, the timeline and the last verdict."""
+    """What a replay found: the arms, the seconds judged, the timeline, the verdict a live
+    step would have acted on (``verdict``; at ``decided_at`` seconds, ``None`` when nothing
+    decided) and the state at the end of the log (``end``)."""
 
     app: str
     canary: str
@@ -52,6 +56,8 @@ class Replay:
     seconds: int
     requests: dict[str, int]
     verdict: Verdict
+    end: Verdict
+    decided_at: float | None = None
     timeline: list[TimelineEntry] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -62,7 +68,8 @@ class Replay:
             "seconds": self.seconds,
             "requests": self.requests,
             "timeline": [t.as_json() for t in self.timeline],
-            "verdict": self.verdict.as_json(),
+            "verdict": {**self.verdict.as_json(), "at_s": self.decided_at},
+            "end": self.end.as_json(),
         }
 
 
@@ -93,6 +100,27 @@ def _read(path: Path, apps: set[str]) -> dict[str, dict[int, list[tuple[float, i
     return by_revision
 
 
+def _arms(path: Path, held: list[str], canary: str | None, baseline: str | None) -> tuple[str, str]:
+    """The revisions to compare: as given, else the highest and the next one down."""
+    numbered = sorted(held, key=lambda r: (int(r) if r.isdigit() else math.inf, r))
+    if len(numbered) < 2 and (canary is None or baseline is None):
+        raise UsageError(f"{path} holds only revision {numbered[0]}: there is nothing to compare")
+    if canary is None:
+        canary = numbered[-1] if baseline != numbered[-1] else numbered[-2]
+    if baseline is None:
+        lower = [r for r in numbered if r != canary and numbered.index(r) < numbered.index(canary)]
+        if not lower:
+            raise UsageError(
+                f"{path} holds revisions {', '.join(numbered)}: none below {canary} to compare "
+                "with; name one with --baseline REV"
+            )
+        baseline = lower[-1]
+    for name in (canary, baseline):
+        if name not in numbered:
+            raise UsageError(f"revision {name} is not in {path} (it holds {', '.join(numbered)})")
+    return canary, baseline
+
+
 def _arm(requests: list[tuple[float, int]], failing: tuple[bool, ...]) -> ArmSecond:
     return ArmSecond.from_requests(
         [latency for latency, _ in requests],
@@ -110,28 +138,15 @@ def replay_file(
 ) -> Replay:
     """Judge the record at ``path`` with ``rollout``'s analysis settings.
 
-    Without ``canary``/``baseline``, a log holding exactly two revisions is read as baseline =
-    the one seen first, canary = the other. ``step`` gives the guardrails (default: the
-    spec's first analysis step, if any).
+    By default the canary is the highest revision in the log and the baseline the next one
+    down (a rollout's new revision and its stable). ``step`` gives the guardrails (default:
+    the spec's first analysis step, if any).
     """
     app = rollout.metadata.name
     revisions = _read(path, {app, preview_app(app)})
     if not revisions:
         raise InputError(f"{path}: no requests of app {app!r}; is this the right spec (-f)?")
-    first_seen = sorted(revisions, key=lambda r: min(revisions[r]))
-    if baseline is None:
-        baseline = first_seen[0]
-    if canary is None:
-        others = [r for r in first_seen if r != baseline]
-        if len(others) != 1:
-            raise UsageError(
-                f"{path} holds revisions {', '.join(first_seen)}; say which to compare with "
-                "--canary REV --baseline REV"
-            )
-        canary = others[0]
-    for name in (canary, baseline):
-        if name not in revisions:
-            raise UsageError(f"revision {name} is not in {path} (it holds {', '.join(first_seen)})")
+    canary, baseline = _arms(path, sorted(revisions), canary, baseline)
     strategy = rollout.spec.strategy
     if step is None:
         steps = strategy.canary.steps if strategy.canary is not None else []
@@ -147,6 +162,8 @@ def replay_file(
     timeline: list[TimelineEntry] = []
     seen: dict[str, str] = {}
     verdict = run.verdict(0.0)
+    decision: Verdict | None = None
+    decided_at: float | None = None
     start = seconds[0] if seconds else 0
     for second in seconds:
         run.feed(
@@ -156,6 +173,8 @@ def replay_file(
         )
         elapsed = float(second + 1 - start)
         verdict = run.verdict(elapsed)
+        if decision is None and verdict.outcome in ("pass", "fail"):
+            decision, decided_at = verdict, elapsed
         for judge in verdict.judges:
             if seen.get(judge.name, "inconclusive") != judge.outcome:
                 seen[judge.name] = judge.outcome
@@ -173,6 +192,8 @@ def replay_file(
             canary: sum(len(v) for v in canary_seconds.values()),
             baseline: sum(len(v) for v in baseline_seconds.values()),
         },
+        decision or verdict,
         verdict,
+        decided_at,
         timeline,
     )

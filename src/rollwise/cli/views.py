@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -202,10 +202,19 @@ def replay_view(result: Replay) -> Group:
             Text(entry.outcome, style=VERDICT_STYLES.get(entry.outcome, "white")),
             entry.summary,
         )
-    verdict = result.verdict
+    verdict, end = result.verdict, result.end
     line = Text(f"verdict: {verdict.outcome}", style=VERDICT_STYLES.get(verdict.outcome, "white"))
+    if result.decided_at is not None:
+        acts = "advance" if verdict.outcome == "pass" else "abort"
+        line.append(f" at +{result.decided_at:.0f}s (a live step would {acts} here)")
     line.append(f" — {verdict.detail}", style="default")
-    return Group(head, Text(""), table, Text(""), line)
+    lines: list[RenderableType] = [head, Text(""), table, Text(""), line]
+    if end is not verdict:
+        rest = Text("then, by the end of the log: ")
+        rest.append(end.outcome, style=VERDICT_STYLES.get(end.outcome, "white"))
+        rest.append(f" — {end.detail}", style="default")
+        lines.append(rest)
+    return Group(*lines)
 
 
 SMOKE_STYLE = {"passed": "green", "failed": "red", "error": "red", "skipped": "dim"}

@@ -236,7 +236,9 @@ class Commands:
         return status
 
     async def undo(self, to_revision: int | None = None, why: str = "manual") -> RolloutStatus:
-        """Roll back to a revision (default: the one stable before the current stable).
+        """Roll back to a revision. By default, as Argo's ``undo``, to the revision before
+        the current one: the stable one while a rollout is in progress or was aborted (which
+        ends it and clears Degraded), else the one stable before it.
 
         Instant when the target still runs (stable under a canary, or kept warm for
         ``scaleDownDelaySeconds``): only the routes change. An older revision is started
@@ -245,7 +247,11 @@ class Commands:
         async with self.lock:
             ctx = self.context()
             status = ctx.status
-            target = to_revision if to_revision is not None else self._previous_stable(ctx)
+            target = to_revision
+            if target is None:
+                rollout = status.canary is not None and status.stable is not None
+                target = status.stable if rollout else self._previous_stable(ctx)
+                assert target is not None
             version = ctx.revision(target).version  # NotFoundError names the fix
             if target == status.stable and status.canary is None:
                 raise ConflictError(
@@ -259,6 +265,10 @@ class Commands:
                 )
             reason = f"rolled back to revision {target} ({version})"
             if status.canary is not None:
+                dropped = status.canary
+                reason += f": revision {dropped} " + (
+                    "was aborted" if status.aborted else "is rolled back"
+                )
                 transitions.drop_canary(ctx, Outcome.ROLLED_BACK, why)
             warm = next((w for w in status.warm if w.revision == target), None)
             if target == status.stable:

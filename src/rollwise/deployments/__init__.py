@@ -3,7 +3,8 @@
 ``BlueGreenDeployment``, ``CanaryDeployment`` and ``RollbackManager`` drive the controller
 that runs for the state directory (``.rollwise`` or ``$ROLLWISE_STATE_DIR``), or start one
 inside the calling process; with no arguments they act on ``rollwise.yaml`` in the working
-directory.
+directory. The mission's module exported its 20 names together: so does this one
+(``SmokeTests`` and its results live in ``rollwise.smoke``).
 """
 
 from rollwise.deployments.bluegreen import (
@@ -28,6 +29,7 @@ from rollwise.deployments.rollback import (
     RollbackStatus,
 )
 from rollwise.deployments.session import Session
+from rollwise.smoke import SmokeTests, SmokeTestSuite, TestResult, TestSeverity, TestStatus
 
 __all__ = [
     "BlueGreenDeployment",
@@ -45,5 +47,10 @@ __all__ = [
     "RollbackResult",
     "RollbackStatus",
     "Session",
+    "SmokeTestSuite",
+    "SmokeTests",
+    "TestResult",
+    "TestSeverity",
+    "TestStatus",
     "TrafficConfig",
 ]

@@ -20,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from rollwise.deployments.session import Session, version_of
+from rollwise.deployments.session import Closing, Session, config_overrides, version_of
 
 __all__ = [
     "BlueGreenDeployment",
@@ -47,18 +47,6 @@ class DeploymentStatus(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class DeploymentResult:
-    success: bool
-    status: DeploymentStatus
-    version: str
-    revision: int | None
-    environment: DeploymentEnvironment | None
-    previous_version: str | None
-    duration_seconds: float
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
 class EnvironmentState:
     """One environment as measured by the proxy over a monitoring window."""
 
@@ -81,7 +69,20 @@ class EnvironmentState:
         return self.revision is not None and self.ready_replicas >= self.desired_replicas > 0
 
 
-class BlueGreenDeployment:
+@dataclass(frozen=True, slots=True)
+class DeploymentResult:
+    success: bool
+    status: DeploymentStatus
+    version: str
+    revision: int | None
+    environment: DeploymentEnvironment | None
+    previous_version: str | None
+    duration_seconds: float
+    message: str
+    state: EnvironmentState | None = None  # what ``monitor_deployment`` measured
+
+
+class BlueGreenDeployment(Closing):
     def __init__(
         self,
         health_check_interval: float = 5.0,
@@ -108,12 +109,12 @@ class BlueGreenDeployment:
         self.timeout = timeout
         self.session = session or Session(app, spec_file, state_dir)
 
-    async def deploy(self, version: str, config: dict[str, str] | None = None) -> DeploymentResult:
+    async def deploy(self, version: str, config: dict[str, Any] | None = None) -> DeploymentResult:
         """Release ``version``: preview, swap once ready, then the monitoring window."""
         return await self._release(version, config, auto_promote=True)
 
     async def deploy_to_staging(
-        self, version: str, config: dict[str, str] | None = None
+        self, version: str, config: dict[str, Any] | None = None
     ) -> DeploymentResult:
         """Start ``version`` as the preview and stop there; ``swap_endpoints()`` goes on."""
         return await self._release(version, config, auto_promote=False)
@@ -142,9 +143,11 @@ class BlueGreenDeployment:
         self,
         environment: DeploymentEnvironment | None = None,
         duration: float | None = None,
-    ) -> EnvironmentState:
+    ) -> DeploymentResult:
         """Watch an environment (default: the active one) for ``duration`` seconds of real
-        requests through the proxy, and report its replicas and failure rate."""
+        requests through the proxy: a success when all its replicas are ready and its
+        failure rate is at most ``max_error_rate``; ``state`` holds what was measured."""
+        started = time.monotonic()
         window = self.monitoring_duration if duration is None else duration
         since = time.time()
         await asyncio.sleep(window)  # the measurement window itself: requests arrive meanwhile
@@ -158,7 +161,7 @@ class BlueGreenDeployment:
             (r["health"] for r in view["revisions"] if r["number"] == revision),
             {"ready": 0, "desired": 0},
         )
-        return EnvironmentState(
+        state = EnvironmentState(
             environment=environment or DeploymentEnvironment.of(revision or 1),
             version=version_of(view, revision),
             revision=revision,
@@ -169,18 +172,30 @@ class BlueGreenDeployment:
             failures=int(counts["failures"]),
             window_seconds=window,
         )
-
-    async def close(self) -> None:
-        await self.session.close()
+        good = state.healthy and state.error_rate <= self.max_error_rate
+        status = DeploymentStatus.ACTIVE if state.active else DeploymentStatus.STAGED
+        return DeploymentResult(
+            good,
+            status if revision is not None else DeploymentStatus.FAILED,
+            state.version or "",
+            revision,
+            state.environment,
+            version_of(view, view["stable"]) if not state.active else None,
+            round(time.monotonic() - started, 3),
+            f"{state.environment} ({state.version}): {state.ready_replicas}/"
+            f"{state.desired_replicas} ready, {state.failures}/{state.requests} failed over "
+            f"{window:g}s" + ("" if good else f" (at most {self.max_error_rate:.2%} allowed)"),
+            state,
+        )
 
     async def _release(
-        self, version: str, config: dict[str, str] | None, auto_promote: bool
+        self, version: str, config: dict[str, Any] | None, auto_promote: bool
     ) -> DeploymentResult:
         started = time.monotonic()
+        sets = config_overrides(config)  # a bad key changes nothing
         await self.session.apply(lambda spec: self._shape(spec, auto_promote))
         view = await self.session.view()
         before = version_of(view, view["stable"])
-        sets = [f"template.env.{key}={value}" for key, value in (config or {}).items()]
         answer = await self.session.client.request(
             "POST",
             f"/apps/{self.session.app}/deploy",

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rollwise.analysis import AnalysisRun, ArmSecond
-from rollwise.deployments.session import Session, version_of
+from rollwise.deployments.session import Closing, Session, config_overrides, version_of
 from rollwise.errors import UsageError
 from rollwise.spec.models import AnalysisSettings, AnalysisStep, ErrorRateJudge, LatencyJudge
 
@@ -87,7 +87,7 @@ class CanaryDeploymentResult:
     message: str
 
 
-class CanaryDeployment:
+class CanaryDeployment(Closing):
     def __init__(
         self,
         stable_version: str | None = None,
@@ -122,7 +122,7 @@ class CanaryDeployment:
         self.session = session or Session(app, spec_file, state_dir)
 
     async def deploy(
-        self, version: str, config: dict[str, str] | None = None
+        self, version: str, config: dict[str, Any] | None = None
     ) -> CanaryDeploymentResult:
         """Release ``version`` through the traffic steps; the result says how far it got.
 
@@ -130,6 +130,7 @@ class CanaryDeployment:
         ``require_traffic`` that aborts it, otherwise it goes on (no evidence of harm).
         """
         started = time.monotonic()
+        sets = config_overrides(config)  # a bad key changes nothing
         await self.session.apply(self._shape)
         view = await self.session.view()
         stable = version_of(view, view["stable"])
@@ -145,7 +146,6 @@ class CanaryDeployment:
                 f"{self.session.app} runs {stable} as stable, not {self.stable_version}; "
                 "nothing was deployed",
             )
-        sets = [f"template.env.{key}={value}" for key, value in (config or {}).items()]
         answer = await self.session.client.request(
             "POST", f"/apps/{self.session.app}/deploy", json={"version": version, "set": sets}
         )
@@ -233,9 +233,6 @@ class CanaryDeployment:
         else:
             run.feed(0, _block(current), _block(baseline))
         return run.verdict(current.window_seconds).outcome == "fail"
-
-    async def close(self) -> None:
-        await self.session.close()
 
     async def _metrics(
         self, view: dict[str, Any], revision: int | None, window: float | None

@@ -18,7 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from rollwise.deployments.session import Session
+from rollwise.deployments.session import Closing, Session
 from rollwise.errors import ConflictError, NotFoundError
 
 __all__ = [
@@ -80,11 +80,16 @@ class RollbackResult:
     status: RollbackStatus
     reason: RollbackReason
     from_version: str | None
-    to_version: str | None
+    target_version: str | None
     to_revision: int | None
     instant: bool
     duration_seconds: float
     message: str
+
+    @property
+    def to_version(self) -> str | None:
+        """``target_version`` by its other name."""
+        return self.target_version
 
 
 @dataclass
@@ -94,7 +99,7 @@ class _Active:
     since: float = field(default_factory=time.time)
 
 
-class RollbackManager:
+class RollbackManager(Closing):
     """Roll an app back, stop its rollouts, and keep track of deployments in flight."""
 
     def __init__(
@@ -220,9 +225,6 @@ class RollbackManager:
     async def history(self) -> list[DeploymentSnapshot]:
         return [DeploymentSnapshot.from_json(row) for row in await self.session.history()]
 
-    async def close(self) -> None:
-        await self.session.close()
-
     async def _revision_of(self, version: str) -> int:
         rows = await self.session.history()
         good = [r for r in rows if r["version"] == version and r["outcome"] != "aborted"]
@@ -251,7 +253,7 @@ class RollbackManager:
             status=status,
             reason=reason,
             from_version=from_version,
-            to_version=to_version,
+            target_version=to_version,
             to_revision=to_revision,
             instant=instant,
             duration_seconds=round(time.monotonic() - started, 3),

@@ -12,16 +12,17 @@ first to keep releases running after the script.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from rollwise.client import AsyncAdminClient, default_state_dir
-from rollwise.errors import ControllerError
+from rollwise.errors import ControllerError, UsageError
 from rollwise.spec import load_spec
 
-__all__ = ["Session", "version_of"]
+__all__ = ["CONFIG_KEYS", "Closing", "Session", "config_overrides", "version_of"]
 
 POLL_S = 0.1
 
@@ -113,6 +114,61 @@ class Session:
             await self.embedded
             self.embedded = None
         await self.client.aclose()
+
+
+class Closing:
+    """What the API's objects share: a ``Session``, closed by ``close()`` or at the end of
+    ``async with``. An object never closed leaks nothing either: the session keeps no idle
+    connection, and an embedded controller stops with its event loop."""
+
+    session: Session
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+# ``deploy(version, config=...)``: what a key may name, and the spec path it sets
+CONFIG_KEYS = {
+    "replicas": "replicas",
+    "env": "template.env",
+    "readiness": "template.readiness",
+    "command": "template.command",
+}
+
+
+def config_overrides(config: Mapping[str, Any] | None) -> list[str]:
+    """``deploy``'s ``config`` as the spec overrides of ``rollwise deploy --set``: keys name
+    spec fields (``replicas``, ``env`` as a mapping or ``env.NAME``, ``readiness`` or
+    ``readiness.FIELD``, ``command``); anything else is refused, listing what is allowed."""
+    sets: list[str] = []
+    for key, value in (config or {}).items():
+        head, dot, rest = str(key).partition(".")
+        path = CONFIG_KEYS.get(head)
+        if path is None or (dot and head not in ("env", "readiness")) or (dot and not rest):
+            raise UsageError(
+                f"config key {key!r} is not a spec field a release can set; use "
+                "replicas, env (a mapping) or env.NAME, readiness or readiness.FIELD, command"
+            )
+        if not dot and head in ("env", "readiness"):
+            if not isinstance(value, Mapping):
+                raise UsageError(f"config {key!r} must be a mapping, e.g. {{'LOG_LEVEL': 'debug'}}")
+            sets += [f"{path}.{name}={_yaml(v)}" for name, v in value.items()]
+        else:
+            sets.append(f"{path}{'.' + rest if dot else ''}={_yaml(value)}")
+    return sets
+
+
+def _yaml(value: Any) -> str:
+    """A value as ``--set`` reads it (YAML): lists and booleans keep their type."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
 
 
 def version_of(view: dict[str, Any], revision: int | None) -> str | None:

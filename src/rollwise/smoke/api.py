@@ -8,7 +8,7 @@ or the dicts a YAML file holds), it runs those, exactly as the controller's gate
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -94,3 +94,12 @@ class SmokeTests:
 
     async def test_basic_agent_call(self) -> TestResult:
         return await self._one(self.default_tests()[2])
+
+    async def close(self) -> None:
+        """Nothing to release (a client per run); here for ``async with`` like the others."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -160,6 +160,7 @@ async def run_a2a_card(check: A2ACardCheck, target: Target, client: httpx.AsyncC
         "path": fetched.path,
         "protocol": verdict.protocol,
         "problems": [str(p) for p in verdict.problems],
+        "warnings": [str(w) for w in verdict.warnings],
     }
     note = f" (not at {path}: served at the 0.3 path {fetched.path})" if fetched.fallback else ""
     if not verdict.ok:
@@ -182,9 +183,11 @@ async def run_a2a_card(check: A2ACardCheck, target: Target, client: httpx.AsyncC
             details,
         )
     card = fetched.card
+    warned = "".join(f"; warning: {w}" for w in verdict.warnings)  # passes all the same
     return Outcome(
         True,
-        f"valid A2A {verdict.protocol} card {card.get('name')!r} {card.get('version')}{note}",
+        f"valid A2A {verdict.protocol} card {card.get('name')!r} {card.get('version')}"
+        f"{note}{warned}",
         details,
     )
 

@@ -64,19 +64,41 @@ Quantile = Annotated[float, BeforeValidator(_quantile), AfterValidator(_open_uni
 
 
 class ErrorRateJudge(Model):
-    """Canary vs baseline failure rate over the same seconds (an anytime-valid e-process).
+    """Canary vs baseline failure rate over the same seconds, anytime-valid both ways.
 
-    Fails once it is shown, at level ``alpha`` (default: its share of the analysis' ``alpha``),
-    that the canary fails more often than the
-    baseline × (1 + ``tolerance``); passes once it is shown that the canary's failure rate
-    exceeds the baseline's by at most the larger of ``tolerance`` (relative) and ``margin``
-    (absolute: needed when neither arm fails at all). ``dryRun`` records without acting.
+    **Fail**: once it is shown, at level ``alpha`` (default: its share of the analysis'
+    ``alpha``), that the canary fails more often than baseline × (1 + ``tolerance``).
+
+    **Pass**: only once it is *shown*, at the same level, that the canary is no worse than
+    one of the rules below allows; a canary worse than every rule it was given passes with
+    probability at most ``alpha`` (the level is split between the rules given):
+
+    - ``passTolerance`` (default 50 %): canary ≤ baseline × (1 + passTolerance). A ratio
+      needs failures to be shown: with none in either arm it stays inconclusive.
+    - ``maxFailureRate`` (off unless given): canary ≤ this absolute rate (what the app can
+      afford; with zero failures it is the rule that can pass).
+    - ``margin`` (0, off): canary ≤ baseline + margin, "accept up to X points worse".
+
+    Between ``tolerance`` and ``passTolerance`` lies the indifference zone: a canary there
+    neither fails nor passes quickly. ``dryRun`` records without acting.
     """
 
     alpha: Alpha | None = None
     tolerance: Increase = 0.0
-    margin: Fraction = 0.01
+    pass_tolerance: Increase = 0.5
+    max_failure_rate: Fraction | None = None
+    margin: Fraction = 0.0
     dry_run: bool = False
+
+    @model_validator(mode="after")
+    def _zone(self) -> Self:
+        if self.pass_tolerance < self.tolerance:
+            raise ValueError(
+                f"passTolerance {self.pass_tolerance:.0%} is below tolerance "
+                f"{self.tolerance:.0%}: a canary must be shown no worse than the pass line, "
+                "which is at or above the fail line"
+            )
+        return self
 
 
 class LatencyJudge(Model):
