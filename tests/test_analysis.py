@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from bench.analysis.promotions import Cell, simulate
 from bench.analysis.streams import Arm, Stream
 from scipy import stats
 
@@ -195,6 +196,24 @@ def test_a_worse_canary_is_not_promoted(canary: float, baseline: float) -> None:
     assert passed <= 0.05
 
 
+@pytest.mark.parametrize(
+    ("base", "canary"),
+    [(0.001, "failures 2×"), (0.01, "failures 1.5×"), (0.01, "p95 1.5×")],
+)
+def test_until_pass_with_every_default_judge_promotes_no_worse_canary(
+    base: float, canary: str
+) -> None:
+    """The whole ``until: pass`` step at the defaults (both judges, ``minRequests``) as the
+    benchmark runs it: a worse canary advances in at most 5 % of runs within 20 minutes at 100
+    req/s per arm, while an identical one passes in 5 minutes (median) at a 1 % baseline."""
+    worse = simulate(Cell(base, 100.0, canary, runs=100, horizon=1200, seed=17))
+    assert worse["rollwise"]["advanced"] <= 0.05, worse["rollwise"]
+    if base == 0.01 and canary == "failures 1.5×":
+        same = simulate(Cell(base, 100.0, "identical", runs=100, horizon=600, seed=18))
+        assert same["rollwise"]["advance_median_s"] <= 300, same["rollwise"]
+        assert same["rollwise"]["aborted"] <= 0.03, same["rollwise"]
+
+
 def test_an_identical_canary_passes_in_minutes_with_a_reason_while_it_waits() -> None:
     """At a 1 % baseline and 100 req/s per arm the median pass takes ≈ 2 minutes (the goal
     is 5); until then the verdict says what it would take."""
@@ -367,7 +386,7 @@ def test_replay_tells_the_decision_a_live_step_would_act_on(tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_benchmark_smoke(tmp_path: Path) -> None:
-    """A tiny run of bench/analysis: it runs, and writes its JSON, table and plot."""
+    """A tiny run of bench/analysis: it runs, and writes its JSON, both tables and plot."""
     bench = Path(__file__).parents[1] / "bench" / "analysis" / "run.py"
     done = subprocess.run(
         [
@@ -389,5 +408,9 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert {c["scenario"] for c in report["cells"]} >= {"A/A", "failures 1% → 2%"}
-    assert "| A/A | 100 |" in (tmp_path / "analysis.md").read_text()
+    assert len(report["false_promotions"]) == 4 * 4 * 5  # bases × rates × canaries
+    tables = (tmp_path / "analysis.md").read_text()
+    assert "| A/A | 100 |" in tables
+    assert "| 0.1 % | 1000 |" in tables and "Flagger-like, docs" in tables
+    assert tables in done.stderr
     assert (tmp_path / "analysis.png").read_bytes().startswith(b"\x89PNG")

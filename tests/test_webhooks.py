@@ -50,6 +50,11 @@ def test_events_reach_webhooks_with_retries_without_blocking(
     # A failing hook is logged by its origin only: the path is the credential.
     log = cluster.state_dir / "logs" / "controller.log"
     failed = wait_for(
-        lambda: [line for line in log.read_text().splitlines() if "410" in line], timeout=15
+        lambda: [
+            line
+            for line in log.read_text().splitlines()
+            if "webhook delivery failed" in line and "410 Gone" in line
+        ],
+        timeout=15,
     )
     assert f"{url}/…" in failed[0] and "Xs3cr3tPath" not in log.read_text()

@@ -3,11 +3,12 @@
 Each one sees per-minute aggregates (what a Prometheus query at a 1-minute step returns) and
 keeps a latched ``rolled_back`` flag and its time, batched over runs like rollwise's judges.
 
-- Flagger: every minute, success rate ≥ 99 % and p99 ≤ the latency threshold, else one failed
-  check; the count is never reset; rollback at ``threshold`` (5) failed checks. No data in a
-  window counts as a failed check.
-- Argo Rollouts: one measurement a minute with the same conditions; ``failureLimit: 0``, so the
-  first failed measurement aborts. No data is inconclusive (skipped).
+- Flagger: every ``interval`` (1 minute), success rate ≥ ``min_success`` and p99 ≤ the latency
+  limit over the interval, else one failed check; the count is never reset; rollback at
+  ``threshold`` failed checks. No data in an interval counts as a failed check.
+- Argo Rollouts: one measurement every ``interval`` with the same conditions; the analysis fails
+  when failed measurements exceed ``failureLimit`` (0: the first failed one aborts). No data is
+  inconclusive (skipped).
 - Kayenta: per-minute points of failure rate, p50 and p99 latency; every 10 minutes, a
   Mann–Whitney (Hodges–Lehmann) confidence interval at confLevel 0.98 for each metric over all
   points so far; a metric is High when the interval's lower end exceeds tolerance (0.25) × the
@@ -18,14 +19,15 @@ keeps a latched ``rolled_back`` flag and its time, batched over runs like rollwi
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import stats
 
-from rollwise.analysis.series import BUCKET_VALUES, ArmSecond
+from rollwise.analysis.series import BUCKET_VALUES, NBUCKETS, ArmSecond
 
-__all__ = ["ArgoJudge", "FlaggerJudge", "KayentaJudge", "MinuteWindow"]
+__all__ = ["ArgoJudge", "FlaggerJudge", "KayentaJudge", "Minute", "MinuteWindow"]
 
 Floats = NDArray[np.float64]
 
@@ -37,13 +39,35 @@ def _quantile(hist: NDArray[np.int64], q: float) -> Floats:
     return np.where(total > 0, BUCKET_VALUES[np.minimum(index, len(BUCKET_VALUES) - 1)], np.nan)
 
 
+@dataclass(frozen=True)
+class Minute:
+    """Sums of one arm over a minute (or several), per run."""
+
+    requests: Floats
+    failures: Floats
+    hist: NDArray[np.int64]
+
+    @property
+    def failure_rate(self) -> Floats:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.requests > 0, self.failures / self.requests, np.nan)
+
+    def quantile(self, q: float) -> Floats:
+        return _quantile(self.hist, q)
+
+    def __add__(self, other: Minute) -> Minute:
+        return Minute(
+            self.requests + other.requests, self.failures + other.failures, self.hist + other.hist
+        )
+
+
 class MinuteWindow:
     """Sums seconds into minutes; ``add`` returns True when a minute just completed."""
 
-    def __init__(self, runs: int, buckets: int) -> None:
+    def __init__(self, runs: int) -> None:
         self.requests = np.zeros(runs)
         self.failures = np.zeros(runs)
-        self.hist = np.zeros((runs, buckets), dtype=np.int64)
+        self.hist = np.zeros((runs, NBUCKETS), dtype=np.int64)
         self.seconds = 0
 
     def add(self, arm: ArmSecond) -> bool:
@@ -53,57 +77,89 @@ class MinuteWindow:
         self.seconds += 1
         return self.seconds % 60 == 0
 
-    def take(self) -> tuple[Floats, Floats, Floats, Floats]:
-        """Failure rate, p50, p99 and request count of the minute; then start a new one."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rate = np.where(self.requests > 0, self.failures / self.requests, np.nan)
-        out = (rate, _quantile(self.hist, 0.5), _quantile(self.hist, 0.99), self.requests.copy())
+    def take(self) -> Minute:
+        """The minute's sums; the window then starts a new one."""
+        minute = Minute(self.requests.copy(), self.failures.copy(), self.hist.copy())
         self.requests[:] = 0
         self.failures[:] = 0
         self.hist[:] = 0
-        return out
+        return minute
 
 
 class _Threshold:
-    """Shared by the Flagger and Argo judges: one check a minute on the canary alone."""
+    """Shared by the Flagger and Argo judges: one check an interval on the canary alone.
 
-    def __init__(self, runs: int, latency_limit_s: float) -> None:
+    ``rollback_at`` failed checks roll back; ``no_data_fails`` says whether an interval
+    without requests counts as a failed check (Flagger) or is skipped (Argo).
+    """
+
+    no_data_fails = False
+
+    def __init__(
+        self,
+        runs: int,
+        latency_limit_s: float | None,
+        min_success: float,
+        interval_min: int,
+        rollback_at: int,
+    ) -> None:
         self.limit = latency_limit_s
+        self.min_success = min_success
+        self.interval = interval_min
+        self.rollback_at = rollback_at
         self.failed_checks = np.zeros(runs, dtype=np.int64)
         self.rolled_back = np.zeros(runs, dtype=bool)
         self.at = np.full(runs, np.inf)
+        self.minutes = 0
+        self.window: Minute | None = None
 
-    def check(self, rate: Floats, p99: Floats) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
-        """(failed, no data) per run for one minute."""
+    def minute(self, t: float, canary: Minute) -> None:
+        self.window = canary if self.window is None else self.window + canary
+        self.minutes += 1
+        if self.minutes % self.interval:
+            return
+        window, self.window = self.window, None
+        rate = window.failure_rate
         no_data = np.isnan(rate)
         with np.errstate(invalid="ignore"):
-            failed = ((1 - rate) < 0.99) | (p99 > self.limit)
-        return failed & ~no_data, no_data
+            failed = (1 - rate) < self.min_success
+            if self.limit is not None:
+                failed |= window.quantile(0.99) > self.limit
+        failed &= ~no_data
+        self.failed_checks += (failed | no_data) if self.no_data_fails else failed
+        now = ~self.rolled_back & (self.failed_checks >= self.rollback_at)
+        self.at = np.where(now, t, self.at)
+        self.rolled_back |= now
 
 
 class FlaggerJudge(_Threshold):
-    name = "Flagger-like"
+    """``thresholdRange: {min: 99}`` on request-success-rate, ``max`` on request-duration."""
 
-    def __init__(self, runs: int, latency_limit_s: float, threshold: int = 5) -> None:
-        super().__init__(runs, latency_limit_s)
-        self.threshold = threshold
+    no_data_fails = True
 
-    def minute(self, t: float, rate: Floats, p99: Floats) -> None:
-        failed, no_data = self.check(rate, p99)
-        self.failed_checks += failed | no_data
-        now = ~self.rolled_back & (self.failed_checks >= self.threshold)
-        self.at = np.where(now, t, self.at)
-        self.rolled_back |= now
+    def __init__(
+        self,
+        runs: int,
+        latency_limit_s: float | None,
+        threshold: int = 5,
+        min_success: float = 0.99,
+        interval_min: int = 1,
+    ) -> None:
+        super().__init__(runs, latency_limit_s, min_success, interval_min, threshold)
 
 
 class ArgoJudge(_Threshold):
-    name = "Argo-like"
+    """``successCondition: result[0] >= min_success``; aborts at failureLimit + 1 failures."""
 
-    def minute(self, t: float, rate: Floats, p99: Floats) -> None:
-        failed, _ = self.check(rate, p99)
-        now = ~self.rolled_back & failed
-        self.at = np.where(now, t, self.at)
-        self.rolled_back |= now
+    def __init__(
+        self,
+        runs: int,
+        latency_limit_s: float | None,
+        failure_limit: int = 0,
+        min_success: float = 0.99,
+        interval_min: int = 1,
+    ) -> None:
+        super().__init__(runs, latency_limit_s, min_success, interval_min, failure_limit + 1)
 
 
 def hodges_lehmann_interval(
@@ -122,6 +178,11 @@ def hodges_lehmann_interval(
     )
 
 
+def _metrics(minute: Minute) -> Floats:
+    """Kayenta's three metrics of a minute, (runs, 3): failure rate, p50, p99."""
+    return np.stack([minute.failure_rate, minute.quantile(0.5), minute.quantile(0.99)], axis=1)
+
+
 class KayentaJudge:
     name = "Kayenta-like"
 
@@ -136,9 +197,9 @@ class KayentaJudge:
         self.at = np.full(runs, np.inf)
         self.minutes = 0
 
-    def minute(self, t: float, canary: Floats, baseline: Floats) -> None:
-        """``canary``/``baseline``: (runs, metrics) values of the minute (NaN: no data)."""
-        self.points.append((canary, baseline))
+    def minute(self, t: float, canary: Minute, baseline: Minute) -> None:
+        """One minute of both arms; every ``every_min`` minutes, a judgment of all so far."""
+        self.points.append((_metrics(canary), _metrics(baseline)))
         self.minutes += 1
         if self.minutes % self.every:
             return

@@ -7,7 +7,10 @@ Seeded simulated streams (``streams.py``) at 1, 10 and 100 requests per second p
 - regressions: failures 1 % → 2 % and 1 % → 1.2 %, median latency +25 %, p99 latency +50 %:
   how many runs roll back within the horizon, and how fast (median, p90);
 - promotion: a healthy canary through steps 10 → 25 → 50 % with ``analysis: {until: pass}``
-  after each, against fixed 5-minute pauses.
+  after each, against fixed 5-minute pauses;
+- false promotions (``promotions.py``): how often ``until: pass`` advances a canary whose
+  failure rate or p95 latency is 1.5× or 2× the baseline's, at baseline failure rates from
+  0.01 % to 10 % and 1 to 1000 req/s per arm, and how long an identical canary takes to pass.
 
 rollwise runs its defaults: ``alpha: 0.01`` for the whole analysis, split between
 ``errorRate: {tolerance: 0%}`` and ``latency: {quantile: p95, tolerance: 10%, initialDelay:
@@ -16,7 +19,7 @@ rollwise runs its defaults: ``alpha: 0.01`` for the whole analysis, split betwee
 
     .venv/bin/python bench/analysis/run.py [--runs 500] [--horizon 3600] [--jobs 2]
 
-Prints JSON; writes bench/results/analysis.{json,md,png}.
+Prints JSON (the tables on stderr); writes bench/results/analysis.{json,md,png}.
 """
 
 from __future__ import annotations
@@ -36,11 +39,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from bench.analysis import promotions  # noqa: E402
 from bench.analysis.judges import ArgoJudge, FlaggerJudge, KayentaJudge, MinuteWindow  # noqa: E402
 from bench.analysis.streams import MEDIAN_S, SIGMA, Arm, Stream  # noqa: E402
 
 from rollwise.analysis.judges import FailureRateJudge, LatencyJudgeRun  # noqa: E402
-from rollwise.analysis.series import NBUCKETS  # noqa: E402
 from rollwise.spec.models import AnalysisSettings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -85,7 +88,7 @@ def simulate(cell: Cell) -> dict[str, Any]:
     flagger = FlaggerJudge(cell.runs, LATENCY_LIMIT_S)
     argo = ArgoJudge(cell.runs, LATENCY_LIMIT_S)
     kayenta = KayentaJudge(cell.runs)
-    window_c, window_b = MinuteWindow(cell.runs, NBUCKETS), MinuteWindow(cell.runs, NBUCKETS)
+    window_c, window_b = MinuteWindow(cell.runs), MinuteWindow(cell.runs)
     rollwise_at = np.full(cell.runs, np.inf)
     started = time.perf_counter()
     for second in range(cell.horizon):
@@ -97,15 +100,10 @@ def simulate(cell: Cell) -> dict[str, Any]:
         window_b.add(b)
         if window_c.add(c):
             t = float(second + 1)
-            rate_c, p50_c, p99_c, _ = window_c.take()
-            rate_b, p50_b, p99_b, _ = window_b.take()
-            flagger.minute(t, rate_c, p99_c)
-            argo.minute(t, rate_c, p99_c)
-            kayenta.minute(
-                t,
-                np.stack([rate_c, p50_c, p99_c], axis=1),
-                np.stack([rate_b, p50_b, p99_b], axis=1),
-            )
+            minute_c, minute_b = window_c.take(), window_b.take()
+            flagger.minute(t, minute_c)
+            argo.minute(t, minute_c)
+            kayenta.minute(t, minute_c, minute_b)
         decided = all(np.all(j.rolled_back) for j in (flagger, argo, kayenta))
         if cell.scenario != "A/A" and np.all(np.isfinite(rollwise_at)) and decided:
             break  # everyone decided every run: the rest of the horizon changes nothing
@@ -253,11 +251,21 @@ def main() -> None:
         for i, s in enumerate(SCENARIOS)
         for r in RATES
     ]
+    table2 = [
+        promotions.Cell(base, rate, canary, args.runs, args.horizon, args.seed + 7919 * i)
+        for i, (base, rate, canary) in enumerate(
+            (b, r, c)
+            for b in promotions.BASES
+            for r in promotions.RATES
+            for c in promotions.CANARIES
+        )
+    ]
     started = time.time()
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(simulate, cells))
+        false_promotions = list(pool.map(promotions.simulate, table2))
         limit = min(600, args.horizon)
-        promotions = list(
+        healthy = list(
             pool.map(
                 promotion,
                 (10.0, 100.0),
@@ -273,14 +281,17 @@ def main() -> None:
         "seed": args.seed,
         "wall_s": round(time.time() - started, 1),
         "cells": results,
-        "promotion": promotions,
+        "promotion": healthy,
+        "false_promotions": false_promotions,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     brief = {**report, "cells": [{k: v for k, v in c.items() if k != "times"} for c in results]}
     (args.out / "analysis.json").write_text(json.dumps(brief, indent=1) + "\n")
-    (args.out / "analysis.md").write_text(markdown(report))
+    tables = markdown(report) + "\n" + promotions.markdown(false_promotions, args.runs, args.seed)
+    (args.out / "analysis.md").write_text(tables)
     plot(report, args.out / "analysis.png")
     print(json.dumps(brief, indent=1))
+    print(tables, file=sys.stderr)  # stdout stays one JSON document
 
 
 if __name__ == "__main__":

@@ -150,7 +150,9 @@ class AnalysisStep(Model):
     """An analysis: the strategy's judges (``analysis`` settings) plus this step's guardrails.
 
     ``until: pass`` ends the step as soon as every judge passes (and ``minRequests`` canary
-    requests were seen), or at ``maxDuration`` as inconclusive; ``until: duration`` watches
+    requests were seen), or at ``maxDuration`` as inconclusive (10 minutes by default: a pass
+    must be proven, which at a 1 % failure rate and 100 req/s per arm takes about 2 minutes
+    and at lower rates longer); ``until: duration`` watches
     for the whole ``duration`` and passes if nothing failed. Guardrails are absolute limits
     on the canary alone, applied once it served ``minRequests``: ``maxErrorRate`` and
     ``maxLatency`` (e.g. ``{p99: 500ms}``). A failure at any moment ends the step as failed.
@@ -158,7 +160,7 @@ class AnalysisStep(Model):
 
     until: Literal["pass", "duration"] = "pass"
     duration: Duration | None = None
-    max_duration: Duration = 120.0
+    max_duration: Duration = 600.0
     max_error_rate: Fraction | None = None
     max_latency: dict[Quantile, Duration] = Field(default_factory=dict)
     min_requests: Annotated[int, Field(ge=1)] = 50
