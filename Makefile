@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 PY_DIRS := src tests examples bench
 
-.PHONY: demo test lint fmt lock bench-proxy bench-analysis bench-controller clean
+.PHONY: demo test lint fmt lock bench-proxy bench-analysis bench-controller bench-slo clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ bench-proxy: $(STAMP)
 
 bench-analysis: $(STAMP)
 	$(BIN)/python bench/analysis/run.py $(ARGS)
+
+bench-slo: $(STAMP)
+	$(BIN)/python bench/slo/run.py $(ARGS)
 
 bench-controller: $(STAMP)
 	@$(BYTECODE)

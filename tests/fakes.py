@@ -197,7 +197,7 @@ class FakeMetrics:
         seconds = self.series.setdefault(revision, {})
         seconds[second] = seconds[second] + counts if second in seconds else counts
 
-    async def seconds(self, app: str, since: int) -> Series:
+    async def seconds(self, app: str, since: int, *, preview: bool = True) -> Series:
         return {
             revision: {s: c for s, c in seconds.items() if s >= since}
             for revision, seconds in self.series.items()

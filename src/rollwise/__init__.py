@@ -1,7 +1,8 @@
 """rollwise: progressive delivery for HTTP services and A2A agents.
 
 The Python API (``BlueGreenDeployment``, ``CanaryDeployment``, ``RollbackManager``,
-``SmokeTests`` and their types) is imported on first use: ``import rollwise`` stays cheap for
+``SmokeTests`` and their types; ``SLAWindow``, ``ProductionDashboard``,
+``summarise_metrics``) is imported on first use: ``import rollwise`` stays cheap for
 the CLI, which starts an interpreter per command, and the API's imports (the controller,
 numpy, scipy) load only when a program asks for them.
 """
@@ -31,6 +32,12 @@ if TYPE_CHECKING:
         RollbackStatus,
         TrafficConfig,
     )
+    from rollwise.slo.api import (
+        ProductionDashboard,
+        ProductionMetric,
+        SLAWindow,
+        summarise_metrics,
+    )
     from rollwise.smoke import SmokeTests, SmokeTestSuite, TestResult, TestSeverity, TestStatus
 
 __all__ = [
@@ -44,10 +51,13 @@ __all__ = [
     "DeploymentStatus",
     "EnvironmentState",
     "MetricsSnapshot",
+    "ProductionDashboard",
+    "ProductionMetric",
     "RollbackManager",
     "RollbackReason",
     "RollbackResult",
     "RollbackStatus",
+    "SLAWindow",
     "SmokeTestSuite",
     "SmokeTests",
     "TestResult",
@@ -55,15 +65,21 @@ __all__ = [
     "TestStatus",
     "TrafficConfig",
     "__version__",
+    "summarise_metrics",
 ]
 
 
 _SMOKE = frozenset({"SmokeTestSuite", "SmokeTests", "TestResult", "TestSeverity", "TestStatus"})
+_OPS = frozenset({"ProductionDashboard", "ProductionMetric", "SLAWindow", "summarise_metrics"})
 
 
 def __getattr__(name: str) -> Any:
     if name in __all__ and name != "__version__":
-        home = "rollwise.smoke" if name in _SMOKE else "rollwise.deployments"
+        home = "rollwise.deployments"
+        if name in _SMOKE:
+            home = "rollwise.smoke"
+        elif name in _OPS:
+            home = "rollwise.slo.api"
         value = getattr(import_module(home), name)
         value.__module__ = "rollwise"  # shown, documented and pickled as rollwise.<name>
         globals()[name] = value

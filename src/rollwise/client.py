@@ -186,9 +186,11 @@ def _too_slow(socket: Path) -> errors.ControllerError:
 
 
 def _answer(resp: httpx.Response) -> Any:
-    """The JSON of a 2xx answer; otherwise the error the controller named, raised here."""
+    """The JSON (or text) of a 2xx answer; otherwise the error the controller named, raised here."""
     if resp.status_code < 400:
-        return resp.json()
+        if resp.headers.get("content-type", "").startswith("application/json"):
+            return resp.json()
+        return resp.text  # the rules of ``rollwise slo rules``
     try:
         data = resp.json()
         kind = getattr(errors, str(data.get("kind")), errors.ControllerError)

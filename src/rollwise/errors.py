@@ -10,6 +10,7 @@ the right exit code::
     │   └── UsageError                a command line or API argument
     ├── NotFoundError                 an app, revision or replica that does not exist
     ├── ConflictError                 a command that the current phase does not allow
+    │   └── BudgetExhaustedError      a deploy the error-budget policy refuses
     ├── ControllerError               reaching or running the controller
     │   └── ControllerNotRunning      no controller answers on the admin socket
     ├── StoreError                    the state store (SQLite) cannot be read or written
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 __all__ = [
     "BackendError",
+    "BudgetExhaustedError",
     "ConflictError",
     "ControllerError",
     "ControllerNotRunning",
@@ -74,6 +76,11 @@ class NotFoundError(RollwiseError):
 
 class ConflictError(RollwiseError):
     """A command the current phase does not allow; the message names the phase."""
+
+
+class BudgetExhaustedError(ConflictError):
+    """A deploy refused because an SLO's error budget is spent (``errorBudgetPolicy``); the
+    message has the numbers and the override."""
 
 
 class ControllerError(RollwiseError):

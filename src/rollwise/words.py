@@ -109,6 +109,10 @@ class EventKind(StrEnum):
     CRASH_LOOP = "CrashLoop"
     REPLICA_EJECTED = "ReplicaEjected"
     REPLICA_RESTORED = "ReplicaRestored"
+    # what was released: SLOs and their error budgets
+    ALERT_FIRING = "AlertFiring"
+    ALERT_RESOLVED = "AlertResolved"
+    BUDGET_OVERRIDDEN = "BudgetOverridden"
     # the controller (app ``-``) and specs
     SPEC_APPLIED = "SpecApplied"
     PROXY_RESTARTED = "ProxyRestarted"

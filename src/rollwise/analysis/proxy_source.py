@@ -22,8 +22,8 @@ class ProxyMetrics:
     def __init__(self, dataplane: DataPlane) -> None:
         self.dataplane = dataplane
 
-    async def seconds(self, app: str, since: int) -> Series:
-        listeners = [app, preview_app(app)]
+    async def seconds(self, app: str, since: int, *, preview: bool = True) -> Series:
+        listeners = [app, preview_app(app)] if preview else [app]
         stats = await self.dataplane.stats(since, listeners)
         return merge_seconds(_series(stats.get("apps", {}).get(name, {})) for name in listeners)
 

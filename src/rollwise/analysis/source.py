@@ -68,6 +68,7 @@ class MetricSource(Protocol):
 
     settle_s: float  # a second is whole this long after it ended
 
-    async def seconds(self, app: str, since: int) -> Series:
+    async def seconds(self, app: str, since: int, *, preview: bool = True) -> Series:
         """Every second from ``since`` (unix seconds) on that the source holds, per revision;
-        the latest ones may still be filling (see ``settle_s``)."""
+        the latest ones may still be filling (see ``settle_s``). Without ``preview``, only
+        the requests of the app's live listener (what its users see: its SLOs)."""

@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse as _PlainJSON
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from rollwise._version import __version__
@@ -167,9 +168,14 @@ async def deploy(request: Request) -> JSONResponse:
     if not isinstance(version, str) or not version.strip():
         raise UsageError("deploy needs a version, e.g. --version 1.2.0")
     sets = body.get("set") or []
-    worker = controller.worker(request.path_params["app"])
-    number = await worker.commands.deploy(version.strip(), [str(s) for s in sets], cause="deploy")
-    return JSONResponse({"app": worker.app, "revision": number})
+    override = body.get("overrideBudget")
+    if override is not None and (not isinstance(override, str) or not override.strip()):
+        raise UsageError('overrideBudget needs a reason, e.g. "hotfix for the outage"')
+    app = request.path_params["app"]
+    number = await controller.deploy(
+        app, version.strip(), [str(s) for s in sets], override_budget=override
+    )
+    return JSONResponse({"app": app, "revision": number})
 
 
 async def command(request: Request) -> JSONResponse:
@@ -254,6 +260,53 @@ async def analysis(request: Request) -> JSONResponse:
     app = request.path_params["app"]
     controller.worker(app)
     return JSONResponse([row.as_json() for row in controller.store.analyses(app)])
+
+
+async def slos(request: Request) -> JSONResponse:
+    """Each SLO of an app (or of every app) now: SLI, budget left, burn rate per window,
+    its alerts' states."""
+    controller = _controller(request)
+    one = request.path_params.get("app") or request.query_params.get("app")
+    names = [one] if one else controller.store.app_names()
+    reports = []
+    for name in names:
+        worker = controller.worker(name)
+        spec = worker.state.spec.spec
+        active = {
+            (a["slo"], a["window"]): a for a in controller.slos.alerts(name, active_only=True)
+        }
+        for report in controller.slos.report(name, spec):
+            body = report.as_json()
+            for alert in body["alerts"]:
+                row = active.get((report.objective.name, alert["window"]))
+                alert["state"] = row["state"] if row else "inactive"
+                alert["since"] = row["since"] if row else None
+            reports.append(body)
+    return JSONResponse(reports)
+
+
+async def slo_rules(request: Request) -> Response:
+    """Prometheus recording and alerting rules for an app's SLOs (YAML)."""
+    from rollwise.slo.prometheus import rules
+
+    controller = _controller(request)
+    worker = controller.worker(request.path_params["app"])
+    spec = worker.state.spec.spec
+    if not spec.slos:
+        raise NotFoundError(f"app {worker.app} has no slos; add them to its spec and apply it")
+    alerts_only = request.query_params.get("alertsOnly", "") in ("1", "true")
+    text = rules(worker.app, spec, alerts_only=alerts_only)
+    return PlainTextResponse(text, media_type="application/yaml")
+
+
+async def alerts(request: Request) -> JSONResponse:
+    """Burn-rate alerts, newest first: firing, pending and resolved, with their numbers."""
+    controller = _controller(request)
+    app = request.query_params.get("app") or None
+    if app is not None:
+        controller.worker(app)
+    active = request.query_params.get("active", "") in ("1", "true")
+    return JSONResponse(controller.slos.alerts(app, active_only=active))
 
 
 async def cards(request: Request) -> JSONResponse:
@@ -371,6 +424,10 @@ def build_app(controller: Controller) -> Starlette:
         Route("/api/v1/apps/{app}/stats", guard(stats), methods=["GET"]),
         Route("/api/v1/apps/{app}/analysis", guard(analysis), methods=["GET"]),
         Route("/api/v1/apps/{app}/cards", guard(cards), methods=["GET"]),
+        Route("/api/v1/apps/{app}/slos", guard(slos), methods=["GET"]),
+        Route("/api/v1/apps/{app}/slos/rules", guard(slo_rules), methods=["GET"]),
+        Route("/api/v1/slos", guard(slos), methods=["GET"]),
+        Route("/api/v1/alerts", guard(alerts), methods=["GET"]),
         Route("/api/v1/apps/{app}/events", guard(events), methods=["GET"]),
         Route("/api/v1/apps/{app}/logs", guard(logs), methods=["GET"]),
         Route("/api/v1/proxy", guard(proxy), methods=["GET"]),

@@ -33,11 +33,12 @@ COMMANDS: dict[str, Json | None] = {
 }
 _REQUIRED = {"weight": ["weight"], "cleanup": ["revision"]}
 
+_APP_NAME: Json = {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63}
 _APP = {
     "name": "app",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
+    "schema": _APP_NAME,
     "example": "sample-agent",
 }
 _ERROR = {
@@ -92,10 +93,7 @@ def _op(
     return op
 
 
-def _query(name: str, description: str, lowest: int = 0, highest: int | None = None) -> Json:
-    schema: Json = {"type": "integer", "minimum": lowest}
-    if highest is not None:
-        schema["maximum"] = highest
+def _param(name: str, description: str, schema: Json) -> Json:
     return {
         "name": name,
         "in": "query",
@@ -103,6 +101,34 @@ def _query(name: str, description: str, lowest: int = 0, highest: int | None = N
         "description": description,
         "schema": schema,
     }
+
+
+def _query(name: str, description: str, lowest: int = 0, highest: int | None = None) -> Json:
+    schema: Json = {"type": "integer", "minimum": lowest}
+    if highest is not None:
+        schema["maximum"] = highest
+    return _param(name, description, schema)
+
+
+def _flag(name: str, description: str) -> Json:
+    return _param(name, description, {"type": "string", "enum": ["0", "1", "false", "true"]})
+
+
+def _name_query(name: str, description: str) -> Json:
+    return _param(name, description, _APP_NAME)
+
+
+def _rules_op(app: list[Json]) -> Json:
+    op = _op(
+        "Prometheus recording and alerting rules for the app's SLOs (YAML)",
+        "read",
+        params=[*app, _flag("alertsOnly", "only the alerting rules")],
+    )
+    op["responses"]["200"] = {
+        "description": "a Prometheus rule file",
+        "content": {"application/yaml": {"schema": {"type": "string"}}},
+    }
+    return op
 
 
 def _app_reads(app: list[Json]) -> Json:
@@ -118,6 +144,14 @@ def _app_reads(app: list[Json]) -> Json:
         },
         "/api/v1/apps/{app}/analysis": {"get": _op("Analysis runs", "read", params=app)},
         "/api/v1/apps/{app}/cards": {"get": _op("Each revision's agent card", "read", params=app)},
+        "/api/v1/apps/{app}/slos": {
+            "get": _op(
+                "Each SLO now: SLI, error budget left, burn rate per window, alert states",
+                "read",
+                params=app,
+            )
+        },
+        "/api/v1/apps/{app}/slos/rules": {"get": _rules_op(app)},
         "/api/v1/apps/{app}/events": {
             "get": _op(
                 "The newest events, or the first ones after an id (app `-`: the controller's own)",
@@ -179,12 +213,30 @@ def openapi_document() -> Json:
                 body={
                     "version": {"type": "string", "pattern": "^[!-~][ -~]{0,127}$"},
                     "set": {"type": "array", "items": {"type": "string"}},
+                    "overrideBudget": {"type": "string", "minLength": 1, "pattern": "\\S"},
                 },
                 required=["version"],
             )
         },
         **_app_reads(app),
         "/api/v1/proxy": {"get": _op("The data plane's routes and replicas", "read")},
+        "/api/v1/slos": {
+            "get": _op(
+                "The SLOs of every app (or of `app`)",
+                "read",
+                params=[_name_query("app", "one app only")],
+            )
+        },
+        "/api/v1/alerts": {
+            "get": _op(
+                "Burn-rate alerts, newest first",
+                "read",
+                params=[
+                    _name_query("app", "one app only"),
+                    _flag("active", "pending and firing ones only"),
+                ],
+            )
+        },
         "/api/v1/shutdown": {"post": _op("Stop the controller and all it started", "write")},
     }
     for name, body in COMMANDS.items():

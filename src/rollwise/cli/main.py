@@ -26,6 +26,8 @@ from rollwise.cli.common import Output, OutputOpt, StateDir, err, out
 from rollwise.cli.common import client as _client
 from rollwise.cli.common import print_json as _print_json
 from rollwise.cli.events import events as _events
+from rollwise.cli.slo import alerts as _alerts
+from rollwise.cli.slo import slo as _slo
 from rollwise.client import default_state_dir
 from rollwise.errors import ControllerError, RollwiseError, UsageError
 
@@ -178,13 +180,21 @@ def deploy(
         list[str] | None,
         typer.Option("--set", help="Override a spec field: template.env.KEY=VALUE."),
     ] = None,
+    override_budget: Annotated[
+        str | None,
+        typer.Option(
+            "--override-budget",
+            help="Deploy although the error-budget policy refuses it; the reason is recorded.",
+        ),
+    ] = None,
     state_dir: StateDir = None,
 ) -> None:
     """Release a new version of an app: creates a revision and rolls it out."""
+    body: dict[str, Any] = {"version": version, "set": set_ or []}
+    if override_budget is not None:
+        body["overrideBudget"] = override_budget
     with _client(state_dir) as client:
-        result = client.request(
-            "POST", f"/apps/{name}/deploy", json={"version": version, "set": set_ or []}
-        )
+        result = client.request("POST", f"/apps/{name}/deploy", json=body)
     out.print(f"app {name}: revision {result['revision']} ({version}) is rolling out")
 
 
@@ -352,6 +362,8 @@ def history(
 
 
 app.command()(_events)
+app.command()(_slo)
+app.command()(_alerts)
 
 
 @app.command()

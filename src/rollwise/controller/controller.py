@@ -21,21 +21,31 @@ from typing import Any
 
 import structlog
 import uvicorn
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from rollwise.backends.base import Workload
 from rollwise.clock import SteadyClock
 from rollwise.controller.events import Events
+from rollwise.controller.metrics_http import serve_metrics
 from rollwise.controller.monitor import SmokeMetrics
 from rollwise.controller.providers import KINDS, Listeners
+from rollwise.controller.slos import SloKeeper
 from rollwise.controller.webhooks import Webhooks
 from rollwise.controller.worker import AppWorker, ReconcileMetrics
-from rollwise.errors import ConflictError, ControllerError, NotFoundError, RollwiseError
+from rollwise.errors import (
+    BudgetExhaustedError,
+    ConflictError,
+    ControllerError,
+    NotFoundError,
+    RollwiseError,
+)
 from rollwise.peer import allowed_peer
 from rollwise.redact import remember_secrets
 from rollwise.routing.options import ProxyOptions
+from rollwise.slo.budget import SloReport
+from rollwise.slo.prometheus import SloSeries
 from rollwise.spec import RolloutSpec, spec_from_dict
 from rollwise.state_dir import ensure_state_dir
 from rollwise.store import Store
@@ -130,14 +140,14 @@ class Controller:
             asyncio.create_task(self.backend.run(), name="backend"),
             asyncio.create_task(self.router.run(), name="router"),
             asyncio.create_task(self._scheduled_backups(), name="backups"),
+            asyncio.create_task(self.slos.run(), name="slos"),
         ]
         server = self._admin_server()
         serve = asyncio.create_task(server.serve(sockets=[self._admin_socket()]))
         api = self._api_server() if api_sock else None
         api_serve = asyncio.create_task(api.serve(sockets=[api_sock])) if api and api_sock else None
         if self.metrics_port is not None:
-            http, _ = start_http_server(self.metrics_port, "127.0.0.1", self.registry)
-            self.metrics_port = http.server_port
+            _, self.metrics_port = serve_metrics("127.0.0.1", self.metrics_port, self.registry)
             self.store.put_kv("metrics_port", self.metrics_port)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT) if self.handle_signals else ():
@@ -160,6 +170,7 @@ class Controller:
                 await api_serve
             await self.backend.aclose()
             await self.router.aclose()
+            await self.slos.aclose()
             await self.webhooks.aclose()
             self.store.close()
             with contextlib.suppress(FileNotFoundError):
@@ -198,8 +209,21 @@ class Controller:
             proxy_new=fresh,
             generation=self.router.generation,
         )
+        self.slos = SloKeeper(
+            self.store,
+            self.providers.metrics,
+            self.events,
+            self.registry,
+            self.clock,
+            self._spec_of,
+            lambda: list(self.workers),
+        )
+        self.registry.register(SloSeries(self._slo_reports))
         for app in self.store.app_names():
             self._start_worker(app)
+
+    def _slo_reports(self) -> list[SloReport]:
+        return [r for reports in list(self.slos.reports.values()) for r in reports.values()]
 
     def _running_revisions(self) -> dict[tuple[str, int], Workload]:
         running: dict[tuple[str, int], Workload] = {}
@@ -340,6 +364,7 @@ class Controller:
                 self.smoke_metrics,
                 self.reconcile_metrics,
             )
+            worker.analyses.burn_rates = lambda: self.slos.burn_rates(app)
             self.workers[app] = worker
         return worker
 
@@ -370,8 +395,30 @@ class Controller:
         self.events.emit(name, EventKind.SPEC_APPLIED, f"spec of {name} applied")
         worker.wake.set()
         if version is not None:
-            await worker.commands.deploy(version, [], cause="apply")
+            await self.deploy(name, version, [], cause="apply")
         return name
+
+    async def deploy(
+        self,
+        app: str,
+        version: str,
+        sets: list[str],
+        cause: str = "deploy",
+        override_budget: str | None = None,
+    ) -> int:
+        """Start a rollout of ``version``, unless the error-budget policy refuses it."""
+        worker = self.worker(app)
+        refusal = self.slos.refusal(app, worker.state.spec.spec)
+        if refusal is not None and not (override_budget or "").strip():
+            raise BudgetExhaustedError(refusal)
+        if refusal is not None and override_budget:
+            reason = override_budget.strip()
+            cause = f"{cause}; error budget overridden: {reason}"
+        number = await worker.commands.deploy(version, sets, cause=cause)
+        if refusal is not None:
+            message = f"revision {number} ({version}) deployed over a spent error budget: {reason}"
+            self.events.emit(app, EventKind.BUDGET_OVERRIDDEN, message, number, {"why": refusal})
+        return number
 
 
 def _family(host: str) -> socket.AddressFamily:

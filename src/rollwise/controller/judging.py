@@ -11,10 +11,11 @@ test.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from rollwise.analysis.source import MetricSource, Series
+from rollwise.spec.duration import format_duration
 from rollwise.spec.models import AnalysisSettings, AnalysisStep
 from rollwise.store import Store
 from rollwise.store.db import AnalysisRow
@@ -44,6 +45,8 @@ class AppAnalyses:
         self.metrics = metrics
         self.clock = clock
         self.live: dict[str, _Live] = {}
+        # each SLO's current burn rate and its window (``controller/slos.py``)
+        self.burn_rates: Callable[[], dict[str, tuple[float, float]]] = dict
 
     def next_second(self) -> float:
         """When the next second becomes whole: the time to ask for a verdict again."""
@@ -82,7 +85,7 @@ class AppAnalyses:
             series = await self.metrics.seconds(self.app, start)
             for second in range(start, complete):
                 run.feed(second, _arm(series, canary, second), _arm(series, baseline, second))
-        verdict = run.verdict(now - since)
+        verdict = self._within_budget(run.verdict(now - since), step)
         if verdict.outcome != live.row.outcome or now - live.row.updated >= SAVE_EVERY_S:
             live.row = AnalysisRow(
                 self.app,
@@ -96,6 +99,21 @@ class AppAnalyses:
                 verdict.as_json(),
             )
             self.store.put_analysis(live.row)
+        return verdict
+
+    def _within_budget(self, verdict: Verdict, step: AnalysisStep) -> Verdict:
+        """The step's ``maxBurnRate`` guardrail: an app burning an SLO's error budget faster
+        fails the analysis, whatever the canary's own figures say."""
+        if step.max_burn_rate is None or verdict.outcome == "fail":
+            return verdict
+        for slo, (rate, window) in sorted(self.burn_rates().items()):
+            if rate > step.max_burn_rate:
+                detail = (
+                    f"SLO {slo} burns its error budget {rate:.1f}x over the last "
+                    f"{format_duration(window)}, above the step's maxBurnRate "
+                    f"{step.max_burn_rate:g}x"
+                )
+                return replace(verdict, outcome="fail", detail=detail)
         return verdict
 
     def forget(self, revision: int) -> None:

@@ -155,7 +155,10 @@ class AnalysisStep(Model):
     and at lower rates longer); ``until: duration`` watches
     for the whole ``duration`` and passes if nothing failed. Guardrails are absolute limits
     on the canary alone, applied once it served ``minRequests``: ``maxErrorRate`` and
-    ``maxLatency`` (e.g. ``{p99: 500ms}``). A failure at any moment ends the step as failed.
+    ``maxLatency`` (e.g. ``{p99: 500ms}``). ``maxBurnRate`` watches the whole app instead:
+    the step fails while any of its SLOs burns its error budget faster than that over the
+    shortest alert window (``slos:``, docs/operations.md). A failure at any moment ends the
+    step as failed.
     """
 
     until: Literal["pass", "duration"] = "pass"
@@ -164,6 +167,7 @@ class AnalysisStep(Model):
     max_error_rate: Fraction | None = None
     max_latency: dict[Quantile, Duration] = Field(default_factory=dict)
     min_requests: Annotated[int, Field(ge=1)] = 50
+    max_burn_rate: Annotated[float, Field(gt=0)] | None = None
 
     @model_validator(mode="after")
     def _duration_given(self) -> Self:

@@ -9,7 +9,10 @@ from collections.abc import Callable
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-__all__ = ["Model", "placeholders", "status_code"]
+__all__ = ["NAME_RE", "Model", "http_url", "name_label", "placeholders", "status_code"]
+
+# an app's, an SLO's name: a DNS label, as Kubernetes names its objects
+NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 class Model(BaseModel):
@@ -34,6 +37,31 @@ def status_code(value: object) -> str:
     if isinstance(value, bool) or not _STATUS_RE.match(text):
         raise ValueError(f"{value!r} is not a status code or class; write e.g. 200 or 5xx")
     return text
+
+
+def name_label(what: str, example: str) -> Callable[[str], str]:
+    """A validator: a DNS label (lowercase letters, digits, '-'; at most 63)."""
+
+    def check(value: str) -> str:
+        if not NAME_RE.match(value):
+            raise ValueError(
+                f"{value!r} is not a valid {what}; use lowercase letters, digits and '-' "
+                f"(at most 63, starting and ending with a letter or digit), e.g. {example}"
+            )
+        return value
+
+    return check
+
+
+def http_url(example: str) -> Callable[[str], str]:
+    """A validator: an http(s) URL."""
+
+    def check(value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL; write e.g. {example}")
+        return value
+
+    return check
 
 
 def placeholders(allowed: frozenset[str]) -> Callable[[str], str]:

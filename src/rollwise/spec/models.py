@@ -14,6 +14,8 @@ from pydantic import (
     AfterValidator,
     BeforeValidator,
     Field,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -25,22 +27,27 @@ from rollwise.spec.analysis import (
     ErrorRateJudge,
     LatencyJudge,
 )
-from rollwise.spec.base import Model, placeholders, status_code
+from rollwise.spec.base import Model, http_url, name_label, placeholders, status_code
 from rollwise.spec.duration import Duration
+from rollwise.spec.slo import Alerting, BurnWindow, ErrorBudgetPolicy, Objective
 from rollwise.spec.smoke import SmokeTest
 
 __all__ = [
     "A2ASpec",
+    "Alerting",
     "AnalysisSettings",
     "AnalysisStep",
     "BackendSpec",
     "BackupSettings",
     "BlueGreenStrategy",
+    "BurnWindow",
     "CanaryStrategy",
+    "ErrorBudgetPolicy",
     "ErrorRateJudge",
     "HeaderMatch",
     "LatencyJudge",
     "Metadata",
+    "Objective",
     "PauseStep",
     "Readiness",
     "Rollout",
@@ -65,16 +72,6 @@ def _weight(value: int) -> int:
 
 
 Weight = Annotated[int, AfterValidator(_weight)]
-NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-
-
-def _name(value: str) -> str:
-    if not NAME_RE.match(value):
-        raise ValueError(
-            f"{value!r} is not a valid name; use lowercase letters, digits and '-' "
-            "(at most 63, starting and ending with a letter or digit)"
-        )
-    return value
 
 
 def _host_port(value: str) -> str:
@@ -93,12 +90,6 @@ def _header_name(value: str) -> str:
     return value
 
 
-def _http_url(value: str) -> str:
-    if not re.match(r"^https?://[^\s/]+", value):
-        raise ValueError(f"{value!r} is not an http(s) URL; write e.g. https://hooks.example/x")
-    return value
-
-
 def _cookie_name(value: str) -> str:
     if not _TOKEN_RE.match(value):
         raise ValueError(f"{value!r} is not a cookie name; write e.g. rollwise-session")
@@ -110,7 +101,7 @@ Templated = Annotated[str, AfterValidator(placeholders(TEMPLATE_FIELDS))]
 
 
 class Metadata(Model):
-    name: Annotated[str, AfterValidator(_name)]
+    name: Annotated[str, AfterValidator(name_label("name", "sample-agent"))]
     labels: dict[str, str] = Field(default_factory=dict)
 
 
@@ -309,7 +300,7 @@ class Traffic(Model):
 class Webhook(Model):
     """Where to POST this app's events (all kinds, or those listed), as JSON or Slack text."""
 
-    url: Annotated[str, AfterValidator(_http_url)]
+    url: Annotated[str, AfterValidator(http_url("https://hooks.example/x"))]
     events: list[str] = Field(default_factory=list)
     format: Literal["json", "slack"] = "json"
     timeout: Duration = 5.0
@@ -351,6 +342,70 @@ class RolloutSpec(Model):
     webhooks: list[Webhook] = Field(default_factory=list)
     progress_deadline_seconds: Duration = 600.0
     backup: BackupSettings | None = None
+    slos: list[Objective] = Field(default_factory=list, validate_default=True)
+    alerting: Alerting = Field(default_factory=Alerting)
+    error_budget_policy: ErrorBudgetPolicy | None = None
+
+    @field_validator("slos")
+    @classmethod
+    def _slo_names_unique(cls, slos: list[Objective]) -> list[Objective]:
+        names = [o.name for o in slos]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"slos names must be unique; repeated: {', '.join(twice)}")
+        return slos
+
+    @field_validator("slos")
+    @classmethod
+    def _burn_rate_guardrails_have_slos(
+        cls, slos: list[Objective], info: ValidationInfo
+    ) -> list[Objective]:
+        strategy = info.data.get("strategy")
+        if slos or strategy is None:
+            return slos
+        steps = [
+            (f"canary.steps[{i}].analysis", step.analysis)
+            for i, step in enumerate(strategy.canary.steps if strategy.canary else [])
+        ]
+        if strategy.blue_green is not None:
+            steps += [
+                ("blueGreen.prePromotionAnalysis", strategy.blue_green.pre_promotion_analysis),
+                ("blueGreen.postPromotionAnalysis", strategy.blue_green.post_promotion_analysis),
+            ]
+        for where, analysis in steps:
+            if analysis is not None and analysis.max_burn_rate is not None:
+                raise ValueError(
+                    f"strategy.{where}.maxBurnRate watches the app's SLOs, and it has none; "
+                    "add slos or remove maxBurnRate"
+                )
+        return slos
+
+    @field_validator("alerting")
+    @classmethod
+    def _windows_hold_rows(cls, alerting: Alerting, info: ValidationInfo) -> Alerting:
+        for objective in info.data.get("slos", []):
+            for window in alerting.windows:
+                if window.short_s < objective.resolution:
+                    raise ValueError(
+                        f"alerting window {window.name} is shorter than SLO {objective.name}'s "
+                        "resolution; lengthen the window or shorten the resolution"
+                    )
+        return alerting
+
+    @field_validator("error_budget_policy")
+    @classmethod
+    def _policy_names_slos(
+        cls, policy: ErrorBudgetPolicy | None, info: ValidationInfo
+    ) -> ErrorBudgetPolicy | None:
+        names = [o.name for o in info.data.get("slos", [])]
+        if policy is not None and not names:
+            raise ValueError("errorBudgetPolicy needs slos to watch; add slos or remove it")
+        unknown = sorted(set(policy.slos if policy else []) - set(names))
+        if unknown:
+            raise ValueError(
+                f"slos names {', '.join(unknown)}, not among the app's slos ({', '.join(names)})"
+            )
+        return policy
 
     @model_validator(mode="after")
     def _smoke_names_unique(self) -> Self:

@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 
 from rollwise.errors import NotFoundError, StoreError
+from rollwise.store.slo import SLO_SCHEMA, SloRows
 
 __all__ = ["AnalysisRow", "EventRow", "ReplicaRow", "RevisionRow", "Store"]
 
@@ -99,6 +100,7 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (app, revision)
     );
     """,
+    SLO_SCHEMA,
 ]
 
 
@@ -165,7 +167,7 @@ class AnalysisRow:
         }
 
 
-class Store:
+class Store(SloRows):
     """Typed access to the state database; safe to share between threads (one lock)."""
 
     def __init__(self, path: str | Path) -> None:
