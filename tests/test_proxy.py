@@ -479,10 +479,13 @@ def test_record_writes_one_json_line_per_request(tuned: Tuned) -> None:
 
     rows = wait_for(lines, timeout=5)
     assert len(rows) == 40
+    fields = {"ts", "app", "revision", "version", "status", "latency_ms", "trace_id", "span_id"}
     for row in rows:
-        assert set(row) == {"ts", "app", "revision", "version", "status", "latency_ms"}
+        assert set(row) == fields
         assert row["app"] == "web" and row["revision"] in ("1", "2") and row["latency_ms"] > 0
         assert abs(row["ts"] - time.time()) < 30
+        assert len(row["trace_id"]) == 32 and len(row["span_id"]) == 16  # the proxy's own
+    assert len({row["trace_id"] for row in rows}) == 40
 
 
 def test_workers_share_the_port_and_report_as_one(tuned: Tuned) -> None:

@@ -6,7 +6,9 @@ Every contestant proxies to the same upstream (nginx serving fixed bodies when i
 else ``upstream.py``) and gets the same ``wrk`` load: fixed connections, fixed duration, one
 warm-up second first, in ``--repeat`` rounds whose median is reported. Contestants: direct
 to the upstream; rollwise with 1 worker, with 1 worker and statistics off (what the analysis
-bookkeeping costs), and with 2 workers; HAProxy with ``nbthread 1``; nginx with
+bookkeeping costs), with 1 worker sending 1 % of requests as OpenTelemetry spans to a
+receiver in this process (what tracing costs), and with 2 workers; HAProxy with
+``nbthread 1``; nginx with
 ``worker_processes 1``. Cases: a small GET, a 64 KiB response, a POST of 16 KiB, and the
 small GET split 90/10 across two upstreams.
 
@@ -31,6 +33,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +66,15 @@ CASES = {
         Case("split", "small GET, 10% canary", "/small", split=True),
     )
 }
-CONTESTANTS = ("direct", "rollwise-1", "rollwise-1-nostats", "rollwise-2", "haproxy", "nginx")
+CONTESTANTS = (
+    "direct",
+    "rollwise-1",
+    "rollwise-1-nostats",
+    "rollwise-1-trace1pct",
+    "rollwise-2",
+    "haproxy",
+    "nginx",
+)
 
 
 @dataclass
@@ -315,7 +326,11 @@ def contestant(
         argv += ["--workers", workers, "--grace", "1"]
         if name.endswith("nostats"):
             argv.append("--no-stats")
-        with spawn(argv, log) as proc:
+        sink = None
+        if name.endswith("trace1pct"):  # 1 % of requests as spans, to a receiver that takes them
+            sink = _OtlpSink()
+            argv += ["--trace-sample", "0.01", "--otlp-endpoint", sink.url]
+        with spawn(argv, log) as proc, sink or contextlib.nullcontext():
             admin = httpx.Client(transport=unix_transport(str(sock)), base_url="http://p")
             deadline = time.monotonic() + 15
             while True:
@@ -335,6 +350,39 @@ def contestant(
     with spawn(argv, log) as proc:
         wait_port(port)
         yield port, proc.pid
+
+
+class _OtlpSink(ThreadingHTTPServer):
+    """An OTLP/HTTP endpoint that takes every export and counts the bytes."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _SinkHandler)
+        self.received = 0
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def __enter__(self) -> _OtlpSink:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _SinkHandler(BaseHTTPRequestHandler):
+    server: _OtlpSink
+
+    def do_POST(self) -> None:
+        self.server.received += len(self.rfile.read(int(self.headers["content-length"])))
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *_: Any) -> None:
+        pass
 
 
 # report
@@ -369,6 +417,9 @@ def ratios(runs: list[Run]) -> dict[str, Any]:
         off = by.get(("rollwise-1-nostats", case))
         if off is not None and off.rps:
             out[f"{case}: statistics cost"] = round(1 - mine.rps / off.rps, 3)
+        traced = by.get(("rollwise-1-trace1pct", case))
+        if traced is not None and mine.rps:
+            out[f"{case}: tracing 1 % cost"] = round(1 - traced.rps / mine.rps, 3)
         two = by.get(("rollwise-2", case))
         if two is not None:
             out[f"{case}: rollwise-2 / rollwise-1 rps"] = round(two.rps / mine.rps, 3)

@@ -33,6 +33,7 @@ def controller_with_api(
     handle_signals: bool = True,
     api_listen: tuple[str, int] | None = None,
     clock: Callable[[], float] | None = None,
+    otlp_endpoint: str | None = None,
 ) -> Controller:
     return Controller(
         state_dir,
@@ -43,4 +44,5 @@ def controller_with_api(
         api_listen=api_listen,
         loopback_app=_behind_tokens,
         clock=clock,
+        otlp_endpoint=otlp_endpoint,
     )

@@ -173,7 +173,11 @@ async def deploy(request: Request) -> JSONResponse:
         raise UsageError('overrideBudget needs a reason, e.g. "hotfix for the outage"')
     app = request.path_params["app"]
     number = await controller.deploy(
-        app, version.strip(), [str(s) for s in sets], override_budget=override
+        app,
+        version.strip(),
+        [str(s) for s in sets],
+        override_budget=override,
+        traceparent=request.headers.get("traceparent"),
     )
     return JSONResponse({"app": app, "revision": number})
 

@@ -10,7 +10,6 @@ import asyncio
 import os
 import sys
 import time
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -19,6 +18,7 @@ from rich.live import Live
 from rich.text import Text
 
 from rollwise._version import __version__
+from rollwise.cli import lifecycle
 from rollwise.cli import state as state_commands
 from rollwise.cli.a2a import a2a_app
 from rollwise.cli.analysis import analysis_app
@@ -28,8 +28,7 @@ from rollwise.cli.common import print_json as _print_json
 from rollwise.cli.events import events as _events
 from rollwise.cli.slo import alerts as _alerts
 from rollwise.cli.slo import slo as _slo
-from rollwise.client import default_state_dir
-from rollwise.errors import ControllerError, RollwiseError, UsageError
+from rollwise.errors import RollwiseError, UsageError
 
 __all__ = ["app", "run"]
 
@@ -40,11 +39,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-
-class LogFormat(StrEnum):
-    CONSOLE = "console"
-    JSON = "json"
 
 
 @app.command()
@@ -66,87 +60,8 @@ def lint(
     out.print(f"{file}: ok ({spec.name}, strategy {spec.spec.strategy.name})")
 
 
-@app.command()
-def up(
-    state_dir: StateDir = None,
-    detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background.")] = False,
-    log_format: Annotated[LogFormat, typer.Option("--log-format")] = LogFormat.CONSOLE,
-    metrics_port: Annotated[
-        int, typer.Option("--metrics-port", help="Prometheus /metrics on 127.0.0.1 (0: any).")
-    ] = 9470,
-    record: Annotated[
-        Path | None, typer.Option("--record", help="The proxy writes one JSON line per request.")
-    ] = None,
-    proxy_workers: Annotated[
-        int,
-        typer.Option(
-            "--proxy-workers", min=1, max=64, help="Proxy processes sharing each listener port."
-        ),
-    ] = 1,
-    api_listen: Annotated[
-        str | None,
-        typer.Option(
-            "--api-listen",
-            help="Also serve the admin API on this loopback HOST:PORT, behind bearer tokens "
-            "(<state>/api-token, and api-token.read for reads only).",
-        ),
-    ] = None,
-) -> None:
-    """Start the controller (the proxy and replicas with it). Ctrl-C or `down` stops all."""
-    from rollwise.api.auth import loopback_address
-
-    directory = (state_dir or default_state_dir()).resolve()
-    api = loopback_address(api_listen) if api_listen is not None else None
-    if detach:
-        _detach(directory, log_format, metrics_port, record, proxy_workers, api_listen)
-        return
-    from rollwise.logs import configure_logging
-    from rollwise.routing.options import ProxyOptions
-    from rollwise.service import controller_with_api
-
-    configure_logging(log_format.value)
-    options = ProxyOptions(workers=proxy_workers, record=str(record.resolve()) if record else None)
-    controller = controller_with_api(
-        directory, metrics_port=metrics_port, proxy=options, api_listen=api
-    )
-    import uvloop
-
-    uvloop.run(controller.run())
-
-
-def _detach(
-    directory: Path,
-    log_format: LogFormat,
-    metrics_port: int,
-    record: Path | None,
-    proxy_workers: int,
-    api_listen: str | None,
-) -> None:
-    from rollwise.controller.launch import spawn_controller
-
-    options = ["--log-format", log_format.value, "--metrics-port", str(metrics_port)]
-    options += ["--proxy-workers", str(proxy_workers)]
-    if record is not None:
-        options += ["--record", str(record.resolve())]
-    if api_listen is not None:
-        options += ["--api-listen", api_listen]
-    proc = spawn_controller(directory, *options)
-    out.print(f"controller started (pid {proc.pid}); logs: {directory / 'logs' / 'controller.log'}")
-
-
-@app.command()
-def down(state_dir: StateDir = None) -> None:
-    """Stop the controller and everything it started (proxy, replicas)."""
-    client = _client(state_dir)
-    pid_file = client.state_dir / "controller.pid"
-    client.request("POST", "/shutdown")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if not pid_file.exists():
-            out.print("controller stopped")
-            return
-        time.sleep(0.1)
-    raise ControllerError(f"the controller did not stop within 60s; see {pid_file}")
+app.command()(lifecycle.up)
+app.command()(lifecycle.down)
 
 
 @app.command()
@@ -193,8 +108,12 @@ def deploy(
     body: dict[str, Any] = {"version": version, "set": set_ or []}
     if override_budget is not None:
         body["overrideBudget"] = override_budget
+    # the rollout's trace links to this command's (``rollwise up --otlp-endpoint``)
+    traceparent = f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
     with _client(state_dir) as client:
-        result = client.request("POST", f"/apps/{name}/deploy", json=body)
+        result = client.request(
+            "POST", f"/apps/{name}/deploy", json=body, headers={"traceparent": traceparent}
+        )
     out.print(f"app {name}: revision {result['revision']} ({version}) is rolling out")
 
 

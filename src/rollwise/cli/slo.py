@@ -40,6 +40,7 @@ def slo_table(reports: list[dict[str, Any]]) -> Group:
     table = Table(title="SLOs", title_justify="left", expand=False)
     for column in ("APP", "SLO", "OBJECTIVE", "WINDOW", "SLI", "REQUESTS", "BUDGET LEFT", "BURN"):
         table.add_column(column)
+    table.add_column("RUNBOOK", overflow="fold")
     alerts = Table(title="Burn-rate alerts", title_justify="left", expand=False)
     for column in ("APP", "SLO", "SEVERITY", "WINDOWS", "BURN (LONG / SHORT)", "ALERT AT", "STATE"):
         alerts.add_column(column)
@@ -58,6 +59,7 @@ def slo_table(reports: list[dict[str, Any]]) -> Group:
             str(r["requests"]),
             Text(_pct(left, 1), style=style),
             f"{r['currentBurnRate']:.2f}x",
+            r.get("runbook") or "-",
         )
         for a in r["alerts"]:
             state = a.get("state", "inactive")

@@ -50,6 +50,7 @@ from rollwise.spec import RolloutSpec, spec_from_dict
 from rollwise.state_dir import ensure_state_dir
 from rollwise.store import Store
 from rollwise.store.backup import backup_name, prune_backups, take_backup
+from rollwise.tracing import RolloutTraces
 from rollwise.words import EventKind
 
 __all__ = ["AdminApp", "Controller"]
@@ -95,7 +96,9 @@ class Controller:
         api_listen: tuple[str, int] | None = None,
         loopback_app: AdminApp | None = None,
         clock: Callable[[], float] | None = None,
+        otlp_endpoint: str | None = None,
     ) -> None:
+        self.otlp_endpoint = otlp_endpoint  # rollouts as traces (``rollwise/tracing.py``)
         self.admin_app = admin_app  # on the unix socket: the kernel says who calls
         self.loopback_app = loopback_app or admin_app  # on ``api_listen``: behind tokens
         self.state_dir = state_dir.resolve()
@@ -172,6 +175,8 @@ class Controller:
             await self.router.aclose()
             await self.slos.aclose()
             await self.webhooks.aclose()
+            if self.events.traces is not None:
+                await asyncio.to_thread(self.events.traces.shutdown)
             self.store.close()
             with contextlib.suppress(FileNotFoundError):
                 (self.state_dir / "controller.pid").unlink()
@@ -188,6 +193,8 @@ class Controller:
         self.webhooks = Webhooks(self.registry)
         self.webhooks.start()
         self.events = Events(self.store, self.registry, self.webhooks, self._spec_of)
+        if self.otlp_endpoint:
+            self.events.traces = RolloutTraces(self.otlp_endpoint)
         self.smoke_metrics = SmokeMetrics(self.registry)
         self.reconcile_metrics = ReconcileMetrics(self.registry)
         listeners = Listeners(
@@ -405,6 +412,7 @@ class Controller:
         sets: list[str],
         cause: str = "deploy",
         override_budget: str | None = None,
+        traceparent: str | None = None,
     ) -> int:
         """Start a rollout of ``version``, unless the error-budget policy refuses it."""
         worker = self.worker(app)
@@ -415,6 +423,8 @@ class Controller:
             reason = override_budget.strip()
             cause = f"{cause}; error budget overridden: {reason}"
         number = await worker.commands.deploy(version, sets, cause=cause)
+        if self.events.traces is not None:
+            self.events.traces.link(app, number, traceparent)
         if refusal is not None:
             message = f"revision {number} ({version}) deployed over a spent error budget: {reason}"
             self.events.emit(app, EventKind.BUDGET_OVERRIDDEN, message, number, {"why": refusal})

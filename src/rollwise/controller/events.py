@@ -1,4 +1,4 @@
-"""Events: every decision the controller takes, stored, logged and counted.
+"""Events: every decision the controller takes, stored, logged, counted and traced.
 
 An event is written to the store first (it is the history people read), then logged with
 structlog, counted in Prometheus, and offered to the app's webhooks (queued, never waited for).
@@ -21,6 +21,7 @@ from rollwise.controller.webhooks import Webhooks
 from rollwise.redact import SECRETS
 from rollwise.spec import RolloutSpec
 from rollwise.store import Store
+from rollwise.tracing import RolloutTraces
 from rollwise.words import EventKind
 
 __all__ = ["Event", "Events"]
@@ -46,6 +47,7 @@ class Events:
     ) -> None:
         self.store = store
         self.webhooks = webhooks
+        self.traces: RolloutTraces | None = None  # ``rollwise up --otlp-endpoint``
         self.spec_of = spec_of  # an app's spec as applied (``None``: the controller's own)
         self.log = structlog.get_logger("rollwise.events")
         self.counter = Counter(
@@ -90,10 +92,20 @@ class Events:
         """Log, count and offer to the app's webhooks what ``record`` stored."""
         spec = self.spec_of(app) if self.webhooks is not None and stored else None
         hooks = list(spec.webhooks) if spec is not None else []
+        traces = self.traces
         for event in stored:
             kind = event["kind"]
+            ids: dict[str, str] = {}
+            if traces is not None:
+                traces.observe(event)
+                ids = traces.ids(app, event["revision"])
             self.log.info(
-                event["message"], kind=kind, app=app, revision=event["revision"], **event["data"]
+                event["message"],
+                kind=kind,
+                app=app,
+                revision=event["revision"],
+                **ids,
+                **event["data"],
             )
             self.counter.labels(app, kind).inc()
             if hooks and self.webhooks is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -32,12 +33,22 @@ async def _main(args: argparse.Namespace, worker_argv: list[str]) -> None:
         upstream_timeout_s=args.upstream_timeout,
     )
     record = Recorder(args.record) if args.record else None
+    spans = None
+    if args.trace_sample > 0 and args.otlp_endpoint:
+        from rollwise.routing.proxy.spans import SpanSink
+
+        spans = SpanSink(args.trace_sample, args.otlp_endpoint)
     shared = args.workers > 1 or args.parent_pid is not None
-    proxy = ProxyServer(loop, limits=limits, record=record, stats=args.stats, reuse_port=shared)
+    proxy = ProxyServer(
+        loop, limits=limits, record=record, stats=args.stats, reuse_port=shared, spans=spans
+    )
     pool = WorkerPool(args.workers, args.admin_socket, worker_argv) if args.workers > 1 else None
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # What is alive now lives as long as the process: the collector need not look at it
+    # again (a full collection over the imported modules' objects costs the hot path).
+    gc.freeze()
     if pool is not None:
         await pool.start(lambda: proxy.table_json)
     admin = await serve_admin(proxy, args.admin_socket, pool)
@@ -58,6 +69,8 @@ async def _main(args: argparse.Namespace, worker_argv: list[str]) -> None:
         task.cancel()
     if record is not None:
         record.close()
+    if spans is not None:
+        spans.close()
     with contextlib.suppress(OSError):
         os.unlink(args.admin_socket)
 
@@ -118,10 +131,19 @@ def main(argv: list[str] | None = None) -> None:
         action="store_false",
         help="keep no per-revision statistics (only to measure what they cost)",
     )
+    parser.add_argument(
+        "--trace-sample",
+        type=float,
+        default=0.0,
+        help="the share of requests (0..1) sent as server spans to --otlp-endpoint",
+    )
+    parser.add_argument("--otlp-endpoint", help="OTLP/HTTP base URL for sampled spans")
     parser.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not 1 <= args.workers <= 64:
         parser.error("--workers must be between 1 and 64")
+    if not 0.0 <= args.trace_sample <= 1.0:
+        parser.error("--trace-sample must be between 0 and 1")
     worker_argv = [
         "--grace",
         str(args.grace),
@@ -137,6 +159,11 @@ def main(argv: list[str] | None = None) -> None:
         str(args.upstream_timeout),
         *(["--record", args.record] if args.record else []),
         *([] if args.stats else ["--no-stats"]),
+        *(
+            ["--trace-sample", repr(args.trace_sample), "--otlp-endpoint", args.otlp_endpoint]
+            if args.trace_sample > 0 and args.otlp_endpoint
+            else []
+        ),
     ]
     try:
         uvloop.run(_main(args, worker_argv))

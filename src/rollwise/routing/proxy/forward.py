@@ -77,13 +77,14 @@ class _TraceIds:
         self.offset = 0
 
     def traceparent(self) -> bytes:
+        """A new ``traceparent`` value: ``00-<trace id>-<span id>-01``."""
         if self.offset >= len(self.block):
             self.block = os.urandom(self.SIZE // 2 * 1024).hex().encode()
             self.offset = 0
         at = self.offset
         self.offset = at + self.SIZE
         block = self.block
-        return b"traceparent: 00-%s-%s-01\r\n" % (block[at : at + 32], block[at + 32 : at + 48])
+        return b"00-%s-%s-01" % (block[at : at + 32], block[at + 32 : at + 48])
 
 
 _trace_ids = _TraceIds()
@@ -123,9 +124,11 @@ class Exchange:
         "response_chunked",
         "response_started",
         "revision",
+        "span",
         "started",
         "status",
         "sticky",
+        "trace",
         "tried",
         "upstream",
         "url",
@@ -157,6 +160,8 @@ class Exchange:
         self.complete = False
         self.deadline = 0.0
         self.pending = b""
+        self.trace = b""  # the traceparent sent upstream
+        self.span: tuple[bytes, bytes, bytes] | None = None  # sampled: trace, parent, span id
 
     def send_body(self, data: bytes) -> None:
         """Forward a piece of request body to the connected replica, chunk-framed if needed."""
@@ -322,7 +327,7 @@ class ClientConnection(asyncio.Protocol):
         hosts = 0
         out = [ex.method, b" ", ex.url, b" HTTP/1.1\r\n"]
         forwarded_for = b""
-        traceparent = False
+        traceparent = b""
         content_length = b""
         connection_tokens: set[bytes] | None = None
         routes = self.proxy.table.apps.get(self.app)
@@ -357,7 +362,8 @@ class ClientConnection(asyncio.Protocol):
                 ex.has_expect = value.strip().lower() == b"100-continue"
                 continue
             elif name == b"traceparent":
-                traceparent = True
+                traceparent = value.strip()
+                continue
             elif routes is not None:
                 if name == routes.override_header:
                     ex.forced = value.decode("latin-1").strip()
@@ -373,7 +379,7 @@ class ClientConnection(asyncio.Protocol):
                 for n, v in ex.headers
                 if n not in REQUEST_DROPPED
                 and n not in connection_tokens
-                and n != b"x-forwarded-for"
+                and n not in (b"x-forwarded-for", b"traceparent")
             ]
         if lengths and encodings:
             return 400, "Content-Length and Transfer-Encoding together are ambiguous"
@@ -391,8 +397,19 @@ class ClientConnection(asyncio.Protocol):
         out += (b"x-forwarded-for: ", forwarded_for, self.ip, b"\r\nx-forwarded-proto: http\r\n")
         if host:
             out += (b"x-forwarded-host: ", host, b"\r\n")
-        if not traceparent:
-            out.append(_trace_ids.traceparent())
+        spans = self.proxy.spans
+        if len(traceparent) != 55:  # none, or not W3C's version 00: a trace of our own
+            traceparent, parent = _trace_ids.traceparent(), b""
+            sampled = spans is not None and spans.sample_own()
+        else:
+            parent = traceparent[36:52]
+            sampled = spans is not None and spans.sampled(traceparent[3:35])
+        if sampled and spans is not None:
+            span_id = spans.span_id()
+            ex.span = (traceparent[3:35], parent, span_id)
+            traceparent = b"00-%s-%s-01" % (traceparent[3:35], span_id)
+        ex.trace = traceparent
+        out += (b"traceparent: ", traceparent, b"\r\n")
         if ex.chunked:
             out.append(b"transfer-encoding: chunked\r\n")
         elif lengths:

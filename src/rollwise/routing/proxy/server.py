@@ -20,6 +20,7 @@ from rollwise.routing.proxy.forward import (
 from rollwise.routing.proxy.headers import CONNECTION_OPTIONS, HOP_BY_HOP, STATUS_LINES
 from rollwise.routing.proxy.limits import Limits
 from rollwise.routing.proxy.record import Recorder
+from rollwise.routing.proxy.spans import SampledRequest, SpanSink
 from rollwise.routing.proxy.table import Replica, RoutingTable
 from rollwise.routing.table import AppTable, Table
 
@@ -38,8 +39,10 @@ class ProxyServer:
         record: Recorder | None = None,
         stats: bool = True,
         reuse_port: bool = False,
+        spans: SpanSink | None = None,
     ) -> None:
         self.loop = loop
+        self.spans = spans
         self.limits = limits or Limits()
         self.stats_enabled = stats
         self.reuse_port = reuse_port
@@ -363,10 +366,31 @@ class ProxyServer:
         now = end + self._wall_offset
         if self.stats_enabled:
             rev.stats.record(now, status, latency, failed)
+        trace = ex.trace
         if self.record is not None:
             self.record.write(
                 f'{{"ts":{now:.6f},"app":"{ex.client.app}","revision":"{rev.name}",'
-                f'"version":"{rev.version}","status":{status},"latency_ms":{latency * 1000:.3f}}}\n'
+                f'"version":"{rev.version}","status":{status},"latency_ms":{latency * 1000:.3f},'
+                f'"trace_id":"{trace[3:35].decode()}","span_id":"{trace[36:52].decode()}"}}\n'
+            )
+        if ex.span is not None and self.spans is not None:
+            trace_id, parent, span_id = ex.span
+            start = int((ex.started + self._wall_offset) * 1e9)
+            self.spans.add(
+                SampledRequest(
+                    trace_id,
+                    parent,
+                    span_id,
+                    start,
+                    int(now * 1e9),
+                    ex.client.app,
+                    rev.name,
+                    rev.version,
+                    ex.method.decode("latin-1"),
+                    ex.url.decode("latin-1").split("?", 1)[0],
+                    status,
+                    failed,
+                )
             )
 
     # status for the admin channel

@@ -1,0 +1,134 @@
+"""``rollwise up`` and ``rollwise down``: the controller's life, and what it starts with."""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rollwise.cli.common import StateDir, client, out
+from rollwise.client import default_state_dir
+from rollwise.errors import ControllerError, UsageError
+
+__all__ = ["LogFormat", "down", "up"]
+
+
+class LogFormat(StrEnum):
+    CONSOLE = "console"
+    JSON = "json"
+
+
+def up(
+    state_dir: StateDir = None,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background.")] = False,
+    log_format: Annotated[LogFormat, typer.Option("--log-format")] = LogFormat.CONSOLE,
+    metrics_port: Annotated[
+        int, typer.Option("--metrics-port", help="Prometheus /metrics on 127.0.0.1 (0: any).")
+    ] = 9470,
+    record: Annotated[
+        Path | None, typer.Option("--record", help="The proxy writes one JSON line per request.")
+    ] = None,
+    proxy_workers: Annotated[
+        int,
+        typer.Option(
+            "--proxy-workers", min=1, max=64, help="Proxy processes sharing each listener port."
+        ),
+    ] = 1,
+    api_listen: Annotated[
+        str | None,
+        typer.Option(
+            "--api-listen",
+            help="Also serve the admin API on this loopback HOST:PORT, behind bearer tokens "
+            "(<state>/api-token, and api-token.read for reads only).",
+        ),
+    ] = None,
+    otlp_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--otlp-endpoint",
+            envvar="OTEL_EXPORTER_OTLP_ENDPOINT",
+            help="Send rollouts (and sampled requests) as OpenTelemetry traces to this "
+            "OTLP/HTTP base URL.",
+        ),
+    ] = None,
+    trace_sample: Annotated[
+        float,
+        typer.Option(
+            "--trace-sample",
+            min=0.0,
+            max=1.0,
+            help="The share of requests the proxy sends as server spans (with --otlp-endpoint).",
+        ),
+    ] = 0.0,
+) -> None:
+    """Start the controller (the proxy and replicas with it). Ctrl-C or `down` stops all."""
+    from rollwise.api.auth import loopback_address
+
+    directory = (state_dir or default_state_dir()).resolve()
+    api = loopback_address(api_listen) if api_listen is not None else None
+    if trace_sample > 0 and not otlp_endpoint:
+        raise UsageError("--trace-sample sends spans to --otlp-endpoint; give one as well")
+    if detach:
+        extra = ["--otlp-endpoint", otlp_endpoint] if otlp_endpoint else []
+        extra += ["--trace-sample", repr(trace_sample)] if trace_sample else []
+        _detach(directory, log_format, metrics_port, record, proxy_workers, api_listen, extra)
+        return
+    from rollwise.logs import configure_logging
+    from rollwise.routing.options import ProxyOptions
+    from rollwise.service import controller_with_api
+
+    configure_logging(log_format.value)
+    options = ProxyOptions(
+        workers=proxy_workers,
+        record=str(record.resolve()) if record else None,
+        trace_sample=trace_sample,
+        otlp_endpoint=otlp_endpoint,
+    )
+    controller = controller_with_api(
+        directory,
+        metrics_port=metrics_port,
+        proxy=options,
+        api_listen=api,
+        otlp_endpoint=otlp_endpoint,
+    )
+    import uvloop
+
+    uvloop.run(controller.run())
+
+
+def _detach(
+    directory: Path,
+    log_format: LogFormat,
+    metrics_port: int,
+    record: Path | None,
+    proxy_workers: int,
+    api_listen: str | None,
+    extra: list[str],
+) -> None:
+    from rollwise.controller.launch import spawn_controller
+
+    options = ["--log-format", log_format.value, "--metrics-port", str(metrics_port)]
+    options += ["--proxy-workers", str(proxy_workers)]
+    if record is not None:
+        options += ["--record", str(record.resolve())]
+    if api_listen is not None:
+        options += ["--api-listen", api_listen]
+    proc = spawn_controller(directory, *options, *extra)
+    out.print(f"controller started (pid {proc.pid}); logs: {directory / 'logs' / 'controller.log'}")
+
+
+def down(state_dir: StateDir = None) -> None:
+    """Stop the controller and everything it started (proxy, replicas)."""
+    admin = client(state_dir)
+    pid_file = admin.state_dir / "controller.pid"
+    admin.request("POST", "/shutdown")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if not pid_file.exists():
+            out.print("controller stopped")
+            return
+        time.sleep(0.1)
+    raise ControllerError(f"the controller did not stop within 60s; see {pid_file}")
