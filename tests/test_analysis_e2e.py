@@ -79,7 +79,7 @@ def test_doubled_failures_are_aborted_with_the_evidence(cluster: Cluster) -> Non
     assert json.loads(replay.stdout)["verdict"]["outcome"] == "fail"
 
 
-@pytest.mark.slow
+@pytest.mark.solo
 def test_a_healthy_revision_is_promoted_by_adaptive_steps(cluster: Cluster) -> None:
     """``until: pass`` ends each analysis as soon as the judges show the canary is no worse;
     background analysis from step 1 watches the rest of the rollout."""

@@ -126,3 +126,17 @@ def test_events_shows_a_rollout_and_follows_the_next(cluster: Cluster) -> None:
     assert missing.returncode == 1 and "no app named 'nope'" in missing.stderr
     with pytest.raises(UsageError, match="limit"):
         cluster.client.request("GET", "/apps/sample-agent/events", params={"limit": 0})
+
+
+def test_an_option_given_alone_takes_its_default_value() -> None:
+    from rollwise.cli.lifecycle import DASHBOARD_DEFAULT, optional_values
+
+    assert optional_values(["up", "--dashboard"]) == ["up", "--dashboard", DASHBOARD_DEFAULT]
+    assert optional_values(["up", "--dashboard", "-d"]) == [
+        "up",
+        "--dashboard",
+        DASHBOARD_DEFAULT,
+        "-d",
+    ]
+    given = ["up", "--dashboard", "127.0.0.1:9999", "--detach"]
+    assert optional_values(given) == given

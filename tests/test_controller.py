@@ -56,7 +56,10 @@ def test_deploy_cuts_over_without_failed_requests(cluster: Cluster) -> None:
     assert httpx.get(cluster.url + "/healthz").json()["version"] == "1.1.0"
 
 
-def test_kill_9_of_a_replica_loses_no_request(cluster: Cluster) -> None:
+def test_kill_9_of_a_replica_refuses_and_cuts_no_request(cluster: Cluster) -> None:
+    """Requests the victim had not begun to answer are retried on the other replica; one it
+    had begun (its head written, its body not) cannot be saved, and the proxy answers it 502
+    rather than cutting the connection: at most a request or two per kill."""
     with Background(cluster.url, rate=150) as load:
         for _ in range(3):
             victim = cluster.pids(1)[0]
@@ -69,7 +72,8 @@ def test_kill_9_of_a_replica_loses_no_request(cluster: Cluster) -> None:
 
             wait_for(replaced, timeout=30)
     report = load.result()
-    assert report.errors_total == 0, report.as_json()
+    assert set(report.errors) <= {"http 502"}, report.as_json()  # no reset, refusal, timeout
+    assert report.errors_total <= 6, report.as_json()
     events = cluster.client.request("GET", "/apps/sample-agent/events")
     assert sum(e["kind"] == "ReplicaCrashed" for e in events) >= 3
 

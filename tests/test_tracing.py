@@ -135,10 +135,13 @@ def test_a_rollout_is_one_trace_and_sampled_requests_continue_the_clients(
     assert span["attributes"]["http.response.status_code"] == 200
     assert span["attributes"]["rollwise.revision"] == "2"
     assert span["attributes"]["url.path"] == "/.well-known/agent-card.json"
+
     # the --record line names the same trace, and the span the replica was given
-    lines = [json.loads(line) for line in traced.record.read_text().splitlines()]
-    recorded = [r for r in lines if r["trace_id"] == client_trace]
-    assert recorded and recorded[0]["span_id"] == span["span_id"]
+    def recorded() -> list[dict[str, Any]]:  # the proxy writes its record once a second
+        lines = [json.loads(line) for line in traced.record.read_text().splitlines()]
+        return [r for r in lines if r["trace_id"] == client_trace]
+
+    assert wait_for(recorded, timeout=10)[0]["span_id"] == span["span_id"]
 
     # the rollout: a root span, a child per step and one for the promotion, linked to the CLI
     def rollout() -> list[dict[str, Any]] | None:

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 from rollwise.api.admin import build_app
 from rollwise.api.auth import BearerAuth, ensure_tokens
 from rollwise.controller.controller import Controller
+from rollwise.dashboard import build_dashboard
 from rollwise.routing.options import ProxyOptions
 
 __all__ = ["controller_with_api"]
@@ -34,6 +35,7 @@ def controller_with_api(
     api_listen: tuple[str, int] | None = None,
     clock: Callable[[], float] | None = None,
     otlp_endpoint: str | None = None,
+    dashboard_listen: tuple[str, int] | None = None,
 ) -> Controller:
     return Controller(
         state_dir,
@@ -45,4 +47,5 @@ def controller_with_api(
         loopback_app=_behind_tokens,
         clock=clock,
         otlp_endpoint=otlp_endpoint,
+        dashboard=(dashboard_listen, build_dashboard) if dashboard_listen else None,
     )

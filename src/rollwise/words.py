@@ -113,6 +113,8 @@ class EventKind(StrEnum):
     ALERT_FIRING = "AlertFiring"
     ALERT_RESOLVED = "AlertResolved"
     BUDGET_OVERRIDDEN = "BudgetOverridden"
+    # people
+    DASHBOARD_ACTION = "DashboardAction"
     # the controller (app ``-``) and specs
     SPEC_APPLIED = "SpecApplied"
     PROXY_RESTARTED = "ProxyRestarted"

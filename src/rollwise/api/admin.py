@@ -21,6 +21,7 @@ from rollwise._version import __version__
 from rollwise.analysis.source import SecondCounts
 from rollwise.api.auth import READ_METHODS
 from rollwise.api.openapi import openapi_document
+from rollwise.controller.actions import ACTIONS_WITH_BODY, revision_number, run_action
 from rollwise.errors import (
     ConflictError,
     InputError,
@@ -87,15 +88,6 @@ def _count(request: Request, name: str, what: str) -> int | None:
     return int(raw)
 
 
-def _revision(value: Any, name: str, what: str = "a revision number") -> int | None:
-    """A revision number from a JSON body (None when absent)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INT:
-        raise UsageError(f"{name} must be {what}, not {value!r}")
-    return value
-
-
 def _controller(request: Request) -> Controller:
     controller: Controller = request.app.state.controller
     return controller
@@ -131,6 +123,9 @@ async def version(request: Request) -> JSONResponse:
             "state_dir": str(controller.state_dir),
             "started": controller.started,
             "metrics_port": controller.metrics_port,
+            "dashboard_url": controller.store.get_kv("dashboard_url")
+            if controller.dashboard is not None
+            else None,
         }
     )
 
@@ -183,40 +178,15 @@ async def deploy(request: Request) -> JSONResponse:
 
 
 async def command(request: Request) -> JSONResponse:
-    """promote, abort, retry, pause, resume, undo: one per-app command, then the view."""
+    """promote, abort, retry, pause, resume, undo, weight, cleanup: one per-app command,
+    then the view (cleanup: what it removed)."""
     controller = _controller(request)
     worker = controller.worker(request.path_params["app"])
-    commands = worker.commands
     name = request.path_params["command"]
-    body = await _body(request) if name in ("promote", "undo", "cleanup", "weight") else {}
-    if name == "promote":
-        await commands.promote(full=bool(body.get("full", False)))
-    elif name == "abort":
-        await commands.abort()
-    elif name == "retry":
-        await commands.retry()
-    elif name == "pause":
-        await commands.pause()
-    elif name == "resume":
-        await commands.resume()
-    elif name == "undo":
-        target = _revision(body.get("to_revision"), "to_revision")
-        await commands.undo(target, str(body.get("reason") or "manual"))
-    elif name == "weight":
-        weight = body.get("weight")
-        if isinstance(weight, bool) or not isinstance(weight, int):
-            raise UsageError(f"weight must be a number 0..100, not {weight!r}")
-        await commands.set_weight(weight)
-    elif name == "cleanup":
-        revision = _revision(body.get("revision"), "cleanup's revision")
-        if revision is None:
-            raise UsageError("cleanup needs a revision number, e.g. {'revision': 3}")
-        return JSONResponse({"removed": await commands.cleanup(revision)})
-    else:
-        raise NotFoundError(
-            f"no command {name!r}; commands: promote, abort, retry, pause, resume, undo, "
-            "weight, cleanup"
-        )
+    body = await _body(request) if name in ACTIONS_WITH_BODY else {}
+    removed = await run_action(worker.commands, name, body)
+    if removed is not None:
+        return JSONResponse({"removed": removed})
     return JSONResponse(worker.view())
 
 
@@ -226,7 +196,7 @@ async def smoke(request: Request) -> JSONResponse:
     controller = _controller(request)
     worker = controller.worker(request.path_params["app"])
     body = await _body(request)
-    revision, url = _revision(body.get("revision"), "revision"), body.get("url")
+    revision, url = revision_number(body.get("revision"), "revision"), body.get("url")
     if url is not None and (
         not isinstance(url, str) or not url.startswith(("http://", "https://"))
     ):

@@ -13,7 +13,9 @@ from rollwise.cli.common import StateDir, client, out
 from rollwise.client import default_state_dir
 from rollwise.errors import ControllerError, UsageError
 
-__all__ = ["LogFormat", "down", "up"]
+__all__ = ["DASHBOARD_DEFAULT", "LogFormat", "dashboard", "down", "optional_values", "up"]
+
+DASHBOARD_DEFAULT = "127.0.0.1:3100"  # Argo Rollouts' dashboard port
 
 
 class LogFormat(StrEnum):
@@ -21,59 +23,80 @@ class LogFormat(StrEnum):
     JSON = "json"
 
 
+Detach = Annotated[bool, typer.Option("--detach", "-d", help="Run in the background.")]
+LogFormatOpt = Annotated[LogFormat, typer.Option("--log-format")]
+MetricsPort = Annotated[
+    int, typer.Option("--metrics-port", help="Prometheus /metrics on 127.0.0.1 (0: any).")
+]
+Record = Annotated[
+    Path | None, typer.Option("--record", help="The proxy writes one JSON line per request.")
+]
+ProxyWorkers = Annotated[
+    int,
+    typer.Option(
+        "--proxy-workers", min=1, max=64, help="Proxy processes sharing each listener port."
+    ),
+]
+ApiListen = Annotated[
+    str | None,
+    typer.Option(
+        "--api-listen",
+        help="Also serve the admin API on this loopback HOST:PORT, behind bearer tokens "
+        "(<state>/api-token, and api-token.read for reads only).",
+    ),
+]
+OtlpEndpoint = Annotated[
+    str | None,
+    typer.Option(
+        "--otlp-endpoint",
+        envvar="OTEL_EXPORTER_OTLP_ENDPOINT",
+        help="Send rollouts (and sampled requests) as OpenTelemetry traces to this "
+        "OTLP/HTTP base URL.",
+    ),
+]
+Dashboard = Annotated[
+    str | None,
+    typer.Option(
+        "--dashboard",
+        help=f"Serve the web dashboard on this loopback HOST:PORT ({DASHBOARD_DEFAULT} when "
+        "the option is given alone); `rollwise dashboard` prints its address.",
+    ),
+]
+TraceSample = Annotated[
+    float,
+    typer.Option(
+        "--trace-sample",
+        min=0.0,
+        max=1.0,
+        help="The share of requests the proxy sends as server spans (with --otlp-endpoint).",
+    ),
+]
+
+
 def up(
     state_dir: StateDir = None,
-    detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background.")] = False,
-    log_format: Annotated[LogFormat, typer.Option("--log-format")] = LogFormat.CONSOLE,
-    metrics_port: Annotated[
-        int, typer.Option("--metrics-port", help="Prometheus /metrics on 127.0.0.1 (0: any).")
-    ] = 9470,
-    record: Annotated[
-        Path | None, typer.Option("--record", help="The proxy writes one JSON line per request.")
-    ] = None,
-    proxy_workers: Annotated[
-        int,
-        typer.Option(
-            "--proxy-workers", min=1, max=64, help="Proxy processes sharing each listener port."
-        ),
-    ] = 1,
-    api_listen: Annotated[
-        str | None,
-        typer.Option(
-            "--api-listen",
-            help="Also serve the admin API on this loopback HOST:PORT, behind bearer tokens "
-            "(<state>/api-token, and api-token.read for reads only).",
-        ),
-    ] = None,
-    otlp_endpoint: Annotated[
-        str | None,
-        typer.Option(
-            "--otlp-endpoint",
-            envvar="OTEL_EXPORTER_OTLP_ENDPOINT",
-            help="Send rollouts (and sampled requests) as OpenTelemetry traces to this "
-            "OTLP/HTTP base URL.",
-        ),
-    ] = None,
-    trace_sample: Annotated[
-        float,
-        typer.Option(
-            "--trace-sample",
-            min=0.0,
-            max=1.0,
-            help="The share of requests the proxy sends as server spans (with --otlp-endpoint).",
-        ),
-    ] = 0.0,
+    detach: Detach = False,
+    log_format: LogFormatOpt = LogFormat.CONSOLE,
+    metrics_port: MetricsPort = 9470,
+    record: Record = None,
+    proxy_workers: ProxyWorkers = 1,
+    api_listen: ApiListen = None,
+    otlp_endpoint: OtlpEndpoint = None,
+    dashboard: Dashboard = None,
+    trace_sample: TraceSample = 0.0,
 ) -> None:
     """Start the controller (the proxy and replicas with it). Ctrl-C or `down` stops all."""
     from rollwise.api.auth import loopback_address
 
     directory = (state_dir or default_state_dir()).resolve()
     api = loopback_address(api_listen) if api_listen is not None else None
+    board = loopback_address(dashboard) if dashboard is not None else None
     if trace_sample > 0 and not otlp_endpoint:
         raise UsageError("--trace-sample sends spans to --otlp-endpoint; give one as well")
     if detach:
         extra = ["--otlp-endpoint", otlp_endpoint] if otlp_endpoint else []
         extra += ["--trace-sample", repr(trace_sample)] if trace_sample else []
+        extra += ["--dashboard", dashboard] if dashboard is not None else []
         _detach(directory, log_format, metrics_port, record, proxy_workers, api_listen, extra)
         return
     from rollwise.logs import configure_logging
@@ -93,6 +116,7 @@ def up(
         proxy=options,
         api_listen=api,
         otlp_endpoint=otlp_endpoint,
+        dashboard_listen=board,
     )
     import uvloop
 
@@ -132,3 +156,46 @@ def down(state_dir: StateDir = None) -> None:
             return
         time.sleep(0.1)
     raise ControllerError(f"the controller did not stop within 60s; see {pid_file}")
+
+
+def dashboard(
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write", help="A link that lets this browser change things (the write token)."
+        ),
+    ] = False,
+    open_: Annotated[bool, typer.Option("--open", help="Open it in a browser.")] = False,
+    state_dir: StateDir = None,
+) -> None:
+    """Print the web dashboard's address (`rollwise up --dashboard` serves it)."""
+    with client(state_dir) as admin:
+        url = admin.request("GET", "/version").get("dashboard_url")
+        token_file = admin.state_dir / "api-token"
+    if not url:
+        raise UsageError(
+            "this controller serves no dashboard; start it with rollwise up --dashboard"
+        )
+    if write:
+        url = f"{url}login?token={token_file.read_text().strip()}"
+    out.print(url, markup=False, highlight=False, soft_wrap=True)
+    if open_:
+        import webbrowser
+
+        webbrowser.open(url)
+
+
+# Options whose value may be left out: `rollwise up --dashboard` means the default address.
+OPTIONAL_VALUES = {"--dashboard": DASHBOARD_DEFAULT}
+
+
+def optional_values(argv: list[str]) -> list[str]:
+    """``argv`` with the default filled in after an option of ``OPTIONAL_VALUES`` given
+    alone (last, or followed by another option)."""
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        out.append(arg)
+        alone = i + 1 == len(argv) or argv[i + 1].startswith("-")
+        if arg in OPTIONAL_VALUES and alone:
+            out.append(OPTIONAL_VALUES[arg])
+    return out

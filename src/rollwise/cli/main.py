@@ -62,6 +62,7 @@ def lint(
 
 app.command()(lifecycle.up)
 app.command()(lifecycle.down)
+app.command()(lifecycle.dashboard)
 
 
 @app.command()
@@ -396,7 +397,7 @@ def run() -> None:
     """Console-script entry point: errors become one line and an exit code, never a trace."""
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     try:
-        app()
+        app(args=lifecycle.optional_values(sys.argv[1:]))
     except RollwiseError as exc:
         _fail(exc)
     except KeyboardInterrupt:

@@ -97,7 +97,9 @@ class Controller:
         loopback_app: AdminApp | None = None,
         clock: Callable[[], float] | None = None,
         otlp_endpoint: str | None = None,
+        dashboard: tuple[tuple[str, int], AdminApp] | None = None,
     ) -> None:
+        self.dashboard = dashboard  # (loopback host and port, the web dashboard's app)
         self.otlp_endpoint = otlp_endpoint  # rollouts as traces (``rollwise/tracing.py``)
         self.admin_app = admin_app  # on the unix socket: the kernel says who calls
         self.loopback_app = loopback_app or admin_app  # on ``api_listen``: behind tokens
@@ -137,7 +139,14 @@ class Controller:
     async def run(self) -> None:
         self._take_lock()
         # a taken port fails the start before anything else starts
-        api_sock = self._api_socket() if self.api_listen is not None else None
+        loopback = []  # (socket, app): the admin API behind tokens, the dashboard
+        if self.api_listen is not None:
+            loopback.append(
+                (self._loopback_socket(self.api_listen, "--api-listen"), self.loopback_app)
+            )
+        if self.dashboard is not None:
+            listen, dashboard_app = self.dashboard
+            loopback.append((self._loopback_socket(listen, "--dashboard"), dashboard_app))
         await self._start()
         background = [
             asyncio.create_task(self.backend.run(), name="backend"),
@@ -147,8 +156,11 @@ class Controller:
         ]
         server = self._admin_server()
         serve = asyncio.create_task(server.serve(sockets=[self._admin_socket()]))
-        api = self._api_server() if api_sock else None
-        api_serve = asyncio.create_task(api.serve(sockets=[api_sock])) if api and api_sock else None
+        servers = [(self._loopback_server(app), sock) for sock, app in loopback]
+        serving = [asyncio.create_task(srv.serve(sockets=[sock])) for srv, sock in servers]
+        if self.dashboard is not None:
+            host, port = loopback[-1][0].getsockname()[:2]
+            self.store.put_kv("dashboard_url", f"http://{_url_host(host)}:{port}/")
         if self.metrics_port is not None:
             _, self.metrics_port = serve_metrics("127.0.0.1", self.metrics_port, self.registry)
             self.store.put_kv("metrics_port", self.metrics_port)
@@ -160,8 +172,8 @@ class Controller:
         finally:
             log.info("controller stopping; stopping replicas and the proxy")
             server.should_exit = True
-            if api is not None:
-                api.should_exit = True
+            for srv, _ in servers:
+                srv.should_exit = True
             for task in [*self.tasks.values(), *background]:
                 task.cancel()
             for worker in self.workers.values():
@@ -169,8 +181,8 @@ class Controller:
             await self.backend.stop_all()
             await self.router.stop()
             await serve
-            if api_serve is not None:
-                await api_serve
+            for task in serving:
+                await task
             await self.backend.aclose()
             await self.router.aclose()
             await self.slos.aclose()
@@ -254,22 +266,21 @@ class Controller:
         sock.listen(128)
         return sock
 
-    def _api_socket(self) -> socket.socket:
-        assert self.api_listen is not None
-        host, port = self.api_listen
+    def _loopback_socket(self, listen: tuple[str, int], flag: str) -> socket.socket:
+        host, port = listen
         try:
             sock = socket.create_server((host, port), family=_family(host), backlog=128)
         except OSError as exc:
             raise ControllerError(
-                f"cannot listen on {host}:{port} for the admin API: {exc.strerror}; "
-                "pick another --api-listen port"
+                f"cannot listen on {host}:{port} for {flag}: {exc.strerror}; "
+                f"pick another {flag} port"
             ) from None
         return sock
 
-    def _api_server(self) -> uvicorn.Server:
-        """The admin API on a loopback port (``loopback_app``: behind bearer tokens)."""
+    def _loopback_server(self, app: AdminApp) -> uvicorn.Server:
+        """The admin API behind bearer tokens, or the dashboard, on a loopback port."""
         config = uvicorn.Config(
-            self.loopback_app(self),
+            app(self),
             log_level="warning",
             lifespan="off",
             access_log=False,
@@ -429,6 +440,10 @@ class Controller:
             message = f"revision {number} ({version}) deployed over a spent error budget: {reason}"
             self.events.emit(app, EventKind.BUDGET_OVERRIDDEN, message, number, {"why": refusal})
         return number
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _family(host: str) -> socket.AddressFamily:

@@ -62,6 +62,8 @@ class AppState:
     def save(self, status: RolloutStatus, now: float) -> None:
         """Write ``status`` (in the caller's transaction, if any), then hold it."""
         status.updated = now
+        if status.phase != self._status.phase or not status.phase_since:
+            status.phase_since = now
         self.store.put_status(self.app, status.model_dump(mode="json"))
         self._status = status.model_copy(deep=True)
 

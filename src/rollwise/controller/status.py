@@ -86,6 +86,7 @@ class RolloutStatus(BaseModel):
     header_routes: list[HeaderRoute] = Field(default_factory=list)
     gates_passed: list[str] = Field(default_factory=list)
     updated: float = 0.0
+    phase_since: float = 0.0  # when ``phase`` last changed
 
     def revisions(self) -> set[int]:
         """Every revision this status keeps running: stable, canary, warm and retiring ones."""

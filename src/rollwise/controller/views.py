@@ -57,6 +57,7 @@ def app_view(ctx: PassContext, reconcile_errors: int, error: str) -> dict[str, A
         "weights": {str(k): v for k, v in status.weights.items()},
         "revisions": revisions,
         "updated": status.updated,
+        "phase_since": status.phase_since or status.updated,
         "reconcile_errors": reconcile_errors,
         "error": error,
         "analysis": [row.as_json() for row in ctx.store.analyses(ctx.app, limit=3)],

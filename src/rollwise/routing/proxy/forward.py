@@ -589,7 +589,10 @@ class UpstreamConnection(asyncio.Protocol):
                 self.proxy.fail_exchange(ex, 502, "replica sent an invalid response")
             self.close()
             return
-        if ex.pending:  # a head with no body yet (an SSE stream): the client gets it now
+        # A streamed answer's head (no Content-Length: SSE, chunked) goes out now, before its
+        # first event. A sized answer's head waits for its body: a replica killed between
+        # writing the two is then answered 502 by the proxy, never cut short.
+        if ex.pending and ex.response_chunked:
             transport = ex.client.transport
             if transport is not None:
                 transport.write(ex.pending)
