@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 PY_DIRS := src tests examples bench
 
-.PHONY: demo test lint fmt lock bench-proxy bench-analysis bench-controller bench-slo screenshots clean
+.PHONY: demo test lint fmt lock bench-proxy bench-analysis bench-controller bench-slo bench-toolkit screenshots clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,9 @@ screenshots: $(STAMP)
 	mkdir -p docs/img
 	ROLLWISE_SCREENSHOTS=docs/img $(BIN)/pytest -q --no-cov -p no:cacheprovider \
 		tests/test_dashboard.py -k aborted
+
+bench-toolkit: $(STAMP)
+	$(BIN)/python bench/toolkit/run.py $(ARGS)
 
 bench-slo: $(STAMP)
 	$(BIN)/python bench/slo/run.py $(ARGS)

@@ -1,0 +1,285 @@
+"""The agent toolkit: each decorator and helper, sync and async, against real failures (a real
+HTTP dependency on loopback), with an injected clock for cache expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+
+from rollwise.toolkit import (
+    CircuitOpenError,
+    breaker_states,
+    cache_get,
+    cache_set,
+    error_stats,
+    handle_errors,
+    monitor_operation,
+    optimize_operation,
+    performance_engine,
+    profile_operation,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_monitor_counts_times_and_logs_sync_async_and_as_a_context_manager() -> None:
+    @monitor_operation("t-sync")
+    def ok() -> int:
+        return 1
+
+    @monitor_operation("t-sync")
+    def bad() -> None:
+        raise ValueError("nope")
+
+    @monitor_operation("t-async")
+    async def ok_async() -> int:
+        await asyncio.sleep(0)
+        return 2
+
+    assert ok() == 1 and asyncio.run(ok_async()) == 2
+    with pytest.raises(ValueError, match="nope"):
+        bad()
+    with monitor_operation("t-block"):
+        time.sleep(0.01)
+    assert sample("rollwise_toolkit_operations_total", operation="t-sync", outcome="ok") == 1
+    assert sample("rollwise_toolkit_operations_total", operation="t-sync", outcome="error") == 1
+    assert sample("rollwise_toolkit_operations_total", operation="t-async", outcome="ok") == 1
+    assert sample("rollwise_toolkit_operation_seconds_count", operation="t-sync") == 2
+    assert sample("rollwise_toolkit_operation_seconds_sum", operation="t-block") >= 0.01
+
+
+def test_transient_errors_are_retried_with_bounded_backoff_and_counted() -> None:
+    calls: list[float] = []
+
+    @handle_errors(retry=True, name="t-retry", attempts=4, timeout=2.0, wait_initial=0.01)
+    def flaky() -> str:
+        calls.append(time.monotonic())
+        if len(calls) < 3:
+            raise ConnectionError("refused")
+        return "ok"
+
+    started = time.monotonic()
+    assert flaky() == "ok"
+    assert len(calls) == 3 and time.monotonic() - started < 1.0
+    assert calls[2] - calls[1] >= calls[1] - calls[0] > 0  # backoff grows
+    assert error_stats()["t-retry"] == {"connection": 2}
+    assert sample("rollwise_toolkit_retries_total", operation="t-retry") == 2
+
+    @handle_errors(retry=True, name="t-input", attempts=4, wait_initial=0.01)
+    def wrong() -> None:
+        calls.append(0.0)
+        raise ValueError("bad input")
+
+    before = len(calls)
+    with pytest.raises(ValueError, match="bad input"):
+        wrong()
+    assert len(calls) == before + 1  # not transient: not retried
+    assert error_stats()["t-input"] == {"input": 1}
+
+    @handle_errors(retry=True, name="t-timeout", attempts=50, timeout=0.3, wait_initial=0.05)
+    async def always_times_out() -> None:
+        raise TimeoutError
+
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        asyncio.run(always_times_out())
+    assert time.monotonic() - started < 1.0  # bounded by the timeout, not by 50 attempts
+
+
+class Dependency(ThreadingHTTPServer):
+    """A downstream service that fails (500) while ``failing`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.failing = True
+        self.hits = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Dependency
+
+    def do_GET(self) -> None:
+        self.server.hits += 1
+        self.send_response(500 if self.server.failing else 200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def dependency() -> Iterator[Dependency]:
+    server = Dependency()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_breaker_opens_on_a_failing_dependency_and_closes_when_it_recovers(
+    dependency: Dependency,
+) -> None:
+    @handle_errors(circuit_breaker="t-dep", threshold=3, recovery=0.3, name="t-dep-call")
+    def call() -> int:
+        return httpx.get(dependency.url, timeout=2).raise_for_status().status_code
+
+    for _ in range(3):
+        with pytest.raises(httpx.HTTPStatusError):
+            call()
+    assert breaker_states()["t-dep"] == "opened"
+    assert sample("rollwise_toolkit_circuit_state", circuit="t-dep") == 2
+    hits = dependency.hits
+    with pytest.raises(CircuitOpenError, match="circuit t-dep is open"):
+        call()
+    assert dependency.hits == hits  # refused without calling the dependency
+    assert error_stats()["t-dep-call"] == {"http_5xx": 3, "circuit_open": 1}
+    dependency.failing = False
+    time.sleep(0.35)  # the breaker's recovery time: the one real wait of this test
+    assert call() == 200
+    assert breaker_states()["t-dep"] == "closed"
+    assert sample("rollwise_toolkit_circuit_state", circuit="t-dep") == 0
+    assert sample("rollwise_toolkit_circuit_opened_total", circuit="t-dep") == 1
+
+
+def test_results_are_cached_until_they_expire_and_shared_by_concurrent_calls() -> None:
+    now = [1000.0]
+    cached = optimize_operation("t-cache", ttl=60, timer=lambda: now[0])
+    calls: list[int] = []
+
+    @cached
+    def square(x: int) -> int:
+        calls.append(x)
+        return x * x
+
+    assert [square(3), square(3), square(4)] == [9, 9, 16]
+    assert calls == [3, 4]
+    now[0] += 61  # expired
+    assert square(3) == 9 and calls == [3, 4, 3]
+    assert sample("rollwise_toolkit_cache_total", operation="t-cache", result="hit") == 1
+    assert sample("rollwise_toolkit_cache_total", operation="t-cache", result="miss") == 3
+
+    started: list[int] = []
+
+    @optimize_operation("t-cache-async", ttl=60)
+    async def slow(x: int) -> int:
+        started.append(x)
+        await asyncio.sleep(0.05)
+        return x + 1
+
+    async def many() -> list[int]:
+        return list(await asyncio.gather(*(slow(1) for _ in range(5))))
+
+    assert asyncio.run(many()) == [2] * 5 and started == [1]
+
+    cache_set("k", {"v": 1}, ttl=0.05)
+    assert cache_get("k") == {"v": 1}
+    time.sleep(0.06)
+    assert cache_get("k", "gone") == "gone"
+
+
+def test_profile_measures_wall_cpu_and_memory() -> None:
+    tracemalloc.start()
+    try:
+        with performance_engine.profile_operation("t-profile") as _:
+            data = [bytes(1000) for _ in range(1000)]
+        profiled = profile_operation("t-profile-fn")
+
+        @profiled
+        def spin() -> None:
+            end = time.process_time() + 0.02
+            while time.process_time() < end:
+                pass
+
+        spin()
+    finally:
+        tracemalloc.stop()
+    assert profiled.last is not None and profiled.last.cpu_s >= 0.02
+    assert len(data) == 1000
+    assert sample("rollwise_toolkit_profile_memory_bytes", operation="t-profile") > 900_000
+
+
+# the mission's examples, as written (the import line aside)
+from rollwise.toolkit import (  # noqa: E402
+    handle_errors as _he,
+)
+
+
+def test_the_missions_combined_example_runs_as_written() -> None:
+    @monitor_operation("api_call")
+    @_he(retry=True, circuit_breaker="api_circuit")
+    @optimize_operation("api_call")
+    def api_call_with_full_monitoring():  # type: ignore[no-untyped-def]
+        # Fully monitored, error-protected, and optimized function
+        pass
+
+    api_call_with_full_monitoring()  # type: ignore[no-untyped-call]
+    api_call_with_full_monitoring()  # type: ignore[no-untyped-call]
+    assert sample("rollwise_toolkit_operations_total", operation="api_call", outcome="ok") == 2
+    assert sample("rollwise_toolkit_cache_total", operation="api_call", result="hit") == 1
+
+    def parse_file(filename: str) -> dict[str, str]:
+        return {"file": filename}
+
+    @monitor_operation("parse_tsk")
+    @handle_errors(retry=True)
+    def parse_tsk_file(filename):  # type: ignore[no-untyped-def]
+        with performance_engine.profile_operation("file_parse"):
+            result = parse_file(filename)
+            performance_engine.cache_set(f"parsed_{filename}", result, ttl=300)
+            return result
+
+    assert parse_tsk_file("a.tsk") == {"file": "a.tsk"}  # type: ignore[no-untyped-call]
+    assert performance_engine.cache_get("parsed_a.tsk") == {"file": "a.tsk"}
+
+
+@pytest.mark.solo
+def test_the_toolkit_imports_fast_and_alone() -> None:
+    code = (
+        "import sys, time; t = time.perf_counter(); import rollwise.toolkit; "
+        "ms = (time.perf_counter() - t) * 1000; "
+        "bad = [m for m in sys.modules if m.startswith(('rollwise.controller', "
+        "'rollwise.routing', 'rollwise.cli', 'rollwise.analysis'))]; "
+        "print(ms, bad)"
+    )
+    runs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        for _ in range(3)
+    ]
+    times = [float(r.stdout.split()[0]) for r in runs]
+    assert all(r.stdout.strip().endswith("[]") for r in runs), runs[0].stdout
+    assert min(times) < 150, times
+
+
+def test_the_overhead_benchmark_smoke() -> None:
+    run = subprocess.run(
+        [sys.executable, "bench/toolkit/run.py", "--calls", "2000", "--no-write"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["monitor_overhead_us"] > 0
