@@ -160,6 +160,7 @@ def test_an_aborted_canary_shows_its_evidence_and_charts(
     assert all(u.startswith(url) for u in seen)
 
 
+@pytest.mark.solo
 def test_two_hundred_apps_render_in_under_a_second(
     board: tuple[Cluster, str], browser: Any
 ) -> None:
