@@ -284,3 +284,46 @@ def test_the_overhead_benchmark_smoke() -> None:
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
     assert result["monitor_overhead_us"] > 0
+
+
+def test_env_config_as_the_mission_writes_it_and_typed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rollwise.errors import UsageError
+    from rollwise.toolkit import load_env_config
+    from rollwise.toolkit.settings import AgentSettings
+
+    monkeypatch.setenv("TKT_A2A_PORT", "8000")
+    monkeypatch.setenv("TKT_A2A_NAME", "echo")
+    assert load_env_config("TKT_A2A_") == {"TKT_A2A_PORT": "8000", "TKT_A2A_NAME": "echo"}
+
+    class Settings(AgentSettings):
+        port: int
+        name: str
+        debug: bool = False
+
+    settings = load_env_config("TKT_A2A_", Settings)
+    assert (settings.port, settings.name, settings.debug) == (8000, "echo", False)
+    monkeypatch.setenv("TKT_A2A_PORT", "eighty")
+    with pytest.raises(UsageError, match=r"^TKT_A2A_PORT \(it holds 'eighty'\): Input should"):
+        load_env_config("TKT_A2A_", Settings)
+
+
+def test_the_extension_registry_drives_what_the_agent_declares_and_serves() -> None:
+    from a2a.types.a2a_pb2 import AgentCard
+
+    from rollwise.a2a.extensions import TIMESTAMP_URI, TimestampExtension
+    from rollwise.toolkit import ExtensionConfig, ExtensionRegistry
+
+    registry = ExtensionRegistry()
+    registry.register(ExtensionConfig("timestamp", "1.0.0"))
+    registry.register(ExtensionConfig("traceability", "1.0.0"))
+    registry.toggle("traceability", enabled=False)
+    assert [e.identifier for e in registry.active()] == ["timestamp"]
+    assert registry.active()[0].as_dict() == {
+        "id": "timestamp",
+        "version": "1.0.0",
+        "enabled": True,
+    }
+    card = registry.declare(AgentCard(name="echo"))
+    assert [e.uri for e in card.capabilities.extensions] == [TIMESTAMP_URI]
+    served = registry.executor(object())
+    assert [type(e) for e in served.extensions] == [TimestampExtension]

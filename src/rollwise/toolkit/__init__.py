@@ -14,6 +14,7 @@ imports neither the controller nor the proxy nor the CLI (docs/toolkit.md).
 """
 
 from rollwise.toolkit.cache import cache_get, cache_set, optimize_operation
+from rollwise.toolkit.config import load_env_config
 from rollwise.toolkit.errors import (
     CircuitOpenError,
     breaker_states,
@@ -21,6 +22,7 @@ from rollwise.toolkit.errors import (
     error_stats,
     handle_errors,
 )
+from rollwise.toolkit.extensions import ExtensionConfig, ExtensionRegistry
 from rollwise.toolkit.monitor import monitor_operation
 from rollwise.toolkit.profile import (
     PerformanceEngine,
@@ -31,6 +33,8 @@ from rollwise.toolkit.profile import (
 
 __all__ = [
     "CircuitOpenError",
+    "ExtensionConfig",
+    "ExtensionRegistry",
     "PerformanceEngine",
     "Profile",
     "breaker_states",
@@ -39,6 +43,7 @@ __all__ = [
     "categorize",
     "error_stats",
     "handle_errors",
+    "load_env_config",
     "monitor_operation",
     "optimize_operation",
     "performance_engine",
