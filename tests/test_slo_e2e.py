@@ -92,17 +92,13 @@ def alertmanager(tmp_path: Path, receiver: Receiver) -> Iterator[str]:
         ],
     }
     (tmp_path / "am.yml").write_text(yaml.safe_dump(config))
-    argv = [
+    yield from _serving(
+        port,
         "prometheus-alertmanager",
         f"--config.file={tmp_path / 'am.yml'}",
         f"--storage.path={tmp_path / 'am'}",
-        f"--web.listen-address=127.0.0.1:{port}",
         "--cluster.listen-address=",
-    ]
-    url = f"http://127.0.0.1:{port}"
-    with process(argv):
-        wait_for(lambda: httpx.get(f"{url}/-/ready").status_code == 200, timeout=30)
-        yield url
+    )
 
 
 @pytest.fixture
@@ -119,14 +115,18 @@ def prometheus(tmp_path: Path, cluster: Cluster) -> Iterator[str]:
         ],
     }
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    argv = [
+    yield from _serving(
+        port,
         "prometheus",
         f"--config.file={tmp_path / 'prometheus.yml'}",
         f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ]
+    )
+
+
+def _serving(port: int, *argv: str) -> Iterator[str]:
+    """A Prometheus-family server on loopback ``port``, once it says it is ready."""
     url = f"http://127.0.0.1:{port}"
-    with process(argv):
+    with process([*argv, f"--web.listen-address=127.0.0.1:{port}"]):
         wait_for(lambda: httpx.get(f"{url}/-/ready").status_code == 200, timeout=30)
         yield url
 

@@ -221,15 +221,9 @@ def test_profile_measures_wall_cpu_and_memory() -> None:
     assert sample("rollwise_toolkit_profile_memory_bytes", operation="t-profile") > 900_000
 
 
-# the mission's examples, as written (the import line aside)
-from rollwise.toolkit import (  # noqa: E402
-    handle_errors as _he,
-)
-
-
 def test_the_missions_combined_example_runs_as_written() -> None:
     @monitor_operation("api_call")
-    @_he(retry=True, circuit_breaker="api_circuit")
+    @handle_errors(retry=True, circuit_breaker="api_circuit")
     @optimize_operation("api_call")
     def api_call_with_full_monitoring():  # type: ignore[no-untyped-def]
         # Fully monitored, error-protected, and optimized function

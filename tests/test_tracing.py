@@ -171,11 +171,11 @@ def test_the_proxy_samples_its_share_by_trace_id_and_counts_its_own(otlp: OtlpRe
 
     sink = SpanSink(0.1, otlp.url)
     try:
-        ids = [os.urandom(16).hex().encode() for _ in range(20_000)]
+        ids = [b"00-%s-%s-01" % (os.urandom(16).hex().encode(), b"1" * 16) for _ in range(20_000)]
         share = sum(sink.sampled(i) for i in ids) / len(ids)
         assert 0.09 < share < 0.11
         assert all(sink.sampled(i) == sink.sampled(i) for i in ids[:100])  # the same, each hop
         assert [sink.sample_own() for _ in range(30)].count(True) == 3
-        assert not sink.sampled(b"not hex at all, not at all......")
+        assert not sink.sampled(b"00-not hex at all, not at all, not at all, not at all--")
     finally:
         sink.close()

@@ -12,9 +12,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from rollwise._version import __version__
-
 if TYPE_CHECKING:
+    from rollwise._version import __version__
     from rollwise.deployments import (
         BlueGreenDeployment,
         CanaryDeployment,
@@ -74,7 +73,12 @@ _OPS = frozenset({"ProductionDashboard", "ProductionMetric", "SLAWindow", "summa
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__ and name != "__version__":
+    if name == "__version__":  # read from the installed metadata: 30 ms, when asked for
+        from rollwise._version import __version__
+
+        globals()[name] = __version__
+        return __version__
+    if name in __all__:
         home = "rollwise.deployments"
         if name in _SMOKE:
             home = "rollwise.smoke"

@@ -191,3 +191,19 @@ def tail(path: Path, lines: int = 10) -> list[str]:
     except OSError:
         return []
     return data.splitlines()[-lines:]
+
+
+def read_new(path: Path, offset: int) -> tuple[list[str], int]:
+    """The lines written to ``path`` since ``offset`` (bytes), and the new offset; a file
+    that shrank (rotated) is read from its start."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return [], offset
+    start = offset if size >= offset else 0
+    if size <= start:
+        return [], size
+    with open(path, "rb") as f:
+        f.seek(start)
+        chunk = f.read(size - start).decode("utf-8", "replace")
+    return chunk.splitlines(), size

@@ -328,7 +328,7 @@ def logs(
     if not paths:
         err.print(f"app {name} has no replica logs yet")
         return
-    from rollwise.backends.process import tail
+    from rollwise.backends.process import read_new, tail
 
     offsets: dict[Path, int] = {}
     for path in paths:
@@ -338,18 +338,9 @@ def logs(
     while follow:
         time.sleep(0.5)
         for path in paths:
-            try:
-                size = path.stat().st_size
-            except FileNotFoundError:
-                continue
-            start = offsets.get(path, 0) if size >= offsets.get(path, 0) else 0
-            if size > start:
-                with open(path, "rb") as f:
-                    f.seek(start)
-                    chunk = f.read().decode("utf-8", "replace")
-                for line in chunk.splitlines():
-                    out.print(f"[{path.stem}] {line}", markup=False, highlight=False)
-                offsets[path] = size
+            new, offsets[path] = read_new(path, offsets.get(path, 0))
+            for line in new:
+                out.print(f"[{path.stem}] {line}", markup=False, highlight=False)
 
 
 @app.command()

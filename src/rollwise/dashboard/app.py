@@ -111,7 +111,11 @@ class _Dashboard:
     async def login(self, request: Request) -> Response:
         token = request.query_params.get("token", "")
         if not hmac.compare_digest(token, self.token):
-            return HTMLResponse("<p>That token does not open the dashboard for changes.</p>", 403)
+            return HTMLResponse(
+                "<p>That is not this controller's write token; open the link that "
+                "<code>rollwise dashboard --write</code> prints.</p>",
+                403,
+            )
         answer = RedirectResponse("/", status_code=303)
         answer.set_cookie(COOKIE, token, httponly=True, samesite="strict")
         return answer
@@ -175,15 +179,24 @@ class _Dashboard:
     async def action(self, request: Request) -> Response:
         if not self.can_write(request):
             return HTMLResponse(
-                "<p>This dashboard is read-only without the write token.</p>", status_code=403
+                "<p>This dashboard is read-only without the write token; open the link that "
+                "<code>rollwise dashboard --write</code> prints, or send it as a bearer.</p>",
+                status_code=403,
             )
         origin = request.headers.get("origin")
         if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
-            return HTMLResponse("<p>Actions come from this dashboard only.</p>", 403)
+            return HTMLResponse(
+                f"<p>Actions come from this dashboard's own pages only (this one came from "
+                f"{_escape(origin)}); use the buttons on {request.url.netloc}.</p>",
+                403,
+            )
         app = request.path_params["app"]
         name = request.path_params["action"]
         if name not in DASHBOARD_ACTIONS:
-            return HTMLResponse(f"<p>No action {_escape(name)!r}.</p>", status_code=404)
+            return HTMLResponse(
+                f"<p>No action {_escape(name)!r}; actions: {', '.join(DASHBOARD_ACTIONS)}.</p>",
+                status_code=404,
+            )
         # a plain urlencoded form: two fields at most, no multipart parser needed
         form = {k: v[-1] for k, v in parse_qs((await request.body()).decode("latin-1")).items()}
         body: dict[str, Any] = {}

@@ -173,22 +173,17 @@ def log_lines(
     lines of each."""
     from pathlib import Path
 
-    from rollwise.backends.process import tail
+    from rollwise.backends.process import read_new, tail
     from rollwise.redact import SECRETS
 
     out = []
-    for path in controller.backend.log_paths(app, revision):
+    for path in map(Path, controller.backend.log_paths(app, revision)):
         key = str(path)
-        try:
-            size = Path(path).stat().st_size
-        except FileNotFoundError:
-            continue
         if key not in offsets:
-            out += [f"[{Path(path).stem}] {line}" for line in tail(Path(path), 50)]
-        elif size > offsets[key]:
-            with open(path, "rb") as f:
-                f.seek(offsets[key])
-                chunk = f.read(size - offsets[key]).decode("utf-8", "replace")
-            out += [f"[{Path(path).stem}] {line}" for line in chunk.splitlines()]
-        offsets[key] = size
+            if not path.exists():
+                continue
+            new, offsets[key] = tail(path, 50), path.stat().st_size
+        else:
+            new, offsets[key] = read_new(path, offsets[key])
+        out += [f"[{path.stem}] {line}" for line in new]
     return [SECRETS.text(line) for line in out]

@@ -8,17 +8,19 @@ coroutine, and concurrent calls with the same arguments share one computation.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import threading
 import time
 from collections.abc import Callable, Hashable
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from cachetools import TLRUCache, TTLCache
 
 from rollwise.toolkit.metrics import CACHE
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["cache_get", "cache_set", "optimize_operation"]
 
@@ -65,6 +67,8 @@ class optimize_operation:
 
             @functools.wraps(func)
             async def run_async(*args: Any, **kwargs: Any) -> Any:
+                import asyncio  # loaded already: this runs in an event loop
+
                 key = _key(args, kwargs)
                 value = self._lookup(key)
                 if value is not _MISSING:

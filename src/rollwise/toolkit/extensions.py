@@ -12,11 +12,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
+from rollwise.toolkit.monitor import logger
 
 __all__ = ["KNOWN", "ExtensionConfig", "ExtensionRegistry"]
 
-log = structlog.get_logger("rollwise.toolkit")
 KNOWN = ("timestamp", "traceability")
 
 
@@ -36,7 +35,7 @@ class ExtensionRegistry:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def register(self, extension: ExtensionConfig) -> None:
-        log.info("registering extension", extension=extension.identifier)
+        logger().info("registering extension", extension=extension.identifier)
         with self._lock:
             self.extensions[extension.identifier] = extension
 

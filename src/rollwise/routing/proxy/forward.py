@@ -397,16 +397,13 @@ class ClientConnection(asyncio.Protocol):
         out += (b"x-forwarded-for: ", forwarded_for, self.ip, b"\r\nx-forwarded-proto: http\r\n")
         if host:
             out += (b"x-forwarded-host: ", host, b"\r\n")
+        own = len(traceparent) != 55  # none, or not W3C's version 00: a trace of our own
+        if own:
+            traceparent = _trace_ids.traceparent()
         spans = self.proxy.spans
-        if len(traceparent) != 55:  # none, or not W3C's version 00: a trace of our own
-            traceparent, parent = _trace_ids.traceparent(), b""
-            sampled = spans is not None and spans.sample_own()
-        else:
-            parent = traceparent[36:52]
-            sampled = spans is not None and spans.sampled(traceparent[3:35])
-        if sampled and spans is not None:
+        if spans is not None and (spans.sample_own() if own else spans.sampled(traceparent)):
             span_id = spans.span_id()
-            ex.span = (traceparent[3:35], parent, span_id)
+            ex.span = (traceparent[3:35], b"" if own else traceparent[36:52], span_id)
             traceparent = b"00-%s-%s-01" % (traceparent[3:35], span_id)
         ex.trace = traceparent
         out += (b"traceparent: ", traceparent, b"\r\n")

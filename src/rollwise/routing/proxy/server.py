@@ -366,8 +366,8 @@ class ProxyServer:
         now = end + self._wall_offset
         if self.stats_enabled:
             rev.stats.record(now, status, latency, failed)
-        trace = ex.trace
         if self.record is not None:
+            trace = ex.trace
             self.record.write(
                 f'{{"ts":{now:.6f},"app":"{ex.client.app}","revision":"{rev.name}",'
                 f'"version":"{rev.version}","status":{status},"latency_ms":{latency * 1000:.3f},'

@@ -90,10 +90,10 @@ class SpanSink:
         self._countdown = self._every
         return True
 
-    def sampled(self, trace_id: bytes) -> bool:
-        """Whether the 32-hex-digit ``trace_id`` is in the ratio (its last 16 digits)."""
+    def sampled(self, traceparent: bytes) -> bool:
+        """Whether a ``traceparent``'s trace id is in the ratio (its last 16 hex digits)."""
         try:
-            return int(trace_id[16:32], 16) < self._bound
+            return int(traceparent[19:35], 16) < self._bound
         except ValueError:
             return False
 
