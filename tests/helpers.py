@@ -11,8 +11,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -85,11 +86,11 @@ def process(
 class Background:
     """Constant-rate A2A load in a thread, stopped on demand; the report says what failed."""
 
-    def __init__(self, url: str, rate: float = 100) -> None:
+    def __init__(self, url: str, rate: float = 100, text: str = "ping") -> None:
         self.stop = asyncio.Event()
         self.report: LoadReport | None = None
         self.loop = asyncio.new_event_loop()
-        config = LoadConfig(url=url + "/", rate=rate, duration=120, a2a=True)
+        config = LoadConfig(url=url + "/", rate=rate, duration=120, a2a=True, text=text)
 
         def main() -> None:
             self.report = self.loop.run_until_complete(run_load(config, stop=self.stop))
@@ -109,3 +110,47 @@ class Background:
     def result(self) -> LoadReport:
         assert self.report is not None
         return self.report
+
+
+class Dependency(ThreadingHTTPServer):
+    """A real downstream service on loopback that fails (500) while ``failing`` is set; it
+    keeps the ``traceparent`` of the last request."""
+
+    def __init__(self, failing: bool = True) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.failing = failing
+        self.hits = 0
+        self.traceparent = ""
+
+    def __enter__(self) -> Dependency:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.shutdown()
+        self.server_close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Dependency
+
+    def do_GET(self) -> None:
+        self.server.hits += 1
+        self.server.traceparent = self.headers.get("traceparent", "")
+        length = int(self.headers.get("content-length") or 0)
+        if length:
+            self.rfile.read(length)
+        body = b"" if self.server.failing else b"ok"
+        self.send_response(500 if self.server.failing else 200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET
+
+    def log_message(self, *_: Any) -> None:
+        pass

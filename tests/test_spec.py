@@ -206,3 +206,10 @@ def test_overrides() -> None:
         apply_overrides(parse_spec(GOOD), ["replicas=zero"])
     with pytest.raises(UsageError):
         apply_overrides(parse_spec(GOOD), ["novalue"])
+    # a judge turned off stays off through an override
+    off = parse_spec(
+        GOOD.replace("    canary:\n", "    canary:\n      analysis: {latency: null}\n")
+    )
+    assert off.spec.strategy.analysis_settings.latency is None
+    again = apply_overrides(off, ["template.env.FAIL=0.1"])
+    assert again.spec.strategy.analysis_settings.latency is None

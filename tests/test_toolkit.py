@@ -11,9 +11,7 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -21,6 +19,7 @@ from prometheus_client import REGISTRY
 
 from rollwise.toolkit import (
     CircuitOpenError,
+    MemoryWatch,
     breaker_states,
     cache_get,
     cache_set,
@@ -31,6 +30,7 @@ from rollwise.toolkit import (
     performance_engine,
     profile_operation,
 )
+from tests.helpers import Dependency, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,39 +104,10 @@ def test_transient_errors_are_retried_with_bounded_backoff_and_counted() -> None
     assert time.monotonic() - started < 1.0  # bounded by the timeout, not by 50 attempts
 
 
-class Dependency(ThreadingHTTPServer):
-    """A downstream service that fails (500) while ``failing`` is set."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.failing = True
-        self.hits = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Dependency
-
-    def do_GET(self) -> None:
-        self.server.hits += 1
-        self.send_response(500 if self.server.failing else 200)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *_: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def dependency() -> Iterator[Dependency]:
-    server = Dependency()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with Dependency() as server:
+        yield server
 
 
 def test_a_breaker_opens_on_a_failing_dependency_and_closes_when_it_recovers(
@@ -321,3 +292,118 @@ def test_the_extension_registry_drives_what_the_agent_declares_and_serves() -> N
     assert [e.uri for e in card.capabilities.extensions] == [TIMESTAMP_URI]
     served = registry.executor(object())
     assert [type(e) for e in served.extensions] == [TimestampExtension]
+
+
+def test_the_memory_watch_runs_cleanups_over_the_threshold_only() -> None:
+    rss = [100 * 2**20]
+    watch = MemoryWatch(threshold_mb=150, interval=0.01, rss=lambda: rss[0])
+
+    @optimize_operation("t-mem")
+    def cached(x: int) -> int:
+        return x * 2
+
+    cached(21)
+    dropped: list[str] = []
+
+    @watch.register
+    def trim_history() -> None:
+        dropped.append("history")
+
+    def broken() -> None:
+        raise RuntimeError("cannot trim")
+
+    watch.register(broken, name="broken")
+    assert watch.check() is False and not dropped
+    assert sample("rollwise_toolkit_memory_rss_bytes") == 100 * 2**20
+    rss[0] = 200 * 2**20
+    assert watch.check() is True  # a failing cleanup does not stop the others
+    assert dropped == ["history"] and len(cached.cache.cache) == 0  # type: ignore[attr-defined]
+    assert sample("rollwise_toolkit_memory_cleanups_total", cleanup="toolkit caches") == 1
+    report = watch.report()
+    assert report["cleanup_runs"] == 1
+    assert report["failed_cleanups"] == {"broken": "RuntimeError: cannot trim"}
+    # on a thread for code without a loop, and as an asyncio task, on the real RSS too
+    runs = watch.runs
+    watch.start()
+    wait_for(lambda: watch.runs > runs + 2 or None, timeout=5)
+    watch.stop()
+
+    async def as_task() -> int:
+        real = MemoryWatch(threshold_mb=1, interval=0.01, clear_toolkit_caches=False)
+        task = asyncio.create_task(real.run())
+        while real.runs < 2:
+            await asyncio.sleep(0.01)
+        real.stop()
+        await asyncio.wait_for(task, 1)
+        return real.last_rss
+
+    assert asyncio.run(as_task()) > 2**20
+    with pytest.raises(ValueError, match="threshold_mb"):
+        MemoryWatch(threshold_mb=0)
+
+
+def test_pooled_clients_carry_the_callers_trace_and_the_health_endpoint_reports_them() -> None:
+    """A real agent (uvicorn on loopback) with the trace middleware, a pooled client to a real
+    dependency, and the health endpoint: the dependency sees the caller's trace id; an open
+    breaker is ``degraded`` (200), a failing check ``unhealthy`` (503)."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from rollwise.toolkit import TraceContextMiddleware, health_endpoint, http_client, pool_stats
+
+    ready = {"db": True}
+
+    @handle_errors(circuit_breaker="t-pool", threshold=1, recovery=60, name="t-pool-call")
+    async def call(url: str) -> str:
+        response = await http_client("t-pool", max_connections=4).get(url)
+        return response.raise_for_status().text
+
+    async def relay(request: Request) -> PlainTextResponse:
+        try:
+            return PlainTextResponse(await call(request.query_params["to"]))
+        except Exception as exc:
+            return PlainTextResponse(type(exc).__name__)
+
+    app = Starlette(
+        routes=[
+            Route("/relay", relay),
+            Route("/healthz", health_endpoint({"db": lambda: ready["db"]}, extra={"v": "1"})),
+        ]
+    )
+    app.add_middleware(TraceContextMiddleware)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started or None, timeout=10)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        base = f"http://127.0.0.1:{port}"
+        trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+        parent = f"00-{trace_id}-00f067aa0ba902b7-01"
+        with Dependency(failing=False) as ok, Dependency() as down:
+            answer = httpx.get(
+                f"{base}/relay", params={"to": ok.url}, headers={"traceparent": parent}
+            )
+            assert answer.text == "ok"
+            assert ok.traceparent.split("-")[1] == trace_id  # the caller's trace goes on
+            health = httpx.get(f"{base}/healthz")
+            assert health.status_code == 200 and health.json()["status"] == "ok"
+            assert health.json()["v"] == "1"
+            assert httpx.get(f"{base}/relay", params={"to": down.url}).text == "HTTPStatusError"
+            assert httpx.get(f"{base}/relay", params={"to": ok.url}).text == "CircuitOpenError"
+            health = httpx.get(f"{base}/healthz").json()
+            assert health["status"] == "degraded" and health["breakers"]["t-pool"] == "opened"
+            assert health["pools"]["t-pool"]["ok"] == 1
+            assert health["pools"]["t-pool"]["http_5xx"] == 1
+            assert health["pools"]["t-pool"]["limits"]["max_connections"] == 4
+            ready["db"] = False
+            unhealthy = httpx.get(f"{base}/healthz")
+            assert unhealthy.status_code == 503 and unhealthy.json()["checks"]["db"] == "failing"
+        assert pool_stats()["t-pool"]["in_flight"] == 0
+        assert sample("rollwise_toolkit_http_requests_total", pool="t-pool", outcome="ok") == 1
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

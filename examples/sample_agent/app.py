@@ -1,14 +1,26 @@
-"""The sample agent's Starlette app: agent card, JSON-RPC A2A endpoint, ``/healthz``."""
+"""The sample agent's Starlette app: agent card, JSON-RPC A2A endpoint, ``/healthz`` and
+``/metrics``.
+
+It is written with ``rollwise.toolkit`` as an agent author would: its skill is monitored
+(``rollwise_toolkit_operations_total{operation="skill.echo"}``), its outbound call to a
+downstream service (``AGENT_DOWNSTREAM_URL``, optional) goes through a pooled client with
+the caller's ``traceparent``, retries and a circuit breaker, and falls back to a plain echo
+when the downstream fails, so the user still gets an answer and only the agent's own
+counters (``operation="downstream"``) show it. ``/healthz`` reports the breakers and pools.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from a2a.helpers.proto_helpers import new_task_from_user_message, new_text_message
@@ -25,6 +37,7 @@ from a2a.types.a2a_pb2 import (
     Part,
 )
 from google.protobuf.json_format import MessageToDict
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -37,6 +50,15 @@ from rollwise.a2a.extensions import (
     TimestampExtension,
     TraceabilityExtension,
     trace_step,
+)
+from rollwise.toolkit import (
+    MemoryWatch,
+    TraceContextMiddleware,
+    close_clients,
+    handle_errors,
+    health_endpoint,
+    http_client,
+    monitor_operation,
 )
 
 
@@ -54,6 +76,8 @@ class Knobs:
     breaks: frozenset[str]
     fail_after: int | None
     extensions: tuple[str, ...]
+    downstream_url: str = ""
+    memory_limit_mb: float = 0.0
 
     @classmethod
     def from_env(cls) -> Knobs:
@@ -73,6 +97,8 @@ class Knobs:
                 if e.strip()
             ),
             breaks=frozenset(b.strip() for b in env.get("AGENT_BREAK", "").split(",") if b.strip()),
+            downstream_url=env.get("AGENT_DOWNSTREAM_URL", ""),
+            memory_limit_mb=float(env.get("AGENT_MEMORY_LIMIT_MB", "0")),
         )
 
 
@@ -86,21 +112,50 @@ BREAKS = {
 }
 
 
+@monitor_operation("downstream")
+@handle_errors(
+    retry=True,
+    circuit_breaker="downstream",
+    name="downstream",
+    attempts=2,
+    timeout=2.0,
+    recovery=5.0,
+)
+async def ask_downstream(url: str, text: str) -> str:
+    """The downstream's answer for ``text`` (any 2xx); its errors are the toolkit's to count,
+    retry and break on."""
+    response = await http_client("downstream", timeout=2.0).post(url, content=text.encode())
+    response.raise_for_status()
+    return response.text
+
+
 class EchoExecutor(AgentExecutor):
-    """Answers ``ping`` with ``pong`` and anything else with an echo naming the version.
+    """Answers ``ping`` with ``pong`` and anything else with an echo naming the version,
+    with the downstream's answer when one is configured (a plain echo when it fails).
 
     A task is produced (not a bare message) so that streaming clients see real status and
     artifact events: working, the reply as an artifact in two chunks, completed.
     """
 
-    def __init__(self, version: str, hang: bool = False) -> None:
+    def __init__(self, version: str, hang: bool = False, downstream_url: str = "") -> None:
         self._version = version
         self._hang = hang
+        self._downstream = downstream_url
 
     def reply_to(self, text: str) -> str:
         if text.strip().lower() == "ping":
             return "pong"
         return f"echo from {self._version}: {text}"
+
+    @monitor_operation("skill.echo")
+    async def answer(self, text: str) -> str:
+        reply = self.reply_to(text)
+        if self._downstream and reply != "pong":
+            try:
+                reply += f" ({await ask_downstream(self._downstream, text)})"
+            except Exception:  # a fallback answer: the user is served, the counters know
+                reply += " (downstream unavailable)"
+        return reply
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         assert context.message is not None
@@ -112,7 +167,7 @@ class EchoExecutor(AgentExecutor):
         if self._hang:
             await asyncio.Event().wait()
         with trace_step("compose reply", call_type="TOOL", version=self._version):
-            reply = self.reply_to(context.get_user_input())
+            reply = await self.answer(context.get_user_input())
         half = len(reply) // 2
         await updater.add_artifact([Part(text=reply[:half])], artifact_id="reply", name="reply")
         await updater.add_artifact(
@@ -230,31 +285,46 @@ def card_routes(card: AgentCard, breaks: frozenset[str]) -> list[Route]:
 def build_app(knobs: Knobs, public_url: str) -> Starlette:
     card = agent_card(knobs.version, public_url, knobs.extensions)
     chosen, required = extensions(knobs.extensions)
-    executor = ExtendedExecutor(
-        EchoExecutor(knobs.version, hang="hang" in knobs.breaks), chosen, required
+    echo = EchoExecutor(
+        knobs.version, hang="hang" in knobs.breaks, downstream_url=knobs.downstream_url
     )
+    executor = ExtendedExecutor(echo, chosen, required)
     handler = DefaultRequestHandler(
         agent_executor=executor,
         task_store=InMemoryTaskStore(),
         agent_card=card,
     )
-    started = time.time()
+    memory = MemoryWatch(knobs.memory_limit_mb) if knobs.memory_limit_mb else None
+    healthz = health_endpoint(memory=memory, extra={"version": knobs.version})
 
-    async def healthz(_: Request) -> JSONResponse:
-        return JSONResponse(
-            {"status": "ok", "version": knobs.version, "uptime_s": time.time() - started}
-        )
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         *card_routes(card, knobs.breaks),
         *create_jsonrpc_routes(
             handler, rpc_url="/", enable_v0_3_compat=True, shutdown_grace_period=5
         ),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, lifespan=_lifespan(memory))
     app.add_middleware(Misbehave, knobs=knobs)
+    app.add_middleware(TraceContextMiddleware)
     return app
+
+
+def _lifespan(memory: MemoryWatch | None) -> Any:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        watching = asyncio.create_task(memory.run()) if memory is not None else None
+        yield
+        if memory is not None and watching is not None:
+            memory.stop()
+            watching.cancel()
+        await close_clients()
+
+    return lifespan
 
 
 def main(argv: list[str] | None = None) -> None:

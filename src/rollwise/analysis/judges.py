@@ -105,9 +105,15 @@ class FailureRateJudge:
     MIXTURE_COST = 3.0
 
     def __init__(
-        self, spec: ErrorRateJudge, shape: tuple[int, ...] = (), alpha: float | None = None
+        self,
+        spec: ErrorRateJudge,
+        shape: tuple[int, ...] = (),
+        alpha: float | None = None,
+        name: str | None = None,
     ) -> None:
         self.spec = spec
+        if name is not None:  # an agent metric: the same test of another ratio
+            self.name = name
         self.alpha = _level(spec.alpha, alpha)
         self.worse = RatioEProcess("greater", 1.0 + spec.tolerance, shape)
         self.no_worse = RatioEProcess("less", 1.0 + spec.pass_tolerance, shape)
@@ -162,20 +168,22 @@ class FailureRateJudge:
         ratio_bounds = (lo_c / hi_b if hi_b else math.nan, hi_c / lo_b if lo_b else math.inf)
         log_e = float(self.worse.max_log_e)
         outcome = _outcome(self.failed, self.passed)
+        own = self.name == FailureRateJudge.name  # else an agent metric's ratio
+        what, unit = ("failure rate", "requests") if own else (f"{self.name} rate", "counts")
         if outcome == "fail":
             summary = (
-                f"failure rate {rate_c:.2%} vs {rate_b:.2%} "
+                f"{what} {rate_c:.2%} vs {rate_b:.2%} "
                 f"(e={_e(log_e)} ≥ {1 / self.alpha:g}; {int(fc)}/{int(nc)} vs {int(fb)}/{int(nb)})"
             )
         elif outcome == "pass":
-            summary = f"failure rate {rate_c:.2%} vs {rate_b:.2%}: " + self._pass_rule(hi_c)
+            summary = f"{what} {rate_c:.2%} vs {rate_b:.2%}: " + self._pass_rule(hi_c)
         elif nc:
             summary = (
-                f"failure rate {rate_c:.2%} vs {rate_b:.2%} so far "
-                f"({int(nc)} vs {int(nb)} requests, e={_e(log_e)}); {self.needs()}"
+                f"{what} {rate_c:.2%} vs {rate_b:.2%} so far "
+                f"({int(nc)} vs {int(nb)} {unit}, e={_e(log_e)}); {self.needs()}"
             )
         else:
-            summary = "no canary requests alongside the baseline yet"
+            summary = f"no canary {unit} alongside the baseline yet"
         return JudgeResult(
             self.name,
             outcome,

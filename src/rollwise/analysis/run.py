@@ -5,11 +5,14 @@ A run is fed whole seconds in order (``feed``) and asked for a verdict at any ti
 judge passed (``until: pass``) or when the ``duration`` ended without a failure
 (``until: duration``), in both cases only after ``minRequests`` canary requests; otherwise
 Wait, or Inconclusive once the time is up. Dry-run judges are judged and reported but never
-decide. No data is never a failure.
+decide. No data is never a failure. An agent metric (``agentMetrics``) is a failure-rate
+judge of the agent's own counters, fed beside the proxy's arms; it holds back a pass only
+with ``mustPass``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -59,19 +62,40 @@ class AnalysisRun:
         if judges and settings.latency is not None:
             latency = settings.latency
             self.judges.append(LatencyJudgeRun(latency, alpha=settings.judge_alpha(latency)))
+        self.agents: dict[str, FailureRateJudge] = {}
+        self.optional: set[str] = set()  # judges that fail a run but never hold back a pass
+        for metric in settings.agent_metrics if judges else []:
+            name = f"agent {metric.name}"
+            judge = FailureRateJudge(metric, alpha=settings.judge_alpha(metric), name=name)
+            self.agents[metric.name] = judge
+            self.judges.append(judge)
+            if not metric.must_pass:
+                self.optional.add(name)
         self.guardrails = Guardrails(step)
         self.last_second: int | None = None
         self.seconds = 0
         self._results: tuple[int, list[JudgeResult], JudgeResult] | None = None
 
-    def feed(self, second: int, canary: ArmSecond, baseline: ArmSecond) -> None:
-        """Add one whole second; seconds at or before the last one fed are ignored."""
+    def feed(
+        self,
+        second: int,
+        canary: ArmSecond,
+        baseline: ArmSecond,
+        agents: Mapping[str, tuple[ArmSecond, ArmSecond]] | None = None,
+    ) -> None:
+        """Add one whole second (with each agent metric's (canary, baseline) of it); seconds
+        at or before the last one fed are ignored."""
         if self.last_second is not None and second <= self.last_second:
             return
         self.last_second = second
         self.seconds += 1
+        own = self.agents.values()
         for judge in self.judges:
-            judge.update(canary, baseline)
+            if judge not in own:
+                judge.update(canary, baseline)
+        for name, arms in (agents or {}).items():
+            if name in self.agents:
+                self.agents[name].update(*arms)
         self.guardrails.update(canary)
 
     def verdict(self, elapsed: float) -> Verdict:
@@ -103,10 +127,11 @@ class AnalysisRun:
             if not enough:
                 return made("inconclusive", guard.summary)
             return made("pass", _progress(results, guard))
-        if enough and all(r.outcome == "pass" for r in acting):
+        deciding = [r for r in acting if r.name not in self.optional]
+        if enough and all(r.outcome == "pass" for r in deciding):
             return made("pass", _progress(results, guard))
         if elapsed >= step.max_duration:
-            waiting = [r.summary for r in acting if r.outcome != "pass"]
+            waiting = [r.summary for r in deciding if r.outcome != "pass"]
             if not enough:
                 waiting.insert(0, guard.summary)
             return made(

@@ -185,6 +185,7 @@ class Controller:
                 await task
             await self.backend.aclose()
             await self.router.aclose()
+            await self.providers.agent.aclose()
             await self.slos.aclose()
             await self.webhooks.aclose()
             if self.events.traces is not None:
@@ -383,6 +384,7 @@ class Controller:
                 self.reconcile_metrics,
             )
             worker.analyses.burn_rates = lambda: self.slos.burn_rates(app)
+            worker.analyses.agent = self.providers.agent
             self.workers[app] = worker
         return worker
 

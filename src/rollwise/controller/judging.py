@@ -5,7 +5,9 @@ second is still filling; ``settle_s`` later it is whole). Its verdict is written
 whenever it changes and at most every ``SAVE_EVERY_S`` otherwise, so that ``get``, the API
 and a restarted controller see it. After a controller restart a run is rebuilt from the
 seconds the source still holds (the proxy keeps 15 minutes), which is a fresh, equally valid
-test.
+test. An analysis with ``agentMetrics`` also asks the replica scraper
+(``analysis/agent_source.py``) to watch the canary's and baseline's replicas, and feeds
+each metric's seconds beside the proxy's; its seconds are whole a little later.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from rollwise.store import Store
 from rollwise.store.db import AnalysisRow
 
 if TYPE_CHECKING:
+    from rollwise.analysis.agent_source import ReplicaScraper
     from rollwise.analysis.run import AnalysisRun, Verdict
     from rollwise.analysis.series import ArmSecond
 
@@ -47,11 +50,13 @@ class AppAnalyses:
         self.live: dict[str, _Live] = {}
         # each SLO's current burn rate and its window (``controller/slos.py``)
         self.burn_rates: Callable[[], dict[str, tuple[float, float]]] = dict
+        self.agent: ReplicaScraper | None = None  # the replicas' own counters, if scraped
+        self.settle_s = metrics.settle_s
 
     def next_second(self) -> float:
         """When the next second becomes whole: the time to ask for a verdict again."""
         now = self.clock()
-        return int(now - self.metrics.settle_s) + 1 + self.metrics.settle_s
+        return int(now - self.settle_s) + 1 + self.settle_s
 
     async def judge(
         self,
@@ -78,13 +83,32 @@ class AppAnalyses:
             live = _Live(AnalysisRun(settings, step, judges=judges), row, identity)
             self.live[key] = live
         run = live.run
+        agent = self.agent if judges and settings.agent_metrics else None
+        settle = self.metrics.settle_s
+        if agent is not None:
+            arms = [canary] if baseline is None else [canary, baseline]
+            agent.watch(self.app, settings.agent_metrics, arms)
+            settle = max(settle, agent.settle_s)
+        self.settle_s = settle
         first = int(since) + 1  # the second holding ``since`` is partly before it
         start = first if run.last_second is None else max(first, run.last_second + 1)
-        complete = int(now - self.metrics.settle_s)  # seconds < this one are whole
+        complete = int(now - settle)  # seconds < this one are whole
         if start < complete:
             series = await self.metrics.seconds(self.app, start)
+            own: dict[str, Series] = {}
+            if agent is not None:
+                for metric in settings.agent_metrics:
+                    own[metric.name] = await agent.source(metric).seconds(self.app, start)
             for second in range(start, complete):
-                run.feed(second, _arm(series, canary, second), _arm(series, baseline, second))
+                run.feed(
+                    second,
+                    _arm(series, canary, second),
+                    _arm(series, baseline, second),
+                    {
+                        name: (_arm(s, canary, second), _arm(s, baseline, second))
+                        for name, s in own.items()
+                    },
+                )
         verdict = self._within_budget(run.verdict(now - since), step)
         if verdict.outcome != live.row.outcome or now - live.row.updated >= SAVE_EVERY_S:
             live.row = AnalysisRow(

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rollwise.analysis.agent_source import ReplicaScraper
 from rollwise.analysis.proxy_source import ProxyMetrics
 from rollwise.analysis.source import MetricSource
 from rollwise.backends.base import Backend, BackendEvents, HealthListener
@@ -41,10 +42,12 @@ class Providers:
     backend: Backend
     router: TrafficRouter
     metrics: MetricSource
+    agent: ReplicaScraper  # the replicas' own counters (``agentMetrics``)
 
 
 def local(store: Store, state_dir: Path, proxy: ProxyOptions, listeners: Listeners) -> Providers:
-    """Processes on this machine, rollwise's proxy in front, the proxy's statistics."""
+    """Processes on this machine, rollwise's proxy in front, the proxy's statistics, the
+    replicas' own counters scraped from their addresses."""
     router = ProxyRouter(
         store,
         state_dir,
@@ -58,7 +61,8 @@ def local(store: Store, state_dir: Path, proxy: ProxyOptions, listeners: Listene
         on_event=listeners.backend_event,
         on_change=listeners.health_changed,
     )
-    return Providers(backend, router, ProxyMetrics(router.dataplane))
+    scraper = ReplicaScraper(backend.addresses)
+    return Providers(backend, router, ProxyMetrics(router.dataplane), scraper)
 
 
 KINDS: dict[str, Callable[[Store, Path, ProxyOptions, Listeners], Providers]] = {"local": local}

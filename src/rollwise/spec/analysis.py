@@ -12,8 +12,10 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from rollwise.spec.base import Model
 from rollwise.spec.duration import Duration
+from rollwise.spec.selector import check_selector
 
 __all__ = [
+    "AgentMetric",
     "AnalysisSettings",
     "AnalysisStep",
     "ErrorRateJudge",
@@ -122,9 +124,37 @@ class LatencyJudge(Model):
         return list(self.quantile) if isinstance(self.quantile, list) else [self.quantile]
 
 
+Selector = Annotated[str, AfterValidator(check_selector)]
+MetricName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+
+
+class AgentMetric(ErrorRateJudge):
+    """A failure ratio the agent counts itself, judged like ``errorRate``: canary against
+    baseline, anytime-valid, the same pass rules and ``tolerance``.
+
+    rollwise scrapes ``path`` (Prometheus text) on every ready replica of both arms once a
+    second while an analysis runs, and takes the increase of the counters that ``failures``
+    and ``total`` select (``name{label="v",other!="w"}``, summed over matching series) as
+    the second's failures and requests. This sees what the proxy cannot: a dependency that
+    fails behind an agent that still answers 200 from a fallback, a circuit breaker that
+    opens more often in the canary (``rollwise.toolkit``'s series, docs/toolkit.md).
+
+    An agent metric fails an analysis as soon as it shows the canary worse; it holds back a
+    pass (``until: pass``) only with ``mustPass: true``, since many agent ratios have no
+    failures to prove anything with.
+    """
+
+    name: MetricName
+    failures: Selector
+    total: Selector
+    path: Annotated[str, Field(pattern=r"^/")] = "/metrics"
+    must_pass: bool = False
+
+
 class AnalysisSettings(Model):
-    """The judges an analysis runs (``errorRate: null`` or ``latency: null`` turns one off),
-    what an inconclusive analysis leads to, and the step that starts background analysis.
+    """The judges an analysis runs (``errorRate: null`` or ``latency: null`` turns one off;
+    ``agentMetrics`` adds the agent's own ratios), what an inconclusive analysis leads to, and
+    the step that starts background analysis.
 
     ``alpha`` bounds the false-rollback rate of the whole analysis: it is split evenly between
     the acting judges (a judge's own ``alpha`` overrides its share). ``onInconclusive: pause``
@@ -135,14 +165,24 @@ class AnalysisSettings(Model):
     alpha: Alpha = 0.01
     error_rate: ErrorRateJudge | None = Field(default_factory=ErrorRateJudge)
     latency: LatencyJudge | None = Field(default_factory=LatencyJudge)
+    agent_metrics: list[AgentMetric] = Field(default_factory=list)
     on_inconclusive: Literal["pause", "wait"] = "pause"
     starting_step: Annotated[int, Field(ge=0)] | None = None
+
+    @model_validator(mode="after")
+    def _unique_metrics(self) -> Self:
+        names = [m.name for m in self.agent_metrics]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"agentMetrics: the name {twice[0]} is used twice; names are unique")
+        return self
 
     def judge_alpha(self, judge: ErrorRateJudge | LatencyJudge) -> float:
         """The level a judge runs at: its own ``alpha``, else its share of the analysis'."""
         if judge.alpha is not None:
             return judge.alpha
-        acting = [j for j in (self.error_rate, self.latency) if j is not None and not j.dry_run]
+        judges = [self.error_rate, self.latency, *self.agent_metrics]
+        acting = [j for j in judges if j is not None and not j.dry_run]
         return self.alpha / max(1, len(acting))
 
 

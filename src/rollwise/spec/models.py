@@ -22,6 +22,7 @@ from pydantic.alias_generators import to_camel
 
 from rollwise.redact import MASK, is_secret_name
 from rollwise.spec.analysis import (
+    AgentMetric,
     AnalysisSettings,
     AnalysisStep,
     ErrorRateJudge,
@@ -34,6 +35,7 @@ from rollwise.spec.smoke import SmokeTest
 
 __all__ = [
     "A2ASpec",
+    "AgentMetric",
     "Alerting",
     "AnalysisSettings",
     "AnalysisStep",

@@ -10,10 +10,13 @@ profiling decorators on maintained libraries, whose metrics rollwise can judge.
         ...
 
 Every helper works on plain and ``async`` functions and as a (async) context manager. It
-imports neither the controller nor the proxy nor the CLI (docs/toolkit.md).
+imports neither the controller nor the proxy nor the CLI (docs/toolkit.md); the pooled HTTP
+clients (``http_client``, ``TraceContextMiddleware``) load httpx when first asked for.
 """
 
-from rollwise.toolkit.cache import cache_get, cache_set, optimize_operation
+from typing import TYPE_CHECKING, Any
+
+from rollwise.toolkit.cache import cache_get, cache_set, clear_caches, optimize_operation
 from rollwise.toolkit.config import load_env_config
 from rollwise.toolkit.errors import (
     CircuitOpenError,
@@ -23,6 +26,8 @@ from rollwise.toolkit.errors import (
     handle_errors,
 )
 from rollwise.toolkit.extensions import ExtensionConfig, ExtensionRegistry
+from rollwise.toolkit.health import health_endpoint, health_report
+from rollwise.toolkit.memory import MemoryWatch
 from rollwise.toolkit.monitor import monitor_operation
 from rollwise.toolkit.profile import (
     PerformanceEngine,
@@ -31,21 +36,47 @@ from rollwise.toolkit.profile import (
     profile_operation,
 )
 
+if TYPE_CHECKING:
+    from rollwise.toolkit.http import (
+        TraceContextMiddleware,
+        close_clients,
+        http_client,
+        pool_stats,
+    )
+
 __all__ = [
     "CircuitOpenError",
     "ExtensionConfig",
     "ExtensionRegistry",
+    "MemoryWatch",
     "PerformanceEngine",
     "Profile",
+    "TraceContextMiddleware",
     "breaker_states",
     "cache_get",
     "cache_set",
     "categorize",
+    "clear_caches",
+    "close_clients",
     "error_stats",
     "handle_errors",
+    "health_endpoint",
+    "health_report",
+    "http_client",
     "load_env_config",
     "monitor_operation",
     "optimize_operation",
     "performance_engine",
+    "pool_stats",
     "profile_operation",
 ]
+
+_LAZY = {"TraceContextMiddleware", "close_clients", "http_client", "pool_stats"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from rollwise.toolkit import http
+
+        return getattr(http, name)
+    raise AttributeError(f"module 'rollwise.toolkit' has no attribute {name!r}")

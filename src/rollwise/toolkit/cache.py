@@ -12,6 +12,7 @@ import functools
 import inspect
 import threading
 import time
+import weakref
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -22,7 +23,7 @@ from rollwise.toolkit.metrics import CACHE
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["cache_get", "cache_set", "optimize_operation"]
+__all__ = ["cache_get", "cache_set", "clear_caches", "optimize_operation"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MISSING = object()
@@ -30,6 +31,9 @@ _MISSING = object()
 
 def _key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable:
     return (args, tuple(sorted(kwargs.items()))) if kwargs else args
+
+
+_caches: weakref.WeakSet[optimize_operation] = weakref.WeakSet()
 
 
 class optimize_operation:
@@ -47,6 +51,7 @@ class optimize_operation:
         self._hit = CACHE.labels(name, "hit")
         self._miss = CACHE.labels(name, "miss")
         self._running: dict[Hashable, asyncio.Future[Any]] = {}
+        _caches.add(self)
 
     def _lookup(self, key: Hashable) -> Any:
         with self.lock:
@@ -128,3 +133,17 @@ def cache_get(key: Hashable, default: Any = None) -> Any:
         entry = _shared.get(key)
     CACHE.labels("shared", "miss" if entry is None else "hit").inc()
     return default if entry is None else entry[0]
+
+
+def clear_caches() -> int:
+    """Empty every cache of this process (each ``optimize_operation``'s and the shared one);
+    the number of entries dropped. The memory watch's default cleanup."""
+    dropped = 0
+    for cache in list(_caches):
+        with cache.lock:
+            dropped += len(cache.cache)
+            cache.cache.clear()
+    with _shared_lock:
+        dropped += len(_shared)
+        _shared.clear()
+    return dropped

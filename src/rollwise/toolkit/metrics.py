@@ -11,6 +11,10 @@ __all__ = [
     "BREAKER_STATE",
     "CACHE",
     "ERRORS",
+    "HTTP_IN_FLIGHT",
+    "HTTP_REQUESTS",
+    "MEMORY_CLEANUPS",
+    "MEMORY_RSS",
     "OPERATIONS",
     "PROFILE_MEMORY",
     "PROFILE_SECONDS",
@@ -43,4 +47,15 @@ PROFILE_SECONDS = Histogram(
 )
 PROFILE_MEMORY = Gauge(
     "rollwise_toolkit_profile_memory_bytes", "Memory delta of the last profiled run", ["operation"]
+)
+MEMORY_RSS = Gauge("rollwise_toolkit_memory_rss_bytes", "The process' RSS at the last check")
+MEMORY_CLEANUPS = Counter(
+    "rollwise_toolkit_memory_cleanups", "Cleanups run over the memory threshold", ["cleanup"]
+)
+HTTP_REQUESTS = Counter(
+    "rollwise_toolkit_http_requests", "Outbound requests of a pooled client by outcome",
+    ["pool", "outcome"],
+)  # fmt: skip
+HTTP_IN_FLIGHT = Gauge(
+    "rollwise_toolkit_http_in_flight", "Outbound requests of a pooled client in flight", ["pool"]
 )
