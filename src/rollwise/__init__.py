@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rollwise._version import __version__
+    from rollwise.bundle import Artifact, bundle_artifacts
     from rollwise.deployments import (
         BlueGreenDeployment,
         CanaryDeployment,
@@ -38,8 +39,10 @@ if TYPE_CHECKING:
         summarise_metrics,
     )
     from rollwise.smoke import SmokeTests, SmokeTestSuite, TestResult, TestSeverity, TestStatus
+    from rollwise.store.backup import list_backups
 
 __all__ = [
+    "Artifact",
     "BlueGreenDeployment",
     "CanaryDeployment",
     "CanaryDeploymentResult",
@@ -64,12 +67,19 @@ __all__ = [
     "TestStatus",
     "TrafficConfig",
     "__version__",
+    "bundle_artifacts",
+    "list_backups",
     "summarise_metrics",
 ]
 
 
 _SMOKE = frozenset({"SmokeTestSuite", "SmokeTests", "TestResult", "TestSeverity", "TestStatus"})
 _OPS = frozenset({"ProductionDashboard", "ProductionMetric", "SLAWindow", "summarise_metrics"})
+_HOMES = {
+    "Artifact": "rollwise.bundle",
+    "bundle_artifacts": "rollwise.bundle",
+    "list_backups": "rollwise.store.backup",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -79,7 +89,7 @@ def __getattr__(name: str) -> Any:
         globals()[name] = __version__
         return __version__
     if name in __all__:
-        home = "rollwise.deployments"
+        home = _HOMES.get(name, "rollwise.deployments")
         if name in _SMOKE:
             home = "rollwise.smoke"
         elif name in _OPS:

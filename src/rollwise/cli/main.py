@@ -377,6 +377,7 @@ app.add_typer(a2a_app, name="a2a")
 app.command()(state_commands.backup)
 app.command()(state_commands.restore)
 app.command()(state_commands.doctor)
+app.command()(state_commands.bundle)
 
 
 def _fail(exc: RollwiseError) -> NoReturn:

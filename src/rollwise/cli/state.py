@@ -1,4 +1,5 @@
-"""The state directory's own commands: ``backup``, ``restore`` and ``doctor``.
+"""The state directory's own commands: ``backup`` (``--list``), ``restore``, ``doctor`` and
+``bundle``.
 
 They work on the files, with or without a controller running: a backup is consistent while
 it writes; a restore refuses while one runs.
@@ -16,7 +17,7 @@ from rich.text import Text
 from rollwise.cli.common import Output, OutputOpt, StateDir, out, print_json
 from rollwise.client import default_state_dir
 
-__all__ = ["backup", "doctor", "restore"]
+__all__ = ["backup", "bundle", "doctor", "restore"]
 
 
 def _dir(state_dir: Path | None) -> Path:
@@ -27,20 +28,105 @@ def backup(
     to: Annotated[
         Path | None, typer.Option("--to", help="The file (default <state>/backups/state-<UTC>.db).")
     ] = None,
+    listing: Annotated[
+        bool, typer.Option("--list", help="List the backups in <state>/backups, checked.")
+    ] = False,
     output: OutputOpt = Output.TEXT,
     state_dir: StateDir = None,
 ) -> None:
     """Copy the state store (apps, revisions, history, events) to a file, safely while the
-    controller runs."""
+    controller runs; or list the backups taken (name, time, size, integrity)."""
     from rollwise.store.backup import backup_name, take_backup
 
     directory = _dir(state_dir)
+    if listing:
+        _list_backups(directory / "backups", output)
+        return
     target = to or directory / "backups" / backup_name()
     info = take_backup(directory / "state.db", target)
     if output == Output.JSON:
         print_json(info.as_json())
     else:
         out.print(f"backed up {directory} to {info.path}: {info.summary()}")
+
+
+def _list_backups(directory: Path, output: Output) -> None:
+    import time
+
+    from rollwise.store.backup import backup_listing
+
+    found = backup_listing(directory)
+    if output == Output.JSON:
+        print_json([b.as_json() for b in found])
+        return
+    if not found:
+        out.print(f"no backups in {directory}; take one with `rollwise backup`")
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("NAME", "TAKEN (UTC)", "SIZE", "INTEGRITY"):
+        table.add_column(col, overflow="fold")
+    for b in found:
+        taken = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(b.taken))
+        style = "green" if b.integrity == "ok" else "bold red"
+        table.add_row(b.name, taken, f"{b.size / 1024:.0f} KiB", Text(b.integrity, style=style))
+    out.print(table)
+    if any(b.integrity != "ok" for b in found):
+        raise typer.Exit(1)
+
+
+def bundle(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="The app to bundle, or `verify` to check a bundle.", show_default=False
+        ),
+    ],
+    file: Annotated[
+        Path | None, typer.Argument(help="With `verify`: the bundle to check.", show_default=False)
+    ] = None,
+    revision: Annotated[
+        int | None, typer.Option("--revision", help="The revision (default: the newest).")
+    ] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("-o", "--out", help="The bundle to write (FILE.tar.gz).")
+    ] = None,
+    state_dir: StateDir = None,
+) -> None:
+    """Write a release bundle (`rollwise bundle APP [--revision N] -o FILE.tar.gz`): the
+    revision's spec with secrets redacted, its record, agent card and card docs, and a
+    sha256 manifest; or check one (`rollwise bundle verify FILE`)."""
+    from rollwise.bundle import verify_bundle, write_bundle
+    from rollwise.errors import UsageError
+    from rollwise.store import Store
+
+    if target == "verify":
+        if file is None:
+            raise UsageError("rollwise bundle verify FILE: give the bundle to check")
+        info = verify_bundle(file)
+        out.print(
+            f"{file}: verified, {info.app} revision {info.revision} ({info.version}), "
+            f"{len(info.files)} files match the manifest"
+        )
+        return
+    if file is not None:
+        raise UsageError(
+            f"rollwise bundle {target} {file}: write the bundle's file with -o, "
+            f"e.g. rollwise bundle {target} -o {file}"
+        )
+    if out_file is None:
+        raise UsageError(f"rollwise bundle {target}: say where with -o FILE.tar.gz")
+    store_path = _dir(state_dir) / "state.db"
+    if not store_path.is_file():
+        raise UsageError(f"{store_path}: no state store here; give --state-dir")
+    store = Store(store_path)
+    try:
+        info = write_bundle(store, target, revision, out_file)
+    finally:
+        store.close()
+    out.print(
+        f"wrote {out_file}: {info.app} revision {info.revision} ({info.version}), "
+        f"{', '.join(info.files)} + manifest.json"
+    )
 
 
 def restore(

@@ -24,8 +24,11 @@ from rollwise.store.db import MIGRATIONS
 
 __all__ = [
     "BackupInfo",
+    "BackupListing",
+    "backup_listing",
     "backup_name",
     "inspect_backup",
+    "list_backups",
     "prune_backups",
     "restore",
     "take_backup",
@@ -230,6 +233,48 @@ def prune_backups(directory: Path, keep: int) -> list[Path]:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
     return gone
+
+
+@dataclass(frozen=True, slots=True)
+class BackupListing:
+    name: str
+    path: Path
+    taken: float
+    size: int
+    integrity: str  # "ok", or what is wrong with it
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "taken": self.taken,
+            "size": self.size,
+            "integrity": self.integrity,
+        }
+
+
+def backup_listing(directory: Path) -> list[BackupListing]:
+    """Every ``*.db`` backup in ``directory``, newest first, each checked as ``restore``
+    would check it."""
+    found = sorted(directory.glob("*.db"), key=lambda p: p.stat().st_mtime, reverse=True)
+    listing = []
+    for path in found:
+        try:
+            inspect_backup(path)
+            integrity = "ok"
+        except InputError as exc:
+            integrity = exc.message.removeprefix(f"{path} ").removeprefix(f"{path}: ")
+        stat = path.stat()
+        listing.append(BackupListing(path.name, path, stat.st_mtime, stat.st_size, integrity))
+    return listing
+
+
+def list_backups(state_dir: Path | None = None) -> list[str]:
+    """The backups' file names in ``<state>/backups``, newest first (the mission's call)."""
+    from rollwise.client import default_state_dir
+
+    directory = (state_dir or default_state_dir()) / "backups"
+    return [b.name for b in backup_listing(directory)]
 
 
 def backup_name(now: float | None = None) -> str:
