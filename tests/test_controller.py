@@ -9,6 +9,7 @@ from collections import Counter
 
 import httpx
 import psutil
+import pytest
 from a2a.client import ClientConfig, create_client
 from a2a.helpers.proto_helpers import new_text_message
 from a2a.types.a2a_pb2 import Role, SendMessageRequest
@@ -56,6 +57,9 @@ def test_deploy_cuts_over_without_failed_requests(cluster: Cluster) -> None:
     assert httpx.get(cluster.url + "/healthz").json()["version"] == "1.1.0"
 
 
+# alone: under three parallel workers on two cores its load generator has seen a connection
+# closed unanswered (ReadError) a few times in a run, never when the machine has room
+@pytest.mark.solo
 def test_kill_9_of_a_replica_refuses_and_cuts_no_request(cluster: Cluster) -> None:
     """Requests the victim had not begun to answer are retried on the other replica; one it
     had begun (its head written, its body not) cannot be saved, and the proxy answers it 502
