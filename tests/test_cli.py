@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -140,3 +141,29 @@ def test_an_option_given_alone_takes_its_default_value() -> None:
     ]
     given = ["up", "--dashboard", "127.0.0.1:9999", "--detach"]
     assert optional_values(given) == given
+
+
+def test_a_reset_while_a_controller_starts_is_not_running(tmp_path: Path) -> None:
+    """A connection reset on the admin socket (a controller replacing its socket under a
+    waiting connection) answers "not running", so ``up`` keeps waiting instead of failing."""
+    import struct
+
+    from rollwise.client import AdminClient
+
+    path = tmp_path / "admin.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen()
+
+    def reset() -> None:
+        conn, _ = server.accept()
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.recv(1)  # the request has begun
+        conn.close()
+
+    thread = threading.Thread(target=reset, daemon=True)
+    thread.start()
+    with AdminClient(tmp_path, timeout=5) as client:
+        assert client.running() is False
+    thread.join(5)
+    server.close()

@@ -124,9 +124,11 @@ class AdminClient:
         return _answer(resp)
 
     def running(self) -> bool:
+        """Whether a controller answers; a connection reset while one starts or stops (its
+        socket replaced under a waiting connection) is a no, not an error."""
         try:
             self.request("GET", "/version")
-        except errors.ControllerError:
+        except (errors.ControllerError, httpx.ReadError, httpx.WriteError):
             return False
         return True
 
@@ -164,7 +166,7 @@ class AsyncAdminClient:
     async def running(self) -> bool:
         try:
             await self.request("GET", "/version")
-        except errors.ControllerError:
+        except (errors.ControllerError, httpx.ReadError, httpx.WriteError):
             return False
         return True
 
