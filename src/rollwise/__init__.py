@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         RollbackStatus,
         TrafficConfig,
     )
+    from rollwise.runbooks import runbook_of
     from rollwise.slo.api import (
         ProductionDashboard,
         ProductionMetric,
@@ -69,6 +70,7 @@ __all__ = [
     "__version__",
     "bundle_artifacts",
     "list_backups",
+    "runbook_of",
     "summarise_metrics",
 ]
 
@@ -79,6 +81,7 @@ _HOMES = {
     "Artifact": "rollwise.bundle",
     "bundle_artifacts": "rollwise.bundle",
     "list_backups": "rollwise.store.backup",
+    "runbook_of": "rollwise.runbooks",
 }
 
 

@@ -290,6 +290,13 @@ async def cards(request: Request) -> JSONResponse:
     return JSONResponse(await worker.cards())
 
 
+async def runbooks(request: Request) -> JSONResponse:
+    """The app's runbooks (``?event=KIND``: that one), with when their event last happened."""
+    controller = _controller(request)
+    worker = controller.worker(request.path_params["app"])
+    return JSONResponse(worker.runbooks(request.query_params.get("event") or None))
+
+
 async def history(request: Request) -> JSONResponse:
     controller = _controller(request)
     app = request.path_params["app"]
@@ -398,6 +405,7 @@ def build_app(controller: Controller) -> Starlette:
         Route("/api/v1/apps/{app}/stats", guard(stats), methods=["GET"]),
         Route("/api/v1/apps/{app}/analysis", guard(analysis), methods=["GET"]),
         Route("/api/v1/apps/{app}/cards", guard(cards), methods=["GET"]),
+        Route("/api/v1/apps/{app}/runbooks", guard(runbooks), methods=["GET"]),
         Route("/api/v1/apps/{app}/slos", guard(slos), methods=["GET"]),
         Route("/api/v1/apps/{app}/slos/rules", guard(slo_rules), methods=["GET"]),
         Route("/api/v1/slos", guard(slos), methods=["GET"]),

@@ -144,6 +144,16 @@ def _app_reads(app: list[Json]) -> Json:
         },
         "/api/v1/apps/{app}/analysis": {"get": _op("Analysis runs", "read", params=app)},
         "/api/v1/apps/{app}/cards": {"get": _op("Each revision's agent card", "read", params=app)},
+        "/api/v1/apps/{app}/runbooks": {
+            "get": _op(
+                "The runbooks of the spec, with when their event last happened",
+                "read",
+                params=[
+                    *app,
+                    _param("event", "one event kind only", {"type": "string", "maxLength": 64}),
+                ],
+            )
+        },
         "/api/v1/apps/{app}/slos": {
             "get": _op(
                 "Each SLO now: SLI, error budget left, burn rate per window, alert states",

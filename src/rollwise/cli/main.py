@@ -251,6 +251,34 @@ def get(
         raise typer.Exit(1)
 
 
+@app.command()
+def runbook(
+    name: Annotated[str, typer.Argument(help="The app.")],
+    event: Annotated[
+        str | None, typer.Argument(help="One event kind, e.g. RolloutAborted.", show_default=False)
+    ] = None,
+    output: OutputOpt = Output.TEXT,
+    state_dir: StateDir = None,
+) -> None:
+    """Show the app's runbooks (`runbooks:` in its spec), or the one for EVENT, with when
+    that event last happened."""
+    from rollwise.cli.views import runbook_lines
+
+    with _client(state_dir) as client:
+        params = {"event": event} if event else {}
+        books = client.request("GET", f"/apps/{name}/runbooks", params=params)
+    if output == Output.JSON:
+        _print_json(books)
+        return
+    if not books:
+        out.print(f"app {name} has no runbooks; add `runbooks:` to its spec (docs/operations.md)")
+    for index, book in enumerate(books):
+        if index:
+            out.print()
+        for line in runbook_lines(book):
+            out.print(line)
+
+
 @app.command("list")
 def list_(output: OutputOpt = Output.TEXT, state_dir: StateDir = None) -> None:
     """List the apps."""

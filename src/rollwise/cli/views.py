@@ -104,7 +104,26 @@ def app_view(data: dict[str, Any]) -> Group:
         if rev["health"]["crash_loop"] and rev["health"]["last_logs"]:
             parts.append(Text(f"\nlast log lines of revision {rev['number']}:", style="bold red"))
             parts.extend(Text("  " + line) for line in rev["health"]["last_logs"])
+    for book in data.get("runbooks") or []:
+        parts += [Text(""), *runbook_lines(book)]
     return Group(*parts)
+
+
+def runbook_lines(book: dict[str, Any]) -> list[Text]:
+    """A runbook as ``rollwise get`` and ``rollwise runbook`` show it: its event, when it last
+    happened, the numbered steps, the link."""
+    head = Text(f"Runbook for {book['kind']}", style="bold")
+    if book.get("last_seen"):
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(book["last_seen"]))
+        revision = f" (revision {book['revision']})" if book.get("revision") is not None else ""
+        head.append(f": last at {when}{revision}: {book.get('message') or ''}", style="")
+    else:
+        head.append(": has not happened", style="dim")
+    lines = [head]
+    lines += [Text(f"  {n}. {step}") for n, step in enumerate(book["steps"], 1)]
+    if book.get("link"):
+        lines.append(Text(f"  {book['link']}", style="cyan"))
+    return lines
 
 
 def list_table(apps: list[dict[str, Any]]) -> Table:

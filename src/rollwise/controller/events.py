@@ -92,6 +92,7 @@ class Events:
         """Log, count and offer to the app's webhooks what ``record`` stored."""
         spec = self.spec_of(app) if self.webhooks is not None and stored else None
         hooks = list(spec.webhooks) if spec is not None else []
+        runbooks = spec.runbooks if spec is not None else {}
         traces = self.traces
         for event in stored:
             kind = event["kind"]
@@ -109,4 +110,5 @@ class Events:
             )
             self.counter.labels(app, kind).inc()
             if hooks and self.webhooks is not None:
-                self.webhooks.offer(hooks, event)
+                book = runbooks.get(kind)
+                self.webhooks.offer(hooks, {**event, "runbook": book.as_json()} if book else event)

@@ -287,9 +287,13 @@ class SloKeeper:
             self.sent[_key(row)] = now
             state_kind = kind if row.state == "resolved" else EventKind.ALERT_FIRING
             summary = _summary(row, objective, state_kind)
-            alerts.append(
-                alert_payload(row, summary, objective.runbook, now, spec.alerting.resend_interval)
+            payload = alert_payload(
+                row, summary, objective.runbook, now, spec.alerting.resend_interval
             )
+            book = spec.runbooks.get(EventKind.ALERT_FIRING)
+            if book is not None:  # the spec's runbook for a firing alert, beside the SLO's link
+                payload["annotations"]["runbook_steps"] = book.line()
+            alerts.append(payload)
         task = asyncio.create_task(self.alertmanager.send(url, alerts))
         self.deliveries.add(task)
         task.add_done_callback(self.deliveries.discard)

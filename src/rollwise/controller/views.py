@@ -10,7 +10,7 @@ from rollwise.controller.context import PassContext
 from rollwise.errors import ConflictError, UsageError
 from rollwise.smoke import SmokeTestSuite
 
-__all__ = ["app_view", "cards", "smoke"]
+__all__ = ["app_view", "cards", "runbooks", "smoke"]
 
 
 def app_view(ctx: PassContext, reconcile_errors: int, error: str) -> dict[str, Any]:
@@ -61,7 +61,36 @@ def app_view(ctx: PassContext, reconcile_errors: int, error: str) -> dict[str, A
         "reconcile_errors": reconcile_errors,
         "error": error,
         "analysis": [row.as_json() for row in ctx.store.analyses(ctx.app, limit=3)],
+        "runbooks": runbooks(ctx, since=status.phase_since or status.updated),
     }
+
+
+def runbooks(
+    ctx: PassContext, since: float | None = None, kind: str | None = None
+) -> list[dict[str, Any]]:
+    """The spec's runbooks (or the one for ``kind``) with when their event last happened,
+    newest first; with ``since``, only those whose event happened since then."""
+    books = ctx.spec.runbooks
+    if kind is not None and kind not in books:
+        have = ", ".join(sorted(books)) or "none (add runbooks: to the spec)"
+        raise UsageError(f"app {ctx.app} has no runbook for {kind}; it has {have}")
+    wanted = [kind] if kind is not None else sorted(books)
+    last = ctx.store.last_events(ctx.app, wanted) if wanted else {}
+    shown = []
+    for name in wanted:
+        row = last.get(name)
+        if since is not None and (row is None or row.ts < since):
+            continue
+        shown.append(
+            {
+                "kind": name,
+                **books[name].as_json(),
+                "last_seen": row.ts if row else None,
+                "revision": row.revision if row else None,
+                "message": row.message if row else None,
+            }
+        )
+    return sorted(shown, key=lambda b: -(b["last_seen"] or 0.0))
 
 
 async def cards(ctx: PassContext) -> list[dict[str, Any]]:

@@ -9,7 +9,8 @@ The log names the hook by its origin only (``https://hooks.slack.com/…``): the
 or Teams incoming webhook is its credential, and log lines travel further than specs do.
 
 Bodies: ``format: json`` (default) sends the event as stored (``id, ts, app, kind, revision,
-message, data``); ``format: slack`` sends ``{"text": ...}``, which Slack, Mattermost and
+message, data``, and ``runbook`` when the spec has one for the kind); ``format: slack``
+sends ``{"text": ...}`` (the runbook as a second line), which Slack, Mattermost and
 Discord's Slack-compatible endpoint accept.
 """
 
@@ -37,7 +38,12 @@ log = structlog.get_logger("rollwise.webhooks")
 def body_for(hook: Webhook, event: dict[str, Any]) -> dict[str, Any]:
     if hook.format == "slack":
         revision = f" revision {event['revision']}" if event.get("revision") is not None else ""
-        return {"text": f"[{event['app']}{revision}] {event['kind']}: {event['message']}"}
+        text = f"[{event['app']}{revision}] {event['kind']}: {event['message']}"
+        book = event.get("runbook")
+        if book:
+            steps = "; ".join(book["steps"])
+            text += f"\nRunbook: {steps}" + (f" ({book['link']})" if book.get("link") else "")
+        return {"text": text}
     return event
 
 

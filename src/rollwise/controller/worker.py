@@ -298,5 +298,8 @@ class AppWorker:
     async def cards(self) -> list[dict[str, Any]]:
         return await views.cards(self.context(read_only=True))
 
+    def runbooks(self, kind: str | None = None) -> list[dict[str, Any]]:
+        return views.runbooks(self.context(read_only=True), kind=kind)
+
     async def smoke(self, revision: int | None = None, url: str | None = None) -> SmokeTestSuite:
         return await views.smoke(self.context(read_only=True), revision, url)

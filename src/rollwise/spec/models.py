@@ -30,6 +30,7 @@ from rollwise.spec.analysis import (
 )
 from rollwise.spec.base import Model, http_url, name_label, placeholders, status_code
 from rollwise.spec.duration import Duration
+from rollwise.spec.runbook import Runbook, RunbookKind
 from rollwise.spec.slo import Alerting, BurnWindow, ErrorBudgetPolicy, Objective
 from rollwise.spec.smoke import SmokeTest
 
@@ -54,6 +55,7 @@ __all__ = [
     "Readiness",
     "Rollout",
     "RolloutSpec",
+    "Runbook",
     "SetCanaryScale",
     "SetHeaderRoute",
     "SmokeTest",
@@ -347,6 +349,7 @@ class RolloutSpec(Model):
     slos: list[Objective] = Field(default_factory=list, validate_default=True)
     alerting: Alerting = Field(default_factory=Alerting)
     error_budget_policy: ErrorBudgetPolicy | None = None
+    runbooks: dict[RunbookKind, Runbook] = Field(default_factory=dict)
 
     @field_validator("slos")
     @classmethod

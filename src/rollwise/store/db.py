@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -384,6 +384,19 @@ class Store(SloRows):
         if after is None:
             rows.reverse()
         return [EventRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows]
+
+    def last_events(self, app: str, kinds: Iterable[str]) -> dict[str, EventRow]:
+        """The newest event of each of ``kinds`` the app had, by kind."""
+        wanted = sorted(set(kinds))
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        sql = (
+            f"SELECT * FROM events WHERE id IN (SELECT max(id) FROM events "
+            f"WHERE app=? AND kind IN ({marks}) GROUP BY kind)"
+        )
+        rows = self._run(sql, (app, *wanted)).fetchall()
+        return {r[4]: EventRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows}
 
     # analysis runs
 
