@@ -12,11 +12,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import pytest
 import yaml
 
 from rollwise.backends.ports import free_port
+from rollwise.backends.process import kill_marked
+from rollwise.backends.replica import REPLICA_MARKER
 from rollwise.client import AdminClient
 from rollwise.errors import RollwiseError
 from rollwise.spec import load_spec
@@ -140,24 +143,35 @@ def stop_everything(state_dir: Path) -> None:
     """What ``rollwise down`` does, then kill whatever the store still records (tests leave
     nothing)."""
     pid_file = state_dir / "controller.pid"
-    with AdminClient(state_dir) as client, contextlib.suppress(RollwiseError, AssertionError):
+    with (
+        AdminClient(state_dir) as client,
+        contextlib.suppress(RollwiseError, AssertionError, httpx.HTTPError),
+    ):
         client.request("POST", "/shutdown")
         wait_for(lambda: not pid_file.exists(), timeout=60)  # then the kill below
+    pids = []
     db = state_dir / "state.db"
-    if not db.exists():
-        return
-    store = Store(db)
-    pids = [r.pid for r in store.replicas()]
-    proxy = store.get_kv("proxy")
-    if proxy:
-        pids.append(int(proxy["pid"]))
-    store.close()
-    pid_file = state_dir / "controller.pid"
+    if db.exists():
+        store = Store(db)
+        pids = [r.pid for r in store.replicas()]
+        proxy = store.get_kv("proxy")
+        if proxy:
+            pids.append(int(proxy["pid"]))
+        store.close()
     if pid_file.exists():
         pids.append(int(pid_file.read_text()))
     for pid in pids:
         with contextlib.suppress(psutil.Error):
             psutil.Process(pid).kill()
+    # a controller killed or started mid-way may have started what the store does not
+    # record yet: its replicas carry the state dir in their environment, it and its proxy
+    # in their argv
+    kill_marked(REPLICA_MARKER, str(state_dir), set())
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        argv = proc.info["cmdline"] or []
+        if any(str(state_dir) in arg for arg in argv) and "rollwise" in " ".join(argv):
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
 
 
 @contextlib.contextmanager

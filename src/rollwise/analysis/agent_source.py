@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from rollwise.analysis.source import SecondCounts, Series
 from rollwise.spec.models import AgentMetric
@@ -113,8 +114,9 @@ class ReplicaScraper:
         for (revision, address, path), text in zip(jobs, texts, strict=True):
             if text is None:
                 continue
+            samples = _samples(text)
             for metric in (m for m in state.metrics.values() if m.path == path):
-                failures, total = _read(text, metric)
+                failures, total = _read(samples, metric)
                 key = (address, metric.name)
                 before = state.last.get(key)
                 state.last[key] = (failures, total)
@@ -174,15 +176,19 @@ def _increase(before: float, now: float) -> float:
     return now - before if now >= before else now  # lower: the replica restarted
 
 
-def _read(text: str, metric: AgentMetric) -> tuple[float, float]:
+def _samples(text: str) -> list[Sample]:
+    """Every sample of a Prometheus text page, read once for all the metrics on it."""
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+
+
+def _read(samples: list[Sample], metric: AgentMetric) -> tuple[float, float]:
     """(failures, total): the sums of the samples each selector matches."""
     failures_of = SeriesSelector.parse(metric.failures)
     total_of = SeriesSelector.parse(metric.total)
     failures = total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if failures_of.matches(sample.name, sample.labels):
-                failures += sample.value
-            if total_of.matches(sample.name, sample.labels):
-                total += sample.value
+    for sample in samples:
+        if failures_of.matches(sample.name, sample.labels):
+            failures += sample.value
+        if total_of.matches(sample.name, sample.labels):
+            total += sample.value
     return failures, total

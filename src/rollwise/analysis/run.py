@@ -62,6 +62,7 @@ class AnalysisRun:
         if judges and settings.latency is not None:
             latency = settings.latency
             self.judges.append(LatencyJudgeRun(latency, alpha=settings.judge_alpha(latency)))
+        self.proxy_judges = list(self.judges)  # fed the proxy's arms; agent metrics their own
         self.agents: dict[str, FailureRateJudge] = {}
         self.optional: set[str] = set()  # judges that fail a run but never hold back a pass
         for metric in settings.agent_metrics if judges else []:
@@ -89,10 +90,8 @@ class AnalysisRun:
             return
         self.last_second = second
         self.seconds += 1
-        own = self.agents.values()
-        for judge in self.judges:
-            if judge not in own:
-                judge.update(canary, baseline)
+        for judge in self.proxy_judges:
+            judge.update(canary, baseline)
         for name, arms in (agents or {}).items():
             if name in self.agents:
                 self.agents[name].update(*arms)
