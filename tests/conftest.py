@@ -200,6 +200,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the item: a fixture's teardown can tell a failed test."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def print_controller_log(state_dir: Path, lines: int = 60) -> None:
+    """The end of the controller's log, printed into the failed test's report."""
+    log = state_dir / "logs" / "controller.log"
+    if log.exists():
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        print(f"--- last {len(tail)} lines of {log.name} ---", *tail, sep="\n")
+
+
 @pytest.fixture
 def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]:
     """A controller, its proxy and sample-agent 1.0.0 with 2 replicas, or with the number
@@ -208,6 +224,9 @@ def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cluster]
     replicas = int(marker.args[0]) if marker else 2
     with running_cluster(tmp_path / "state", tmp_path, replicas) as c:
         yield c
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            print_controller_log(c.state_dir)
 
 
 def load_json(text: str) -> Any:

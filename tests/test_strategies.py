@@ -38,9 +38,21 @@ pytestmark = pytest.mark.replicas(1)
 
 
 def wait_phase(cluster: Cluster, phase: str, timeout: float = 60.0) -> dict[str, Any]:
-    return wait_for(
-        lambda: (view := cluster.get())["phase"] == phase and view, timeout=timeout, every=0.05
-    )
+    seen: list[dict[str, Any]] = []
+
+    def reached() -> dict[str, Any] | None:
+        seen[:] = [cluster.get()]
+        return seen[0] if seen[0]["phase"] == phase else None
+
+    try:
+        return wait_for(reached, timeout=timeout, every=0.05)
+    except AssertionError:
+        last = seen[0] if seen else {}
+        shown = {
+            k: last.get(k)
+            for k in ("phase", "message", "step", "stable", "canary", "pause_reason", "analysis")
+        }
+        raise AssertionError(f"not {phase} within {timeout}s; last seen: {shown}") from None
 
 
 def actual_weights(cluster: Cluster) -> dict[str, int]:
