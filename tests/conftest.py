@@ -50,14 +50,21 @@ class Cluster:
     def apply(self, version: str | None = None) -> None:
         """``rollwise apply -f spec_file`` through the admin API (no interpreter start)."""
         body = {
-            "spec": load_spec(self.spec_file).model_dump(by_alias=True),
+            "spec": load_spec(self.spec_file).model_dump(mode="json", by_alias=True),
             "base_dir": str(self.spec_file.parent),
             "version": version,
         }
         self.client.request("PUT", "/apps", json=body)
 
-    def use_steps(self, canary: dict[str, Any], smoke: bool = True, **env: str) -> None:
-        """Apply the example spec with these canary settings (and template env)."""
+    def use_steps(
+        self,
+        canary: dict[str, Any],
+        smoke: bool = True,
+        extra: dict[str, Any] | None = None,
+        **env: str,
+    ) -> None:
+        """Apply the example spec with these canary settings (more ``spec`` fields, and
+        template env)."""
         write_spec(
             self.spec_file,
             self.port,
@@ -65,6 +72,7 @@ class Cluster:
             canary=canary,
             env=env,
             smoke_tests=None if smoke else [],
+            extra=extra,
         )
         self.apply()
 
@@ -116,9 +124,11 @@ def write_spec(
     env: dict[str, str] | None = None,
     blue_green: dict[str, Any] | None = None,
     smoke_tests: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
     """The example spec on ``port`` with the given strategy; its smoke tests unless
-    ``smoke_tests`` replaces them (``[]`` for releases that fail on purpose)."""
+    ``smoke_tests`` replaces them (``[]`` for releases that fail on purpose); ``extra``
+    fields of ``spec`` set as given."""
     spec = yaml.safe_load((EXAMPLES / "rollwise.yaml").read_text())
     if blue_green is not None:
         spec["spec"]["strategy"] = {"blueGreen": blue_green}
@@ -135,6 +145,7 @@ def write_spec(
     spec["spec"]["template"]["env"].update(NOT_MEASURED)
     spec["spec"]["template"]["env"].update(env or {})
     spec["spec"]["template"]["readiness"]["interval"] = "200ms"
+    spec["spec"].update(extra or {})
     path.write_text(yaml.safe_dump(spec))
     return path
 
@@ -235,12 +246,13 @@ def load_json(text: str) -> Any:
 
 class Receiver(ThreadingHTTPServer):
     """Records every POST; ``/flaky`` fails twice with 500, ``/slow`` answers after 3 s,
-    ``/gone/…`` always answers 410."""
+    ``/gone/…`` always answers 410, a path in ``answers`` with its status."""
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
         self.posts: list[tuple[str, dict[str, Any]]] = []
         self.flaky_calls = 0
+        self.answers: dict[str, int] = {}
         self.lock = threading.Lock()
 
     @property
@@ -265,6 +277,7 @@ class Handler(BaseHTTPRequestHandler):
                 status = 500 if self.server.flaky_calls <= 2 else 200
             elif self.path.startswith("/gone/"):
                 status = 410
+            status = self.server.answers.get(self.path, status)
         if self.path == "/slow":
             time.sleep(3)
         self.send_response(status)

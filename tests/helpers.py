@@ -39,6 +39,28 @@ def wait_for(check: Callable[[], T | None], timeout: float = 20.0, every: float 
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
 
 
+SPEC_HEAD = (
+    "apiVersion: rollwise/v1\nkind: Rollout\nmetadata: {name: a}\nspec:\n"
+    "  template: {command: [x]}\n"
+)
+
+
+def assert_spec_refused(section: str, cases: dict[str, str]) -> None:
+    """Each case (YAML after ``section``, under a minimal spec) is refused with one line
+    that says where (``rollwise.yaml:LINE``) and, in it, what."""
+    from rollwise.errors import SpecError
+    from rollwise.spec import parse_spec
+
+    for text, says in cases.items():
+        try:
+            parse_spec(SPEC_HEAD + section + text)
+        except SpecError as exc:
+            message = str(exc)
+            assert says in message and message.startswith("rollwise.yaml:"), message
+        else:
+            raise AssertionError(f"not refused: {section + text!r}")
+
+
 def rollwise(
     *args: str, state_dir: Path | None = None, check: bool = True, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:

@@ -10,11 +10,9 @@ import pytest
 import yaml
 
 from rollwise import runbook_of
-from rollwise.errors import SpecError
-from rollwise.spec import parse_spec
 
 from .conftest import Cluster, Receiver, write_spec
-from .helpers import wait_for
+from .helpers import assert_spec_refused, wait_for
 
 BOOKS: dict[str, dict[str, Any]] = {
     "RolloutAborted": {
@@ -26,17 +24,12 @@ BOOKS: dict[str, dict[str, Any]] = {
 
 
 def test_bad_runbooks_are_refused_with_where_and_what() -> None:
-    base = "apiVersion: rollwise/v1\nkind: Rollout\nmetadata: {name: a}\nspec:\n"
-    base += "  template: {command: [x]}\n  runbooks:\n"
     cases = {
         "    RollotAborted: {steps: [x]}\n": "'RollotAborted' is not an event kind",
         "    RolloutAborted: {steps: []}\n": "spec.runbooks.RolloutAborted.steps",
         "    RolloutAborted: {steps: [x], link: wiki}\n": "'wiki' is not an http(s) URL",
     }
-    for text, says in cases.items():
-        with pytest.raises(SpecError) as caught:
-            parse_spec(base + text)
-        assert says in str(caught.value), str(caught.value)
+    assert_spec_refused("  runbooks:\n", cases)
 
 
 @pytest.mark.replicas(1)

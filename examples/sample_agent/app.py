@@ -129,18 +129,49 @@ async def ask_downstream(url: str, text: str) -> str:
     return response.text
 
 
+FLAG_TTL_S = 0.5
+
+
+def flag_client(ofrep_url: str) -> Any:
+    """An OpenFeature client on the controller's OFREP endpoint for this replica (the URL
+    rollwise starts replicas with): plain OpenFeature, nothing of rollwise."""
+    from openfeature import api
+    from openfeature.contrib.provider.ofrep import OFREPProvider
+
+    api.set_provider(OFREPProvider(base_url=ofrep_url, timeout=2.0))
+    return api.get_client("sample-agent")
+
+
 class EchoExecutor(AgentExecutor):
     """Answers ``ping`` with ``pong`` and anything else with an echo naming the version,
-    with the downstream's answer when one is configured (a plain echo when it fails).
+    with the downstream's answer when one is configured (a plain echo when it fails). The
+    feature flag ``shout`` (OpenFeature, over OFREP) turns the echo to upper case. It is a
+    per-revision switch, so the agent asks for it at most every ``FLAG_TTL_S`` while it is
+    answering, in the revision's own context, rather than once per request; ``ping`` never
+    asks (load tests send pings).
 
     A task is produced (not a bare message) so that streaming clients see real status and
     artifact events: working, the reply as an artifact in two chunks, completed.
     """
 
-    def __init__(self, version: str, hang: bool = False, downstream_url: str = "") -> None:
+    def __init__(
+        self, version: str, hang: bool = False, downstream_url: str = "", ofrep_url: str = ""
+    ) -> None:
         self._version = version
         self._hang = hang
         self._downstream = downstream_url
+        self._flags = flag_client(ofrep_url) if ofrep_url else None
+        self._shout = (False, -FLAG_TTL_S)  # (value, when asked)
+        self._asking = asyncio.Lock()
+
+    async def shout(self) -> bool:
+        value, asked = self._shout
+        if self._flags is None or time.monotonic() < asked + FLAG_TTL_S or self._asking.locked():
+            return value
+        async with self._asking:
+            value = await asyncio.to_thread(self._flags.get_boolean_value, "shout", False)
+            self._shout = (value is True, time.monotonic())
+        return value is True
 
     def reply_to(self, text: str) -> str:
         if text.strip().lower() == "ping":
@@ -150,6 +181,8 @@ class EchoExecutor(AgentExecutor):
     @monitor_operation("skill.echo")
     async def answer(self, text: str) -> str:
         reply = self.reply_to(text)
+        if reply != "pong" and await self.shout():
+            reply = reply.upper()
         if self._downstream and reply != "pong":
             try:
                 reply += f" ({await ask_downstream(self._downstream, text)})"
@@ -286,7 +319,10 @@ def build_app(knobs: Knobs, public_url: str) -> Starlette:
     card = agent_card(knobs.version, public_url, knobs.extensions)
     chosen, required = extensions(knobs.extensions)
     echo = EchoExecutor(
-        knobs.version, hang="hang" in knobs.breaks, downstream_url=knobs.downstream_url
+        knobs.version,
+        hang="hang" in knobs.breaks,
+        downstream_url=knobs.downstream_url,
+        ofrep_url=os.environ.get("ROLLWISE_OFREP_URL", ""),
     )
     executor = ExtendedExecutor(echo, chosen, required)
     handler = DefaultRequestHandler(

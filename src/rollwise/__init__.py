@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rollwise._version import __version__
     from rollwise.bundle import Artifact, bundle_artifacts
+    from rollwise.checklist import release_checklist
     from rollwise.deployments import (
         BlueGreenDeployment,
         CanaryDeployment,
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
         RollbackStatus,
         TrafficConfig,
     )
+    from rollwise.flags import FeatureFlags
+    from rollwise.maintenance import MaintenanceScheduler, MaintenanceTask
     from rollwise.runbooks import runbook_of
     from rollwise.slo.api import (
         ProductionDashboard,
@@ -53,6 +56,9 @@ __all__ = [
     "DeploymentSnapshot",
     "DeploymentStatus",
     "EnvironmentState",
+    "FeatureFlags",
+    "MaintenanceScheduler",
+    "MaintenanceTask",
     "MetricsSnapshot",
     "ProductionDashboard",
     "ProductionMetric",
@@ -70,6 +76,7 @@ __all__ = [
     "__version__",
     "bundle_artifacts",
     "list_backups",
+    "release_checklist",
     "runbook_of",
     "summarise_metrics",
 ]
@@ -81,6 +88,10 @@ _HOMES = {
     "Artifact": "rollwise.bundle",
     "bundle_artifacts": "rollwise.bundle",
     "list_backups": "rollwise.store.backup",
+    "release_checklist": "rollwise.checklist",
+    "MaintenanceScheduler": "rollwise.maintenance",
+    "FeatureFlags": "rollwise.flags",
+    "MaintenanceTask": "rollwise.maintenance",
     "runbook_of": "rollwise.runbooks",
 }
 

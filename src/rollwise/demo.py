@@ -103,7 +103,7 @@ class _Timeline:
 
 async def demo(state_dir: Path) -> int:
     port = free_port()
-    spec = load_spec(EXAMPLES / "rollwise.yaml").model_dump(by_alias=True)
+    spec = load_spec(EXAMPLES / "rollwise.yaml").model_dump(mode="json", by_alias=True)
     spec["spec"]["strategy"] = {"canary": DEMO_CANARY}
     spec["spec"]["listen"] = f"127.0.0.1:{port}"
     spec["spec"]["template"]["env"]["AGENT_PUBLIC_URL"] = f"http://127.0.0.1:{port}/"

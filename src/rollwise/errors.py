@@ -10,7 +10,9 @@ the right exit code::
     │   └── UsageError                a command line or API argument
     ├── NotFoundError                 an app, revision or replica that does not exist
     ├── ConflictError                 a command that the current phase does not allow
-    │   └── BudgetExhaustedError      a deploy the error-budget policy refuses
+    │   ├── BudgetExhaustedError      a deploy the error-budget policy refuses
+    │   ├── WindowClosedError         a deploy outside the release windows, or in a freeze
+    │   └── ChecklistError            a deploy --require-checklist with an item failing
     ├── ControllerError               reaching or running the controller
     │   └── ControllerNotRunning      no controller answers on the admin socket
     ├── StoreError                    the state store (SQLite) cannot be read or written
@@ -27,6 +29,7 @@ from __future__ import annotations
 __all__ = [
     "BackendError",
     "BudgetExhaustedError",
+    "ChecklistError",
     "ConflictError",
     "ControllerError",
     "ControllerNotRunning",
@@ -39,6 +42,7 @@ __all__ = [
     "SpecError",
     "StoreError",
     "UsageError",
+    "WindowClosedError",
 ]
 
 
@@ -81,6 +85,16 @@ class ConflictError(RollwiseError):
 class BudgetExhaustedError(ConflictError):
     """A deploy refused because an SLO's error budget is spent (``errorBudgetPolicy``); the
     message has the numbers and the override."""
+
+
+class WindowClosedError(ConflictError):
+    """A deploy refused outside ``releaseWindows`` (or in a freeze); the message says when
+    the next window opens and how to override."""
+
+
+class ChecklistError(ConflictError):
+    """A ``deploy --require-checklist`` refused: the message lists each failing item and
+    its fix."""
 
 
 class ControllerError(RollwiseError):

@@ -46,6 +46,7 @@ class PauseReason(StrEnum):
     BLUE_GREEN = "BlueGreenPause"  # the preview waits for ``promote``
     USER = "user"  # ``rollwise pause`` or a weight set by hand: ``resume`` or ``promote``
     INCONCLUSIVE = "inconclusive"  # an analysis could not decide: ``promote`` or ``abort``
+    GATE = "gate"  # a confirm-* gate holds: its hook answers 2xx, or ``approve``
 
 
 class Outcome(StrEnum):
@@ -69,6 +70,7 @@ class Reason(StrEnum):
     ANALYSIS = "analysis failure"
     SMOKE = "smoke test failure"
     BREAKING = "breaking change"
+    GATE = "gate"
 
 
 class EventKind(StrEnum):
@@ -101,6 +103,11 @@ class EventKind(StrEnum):
     AGENT_CARD_CHANGED = "AgentCardChanged"
     AGENT_CARD_UNAVAILABLE = "AgentCardUnavailable"
     BREAKING_CHANGE_BLOCKED = "BreakingChangeBlocked"
+    GATE_WAITING = "GateWaiting"
+    GATE_OPENED = "GateOpened"
+    GATE_APPROVED = "GateApproved"
+    GATE_FAILED = "GateFailed"
+    ROLLBACK_REQUESTED = "RollbackRequested"
     # revisions and replicas
     REVISION_STOPPED = "RevisionStopped"
     REVISION_PRUNED = "RevisionPruned"
@@ -113,6 +120,7 @@ class EventKind(StrEnum):
     ALERT_FIRING = "AlertFiring"
     ALERT_RESOLVED = "AlertResolved"
     BUDGET_OVERRIDDEN = "BudgetOverridden"
+    WINDOW_OVERRIDDEN = "WindowOverridden"
     # people
     DASHBOARD_ACTION = "DashboardAction"
     # the controller (app ``-``) and specs
@@ -120,3 +128,7 @@ class EventKind(StrEnum):
     PROXY_RESTARTED = "ProxyRestarted"
     BACKUP_TAKEN = "BackupTaken"
     BACKUP_FAILED = "BackupFailed"
+    TASK_SUCCEEDED = "TaskSucceeded"
+    TASK_FAILED = "TaskFailed"
+    TASK_MISSED = "TaskMissed"
+    FLAG_CHANGED = "FlagChanged"

@@ -150,7 +150,7 @@ class Soak:
         from rollwise.spec import spec_from_dict
 
         body = {
-            "spec": spec_from_dict(spec).model_dump(by_alias=True),
+            "spec": spec_from_dict(spec).model_dump(mode="json", by_alias=True),
             "base_dir": str(self.spec_file.parent),
             "version": None,
         }

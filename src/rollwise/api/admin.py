@@ -20,6 +20,8 @@ from starlette.routing import Route
 from rollwise._version import __version__
 from rollwise.analysis.source import SecondCounts
 from rollwise.api.auth import READ_METHODS
+from rollwise.api.common import controller_of, read_body
+from rollwise.api.flags import FLAG_READS, FLAG_WRITES
 from rollwise.api.openapi import openapi_document
 from rollwise.controller.actions import ACTIONS_WITH_BODY, revision_number, run_action
 from rollwise.errors import (
@@ -64,16 +66,6 @@ def _error(exc: RollwiseError) -> JSONResponse:
     return JSONResponse({"error": str(exc), "kind": type(exc).__name__}, status_code=status)
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    try:
-        data = await request.json()
-    except ValueError:
-        raise UsageError("the request body is not JSON") from None
-    if not isinstance(data, dict):
-        raise UsageError("the request body must be a JSON object")
-    return data
-
-
 MAX_INT = 2**63 - 1  # SQLite's INTEGER
 MAX_EVENTS = 1000  # one answer's events
 
@@ -86,11 +78,6 @@ def _count(request: Request, name: str, what: str) -> int | None:
     if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_INT:
         raise UsageError(f"?{name}= must be {what}, not {raw!r}")
     return int(raw)
-
-
-def _controller(request: Request) -> Controller:
-    controller: Controller = request.app.state.controller
-    return controller
 
 
 def guard(handler: Any) -> Any:
@@ -116,13 +103,14 @@ def guard(handler: Any) -> Any:
 
 
 async def version(request: Request) -> JSONResponse:
-    controller = _controller(request)
+    controller = controller_of(request)
     return JSONResponse(
         {
             "version": __version__,
             "state_dir": str(controller.state_dir),
             "started": controller.started,
             "metrics_port": controller.metrics_port,
+            "ofrep_url": controller.ofrep_url,
             "dashboard_url": controller.store.get_kv("dashboard_url")
             if controller.dashboard is not None
             else None,
@@ -131,12 +119,12 @@ async def version(request: Request) -> JSONResponse:
 
 
 async def list_apps(request: Request) -> JSONResponse:
-    controller = _controller(request)
+    controller = controller_of(request)
     return JSONResponse([controller.worker(a).view() for a in controller.store.app_names()])
 
 
 async def get_app(request: Request) -> JSONResponse:
-    controller = _controller(request)
+    controller = controller_of(request)
     worker = controller.worker(request.path_params["app"])
     view = worker.view()
     table = await controller.router.applied()
@@ -147,8 +135,8 @@ async def get_app(request: Request) -> JSONResponse:
 
 
 async def apply(request: Request) -> JSONResponse:
-    controller = _controller(request)
-    body = await _body(request)
+    controller = controller_of(request)
+    body = await read_body(request)
     spec = body.get("spec")
     if not isinstance(spec, dict):
         raise UsageError("apply needs {'spec': {...}, 'base_dir': '...'}")
@@ -156,23 +144,45 @@ async def apply(request: Request) -> JSONResponse:
     return JSONResponse({"app": name})
 
 
+async def checklist(request: Request) -> JSONResponse:
+    """The app's release checklist: each item with pass / fail / info, a detail and a fix."""
+    items = await controller_of(request).checklist(request.path_params["app"])
+    return JSONResponse([item.as_json() for item in items])
+
+
+async def tasks(request: Request) -> JSONResponse:
+    """The app's maintenance tasks: plan, last and next run, outcome, runs."""
+    controller = controller_of(request)
+    worker = controller.worker(request.path_params["app"])
+    spec = worker.state.spec.spec
+    return JSONResponse(controller.scheduled.view(worker.app, spec.maintenance.tasks))
+
+
 async def deploy(request: Request) -> JSONResponse:
-    controller = _controller(request)
-    body = await _body(request)
+    controller = controller_of(request)
+    body = await read_body(request)
     version = body.get("version")
     if not isinstance(version, str) or not version.strip():
         raise UsageError("deploy needs a version, e.g. --version 1.2.0")
     sets = body.get("set") or []
-    override = body.get("overrideBudget")
-    if override is not None and (not isinstance(override, str) or not override.strip()):
-        raise UsageError('overrideBudget needs a reason, e.g. "hotfix for the outage"')
+    overrides = {}
+    for field in ("overrideBudget", "overrideWindow"):
+        given = body.get(field)
+        if given is not None and (not isinstance(given, str) or not given.strip()):
+            raise UsageError(f'{field} needs a reason, e.g. "hotfix for the outage"')
+        overrides[field] = given
+    require = body.get("requireChecklist", False)
+    if not isinstance(require, bool):
+        raise UsageError(f"requireChecklist must be true or false, not {require!r}")
     app = request.path_params["app"]
     number = await controller.deploy(
         app,
         version.strip(),
         [str(s) for s in sets],
-        override_budget=override,
+        override_budget=overrides["overrideBudget"],
         traceparent=request.headers.get("traceparent"),
+        override_window=overrides["overrideWindow"],
+        require_checklist=require,
     )
     return JSONResponse({"app": app, "revision": number})
 
@@ -180,10 +190,10 @@ async def deploy(request: Request) -> JSONResponse:
 async def command(request: Request) -> JSONResponse:
     """promote, abort, retry, pause, resume, undo, weight, cleanup: one per-app command,
     then the view (cleanup: what it removed)."""
-    controller = _controller(request)
+    controller = controller_of(request)
     worker = controller.worker(request.path_params["app"])
     name = request.path_params["command"]
-    body = await _body(request) if name in ACTIONS_WITH_BODY else {}
+    body = await read_body(request) if name in ACTIONS_WITH_BODY else {}
     removed = await run_action(worker.commands, name, body)
     if removed is not None:
         return JSONResponse({"removed": removed})
@@ -193,9 +203,9 @@ async def command(request: Request) -> JSONResponse:
 async def smoke(request: Request) -> JSONResponse:
     """Run the app's smoke tests now: ``{"revision": N}`` (its replicas), ``{"url": U}``,
     or neither (the public listener)."""
-    controller = _controller(request)
+    controller = controller_of(request)
     worker = controller.worker(request.path_params["app"])
-    body = await _body(request)
+    body = await read_body(request)
     revision, url = revision_number(body.get("revision"), "revision"), body.get("url")
     if url is not None and (
         not isinstance(url, str) or not url.startswith(("http://", "https://"))
@@ -209,7 +219,7 @@ async def stats(request: Request) -> JSONResponse:
     """Requests, failures and latency per revision since ``since`` (unix seconds), on the
     app's listeners (main and preview), as the proxy counted them: totals, and per second
     (``seconds``: requests, failures, histogram) for analysis."""
-    controller = _controller(request)
+    controller = controller_of(request)
     worker = controller.worker(request.path_params["app"])
     since = _count(request, "since", "unix seconds, e.g. ?since=1700000000") or 0
     series = await controller.providers.metrics.seconds(worker.app, since)
@@ -230,7 +240,7 @@ async def stats(request: Request) -> JSONResponse:
 
 async def analysis(request: Request) -> JSONResponse:
     """Every stored analysis run of an app (newest last), with its verdict and evidence."""
-    controller = _controller(request)
+    controller = controller_of(request)
     app = request.path_params["app"]
     controller.worker(app)
     return JSONResponse([row.as_json() for row in controller.store.analyses(app)])
@@ -239,7 +249,7 @@ async def analysis(request: Request) -> JSONResponse:
 async def slos(request: Request) -> JSONResponse:
     """Each SLO of an app (or of every app) now: SLI, budget left, burn rate per window,
     its alerts' states."""
-    controller = _controller(request)
+    controller = controller_of(request)
     one = request.path_params.get("app") or request.query_params.get("app")
     names = [one] if one else controller.store.app_names()
     reports = []
@@ -263,7 +273,7 @@ async def slo_rules(request: Request) -> Response:
     """Prometheus recording and alerting rules for an app's SLOs (YAML)."""
     from rollwise.slo.prometheus import rules
 
-    controller = _controller(request)
+    controller = controller_of(request)
     worker = controller.worker(request.path_params["app"])
     spec = worker.state.spec.spec
     if not spec.slos:
@@ -275,7 +285,7 @@ async def slo_rules(request: Request) -> Response:
 
 async def alerts(request: Request) -> JSONResponse:
     """Burn-rate alerts, newest first: firing, pending and resolved, with their numbers."""
-    controller = _controller(request)
+    controller = controller_of(request)
     app = request.query_params.get("app") or None
     if app is not None:
         controller.worker(app)
@@ -285,20 +295,20 @@ async def alerts(request: Request) -> JSONResponse:
 
 async def cards(request: Request) -> JSONResponse:
     """Each revision's agent card (A2A apps), oldest first."""
-    controller = _controller(request)
+    controller = controller_of(request)
     worker = controller.worker(request.path_params["app"])
     return JSONResponse(await worker.cards())
 
 
 async def runbooks(request: Request) -> JSONResponse:
     """The app's runbooks (``?event=KIND``: that one), with when their event last happened."""
-    controller = _controller(request)
+    controller = controller_of(request)
     worker = controller.worker(request.path_params["app"])
     return JSONResponse(worker.runbooks(request.query_params.get("event") or None))
 
 
 async def history(request: Request) -> JSONResponse:
-    controller = _controller(request)
+    controller = controller_of(request)
     app = request.path_params["app"]
     controller.worker(app)
     rows = controller.store.revisions(app)
@@ -325,7 +335,7 @@ async def history(request: Request) -> JSONResponse:
 
 async def events(request: Request) -> JSONResponse:
     """The newest events, or with ``?after=`` the first ones after that id."""
-    controller = _controller(request)
+    controller = controller_of(request)
     app = request.path_params["app"]
     if app != "-":  # the controller's own
         controller.worker(app)
@@ -338,7 +348,7 @@ async def events(request: Request) -> JSONResponse:
 
 
 async def logs(request: Request) -> JSONResponse:
-    controller = _controller(request)
+    controller = controller_of(request)
     app = request.path_params["app"]
     controller.worker(app)
     revision = _count(request, "revision", "a revision number")
@@ -349,7 +359,7 @@ async def logs(request: Request) -> JSONResponse:
 async def proxy(request: Request) -> JSONResponse:
     """What the data plane runs, read back from it, and what the controller numbers
     from (after a restart: what it read back)."""
-    controller = _controller(request)
+    controller = controller_of(request)
     router = controller.router
     table = await router.applied()
     replicas = await router.replicas()
@@ -369,7 +379,7 @@ async def openapi(request: Request) -> JSONResponse:
 
 
 async def shutdown(request: Request) -> JSONResponse:
-    controller = _controller(request)
+    controller = controller_of(request)
     controller.stopping.set()
     return JSONResponse({"stopping": True})
 
@@ -406,6 +416,9 @@ def build_app(controller: Controller) -> Starlette:
         Route("/api/v1/apps/{app}/analysis", guard(analysis), methods=["GET"]),
         Route("/api/v1/apps/{app}/cards", guard(cards), methods=["GET"]),
         Route("/api/v1/apps/{app}/runbooks", guard(runbooks), methods=["GET"]),
+        Route("/api/v1/apps/{app}/checklist", guard(checklist), methods=["GET"]),
+        Route("/api/v1/apps/{app}/tasks", guard(tasks), methods=["GET"]),
+        *[Route(path, guard(handler), methods=["GET"]) for path, handler in FLAG_READS],
         Route("/api/v1/apps/{app}/slos", guard(slos), methods=["GET"]),
         Route("/api/v1/apps/{app}/slos/rules", guard(slo_rules), methods=["GET"]),
         Route("/api/v1/slos", guard(slos), methods=["GET"]),
@@ -418,6 +431,7 @@ def build_app(controller: Controller) -> Starlette:
         Route("/api/v1/apps", guard(apply), methods=["PUT"]),
         Route("/api/v1/apps/{app}/deploy", guard(deploy), methods=["POST"]),
         Route("/api/v1/apps/{app}/smoke", guard(smoke), methods=["POST"]),
+        *[Route(path, guard(handler), methods=[method]) for path, method, handler in FLAG_WRITES],
         Route("/api/v1/apps/{app}/{command}", guard(command), methods=["POST"]),
         Route("/api/v1/shutdown", guard(shutdown), methods=["POST"]),
     ]

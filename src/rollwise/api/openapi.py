@@ -30,8 +30,13 @@ COMMANDS: dict[str, Json | None] = {
     },
     "weight": {"weight": {"type": "integer", "minimum": 0, "maximum": 100}},
     "cleanup": {"revision": {"type": "integer", "minimum": 1}},
+    "approve": {
+        "gate": {"type": ["string", "null"]},
+        "by": {"type": "string", "minLength": 1},
+        "note": {"type": "string"},
+    },
 }
-_REQUIRED = {"weight": ["weight"], "cleanup": ["revision"]}
+_REQUIRED = {"weight": ["weight"], "cleanup": ["revision"], "approve": ["by"]}
 
 _APP_NAME: Json = {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63}
 _APP = {
@@ -131,6 +136,63 @@ def _rules_op(app: list[Json]) -> Json:
     return op
 
 
+def _flag_paths(app: list[Json]) -> Json:
+    key_schema = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"}
+    key = [*app, {**_param("key", "a flag's key", key_schema), "in": "path", "required": True}]
+    who = {"by": {"type": "string", "minLength": 1, "pattern": "\\S"}, "note": {"type": "string"}}
+    return {
+        "/api/v1/apps/{app}/flags": {
+            "get": _op("Each flag (flagd's definition) and where it comes from", "read", params=app)
+        },
+        "/api/v1/apps/{app}/flags/history": {
+            "get": _op(
+                "Every change of the app's flags",
+                "read",
+                params=[*app, _param("flag", "one flag only", {"type": "string"})],
+            )
+        },
+        "/api/v1/apps/{app}/flags/{key}": {
+            "put": _op(
+                "Set a flag: a whole definition, or a variant for all or one revision",
+                "write",
+                params=key,
+                body={
+                    **who,
+                    "definition": {"type": ["object", "null"]},
+                    "variant": {"type": ["string", "null"]},
+                    "revision": {"type": ["integer", "null"], "minimum": 1},
+                    "canary": {"type": "boolean"},
+                },
+                required=["by"],
+            ),
+            "delete": _op(
+                "Drop a flag's runtime definition", "write", params=key, body=who, required=["by"]
+            ),
+        },
+        "/api/v1/apps/{app}/flags/{key}/rollout": {
+            "post": _op(
+                "Serve a variant to a share of targeting keys (flagd's fractional)",
+                "write",
+                params=key,
+                body={
+                    **who,
+                    "percent": {"type": "number", "minimum": 0, "maximum": 100},
+                    "variant": {"type": ["string", "null"]},
+                },
+                required=["by", "percent"],
+            )
+        },
+        "/api/v1/apps/{app}/flags/{key}/evaluate": {
+            "post": _op(
+                "Evaluate a flag for a context, as OFREP answers (a POST: the write token)",
+                "write",
+                params=key,
+                body={"context": {"type": "object"}},
+            )
+        },
+    }
+
+
 def _app_reads(app: list[Json]) -> Json:
     """What is read about one app besides its view."""
     return {
@@ -144,6 +206,16 @@ def _app_reads(app: list[Json]) -> Json:
         },
         "/api/v1/apps/{app}/analysis": {"get": _op("Analysis runs", "read", params=app)},
         "/api/v1/apps/{app}/cards": {"get": _op("Each revision's agent card", "read", params=app)},
+        "/api/v1/apps/{app}/tasks": {
+            "get": _op(
+                "The maintenance tasks: plan, last and next run, outcome", "read", params=app
+            )
+        },
+        "/api/v1/apps/{app}/checklist": {
+            "get": _op(
+                "The release checklist: each item with pass, fail or info", "read", params=app
+            )
+        },
         "/api/v1/apps/{app}/runbooks": {
             "get": _op(
                 "The runbooks of the spec, with when their event last happened",
@@ -224,6 +296,8 @@ def openapi_document() -> Json:
                     "version": {"type": "string", "pattern": "^[!-~][ -~]{0,127}$"},
                     "set": {"type": "array", "items": {"type": "string"}},
                     "overrideBudget": {"type": "string", "minLength": 1, "pattern": "\\S"},
+                    "overrideWindow": {"type": "string", "minLength": 1, "pattern": "\\S"},
+                    "requireChecklist": {"type": "boolean"},
                 },
                 required=["version"],
             )
@@ -248,6 +322,7 @@ def openapi_document() -> Json:
             )
         },
         "/api/v1/shutdown": {"post": _op("Stop the controller and all it started", "write")},
+        **_flag_paths(app),
     }
     for name, body in COMMANDS.items():
         paths[f"/api/v1/apps/{{app}}/{name}"] = {

@@ -39,6 +39,8 @@ class Workload:
     version: str
     template: Template
     base_dir: str
+    # more environment from the controller (the revision's OFREP URL), as (name, value)
+    extra_env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ def replica_command(
     template = workload.template
     argv = [a.format_map(fields) for a in template.command]
     env = dict(os.environ)
+    env.update(dict(workload.extra_env))
     env.update({k: v.format_map(fields) for k, v in template.env.items()})
     env.update(
         {

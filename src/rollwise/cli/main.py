@@ -18,7 +18,7 @@ from rich.live import Live
 from rich.text import Text
 
 from rollwise._version import __version__
-from rollwise.cli import lifecycle
+from rollwise.cli import lifecycle, release
 from rollwise.cli import state as state_commands
 from rollwise.cli.a2a import a2a_app
 from rollwise.cli.analysis import analysis_app
@@ -26,6 +26,7 @@ from rollwise.cli.common import Output, OutputOpt, StateDir, err, out
 from rollwise.cli.common import client as _client
 from rollwise.cli.common import print_json as _print_json
 from rollwise.cli.events import events as _events
+from rollwise.cli.flags import flags_app
 from rollwise.cli.slo import alerts as _alerts
 from rollwise.cli.slo import slo as _slo
 from rollwise.errors import RollwiseError, UsageError
@@ -78,7 +79,7 @@ def apply(
 
     spec = load_spec(file)
     body = {
-        "spec": spec.model_dump(by_alias=True),
+        "spec": spec.model_dump(mode="json", by_alias=True),
         "base_dir": str(file.resolve().parent),
         "version": version,
     }
@@ -103,12 +104,29 @@ def deploy(
             help="Deploy although the error-budget policy refuses it; the reason is recorded.",
         ),
     ] = None,
+    override_window: Annotated[
+        str | None,
+        typer.Option(
+            "--override-window",
+            help="Deploy outside the release windows or in a freeze; the reason is recorded.",
+        ),
+    ] = None,
+    require_checklist: Annotated[
+        bool,
+        typer.Option(
+            "--require-checklist", help="Refuse unless every `rollwise checklist` item passes."
+        ),
+    ] = False,
     state_dir: StateDir = None,
 ) -> None:
     """Release a new version of an app: creates a revision and rolls it out."""
     body: dict[str, Any] = {"version": version, "set": set_ or []}
     if override_budget is not None:
         body["overrideBudget"] = override_budget
+    if override_window is not None:
+        body["overrideWindow"] = override_window
+    if require_checklist:
+        body["requireChecklist"] = True
     # the rollout's trace links to this command's (``rollwise up --otlp-endpoint``)
     traceparent = f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
     with _client(state_dir) as client:
@@ -402,10 +420,14 @@ def load(
 
 app.add_typer(analysis_app, name="analysis")
 app.add_typer(a2a_app, name="a2a")
+app.add_typer(flags_app, name="flags")
 app.command()(state_commands.backup)
 app.command()(state_commands.restore)
 app.command()(state_commands.doctor)
 app.command()(state_commands.bundle)
+app.command()(release.approve)
+app.command()(release.checklist)
+app.command()(release.tasks)
 
 
 def _fail(exc: RollwiseError) -> NoReturn:

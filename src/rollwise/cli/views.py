@@ -104,9 +104,57 @@ def app_view(data: dict[str, Any]) -> Group:
         if rev["health"]["crash_loop"] and rev["health"]["last_logs"]:
             parts.append(Text(f"\nlast log lines of revision {rev['number']}:", style="bold red"))
             parts.extend(Text("  " + line) for line in rev["health"]["last_logs"])
+    parts += _operations(data)
     for book in data.get("runbooks") or []:
         parts += [Text(""), *runbook_lines(book)]
     return Group(*parts)
+
+
+def _operations(data: dict[str, Any]) -> list[Any]:
+    """The rollout's gates and the app's flags, when it has any."""
+    parts: list[Any] = []
+    if data.get("gates"):
+        parts += [Text(""), gates_table(data["gates"])]
+    if data.get("flags"):
+        flags = [
+            f"{f['key']}={f['default'] or '-'}"
+            + (" (targeted)" if f["targeting"] else "")
+            + (" (disabled)" if f["state"] == "DISABLED" else "")
+            + (f" set by {f['by']}" if f["by"] else "")
+            for f in data["flags"]
+        ]
+        parts += [Text(""), Text("Flags: ", style="bold") + Text(", ".join(flags))]
+    return parts
+
+
+def _opens_by(gate: dict[str, Any]) -> str:
+    if gate["url"] is None:
+        return "approval"
+    return "hook or approval" if gate["type"].startswith("confirm-") else "hook"
+
+
+GATE_STYLES = {"open": "green", "waiting": "yellow", "skipped": "dim", "not reached": "dim"}
+
+
+def gates_table(gates: list[dict[str, Any]]) -> Table:
+    """The rollout's release gates: kind, how each opens, where it stands, who approved."""
+    table = Table(box=None, pad_edge=False, header_style="bold", title_justify="left")
+    table.title = "Gates"
+    for col in ("GATE", "TYPE", "OPENS BY", "STATE", "APPROVED"):
+        table.add_column(col)
+    for gate in gates:
+        approved = ", ".join(
+            f"{a['by']}" + (f" ({a['point']})" if a["point"] != "*" else "")
+            for a in gate["approvals"]
+        )
+        table.add_row(
+            gate["name"],
+            gate["type"],
+            _opens_by(gate),
+            Text(gate["state"], style=GATE_STYLES.get(gate["state"], "")),
+            approved or "-",
+        )
+    return table
 
 
 def runbook_lines(book: dict[str, Any]) -> list[Text]:

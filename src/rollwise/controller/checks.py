@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -25,6 +25,9 @@ from rollwise.smoke import SmokeTestSuite, Target, run_on_targets
 from rollwise.spec import Rollout
 from rollwise.store import Store
 from rollwise.words import EventKind, Reason
+
+if TYPE_CHECKING:
+    from rollwise.controller.release_gates import ReleaseGates
 
 __all__ = ["GateOutcome", "ReleaseChecks"]
 
@@ -48,11 +51,19 @@ def card_path(rollout: Rollout) -> str:
 
 
 class ReleaseChecks:
-    def __init__(self, app: str, store: Store, emit: Emit, wake: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        app: str,
+        store: Store,
+        emit: Emit,
+        wake: Callable[[], None],
+        hooks: ReleaseGates,
+    ) -> None:
         self.app = app
         self.store = store
         self.emit = emit
         self.gates = Gates(wake)
+        self.hooks = hooks
 
     def targets(self, revision: RevisionInfo, health: RevisionHealth | None) -> list[Target]:
         """Each ready replica of ``revision`` (``health`` given), else the listener."""
@@ -218,6 +229,8 @@ class ReleaseChecks:
 
     def forget(self, number: int) -> None:
         self.gates.forget(number)
+        self.hooks.forget(number)
 
     def close(self) -> None:
         self.gates.close()
+        self.hooks.close()

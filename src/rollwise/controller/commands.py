@@ -24,7 +24,9 @@ from rollwise.controller.strategies.canary import steps_of
 from rollwise.errors import ConflictError, UsageError
 from rollwise.redact import SECRETS
 from rollwise.spec import apply_overrides
+from rollwise.spec.gate import CONFIRMING
 from rollwise.spec.models import CanaryStrategy
+from rollwise.store import Approval
 from rollwise.words import EventKind, Outcome, PauseReason, Phase, Reason
 
 __all__ = ["VERSION_RE", "Commands"]
@@ -79,7 +81,11 @@ class Commands:
                 spec = apply_overrides(spec, sets)
             SECRETS.add(spec.spec.template.secret_values())
             number = ctx.store.add_revision(
-                self.app, version, spec.model_dump(by_alias=True), getpass.getuser(), cause
+                self.app,
+                version,
+                spec.model_dump(mode="json", by_alias=True),
+                getpass.getuser(),
+                cause,
             )
             status = ctx.status
             if status.verifying is not None and status.stable is not None:
@@ -116,6 +122,14 @@ class Commands:
             if full:
                 status.step = len(steps)
                 status.skip_steps = True
+                status.skip_gates = True
+                status.waiting_gates = []
+            elif status.pause_reason == PauseReason.GATE:
+                raise ConflictError(
+                    f"revision {number} of app {self.app} waits for gate "
+                    f"{', '.join(status.waiting_gates)}: `rollwise approve {self.app}` opens it "
+                    "(`promote --full` skips every gate, step and analysis)"
+                )
             elif status.pause_reason == PauseReason.USER:
                 pass  # promote on a user pause only resumes, as Argo's does
             elif status.step < len(steps):
@@ -133,6 +147,47 @@ class Commands:
             status.message = "promoted" + (" (full)" if full else f" to step {status.step}")
             ctx.mark()
             ctx.emit(EventKind.PROMOTE_REQUESTED, status.message, number, {"full": full})
+            self.commit(ctx)
+        self.wake()
+        return status
+
+    async def approve(self, gate: str | None, by: str, note: str = "") -> RolloutStatus:
+        """Open a confirm-* gate of the rollout by hand: the one that holds it (``gate`` may
+        then be left out), or one it has not reached yet (approved for the whole rollout).
+        Who approved, when and why is stored and is an event."""
+        async with self.lock:
+            ctx = self.context()
+            status = ctx.status
+            number = self._require_rollout(status, "approve")
+            revision = ctx.revision(number)
+            gates = {g.name: g for g in revision.spec.gates if g.type in CONFIRMING}
+            if not gates:
+                raise ConflictError(
+                    f"revision {number} of app {self.app} has no gate to approve; gates of "
+                    "type confirm-rollout, confirm-traffic-increase or confirm-promotion are "
+                    "approved by hand (spec.gates)"
+                )
+            if gate is None:
+                held = [n for n in status.waiting_gates if n in gates]
+                choices = held or list(gates)
+                if len(choices) != 1:
+                    raise UsageError(f"say which gate to approve with --gate: {', '.join(choices)}")
+                gate = choices[0]
+            if gate not in gates:
+                raise UsageError(
+                    f"revision {number} of app {self.app} has no gate {gate!r} to approve; "
+                    f"its gates: {', '.join(gates)}"
+                )
+            held_now = gate in status.waiting_gates
+            point = (status.waiting_point or "*") if held_now else "*"
+            ctx.store.approve(self.app, Approval(number, gate, point, by, ctx.now, note))
+            kind = gates[gate].type
+            where = f" at {point}" if point != "*" else ""
+            message = f"gate {gate} ({kind}) of revision {number} approved by {by}{where}"
+            if note:
+                message += f": {note}"
+            data = {"gate": gate, "type": kind, "point": point, "by": by, "note": note}
+            ctx.emit(EventKind.GATE_APPROVED, message, number, data)
             self.commit(ctx)
         self.wake()
         return status
@@ -285,6 +340,7 @@ class Commands:
                 status.retiring = [r for r in status.retiring if r.revision != target]
                 self._start(ctx, target, f"rolling back to revision {target}")
                 status.skip_steps = True
+                status.skip_gates = True
                 ctx.store.reopen_revision(self.app, target, "undo")
                 ctx.emit(EventKind.ROLLBACK_STARTED, reason, target, {"instant": False})
             self.commit(ctx)

@@ -26,20 +26,25 @@ from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from rollwise.backends.base import Workload
+from rollwise.checklist import ChecklistItem
 from rollwise.clock import SteadyClock
+from rollwise.controller.checklist import checklist as release_checklist
 from rollwise.controller.events import Events
+from rollwise.controller.maintenance import Scheduled
 from rollwise.controller.metrics_http import serve_metrics
 from rollwise.controller.monitor import SmokeMetrics
+from rollwise.controller.ofrep import ofrep_app
 from rollwise.controller.providers import KINDS, Listeners
 from rollwise.controller.slos import SloKeeper
 from rollwise.controller.webhooks import Webhooks
 from rollwise.controller.worker import AppWorker, ReconcileMetrics
 from rollwise.errors import (
     BudgetExhaustedError,
+    ChecklistError,
     ConflictError,
     ControllerError,
     NotFoundError,
-    RollwiseError,
+    WindowClosedError,
 )
 from rollwise.peer import allowed_peer
 from rollwise.redact import remember_secrets
@@ -49,7 +54,6 @@ from rollwise.slo.prometheus import SloSeries
 from rollwise.spec import RolloutSpec, spec_from_dict
 from rollwise.state_dir import ensure_state_dir
 from rollwise.store import Store
-from rollwise.store.backup import backup_name, prune_backups, take_backup
 from rollwise.tracing import RolloutTraces
 from rollwise.words import EventKind
 
@@ -108,6 +112,7 @@ class Controller:
         self.proxy_options = proxy or ProxyOptions()
         self.handle_signals = handle_signals  # off when embedded in someone else's program
         self.api_listen = api_listen  # a loopback (host, port) that asks for a bearer token
+        self.ofrep_url: str | None = None  # set once its loopback socket is bound (run)
         self.clock = clock or SteadyClock()  # a stepped system clock moves no deadline
         self.registry = CollectorRegistry()
         self.workers: dict[str, AppWorker] = {}
@@ -139,27 +144,31 @@ class Controller:
     async def run(self) -> None:
         self._take_lock()
         # a taken port fails the start before anything else starts
-        loopback = []  # (socket, app): the admin API behind tokens, the dashboard
+        loopback = []  # (socket, app): the admin API behind tokens, the dashboard, OFREP
         if self.api_listen is not None:
             loopback.append(
                 (self._loopback_socket(self.api_listen, "--api-listen"), self.loopback_app)
             )
+        dashboard_sock = None
         if self.dashboard is not None:
             listen, dashboard_app = self.dashboard
-            loopback.append((self._loopback_socket(listen, "--dashboard"), dashboard_app))
+            dashboard_sock = self._loopback_socket(listen, "--dashboard")
+            loopback.append((dashboard_sock, dashboard_app))
         await self._start()
+        loopback.append((self._ofrep, lambda c: ofrep_app(c.worker)))
         background = [
             asyncio.create_task(self.backend.run(), name="backend"),
             asyncio.create_task(self.router.run(), name="router"),
-            asyncio.create_task(self._scheduled_backups(), name="backups"),
+            asyncio.create_task(self.scheduled.backups(), name="backups"),
+            asyncio.create_task(self.scheduled.tasks(), name="maintenance"),
             asyncio.create_task(self.slos.run(), name="slos"),
         ]
         server = self._admin_server()
         serve = asyncio.create_task(server.serve(sockets=[self._admin_socket()]))
         servers = [(self._loopback_server(app), sock) for sock, app in loopback]
         serving = [asyncio.create_task(srv.serve(sockets=[sock])) for srv, sock in servers]
-        if self.dashboard is not None:
-            host, port = loopback[-1][0].getsockname()[:2]
+        if dashboard_sock is not None:
+            host, port = dashboard_sock.getsockname()[:2]
             self.store.put_kv("dashboard_url", f"http://{_url_host(host)}:{port}/")
         if self.metrics_port is not None:
             _, self.metrics_port = serve_metrics("127.0.0.1", self.metrics_port, self.registry)
@@ -187,6 +196,7 @@ class Controller:
             await self.router.aclose()
             await self.providers.agent.aclose()
             await self.slos.aclose()
+            await self.scheduled.aclose()
             await self.webhooks.aclose()
             if self.events.traces is not None:
                 await asyncio.to_thread(self.events.traces.shutdown)
@@ -239,6 +249,10 @@ class Controller:
             lambda: list(self.workers),
         )
         self.registry.register(SloSeries(self._slo_reports))
+        self._ofrep = self._ofrep_socket()  # before the workers: replicas get its URL
+        self.scheduled = Scheduled(
+            self.store, self.state_dir, self.events, lambda: self.workers, self.clock, self.registry
+        )
         for app in self.store.app_names():
             self._start_worker(app)
 
@@ -278,6 +292,20 @@ class Controller:
             ) from None
         return sock
 
+    def _ofrep_socket(self) -> socket.socket:
+        """OFREP on loopback, on the port of the last start when it is free (replicas that
+        outlived that controller were started with its URL)."""
+        kept = self.store.get_kv("ofrep_port")
+        try:
+            sock = socket.create_server(("127.0.0.1", int(kept or 0)), backlog=128)
+        except OSError:
+            log.warning("OFREP port taken: a new one; adopted replicas keep the old URL", port=kept)
+            sock = socket.create_server(("127.0.0.1", 0), backlog=128)
+        port = sock.getsockname()[1]
+        self.store.put_kv("ofrep_port", port)
+        self.ofrep_url = f"http://127.0.0.1:{port}"
+        return sock
+
     def _loopback_server(self, app: AdminApp) -> uvicorn.Server:
         """The admin API behind bearer tokens, or the dashboard, on a loopback port."""
         config = uvicorn.Config(
@@ -298,39 +326,6 @@ class Controller:
             http=_PeerChecked,
         )
         return _Server(config)
-
-    async def _scheduled_backups(self) -> None:
-        """Back the store up as the apps' ``spec.backup`` asks (shortest schedule, largest
-        ``keep``), into ``<state>/backups/``."""
-        last = 0.0
-        while True:
-            await asyncio.sleep(1.0)
-            wanted = [
-                worker.state.spec.spec.backup
-                for worker in list(self.workers.values())
-                if worker.state.spec.spec.backup is not None
-            ]
-            if not wanted:
-                continue
-            every = min(w.schedule for w in wanted)
-            keep = max(w.keep for w in wanted)
-            now = self.clock()
-            if now - last < every:
-                continue
-            last = now
-            directory = self.state_dir / "backups"
-            try:
-                info = await asyncio.to_thread(
-                    take_backup, self.store.path, directory / backup_name(now)
-                )
-                pruned = prune_backups(directory, keep)
-            except RollwiseError as exc:
-                self.events.emit("-", EventKind.BACKUP_FAILED, str(exc))
-                continue
-            message = f"backup {info.path.name}: {info.summary()}"
-            if pruned:
-                message += f"; {len(pruned)} older removed (keep {keep})"
-            self.events.emit("-", EventKind.BACKUP_TAKEN, message, None, info.as_json())
 
     # what the providers report
 
@@ -382,6 +377,7 @@ class Controller:
                 self.clock,
                 self.smoke_metrics,
                 self.reconcile_metrics,
+                self.ofrep_url,
             )
             worker.analyses.burn_rates = lambda: self.slos.burn_rates(app)
             worker.analyses.agent = self.providers.agent
@@ -409,14 +405,21 @@ class Controller:
                     "give spec.listen another port"
                 )
         remember_secrets(spec)
-        self.store.put_app(name, rollout.model_dump(by_alias=True), base_dir)
+        self.store.put_app(name, rollout.model_dump(mode="json", by_alias=True), base_dir)
         worker = self._start_worker(name)
         worker.state.spec_applied()
         self.events.emit(name, EventKind.SPEC_APPLIED, f"spec of {name} applied")
         worker.wake.set()
+        self.scheduled.wake.set()
         if version is not None:
             await self.deploy(name, version, [], cause="apply")
         return name
+
+    async def checklist(self, app: str) -> list[ChecklistItem]:
+        """The app's release checklist now (``controller/checklist.py``)."""
+        ctx = self.worker(app).context(read_only=True)
+        reports = self.slos.report(app, ctx.spec) if ctx.spec.slos else []
+        return release_checklist(ctx, reports, self.state_dir / "backups")
 
     async def deploy(
         self,
@@ -426,21 +429,63 @@ class Controller:
         cause: str = "deploy",
         override_budget: str | None = None,
         traceparent: str | None = None,
+        override_window: str | None = None,
+        require_checklist: bool = False,
     ) -> int:
-        """Start a rollout of ``version``, unless the error-budget policy refuses it."""
+        """Start a rollout of ``version``, unless the error-budget policy, the release windows
+        or (``require_checklist``) a failing checklist item refuses it. An override of a
+        refusal is recorded with its reason: in the revision's cause and as an event."""
         worker = self.worker(app)
-        refusal = self.slos.refusal(app, worker.state.spec.spec)
-        if refusal is not None and not (override_budget or "").strip():
-            raise BudgetExhaustedError(refusal)
-        if refusal is not None and override_budget:
-            reason = override_budget.strip()
-            cause = f"{cause}; error budget overridden: {reason}"
+        spec = worker.state.spec.spec
+        if require_checklist:
+            failing = [i for i in await self.checklist(app) if i.state == "fail"]
+            if failing:
+                listed = "; ".join(f"{i.item}: {i.detail} (fix: {i.fix})" for i in failing)
+                raise ChecklistError(
+                    f"app {app}: deploy --require-checklist refused, {len(failing)} item"
+                    f"{'s' if len(failing) > 1 else ''} failing: {listed}"
+                )
+        # (event, what was overridden, over what it deployed, the reason given, the refusal)
+        overrides: list[tuple[EventKind, str, str, str, str]] = []
+        refusal = self.slos.refusal(app, spec)
+        if refusal is not None:
+            reason = (override_budget or "").strip()
+            if not reason:
+                raise BudgetExhaustedError(refusal)
+            overrides.append(
+                (
+                    EventKind.BUDGET_OVERRIDDEN,
+                    "error budget",
+                    "a spent error budget",
+                    reason,
+                    refusal,
+                )
+            )
+        window = spec.release_windows.check(self.clock()) if spec.release_windows else None
+        if window is not None and not window.open:
+            reason = (override_window or "").strip()
+            if not reason:
+                raise WindowClosedError(
+                    f"app {app} may not deploy now: {window.why}; wait, or deploy with "
+                    '--override-window "why" (the reason is recorded)'
+                )
+            overrides.append(
+                (
+                    EventKind.WINDOW_OVERRIDDEN,
+                    "release window",
+                    "a closed release window",
+                    reason,
+                    window.why,
+                )
+            )
+        for _, what, _, reason, _ in overrides:
+            cause = f"{cause}; {what} overridden: {reason}"
         number = await worker.commands.deploy(version, sets, cause=cause)
         if self.events.traces is not None:
             self.events.traces.link(app, number, traceparent)
-        if refusal is not None:
-            message = f"revision {number} ({version}) deployed over a spent error budget: {reason}"
-            self.events.emit(app, EventKind.BUDGET_OVERRIDDEN, message, number, {"why": refusal})
+        for kind, _, over, reason, why in overrides:
+            message = f"revision {number} ({version}) deployed over {over}: {reason}"
+            self.events.emit(app, kind, message, number, {"why": why, "reason": reason})
         return number
 
 

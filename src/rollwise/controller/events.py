@@ -24,6 +24,8 @@ from rollwise.store import Store
 from rollwise.tracing import RolloutTraces
 from rollwise.words import EventKind
 
+LOG_FIELDS = frozenset({"kind", "app", "revision", "event", "trace_id", "span_id"})
+
 __all__ = ["Event", "Events"]
 
 
@@ -106,7 +108,8 @@ class Events:
                 app=app,
                 revision=event["revision"],
                 **ids,
-                **event["data"],
+                # an event's own data never replaces the line's fields
+                **{k: v for k, v in event["data"].items() if k not in LOG_FIELDS},
             )
             self.counter.labels(app, kind).inc()
             if hooks and self.webhooks is not None:

@@ -34,8 +34,12 @@ class RevisionInfo:
     def blue_green(self) -> bool:
         return self.rollout.spec.strategy.blue_green is not None
 
-    def workload(self, app: str, base_dir: str) -> Workload:
-        return Workload(app, self.number, self.version, self.rollout.spec.template, base_dir)
+    def workload(
+        self, app: str, base_dir: str, extra_env: tuple[tuple[str, str], ...] = ()
+    ) -> Workload:
+        return Workload(
+            app, self.number, self.version, self.rollout.spec.template, base_dir, extra_env
+        )
 
 
 class AppState:

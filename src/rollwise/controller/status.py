@@ -57,7 +57,10 @@ class RolloutStatus(BaseModel):
     revision while the post-promotion analysis runs (it is warm: a failure switches back).
     ``background_since`` is when background analysis (``analysis.startingStep``) began.
     ``gates_passed`` names the smoke-test gates this rollout passed (``preTraffic``,
-    ``preview``, ``postPromotion``): each runs once.
+    ``preview``, ``postPromotion``) and the release gates it opened (``gate:NAME@POINT``):
+    each runs once. ``waiting_gates`` are the confirm-* gates that hold the rollout now, at
+    ``waiting_point`` (``step N`` for a traffic increase, ``*`` otherwise); ``skip_gates``
+    (``promote --full``, ``undo``) lets the rollout pass them all.
     ``manual_weight`` is a weight asked for by hand (the Python API's ``route_traffic``): the
     canary is scaled for it, then it is routed; the steps stay paused meanwhile.
     """
@@ -77,6 +80,7 @@ class RolloutStatus(BaseModel):
     pause_reason: PauseReason | None = None
     aborted: bool = False
     skip_steps: bool = False
+    skip_gates: bool = False
     preview_since: float | None = None
     promote_requested: bool = False
     verifying: int | None = None
@@ -85,6 +89,8 @@ class RolloutStatus(BaseModel):
     canary_scale: CanaryScale | None = None
     header_routes: list[HeaderRoute] = Field(default_factory=list)
     gates_passed: list[str] = Field(default_factory=list)
+    waiting_gates: list[str] = Field(default_factory=list)
+    waiting_point: str = ""
     updated: float = 0.0
     phase_since: float = 0.0  # when ``phase`` last changed
 

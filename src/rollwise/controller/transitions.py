@@ -33,6 +33,7 @@ def clear_rollout(status: RolloutStatus) -> None:
     status.step_started = None
     status.pause_reason = None
     status.skip_steps = False
+    status.skip_gates = False
     status.canary_scale = None
     status.header_routes = []
     status.preview_since = None
@@ -40,6 +41,8 @@ def clear_rollout(status: RolloutStatus) -> None:
     status.manual_weight = None
     status.background_since = None
     status.gates_passed = []
+    status.waiting_gates = []
+    status.waiting_point = ""
 
 
 def start(ctx: PassContext, number: int, message: str) -> None:

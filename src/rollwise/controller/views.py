@@ -7,8 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from rollwise.controller.context import PassContext
+from rollwise.controller.flags import AppFlags
 from rollwise.errors import ConflictError, UsageError
 from rollwise.smoke import SmokeTestSuite
+from rollwise.spec.models import RolloutSpec
 
 __all__ = ["app_view", "cards", "runbooks", "smoke"]
 
@@ -62,7 +64,55 @@ def app_view(ctx: PassContext, reconcile_errors: int, error: str) -> dict[str, A
         "error": error,
         "analysis": [row.as_json() for row in ctx.store.analyses(ctx.app, limit=3)],
         "runbooks": runbooks(ctx, since=status.phase_since or status.updated),
+        "gates": gates(ctx),
     }
+
+
+def flags(app_flags: AppFlags, spec: RolloutSpec) -> list[dict[str, Any]]:
+    """The app's flags in brief: default variant, targeted or not, where from, who set it."""
+    return [
+        {
+            "key": key,
+            "default": flag["definition"].get("defaultVariant"),
+            "state": flag["definition"].get("state", "ENABLED"),
+            "targeting": bool(flag["definition"].get("targeting")),
+            "source": flag["source"],
+            "by": flag["by"],
+        }
+        for key, flag in sorted(app_flags.effective(spec).items())
+    ]
+
+
+def gates(ctx: PassContext) -> list[dict[str, Any]]:
+    """The release gates of the rollout in progress (none without one): each gate's kind,
+    hook or manual, and whether it is open, waiting or not reached yet, with its approvals."""
+    status = ctx.status
+    if status.canary is None or status.aborted:
+        return []
+    revision = ctx.revision(status.canary)
+    if not revision.spec.gates:
+        return []
+    approvals = ctx.store.approvals(ctx.app, revision.number)
+    shown = []
+    for gate in revision.spec.gates:
+        opened = [k for k in status.gates_passed if k.startswith(f"gate:{gate.name}@")]
+        if gate.name in status.waiting_gates:
+            state = "waiting"
+        elif opened:
+            state = "open"
+        else:
+            state = "skipped" if status.skip_gates else "not reached"
+        shown.append(
+            {
+                "name": gate.name,
+                "type": gate.type,
+                "url": gate.url,
+                "state": state,
+                "opened": [k.split("@", 1)[1] for k in opened],
+                "approvals": [a.as_json() for a in approvals if a.gate == gate.name],
+            }
+        )
+    return shown
 
 
 def runbooks(

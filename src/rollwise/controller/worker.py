@@ -32,8 +32,10 @@ from rollwise.controller.commands import Commands
 from rollwise.controller.context import PassContext
 from rollwise.controller.decisions import Abort, Complete, Decision, Promote, SwitchBack, Wait
 from rollwise.controller.events import Events
+from rollwise.controller.flags import AppFlags
 from rollwise.controller.judging import AppAnalyses
 from rollwise.controller.monitor import SmokeMetrics, SyntheticMonitor
+from rollwise.controller.release_gates import ReleaseGates
 from rollwise.controller.retirement import expire_warm, prune_history, stop_drained
 from rollwise.controller.routes import app_routes, preview_routes
 from rollwise.controller.state import AppState, RevisionInfo
@@ -43,7 +45,7 @@ from rollwise.routing.base import TrafficRouter
 from rollwise.smoke import SmokeTestSuite
 from rollwise.spec.duration import format_duration
 from rollwise.store import Store
-from rollwise.words import EventKind, Phase, Reason, preview_app
+from rollwise.words import EventKind, Outcome, Phase, Reason, preview_app
 
 __all__ = ["AppWorker", "ReconcileMetrics"]
 
@@ -81,6 +83,7 @@ class AppWorker:
         clock: Callable[[], float] = time.time,
         smoke_metrics: SmokeMetrics | None = None,
         reconcile_metrics: ReconcileMetrics | None = None,
+        ofrep_url: str | None = None,
     ) -> None:
         self.app = app
         self.store = store
@@ -96,7 +99,8 @@ class AppWorker:
         self.passes = 0
         self.log = log.bind(app=app)
         self.analyses = AppAnalyses(app, store, metrics, clock)
-        self.checks = ReleaseChecks(app, store, self._emit, self.wake.set)
+        hooks = ReleaseGates(app, self.wake.set, clock)
+        self.checks = ReleaseChecks(app, store, self._emit, self.wake.set, hooks)
         self.monitor = SyntheticMonitor(
             app,
             smoke_metrics or SmokeMetrics(CollectorRegistry()),
@@ -104,6 +108,8 @@ class AppWorker:
             self.wake.set,
             clock,
         )
+        self.flags = AppFlags(app, store, self._emit, clock)
+        self.ofrep_url = ofrep_url
         self.failures = (reconcile_metrics or ReconcileMetrics(CollectorRegistry())).failures
         self.commands = Commands(
             app, self.lock, self.context, self._save, self.wake.set, self.checks
@@ -140,6 +146,9 @@ class AppWorker:
         except BaseException:
             self.state.reload()
             raise
+        for number, outcome, _ in ctx.finished:
+            if outcome in (Outcome.PROMOTED, Outcome.ABORTED):
+                self.checks.hooks.post_rollout(ctx.revision(number), outcome, self._emit)
         ctx.events.clear()
         ctx.finished.clear()
         self.events.publish(self.app, stored)
@@ -217,9 +226,19 @@ class AppWorker:
         if status.aborted:
             return
         revision = ctx.revision(status.canary)
-        decision = self._guard(ctx, revision)
+        gated = not status.skip_gates and status.stable is not None
+        hooks = ctx.checks.hooks
+        decision = hooks.recheck(ctx, revision) if gated else None
+        if decision is None and gated:
+            decision = hooks.confirm(ctx, revision, "confirm-rollout")
+        if decision is None:
+            decision = self._guard(ctx, revision)
+        if decision is None and gated:
+            decision = hooks.rollback(ctx, revision)
         if decision is None:
             decision = await strategy_for(ctx, revision).step(ctx, revision)
+        if isinstance(decision, Promote) and gated:
+            decision = hooks.confirm(ctx, revision, "confirm-promotion") or decision
         self._act(ctx, revision, decision)
 
     def _guard(self, ctx: PassContext, revision: RevisionInfo) -> Decision | None:
@@ -279,9 +298,17 @@ class AppWorker:
                 wanted[number] = ctx.revision(number).spec.replicas
         if status.canary is not None and not status.aborted:
             revision = ctx.revision(status.canary)
-            wanted[status.canary] = strategy_for(ctx, revision).replicas(ctx, revision)
+            held = ctx.checks.hooks.holds_start(status, revision)
+            gated = not status.skip_gates and status.stable is not None
+            replicas = strategy_for(ctx, revision).replicas(ctx, revision)
+            wanted[status.canary] = 0 if held and gated else replicas
         for number, replicas in wanted.items():
-            workload = ctx.revision(number).workload(self.app, ctx.base_dir)
+            env: tuple[tuple[str, str], ...] = ()
+            if self.ofrep_url is not None:
+                env = (
+                    ("ROLLWISE_OFREP_URL", f"{self.ofrep_url}/apps/{self.app}/revisions/{number}/"),
+                )
+            workload = ctx.revision(number).workload(self.app, ctx.base_dir, env)
             self.backend.ensure(workload, replicas)
 
     async def _route(self, ctx: PassContext) -> None:
@@ -293,7 +320,10 @@ class AppWorker:
     def view(self) -> dict[str, Any]:
         """Everything ``rollwise get`` shows, as JSON."""
         error = self.router.problem(self.app) or self.last_error
-        return views.app_view(self.context(read_only=True), self.errors, error)
+        ctx = self.context(read_only=True)
+        view = views.app_view(ctx, self.errors, error)
+        view["flags"] = views.flags(self.flags, ctx.spec)
+        return view
 
     async def cards(self) -> list[dict[str, Any]]:
         return await views.cards(self.context(read_only=True))

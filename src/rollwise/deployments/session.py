@@ -72,7 +72,7 @@ class Session:
     async def apply(self, change: Callable[[dict[str, Any]], None] | None = None) -> str:
         """Apply the spec file (after ``change``) as the app's spec; returns the app name."""
         await self.start()
-        spec = load_spec(self.spec_file).model_dump(by_alias=True)
+        spec = load_spec(self.spec_file).model_dump(mode="json", by_alias=True)
         if change is not None:
             change(spec)
         base_dir = str(self.spec_file.resolve().parent)

@@ -50,7 +50,9 @@ def apply_overrides(spec: Rollout, sets: list[str]) -> Rollout:
     Values are read as YAML scalars (``3`` is an int, ``true`` a bool) and the result is
     validated like a file, so a bad ``--set`` fails with the same kind of message.
     """
-    data = spec.model_dump(by_alias=True)  # nulls kept: `latency: null` turns a judge off
+    data = spec.model_dump(
+        mode="json", by_alias=True
+    )  # nulls kept: `latency: null` turns a judge off
     for item in sets:
         key, sep, raw = item.partition("=")
         if not sep or not key:

@@ -30,9 +30,13 @@ from rollwise.spec.analysis import (
 )
 from rollwise.spec.base import Model, http_url, name_label, placeholders, status_code
 from rollwise.spec.duration import Duration
+from rollwise.spec.flags import FlagKey, FlagSpec
+from rollwise.spec.gate import Gate
+from rollwise.spec.maintenance import Maintenance
 from rollwise.spec.runbook import Runbook, RunbookKind
 from rollwise.spec.slo import Alerting, BurnWindow, ErrorBudgetPolicy, Objective
 from rollwise.spec.smoke import SmokeTest
+from rollwise.spec.windows import ReleaseWindows
 
 __all__ = [
     "A2ASpec",
@@ -350,6 +354,10 @@ class RolloutSpec(Model):
     alerting: Alerting = Field(default_factory=Alerting)
     error_budget_policy: ErrorBudgetPolicy | None = None
     runbooks: dict[RunbookKind, Runbook] = Field(default_factory=dict)
+    gates: list[Gate] = Field(default_factory=list)
+    release_windows: ReleaseWindows | None = None
+    maintenance: Maintenance = Field(default_factory=Maintenance)
+    flags: dict[FlagKey, FlagSpec] = Field(default_factory=dict)
 
     @field_validator("slos")
     @classmethod
@@ -414,10 +422,13 @@ class RolloutSpec(Model):
 
     @model_validator(mode="after")
     def _smoke_names_unique(self) -> Self:
-        names = [t.name for t in self.smoke_tests]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise ValueError(f"smokeTests names must be unique; repeated: {', '.join(twice)}")
+        for field, names in (
+            ("smokeTests", [t.name for t in self.smoke_tests]),
+            ("gates", [g.name for g in self.gates]),
+        ):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"{field} names must be unique; repeated: {', '.join(twice)}")
         return self
 
     @model_validator(mode="after")

@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 
 from rollwise.errors import NotFoundError, StoreError
+from rollwise.store.ops import OPS_SCHEMA, OpsRows
 from rollwise.store.slo import SLO_SCHEMA, SloRows
 
 __all__ = ["AnalysisRow", "EventRow", "ReplicaRow", "RevisionRow", "Store"]
@@ -101,6 +102,7 @@ MIGRATIONS: list[str] = [
     );
     """,
     SLO_SCHEMA,
+    OPS_SCHEMA,
 ]
 
 
@@ -167,7 +169,7 @@ class AnalysisRow:
         }
 
 
-class Store(SloRows):
+class Store(SloRows, OpsRows):
     """Typed access to the state database; safe to share between threads (one lock)."""
 
     def __init__(self, path: str | Path) -> None:

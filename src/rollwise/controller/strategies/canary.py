@@ -115,6 +115,11 @@ class Canary:
         """``None`` when the step completed; else what the rollout waits for."""
         status = ctx.status
         if step.set_weight is not None:
+            if step.set_weight > status.canary_weight() and not status.skip_gates:
+                point = f"step {status.step + 1}"
+                held = ctx.checks.hooks.confirm(ctx, revision, "confirm-traffic-increase", point)
+                if held is not None:
+                    return held
             needed = canary_replicas(status, revision.spec, step.set_weight)
             if ctx.health(revision.number).ready < needed:
                 ctx.say(

@@ -20,7 +20,8 @@ __all__ = ["before_traffic", "failing_check", "judge"]
 
 def before_traffic(ctx: PassContext, key: str, revision: RevisionInfo) -> Decision | None:
     """The card check and the smoke tests on the revision's own replicas, against the stable
-    revision's card; ``None`` once they passed (each runs once per rollout)."""
+    revision's card, then the pre-rollout gates; ``None`` once they passed (each runs once
+    per rollout)."""
     status = ctx.status
     stable = status.stable
     baseline = None
@@ -32,7 +33,9 @@ def before_traffic(ctx: PassContext, key: str, revision: RevisionInfo) -> Decisi
         return WAIT
     if gate.state == "fail":
         return Abort(gate.reason, gate.detail)
-    return None
+    if status.skip_gates or stable is None:
+        return None
+    return ctx.checks.hooks.pre_rollout(ctx, revision)
 
 
 def failing_check(ctx: PassContext, since: float) -> str | None:
