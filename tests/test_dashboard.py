@@ -187,3 +187,28 @@ def test_two_hundred_apps_render_in_under_a_second(
     assert time.monotonic() - started < 1.0
     page.goto(f"{url}?name=app-01")
     expect(page.locator("table.apps tbody tr")).to_have_count(10)
+
+
+def test_the_app_page_shows_flags_release_gates_and_autoscaling(
+    board: tuple[Cluster, str], browser: Any
+) -> None:
+    cluster, url = board
+    operations = {
+        "flags": {"shout": {"variants": {"on": True, "off": False}, "defaultVariant": "off"}},
+        "gates": [{"name": "owner", "type": "confirm-promotion"}],
+        "autoscaling": {"minReplicas": 1, "maxReplicas": 3, "target": {"inFlight": 5}},
+    }
+    cluster.use_steps({"steps": [{"setWeight": 50}, {"pause": {}}]}, extra=operations)
+    cluster.cli("flags", "set", "sample-agent", "shout", "on", "--by", "alice")
+    cluster.deploy("1.1.0")
+    wait_for(lambda: cluster.get()["phase"] == "Paused", timeout=30)
+    cluster.cli("approve", "sample-agent", "--gate", "owner", "--by", "bob")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{url}apps/sample-agent")
+    page.wait_for_selector("#flags-h")
+    text = page.inner_text("main")
+    assert "shout" in text and "alice" in text and "runtime" in text, text
+    assert "GateApproved" in text and "approved by bob" in text, text
+    assert "autoscaled 1..3" in text, text
+    if SHOTS:
+        page.screenshot(path=str(Path(SHOTS) / "dashboard-operations.png"), full_page=True)

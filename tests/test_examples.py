@@ -25,6 +25,7 @@ def stable_version(store: Store, app: str) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)  # the mission's own 30 s waits make it about two minutes
 def test_the_missions_examples_run_as_written(tmp_path: Path) -> None:
     state = tmp_path / "state"
     env = {**os.environ, "PYTHONWARNINGS": "error::ResourceWarning"}  # the examples' too

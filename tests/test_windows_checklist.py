@@ -83,6 +83,10 @@ def test_a_freeze_refuses_a_deploy_and_an_override_is_recorded(cluster: Cluster)
     assert "--override-window" in refused.stderr
     history = cluster.client.request("GET", "/apps/sample-agent/history")
     assert [r["revision"] for r in history] == [1]  # nothing changed
+    blank = cluster.cli(
+        "deploy", "sample-agent", "--version", "1.1.0", "--override-window", " ", check=False
+    )
+    assert blank.returncode == 2 and "overrideWindow needs a reason" in blank.stderr
     checklist = cluster.cli("checklist", "sample-agent", check=False).stdout
     assert "✗ release window: frozen (incident 7 in progress)" in checklist
 

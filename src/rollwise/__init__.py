@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rollwise._version import __version__
+    from rollwise.autoscaling import Autoscaler
     from rollwise.bundle import Artifact, bundle_artifacts
     from rollwise.checklist import release_checklist
     from rollwise.deployments import (
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Artifact",
+    "Autoscaler",
     "BlueGreenDeployment",
     "CanaryDeployment",
     "CanaryDeploymentResult",
@@ -86,6 +88,7 @@ _SMOKE = frozenset({"SmokeTestSuite", "SmokeTests", "TestResult", "TestSeverity"
 _OPS = frozenset({"ProductionDashboard", "ProductionMetric", "SLAWindow", "summarise_metrics"})
 _HOMES = {
     "Artifact": "rollwise.bundle",
+    "Autoscaler": "rollwise.autoscaling",
     "bundle_artifacts": "rollwise.bundle",
     "list_backups": "rollwise.store.backup",
     "release_checklist": "rollwise.checklist",

@@ -132,3 +132,5 @@ class EventKind(StrEnum):
     TASK_FAILED = "TaskFailed"
     TASK_MISSED = "TaskMissed"
     FLAG_CHANGED = "FlagChanged"
+    SCALED_UP = "ScaledUp"
+    SCALED_DOWN = "ScaledDown"

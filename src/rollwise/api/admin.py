@@ -165,6 +165,8 @@ async def deploy(request: Request) -> JSONResponse:
     if not isinstance(version, str) or not version.strip():
         raise UsageError("deploy needs a version, e.g. --version 1.2.0")
     sets = body.get("set") or []
+    if not isinstance(sets, list) or not all(isinstance(s, str) for s in sets):
+        raise UsageError('set must be a list of "path=value" strings, e.g. ["replicas=3"]')
     overrides = {}
     for field in ("overrideBudget", "overrideWindow"):
         given = body.get(field)

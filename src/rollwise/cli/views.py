@@ -66,7 +66,9 @@ def app_view(data: dict[str, Any]) -> Group:
         labels.append(f"{rev['version']} (r{rev['number']}: {', '.join(rev['labels']) or '-'})")
     head.add_row("Versions:", "\n".join(labels) or "-")
     ready = sum(r["health"]["ready"] for r in data["revisions"] if "stable" in r["labels"])
-    head.add_row("Replicas:", f"Desired: {data['replicas']}  Ready: {ready}")
+    scaling = data.get("autoscaling")
+    bounds = f"  Autoscaling: {scaling['minReplicas']}..{scaling['maxReplicas']}" if scaling else ""
+    head.add_row("Replicas:", f"Desired: {data['replicas']}  Ready: {ready}{bounds}")
 
     tree = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("NAME", "KIND", "STATUS", "WEIGHT", "INFO"):

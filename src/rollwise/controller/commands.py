@@ -19,6 +19,7 @@ from rollwise.controller import transitions
 from rollwise.controller.checks import ReleaseChecks
 from rollwise.controller.context import PassContext
 from rollwise.controller.retirement import delete_logs
+from rollwise.controller.scaling import capacity
 from rollwise.controller.status import CanaryScale, RolloutStatus
 from rollwise.controller.strategies.canary import steps_of
 from rollwise.errors import ConflictError, UsageError
@@ -188,6 +189,23 @@ class Commands:
                 message += f": {note}"
             data = {"gate": gate, "type": kind, "point": point, "by": by, "note": note}
             ctx.emit(EventKind.GATE_APPROVED, message, number, data)
+            self.commit(ctx)
+        self.wake()
+        return status
+
+    async def scale(self, replicas: int, why: str) -> RolloutStatus:
+        """The autoscaler's decision: the app runs ``replicas`` (stable all of them, a canary
+        its weight's share) from the next pass on."""
+        async with self.lock:
+            ctx = self.context()
+            status = ctx.status
+            before = capacity(status, ctx.spec)
+            status.scaled = replicas
+            ctx.mark()
+            if replicas != before:
+                kind = EventKind.SCALED_UP if replicas > before else EventKind.SCALED_DOWN
+                data = {"from": before, "to": replicas, "why": why}
+                ctx.emit(kind, f"{before}→{replicas}: {why}", status.stable, data)
             self.commit(ctx)
         self.wake()
         return status

@@ -45,6 +45,8 @@ class PassContext:
     wake_at: float = math.inf
     events: list[Event] = field(default_factory=list)
     finished: list[tuple[int, Outcome, str]] = field(default_factory=list)
+    # per revision, the addresses of replicas on their way out (a scale-down drains them)
+    draining: dict[int, set[str]] = field(default_factory=dict)
     _health: dict[int, RevisionHealth] = field(default_factory=dict)
 
     @property

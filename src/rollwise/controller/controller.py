@@ -28,12 +28,13 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from rollwise.backends.base import Workload
 from rollwise.checklist import ChecklistItem
 from rollwise.clock import SteadyClock
+from rollwise.controller.autoscaler import Autoscalers
 from rollwise.controller.checklist import checklist as release_checklist
 from rollwise.controller.events import Events
 from rollwise.controller.maintenance import Scheduled
 from rollwise.controller.metrics_http import serve_metrics
 from rollwise.controller.monitor import SmokeMetrics
-from rollwise.controller.ofrep import ofrep_app
+from rollwise.controller.ofrep import ofrep_app, ofrep_socket
 from rollwise.controller.providers import KINDS, Listeners
 from rollwise.controller.slos import SloKeeper
 from rollwise.controller.webhooks import Webhooks
@@ -162,6 +163,7 @@ class Controller:
             asyncio.create_task(self.scheduled.backups(), name="backups"),
             asyncio.create_task(self.scheduled.tasks(), name="maintenance"),
             asyncio.create_task(self.slos.run(), name="slos"),
+            asyncio.create_task(self.autoscalers.run(), name="autoscalers"),
         ]
         server = self._admin_server()
         serve = asyncio.create_task(server.serve(sockets=[self._admin_socket()]))
@@ -249,10 +251,11 @@ class Controller:
             lambda: list(self.workers),
         )
         self.registry.register(SloSeries(self._slo_reports))
-        self._ofrep = self._ofrep_socket()  # before the workers: replicas get its URL
+        self._ofrep, self.ofrep_url = ofrep_socket(self.store)  # before the workers start
         self.scheduled = Scheduled(
             self.store, self.state_dir, self.events, lambda: self.workers, self.clock, self.registry
         )
+        self.autoscalers = Autoscalers(lambda: self.workers, self.router, self.clock, self.registry)
         for app in self.store.app_names():
             self._start_worker(app)
 
@@ -290,20 +293,6 @@ class Controller:
                 f"cannot listen on {host}:{port} for {flag}: {exc.strerror}; "
                 f"pick another {flag} port"
             ) from None
-        return sock
-
-    def _ofrep_socket(self) -> socket.socket:
-        """OFREP on loopback, on the port of the last start when it is free (replicas that
-        outlived that controller were started with its URL)."""
-        kept = self.store.get_kv("ofrep_port")
-        try:
-            sock = socket.create_server(("127.0.0.1", int(kept or 0)), backlog=128)
-        except OSError:
-            log.warning("OFREP port taken: a new one; adopted replicas keep the old URL", port=kept)
-            sock = socket.create_server(("127.0.0.1", 0), backlog=128)
-        port = sock.getsockname()[1]
-        self.store.put_kv("ofrep_port", port)
-        self.ofrep_url = f"http://127.0.0.1:{port}"
         return sock
 
     def _loopback_server(self, app: AdminApp) -> uvicorn.Server:

@@ -16,22 +16,40 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from rollwise.errors import RollwiseError
+from rollwise.store import Store
 
 if TYPE_CHECKING:
     from rollwise.controller.worker import AppWorker
 
-__all__ = ["ofrep_app", "role_of"]
+__all__ = ["ofrep_app", "ofrep_socket", "role_of"]
 
 Lookup = Callable[[str], "AppWorker"]
+log = structlog.get_logger("rollwise.ofrep")
+
+
+def ofrep_socket(store: Store) -> tuple[socket.socket, str]:
+    """OFREP's loopback socket and base URL, on the port of the last start when it is free
+    (replicas that outlived that controller were started with its URL)."""
+    kept = store.get_kv("ofrep_port")
+    try:
+        sock = socket.create_server(("127.0.0.1", int(kept or 0)), backlog=128)
+    except OSError:
+        log.warning("OFREP port taken: a new one; adopted replicas keep the old URL", port=kept)
+        sock = socket.create_server(("127.0.0.1", 0), backlog=128)
+    port = sock.getsockname()[1]
+    store.put_kv("ofrep_port", port)
+    return sock, f"http://127.0.0.1:{port}"
 
 
 def role_of(worker: AppWorker, revision: int) -> str:

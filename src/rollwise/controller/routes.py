@@ -1,7 +1,8 @@
 """What an app's status means for the data plane: its routing table, and its preview's.
 
-Weighted revisions with their ready replicas; warm ones at weight 0 (ready for an instant
-undo); retiring ones whose replicas drain (no new request, in-flight ones finish); the
+Weighted revisions with their ready replicas (those a scale-down removes draining); warm
+ones at weight 0 (ready for an instant undo); retiring ones whose replicas drain (no new
+request, in-flight ones finish); the
 canary's header routes; a blue-green preview on its own listener while there is one.
 """
 
@@ -20,7 +21,10 @@ def app_routes(ctx: PassContext) -> AppTable:
 
     def entry(number: int, labels: list[str], weight: int) -> RevisionEntry:
         version = ctx.revision(number).version
-        return revision_entry(number, version, labels, weight, addresses(app, number))
+        leaving = ctx.draining.get(number, set())
+        return revision_entry(
+            number, version, labels, weight, addresses(app, number), draining_addresses=leaving
+        )
 
     revisions: list[RevisionEntry] = []
     for number, weight in sorted(status.weights.items()):

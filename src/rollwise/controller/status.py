@@ -81,6 +81,7 @@ class RolloutStatus(BaseModel):
     aborted: bool = False
     skip_steps: bool = False
     skip_gates: bool = False
+    scaled: int | None = None  # the autoscaler's replica count (spec.autoscaling)
     preview_since: float | None = None
     promote_requested: bool = False
     verifying: int | None = None

@@ -8,6 +8,7 @@ from typing import Any
 
 from rollwise.controller.context import PassContext
 from rollwise.controller.flags import AppFlags
+from rollwise.controller.scaling import capacity
 from rollwise.errors import ConflictError, UsageError
 from rollwise.smoke import SmokeTestSuite
 from rollwise.spec.models import RolloutSpec
@@ -52,7 +53,10 @@ def app_view(ctx: PassContext, reconcile_errors: int, error: str) -> dict[str, A
         "aborted": status.aborted,
         "header_routes": [r.model_dump() for r in status.header_routes],
         "listen": spec.listen,
-        "replicas": spec.replicas,
+        "replicas": capacity(status, spec),
+        "autoscaling": spec.autoscaling.model_dump(mode="json", by_alias=True)
+        if spec.autoscaling is not None
+        else None,
         "stable": status.stable,
         "canary": status.canary,
         "set_weight": status.weights.get(status.canary, 0) if status.canary is not None else 100,

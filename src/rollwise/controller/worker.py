@@ -38,6 +38,7 @@ from rollwise.controller.monitor import SmokeMetrics, SyntheticMonitor
 from rollwise.controller.release_gates import ReleaseGates
 from rollwise.controller.retirement import expire_warm, prune_history, stop_drained
 from rollwise.controller.routes import app_routes, preview_routes
+from rollwise.controller.scaling import Shrinks, capacity
 from rollwise.controller.state import AppState, RevisionInfo
 from rollwise.controller.strategies import needs_verification, strategy_for, verify
 from rollwise.errors import RollwiseError
@@ -109,6 +110,7 @@ class AppWorker:
             clock,
         )
         self.flags = AppFlags(app, store, self._emit, clock)
+        self.shrinks = Shrinks(app, backend)
         self.ofrep_url = ofrep_url
         self.failures = (reconcile_metrics or ReconcileMetrics(CollectorRegistry())).failures
         self.commands = Commands(
@@ -208,6 +210,9 @@ class AppWorker:
             prune_history(ctx)
             self._save(ctx)
             await self._route(ctx)
+        again = await self.shrinks.finish(self.router, ctx.now)
+        if again is not None:
+            ctx.wake_by(again)
         return ctx.now if ctx.changed else ctx.wake_at
 
     # the steps of a pass
@@ -278,7 +283,7 @@ class AppWorker:
         elif isinstance(decision, Complete):
             transitions.complete(ctx, number, ctx.status.step_started or ctx.now)
         elif isinstance(decision, Promote):
-            ready, wanted = ctx.health(number).ready, revision.spec.replicas
+            ready, wanted = ctx.health(number).ready, capacity(ctx.status, revision.spec)
             if ready < wanted:
                 ctx.say(
                     f"scaling revision {number} to {wanted} ready replicas ({ready} now) "
@@ -295,7 +300,7 @@ class AppWorker:
         wanted: dict[int, int] = {}
         for number in [status.stable, *(w.revision for w in status.warm)]:
             if number is not None:
-                wanted[number] = ctx.revision(number).spec.replicas
+                wanted[number] = capacity(status, ctx.revision(number).spec)
         if status.canary is not None and not status.aborted:
             revision = ctx.revision(status.canary)
             held = ctx.checks.hooks.holds_start(status, revision)
@@ -309,7 +314,10 @@ class AppWorker:
                     ("ROLLWISE_OFREP_URL", f"{self.ofrep_url}/apps/{self.app}/revisions/{number}/"),
                 )
             workload = ctx.revision(number).workload(self.app, ctx.base_dir, env)
-            self.backend.ensure(workload, replicas)
+            self.shrinks.want(workload, replicas, ctx.now)
+        for number in [n for n in self.shrinks.pending if n not in wanted]:
+            self.shrinks.forget(number)
+        ctx.draining = {n: self.shrinks.draining(n) for n in self.shrinks.pending}
 
     async def _route(self, ctx: PassContext) -> None:
         await self.router.set_routes(self.app, app_routes(ctx))

@@ -28,6 +28,11 @@ GATE_KINDS = frozenset(
         EventKind.AGENT_CARD_CHANGED,
         EventKind.AGENT_CARD_UNAVAILABLE,
         EventKind.BREAKING_CHANGE_BLOCKED,
+        EventKind.GATE_WAITING,
+        EventKind.GATE_OPENED,
+        EventKind.GATE_APPROVED,
+        EventKind.GATE_FAILED,
+        EventKind.ROLLBACK_REQUESTED,
     }
 )
 PHASE_ICONS = {"Progressing": "⟳", "Paused": "⏸", "Healthy": "✔", "Degraded": "✖"}

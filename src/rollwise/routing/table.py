@@ -11,7 +11,7 @@ versions so that a controller adopts a proxy started by an older one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,14 +83,16 @@ def revision_entry(
     addresses: Iterable[str],
     *,
     draining: bool = False,
+    draining_addresses: Collection[str] = (),
 ) -> RevisionEntry:
-    """The one way to build a revision's entry."""
+    """The one way to build a revision's entry (``draining``: all its replicas; else
+    those in ``draining_addresses``)."""
     return RevisionEntry(
         name=str(number),
         version=version,
         labels=tuple(labels),
         weight=weight,
-        replicas=tuple(ReplicaEntry(a, draining) for a in addresses),
+        replicas=tuple(ReplicaEntry(a, draining or a in draining_addresses) for a in addresses),
     )
 
 

@@ -28,6 +28,7 @@ from rollwise.spec.analysis import (
     ErrorRateJudge,
     LatencyJudge,
 )
+from rollwise.spec.autoscaling import Autoscaling
 from rollwise.spec.base import Model, http_url, name_label, placeholders, status_code
 from rollwise.spec.duration import Duration
 from rollwise.spec.flags import FlagKey, FlagSpec
@@ -358,6 +359,7 @@ class RolloutSpec(Model):
     release_windows: ReleaseWindows | None = None
     maintenance: Maintenance = Field(default_factory=Maintenance)
     flags: dict[FlagKey, FlagSpec] = Field(default_factory=dict)
+    autoscaling: Autoscaling | None = None
 
     @field_validator("slos")
     @classmethod

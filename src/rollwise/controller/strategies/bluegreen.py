@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from rollwise.controller.context import PassContext
 from rollwise.controller.decisions import WAIT, Abort, Decision, Promote, Wording, judged
+from rollwise.controller.scaling import capacity
 from rollwise.controller.state import RevisionInfo
 from rollwise.controller.strategies.common import before_traffic, judge
 from rollwise.spec.models import BlueGreenStrategy
@@ -30,10 +31,10 @@ def _spec(revision: RevisionInfo) -> BlueGreenStrategy:
 class BlueGreen:
     def replicas(self, ctx: PassContext, revision: RevisionInfo) -> int:
         """The preview's count until the swap is asked for, then full capacity."""
-        status, spec = ctx.status, revision.spec
+        status, full = ctx.status, capacity(ctx.status, revision.spec)
         if status.promote_requested and status.preview_since is not None:
-            return spec.replicas
-        return _spec(revision).preview_replica_count or spec.replicas
+            return full
+        return _spec(revision).preview_replica_count or full
 
     async def step(self, ctx: PassContext, revision: RevisionInfo) -> Decision:
         status = ctx.status
@@ -41,7 +42,7 @@ class BlueGreen:
         number = revision.number
         if status.preview_since is None:
             ready = ctx.health(number).ready
-            preview = blue_green.preview_replica_count or revision.spec.replicas
+            preview = blue_green.preview_replica_count or capacity(status, revision.spec)
             if ready < preview:
                 ctx.say(f"starting the preview: {ready}/{preview} ready")
                 return WAIT

@@ -6,7 +6,8 @@ Nothing here touches processes or routes; the worker persists the status and the
 so a controller killed between two lines resumes from the last saved status.
 
 Capacity before traffic: stable keeps all its replicas until promotion, and the canary is
-scaled for a weight (``setCanaryScale``, else the weight's share of ``spec.replicas``) and
+scaled for a weight (``setCanaryScale``, else the weight's share of the app's capacity:
+``spec.replicas`` or the autoscaler's count) and
 ready before that weight is routed to it. An abort is therefore only a routing change.
 """
 
@@ -16,6 +17,7 @@ import math
 
 from rollwise.controller.context import PassContext
 from rollwise.controller.decisions import WAIT, Abort, Decision, Promote, Wording, judged
+from rollwise.controller.scaling import capacity
 from rollwise.controller.state import RevisionInfo
 from rollwise.controller.status import CanaryScale, HeaderRoute, RolloutStatus
 from rollwise.controller.strategies.common import before_traffic, failing_check, judge
@@ -39,7 +41,7 @@ def canary_replicas(status: RolloutStatus, spec: RolloutSpec, weight: int | None
     share = scale.weight if scale is not None and scale.weight is not None else None
     if share is None:
         share = status.canary_weight() if weight is None else weight
-    return max(1, math.ceil(spec.replicas * share / 100))
+    return max(1, math.ceil(capacity(status, spec) * share / 100))
 
 
 def steps_of(status: RolloutStatus, revision: RevisionInfo) -> list[Step]:
@@ -57,7 +59,7 @@ class Canary:
         status, spec = ctx.status, revision.spec
         steps = steps_of(status, revision)
         if status.step >= len(steps):
-            return spec.replicas
+            return capacity(status, spec)
         upcoming = steps[status.step].set_weight
         now = canary_replicas(status, spec)
         return max(now, canary_replicas(status, spec, upcoming)) if upcoming is not None else now

@@ -1,0 +1,156 @@
+"""The autoscaler of every app with ``spec.autoscaling``: measure each second, decide every
+``interval``, as the HPA controller does.
+
+Measured per replica of the revisions that take traffic (stable, and the canary while it
+runs): requests in flight, as the data plane counts them, and CPU, as a share of one core
+(psutil on the replicas' processes: the local backend's; on Kubernetes the HPA measures).
+The decision is ``rollwise.autoscaling.ScalePolicy``'s; a change is a command
+(``Commands.scale``): stored in the status, an event with its numbers, and the replicas
+follow in the next pass (a scale-down drains first, ``controller/scaling.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import psutil
+import structlog
+from prometheus_client import CollectorRegistry, Gauge
+
+from rollwise.autoscaling import ScalePolicy
+from rollwise.controller.scaling import capacity
+from rollwise.routing.base import TrafficRouter
+from rollwise.spec.autoscaling import Autoscaling
+
+if TYPE_CHECKING:
+    from rollwise.controller.worker import AppWorker
+
+__all__ = ["Autoscalers"]
+
+log = structlog.get_logger("rollwise.autoscaler")
+
+SAMPLE_S = 1.0
+
+
+class Autoscalers:
+    def __init__(
+        self,
+        workers: Callable[[], dict[str, AppWorker]],
+        router: TrafficRouter,
+        clock: Callable[[], float] = time.time,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.workers = workers
+        self.router = router
+        self.clock = clock
+        self._policies: dict[str, tuple[Autoscaling, ScalePolicy]] = {}
+        self._samples: dict[str, deque[tuple[float, dict[str, float]]]] = {}
+        self._decided: dict[str, float] = {}
+        self._processes: dict[int, psutil.Process] = {}
+        registry = registry or CollectorRegistry()
+        self.measured = Gauge(
+            "rollwise_autoscaler_metric",
+            "What the autoscaler measured per replica (in_flight, cpu), averaged over its interval",
+            ["app", "metric"],
+            registry=registry,
+        )
+        self.desired = Gauge(
+            "rollwise_autoscaler_desired_replicas",
+            "The replica count the autoscaler decided",
+            ["app"],
+            registry=registry,
+        )
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(SAMPLE_S)
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("autoscaler tick failed; trying again")
+
+    async def tick(self) -> None:
+        now = self.clock()
+        apps = {
+            app: worker
+            for app, worker in list(self.workers().items())
+            if worker.state.spec.spec.autoscaling is not None
+        }
+        for app in set(self._policies) - set(apps):
+            self._forget(app)
+        if not apps:
+            return
+        traffic = await self.router.replicas()
+        for app, worker in apps.items():
+            spec = worker.state.spec.spec
+            scaling = spec.autoscaling
+            assert scaling is not None
+            kept = self._policies.get(app)
+            if kept is None or kept[0] != scaling:
+                self._policies[app] = (scaling, ScalePolicy(scaling))
+                self._samples[app] = deque()
+                self._decided.setdefault(app, now)
+            sample = self._sample(worker, traffic)
+            if sample is None:
+                continue
+            samples = self._samples[app]
+            samples.append((now, sample))
+            while samples and samples[0][0] < now - scaling.interval:
+                samples.popleft()
+            if now - self._decided[app] < scaling.interval:
+                continue
+            self._decided[app] = now
+            measured = {
+                name: statistics.fmean(s[name] for _, s in samples if name in s) for name in sample
+            }
+            for name, value in measured.items():
+                self.measured.labels(app, name).set(value)
+            current = capacity(worker.state.current, spec)
+            decision = self._policies[app][1].decide(current, measured, now)
+            self.desired.labels(app).set(decision.replicas)
+            if decision.replicas != current:
+                await worker.commands.scale(decision.replicas, decision.why)
+
+    def _sample(self, worker: AppWorker, traffic: dict) -> dict[str, float] | None:  # type: ignore[type-arg]
+        status = worker.state.current
+        numbers = [status.stable]
+        if status.canary is not None and not status.aborted:
+            numbers.append(status.canary)
+        ready = [
+            r
+            for n in numbers
+            if n is not None
+            for r in worker.backend.health(worker.app, n).replicas
+            if r.state == "ready"
+        ]
+        if not ready:
+            return None
+        in_flight = sum(traffic[r.address].in_flight for r in ready if r.address in traffic)
+        sample = {"in_flight": in_flight / len(ready)}
+        cpus = [c for r in ready if r.pid is not None and (c := self._cpu(r.pid)) is not None]
+        if cpus:
+            sample["cpu"] = statistics.fmean(cpus)
+        return sample
+
+    def _cpu(self, pid: int) -> float | None:
+        """The process's CPU since the last sample, as a share of one core."""
+        process = self._processes.get(pid)
+        try:
+            if process is None:
+                process = self._processes[pid] = psutil.Process(pid)
+                process.cpu_percent(None)  # the first call starts the measure
+                return None
+            return process.cpu_percent(None) / 100.0
+        except psutil.Error:
+            self._processes.pop(pid, None)
+            return None
+
+    def _forget(self, app: str) -> None:
+        self._policies.pop(app, None)
+        self._samples.pop(app, None)
+        self._decided.pop(app, None)
