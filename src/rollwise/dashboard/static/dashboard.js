@@ -15,10 +15,18 @@
       el.textContent = empty || "no data yet";
       return;
     }
+    if (data[0].length === 1) {
+      // uPlot spreads a lone point over years: give it the half minute before it
+      data = data.map((col, i) => (i === 0 ? [col[0] - 30, col[0]] : [null, col[0]]));
+    }
     if (plots[id] && plots[id].series.length === series.length + 1) { plots[id].setData(data); return; }
     if (plots[id]) plots[id].destroy();
     el.textContent = "";
-    plots[id] = new uPlot(Object.assign({ width: width(), height: 180, series: [{}].concat(series) }, opts || {}), data, el);
+    // a few seconds of data: show the last half minute
+    const x = { time: true, range: (u, min, max) => (max - min < 30 ? [max - 30, max + 1] : [min, max]) };
+    const options = Object.assign({ width: width(), height: 180, series: [{}].concat(series) }, opts || {});
+    options.scales = Object.assign({ x: x }, options.scales || {});
+    plots[id] = new uPlot(options, data, el);
   }
 
   function update(body) {
