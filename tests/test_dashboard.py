@@ -189,7 +189,7 @@ def test_two_hundred_apps_render_in_under_a_second(
     expect(page.locator("table.apps tbody tr")).to_have_count(10)
 
 
-def test_the_app_page_shows_flags_release_gates_and_autoscaling(
+def test_the_app_page_shows_flags_release_gates_autoscaling_and_approves_a_gate(
     board: tuple[Cluster, str], browser: Any
 ) -> None:
     cluster, url = board
@@ -198,17 +198,25 @@ def test_the_app_page_shows_flags_release_gates_and_autoscaling(
         "gates": [{"name": "owner", "type": "confirm-promotion"}],
         "autoscaling": {"minReplicas": 1, "maxReplicas": 3, "target": {"inFlight": 5}},
     }
-    cluster.use_steps({"steps": [{"setWeight": 50}, {"pause": {}}]}, extra=operations)
+    cluster.use_steps({"steps": [{"setWeight": 50}]}, extra=operations)
     cluster.cli("flags", "set", "sample-agent", "shout", "on", "--by", "alice")
     cluster.deploy("1.1.0")
-    wait_for(lambda: cluster.get()["phase"] == "Paused", timeout=30)
-    cluster.cli("approve", "sample-agent", "--gate", "owner", "--by", "bob")
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    wait_for(lambda: "gate owner" in cluster.get()["message"], timeout=30)
+    seen: list[str] = []
+    page = _page(browser, seen)
     page.goto(f"{url}apps/sample-agent")
     page.wait_for_selector("#flags-h")
     text = page.inner_text("main")
     assert "shout" in text and "alice" in text and "runtime" in text, text
-    assert "GateApproved" in text and "approved by bob" in text, text
+    assert "Waiting for approval" in text and "GateWaiting" in text, text
     assert "autoscaled 1..3" in text, text
     if SHOTS:
         page.screenshot(path=str(Path(SHOTS) / "dashboard-operations.png"), full_page=True)
+    page.goto(f"{url}login?token={_token(cluster)}")
+    page.goto(f"{url}apps/sample-agent")
+    page.get_by_label("by").fill("carol")
+    page.get_by_role("button", name="approve").click()
+    assert cluster.wait_stable(2)["stable"] == 2
+    events = cluster.client.request("GET", "/apps/sample-agent/events")
+    (approved,) = [e for e in events if e["kind"] == "GateApproved"]
+    assert approved["data"]["by"] == "carol (dashboard)"

@@ -44,7 +44,16 @@ __all__ = ["COOKIE", "build_dashboard"]
 HERE = Path(__file__).resolve().parent
 COOKIE = "rollwise_token"
 PUSH_EVERY_S = 0.5
-DASHBOARD_ACTIONS = ("promote", "promote-full", "abort", "retry", "pause", "resume", "undo")
+DASHBOARD_ACTIONS = (
+    "promote",
+    "promote-full",
+    "abort",
+    "retry",
+    "pause",
+    "resume",
+    "undo",
+    "approve",
+)
 
 
 class _Dashboard:
@@ -207,6 +216,9 @@ class _Dashboard:
             target = str(form.get("to_revision") or "")
             body = {"to_revision": int(target)} if target.isdigit() else {}
             body["reason"] = "undo from the dashboard"
+        elif name == "approve":
+            who_named = str(form.get("by") or "").strip() or "dashboard"
+            body = {"gate": form.get("gate") or None, "by": f"{who_named} (dashboard)"}
         try:
             worker = self.controller.worker(app)
             await run_action(worker.commands, command, body)
