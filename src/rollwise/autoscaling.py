@@ -40,7 +40,8 @@ class ScalePolicy:
         self._changes: list[tuple[float, int]] = []  # (when, replicas added; < 0 removed)
 
     def decide(self, current: int, measured: dict[str, float], now: float) -> ScaleDecision:
-        """``measured``: ``in_flight`` and/or ``cpu`` per replica (the targets' names)."""
+        """``measured``: ``in_flight`` and ``cpu`` per replica, ``p95_latency`` in seconds
+        (those of the spec's targets that were measured)."""
         spec = self.spec
         proposal, why = self._proposal(current, measured, spec.target)
         proposal = min(max(proposal, spec.min_replicas), spec.max_replicas)
@@ -71,6 +72,13 @@ class ScalePolicy:
             value = measured["cpu"]
             ratio = value / target.cpu
             ratios.append((ratio, f"cpu {value:.0%}/replica {_cmp(ratio)} target {target.cpu:.0%}"))
+        if target.p95_latency is not None and "p95_latency" in measured:
+            value = measured["p95_latency"]
+            ratio = value / target.p95_latency
+            shown = (
+                f"p95 {value * 1000:.0f} ms {_cmp(ratio)} target {target.p95_latency * 1000:g} ms"
+            )
+            ratios.append((ratio, shown))
         if not ratios:
             return current, "no metric measured"
         if all(abs(ratio - 1) <= self.spec.tolerance for ratio, _ in ratios):
@@ -137,7 +145,8 @@ def _cmp(ratio: float) -> str:
 def hpa_manifest(name: str, spec: Autoscaling) -> dict[str, object]:
     """The HorizontalPodAutoscaler (``autoscaling/v2``) a Kubernetes backend applies for
     this section, scaling the Deployment ``name``: ``cpu`` as a Resource target, ``inFlight``
-    as a Pods metric ``rollwise_in_flight`` (served by the data plane's metrics adapter)."""
+    as a Pods metric ``rollwise_in_flight`` and ``p95Latency`` as an External metric
+    ``rollwise_p95_latency_seconds`` (both served by a metrics adapter over the data plane)."""
     metrics: list[dict[str, object]] = []
     if spec.target.cpu is not None:
         utilization = round(spec.target.cpu * 100)
@@ -160,6 +169,19 @@ def hpa_manifest(name: str, spec: Autoscaling) -> dict[str, object]:
                         "type": "AverageValue",
                         "averageValue": f"{spec.target.in_flight:g}",
                     },
+                },
+            }
+        )
+    if spec.target.p95_latency is not None:
+        metrics.append(
+            {
+                "type": "External",
+                "external": {
+                    "metric": {
+                        "name": "rollwise_p95_latency_seconds",
+                        "selector": {"matchLabels": {"app": name}},
+                    },
+                    "target": {"type": "Value", "value": f"{spec.target.p95_latency:g}"},
                 },
             }
         )

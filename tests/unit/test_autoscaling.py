@@ -54,6 +54,8 @@ def test_bad_autoscaling_is_refused_with_where_and_what() -> None:
 
 def test_hpas_decision_with_tolerance_windows_policies_and_bounds() -> None:
     scaler = policy()
+    slow = policy(target={"p95Latency": "200ms"}).decide(2, {"p95_latency": 0.5}, 0.0)
+    assert slow.replicas == 5 and slow.why == "p95 500 ms > target 200 ms"
     within = scaler.decide(2, {"in_flight": 10.5}, 0.0)
     assert within.replicas == 2 and "within tolerance" in within.why
     up = scaler.decide(2, {"in_flight": 38.0}, 1.0)  # ceil(2 × 3.8) = 8 > 2 + 4 Pods
@@ -95,6 +97,25 @@ def test_the_missions_autoscaler_and_the_hpa_it_renders() -> None:
     assert (spec["minReplicas"], spec["maxReplicas"]) == (1, 6)
     assert spec["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
     assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 5
+
+
+async def test_a_slow_app_scales_on_its_p95_latency(harness: Harness) -> None:
+    latency = {**FAST, "target": {"p95Latency": "100ms"}}
+    harness.apply(replicas=1, autoscaling=latency)
+    await harness.release("1.0.0")
+    scalers = Autoscalers(
+        lambda: {APP: harness.worker}, harness.router, harness.clock, metrics=harness.metrics
+    )
+    now = int(harness.clock.now)
+    for second in range(now - 5, now + 1):
+        harness.metrics.serve(1, second, requests=50, latency_s=0.3)
+    await scalers.tick()
+    harness.clock.advance(1.0)
+    await scalers.tick()
+    await harness.settle()
+    assert harness.backend.health(APP, 1).desired == 3  # ceil(1 × 300 ms / 100 ms)
+    (event,) = [e for e in harness.store.events(APP) if e.kind == "ScaledUp"]
+    assert event.message == "1→3: p95 298 ms > target 100 ms"  # 300 ms, in a 2 % bucket
 
 
 async def test_stable_and_canary_scale_together_and_a_scale_down_drains_first(

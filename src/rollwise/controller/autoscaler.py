@@ -3,7 +3,8 @@
 
 Measured per replica of the revisions that take traffic (stable, and the canary while it
 runs): requests in flight, as the data plane counts them, and CPU, as a share of one core
-(psutil on the replicas' processes: the local backend's; on Kubernetes the HPA measures).
+(psutil on the replicas' processes: the local backend's; on Kubernetes the HPA measures);
+and the app's p95 latency over the interval, from its metric source (the proxy's counts).
 The decision is ``rollwise.autoscaling.ScalePolicy``'s; a change is a command
 (``Commands.scale``): stored in the status, an event with its numbers, and the replicas
 follow in the next pass (a scale-down drains first, ``controller/scaling.py``).
@@ -22,9 +23,11 @@ import psutil
 import structlog
 from prometheus_client import CollectorRegistry, Gauge
 
+from rollwise.analysis.source import MetricSource
 from rollwise.autoscaling import ScalePolicy
 from rollwise.controller.scaling import capacity
 from rollwise.routing.base import TrafficRouter
+from rollwise.routing.proxy.stats import quantile
 from rollwise.spec.autoscaling import Autoscaling
 
 if TYPE_CHECKING:
@@ -44,9 +47,11 @@ class Autoscalers:
         router: TrafficRouter,
         clock: Callable[[], float] = time.time,
         registry: CollectorRegistry | None = None,
+        metrics: MetricSource | None = None,
     ) -> None:
         self.workers = workers
         self.router = router
+        self.metrics = metrics
         self.clock = clock
         self._policies: dict[str, tuple[Autoscaling, ScalePolicy]] = {}
         self._samples: dict[str, deque[tuple[float, dict[str, float]]]] = {}
@@ -108,6 +113,10 @@ class Autoscalers:
             measured = {
                 name: statistics.fmean(s[name] for _, s in samples if name in s) for name in sample
             }
+            if scaling.target.p95_latency is not None:
+                latency = await self._p95(app, now - scaling.interval)
+                if latency is not None:
+                    measured["p95_latency"] = latency
             for name, value in measured.items():
                 self.measured.labels(app, name).set(value)
             current = capacity(worker.state.current, spec)
@@ -136,6 +145,23 @@ class Autoscalers:
         if cpus:
             sample["cpu"] = statistics.fmean(cpus)
         return sample
+
+    async def _p95(self, app: str, since: float) -> float | None:
+        """The p95 latency, in seconds, of the app's live requests over the last interval
+        (whole seconds only: the source's ``settle_s`` later)."""
+        if self.metrics is None:
+            return None
+        start = int(since - self.metrics.settle_s)
+        series = await self.metrics.seconds(app, start, preview=False)
+        last = int(self.clock() - self.metrics.settle_s)
+        hist: dict[int, int] = {}
+        for seconds in series.values():
+            for second, counts in seconds.items():
+                if second >= last:
+                    continue
+                for index, count in counts.hist.items():
+                    hist[index] = hist.get(index, 0) + count
+        return quantile(hist, 0.95)
 
     def _cpu(self, pid: int) -> float | None:
         """The process's CPU since the last sample, as a share of one core."""

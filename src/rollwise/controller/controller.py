@@ -255,7 +255,9 @@ class Controller:
         self.scheduled = Scheduled(
             self.store, self.state_dir, self.events, lambda: self.workers, self.clock, self.registry
         )
-        self.autoscalers = Autoscalers(lambda: self.workers, self.router, self.clock, self.registry)
+        self.autoscalers = Autoscalers(
+            lambda: self.workers, self.router, self.clock, self.registry, self.providers.metrics
+        )
         for app in self.store.app_names():
             self._start_worker(app)
 

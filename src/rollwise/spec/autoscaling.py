@@ -6,6 +6,7 @@
       target:
         inFlight: 10          # requests in flight per replica (the proxy counts them)
         cpu: 70%              # CPU per replica, as a share of one core (psutil)
+        p95Latency: 250ms     # the app's p95 latency over the interval (the proxy measures)
       interval: 15s           # how often a decision is taken (HPA's sync period)
       tolerance: 10%          # no change while every metric is this close to its target
       behavior:               # HPA's behavior, same fields, same defaults
@@ -74,11 +75,16 @@ class Behavior(Model):
 class Targets(Model):
     in_flight: Annotated[float, Field(gt=0)] | None = None
     cpu: Fraction | None = None
+    # latency does not divide by replicas: more replicas bring it down only while they queue
+    p95_latency: Annotated[Duration, Field(gt=0)] | None = None
 
     @model_validator(mode="after")
     def _some(self) -> Self:
-        if self.in_flight is None and self.cpu is None:
-            raise ValueError("name at least one target: inFlight (per replica) or cpu (e.g. 70%)")
+        if self.in_flight is None and self.cpu is None and self.p95_latency is None:
+            raise ValueError(
+                "name at least one target: inFlight (per replica), cpu (e.g. 70%) or "
+                "p95Latency (e.g. 250ms)"
+            )
         if self.cpu is not None and self.cpu <= 0:
             raise ValueError("cpu must be above 0%")
         return self
