@@ -111,11 +111,13 @@ class Background:
     def __init__(self, url: str, rate: float = 100, text: str = "ping") -> None:
         self.stop = asyncio.Event()
         self.report: LoadReport | None = None
+        self.live = LoadReport()  # fills while the load runs
         self.loop = asyncio.new_event_loop()
         config = LoadConfig(url=url + "/", rate=rate, duration=120, a2a=True, text=text)
 
         def main() -> None:
-            self.report = self.loop.run_until_complete(run_load(config, stop=self.stop))
+            load = run_load(config, stop=self.stop, report=self.live)
+            self.report = self.loop.run_until_complete(load)
 
         self.thread = threading.Thread(target=main, daemon=True)
 

@@ -171,11 +171,15 @@ async def _one(client: httpx.AsyncClient, config: LoadConfig, n: int, report: Lo
 
 
 async def run_load(
-    config: LoadConfig, console: Console | None = None, stop: asyncio.Event | None = None
+    config: LoadConfig,
+    console: Console | None = None,
+    stop: asyncio.Event | None = None,
+    report: LoadReport | None = None,
 ) -> LoadReport:
-    """Send ``rate × duration`` requests on schedule; return what came back."""
+    """Send ``rate × duration`` requests on schedule; return what came back (in ``report``
+    when given: it fills while the load runs)."""
     _check_target(config)
-    report = LoadReport()
+    report = report if report is not None else LoadReport()
     limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
     in_flight: set[asyncio.Task[None]] = set()
 

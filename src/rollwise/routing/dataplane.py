@@ -23,6 +23,7 @@ import structlog
 
 from rollwise.backends.process import ManagedProcess
 from rollwise.errors import DataPlaneError, RouteVerifyError
+from rollwise.routing.handover import ListenerKeeper, fetch_listeners
 from rollwise.routing.options import ProxyOptions
 from rollwise.routing.table import Table
 from rollwise.store import Store
@@ -54,11 +55,14 @@ class DataPlane:
         )
         self.applied: Table | None = None
         self.listen_errors: dict[str, str] = {}
+        # the public listeners, kept here so they outlive any proxy (routing/handover.py)
+        self.keeper = ListenerKeeper(state_dir / "listeners.sock")
 
     async def aclose(self) -> None:
         if self.process is not None:
             self.process.unwatch()
         await self._client.aclose()
+        self.keeper.close()
 
     async def _healthy(self) -> bool:
         try:
@@ -73,6 +77,7 @@ class DataPlane:
         """Make sure a proxy runs; ``True`` when a new one was started (it has no routes)."""
         if self.alive():
             return False
+        self.keeper.start()
         if self.process is None:
             info = self.store.get_kv("proxy")
             if info:
@@ -80,6 +85,7 @@ class DataPlane:
                 if proc is not None and await self._healthy():
                     self.process = proc
                     self._watch(proc)
+                    await self._take_back_listeners()
                     log.info("proxy adopted", pid=proc.pid)
                     return False
                 if proc is not None:
@@ -89,7 +95,7 @@ class DataPlane:
             self.restarts += 1
             log.warning("proxy died; restarting", restarts=self.restarts)
         argv = [sys.executable, "-m", "rollwise.routing.proxy", "--admin-socket", str(self.socket)]
-        argv += self.options.argv()
+        argv += ["--listeners", str(self.keeper.path), *self.options.argv()]
         self.process = ManagedProcess.start(
             argv, env=dict(os.environ), cwd=None, log_path=self.state_dir / "logs" / "proxy.log"
         )
@@ -107,6 +113,17 @@ class DataPlane:
         raise DataPlaneError(
             f"the proxy did not start; see {self.state_dir / 'logs' / 'proxy.log'}"
         )
+
+    async def _take_back_listeners(self) -> None:
+        """The listeners a proxy that outlived its controller holds: kept here again, so
+        that its next restart refuses no connection either."""
+        handover = Path(str(self.socket) + ".fds")
+        try:
+            got, _ = await asyncio.to_thread(fetch_listeners, handover, ["*"])
+        except OSError as exc:  # an older proxy: it binds its own, as before
+            log.warning("the proxy's listeners could not be taken back", error=str(exc))
+            return
+        self.keeper.adopt(got)
 
     def _watch(self, proc: ManagedProcess) -> None:
         proc.watch(self.on_exit)  # without a pidfd, the router's loop polls ``alive``
@@ -140,6 +157,7 @@ class DataPlane:
         """Apply a whole table and verify that the proxy runs exactly this generation."""
         await self._send("PUT", table.to_json(), table.generation)
         self.applied = table
+        self.keeper.retain({app.listen for app in table.apps.values()})
 
     async def change(self, table: Table, changed: list[str]) -> None:
         """``table`` differs from the applied one in the ``changed`` apps only: send those
@@ -153,6 +171,7 @@ class DataPlane:
             await self.push(table)
             return
         self.applied = table
+        self.keeper.retain({app.listen for app in table.apps.values()})
 
     async def _send(self, method: str, body: dict[str, Any], generation: int) -> bool:
         """``False`` when the proxy does not know ``method`` (an older one)."""

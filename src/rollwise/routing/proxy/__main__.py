@@ -13,9 +13,11 @@ import gc
 import os
 import signal
 import sys
+from pathlib import Path
 
 import uvloop
 
+from rollwise.routing.handover import serve_listeners
 from rollwise.routing.proxy.admin import serve_admin
 from rollwise.routing.proxy.limits import Limits
 from rollwise.routing.proxy.record import Recorder
@@ -39,8 +41,18 @@ async def _main(args: argparse.Namespace, worker_argv: list[str]) -> None:
 
         spans = SpanSink(args.trace_sample, args.otlp_endpoint)
     shared = args.workers > 1 or args.parent_pid is not None
+    handover = Path(args.admin_socket + ".fds")  # the sockets this process holds
+    sources = [Path(args.listeners)] if args.listeners else []
+    if args.parent_pid is not None and args.primary_socket:
+        sources.append(Path(args.primary_socket + ".fds"))
     proxy = ProxyServer(
-        loop, limits=limits, record=record, stats=args.stats, reuse_port=shared, spans=spans
+        loop,
+        limits=limits,
+        record=record,
+        stats=args.stats,
+        reuse_port=shared,
+        spans=spans,
+        sources=tuple(sources),
     )
     pool = WorkerPool(args.workers, args.admin_socket, worker_argv) if args.workers > 1 else None
     stop = asyncio.Event()
@@ -52,6 +64,7 @@ async def _main(args: argparse.Namespace, worker_argv: list[str]) -> None:
     if pool is not None:
         await pool.start(lambda: proxy.table_json)
     admin = await serve_admin(proxy, args.admin_socket, pool)
+    stop_handover = serve_listeners(handover, proxy.held_listeners)
     role = f"worker of {args.parent_pid}" if args.parent_pid else f"{args.workers} worker(s)"
     print(f"rollwise proxy pid {os.getpid()} {role} admin {args.admin_socket}", flush=True)
     tasks = []
@@ -61,6 +74,7 @@ async def _main(args: argparse.Namespace, worker_argv: list[str]) -> None:
         _watch_parent(loop, args.parent_pid, stop)
     await stop.wait()
     admin.close()
+    stop_handover()
     closing = [proxy.close(args.grace)]
     if pool is not None:
         closing.append(pool.close(args.grace))
@@ -138,7 +152,12 @@ def main(argv: list[str] | None = None) -> None:
         help="the share of requests (0..1) sent as server spans to --otlp-endpoint",
     )
     parser.add_argument("--otlp-endpoint", help="OTLP/HTTP base URL for sampled spans")
+    parser.add_argument(
+        "--listeners",
+        help="a unix socket that hands over the listening sockets (the controller keeps them)",
+    )
     parser.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--primary-socket", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not 1 <= args.workers <= 64:
         parser.error("--workers must be between 1 and 64")
@@ -158,6 +177,9 @@ def main(argv: list[str] | None = None) -> None:
         "--upstream-timeout",
         str(args.upstream_timeout),
         *(["--record", args.record] if args.record else []),
+        *(["--listeners", args.listeners] if args.listeners else []),
+        "--primary-socket",
+        args.admin_socket,
         *([] if args.stats else ["--no-stats"]),
         *(
             ["--trace-sample", repr(args.trace_sample), "--otlp-endpoint", args.otlp_endpoint]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 from rollwise.routing.proxy.forward import (
@@ -19,6 +20,7 @@ from rollwise.routing.proxy.forward import (
 )
 from rollwise.routing.proxy.headers import CONNECTION_OPTIONS, HOP_BY_HOP, STATUS_LINES
 from rollwise.routing.proxy.limits import Limits
+from rollwise.routing.proxy.listeners import acquire, held
 from rollwise.routing.proxy.record import Recorder
 from rollwise.routing.proxy.spans import SampledRequest, SpanSink
 from rollwise.routing.proxy.table import Replica, RoutingTable
@@ -40,9 +42,14 @@ class ProxyServer:
         stats: bool = True,
         reuse_port: bool = False,
         spans: SpanSink | None = None,
+        sources: tuple[Path, ...] = (),
     ) -> None:
         self.loop = loop
         self.spans = spans
+        # where listening sockets come from before binding one: the controller's keeper,
+        # then (a worker) the primary's handover socket
+        self.sources = sources
+        self.listener_socks: dict[str, socket.socket] = {}
         self.limits = limits or Limits()
         self.stats_enabled = stats
         self.reuse_port = reuse_port
@@ -119,6 +126,7 @@ class ProxyServer:
             if server is not None:
                 server.close()
                 del self.listeners[listen]
+                self.listener_socks.pop(listen, None)
             try:
                 self.listeners[listen] = await self._listen(listen, name)
             except OSError as exc:
@@ -128,6 +136,7 @@ class ProxyServer:
         for listen in set(self.listeners) - set(wanted):
             self.listeners.pop(listen).close()
             self.listener_apps.pop(listen, None)
+            self.listener_socks.pop(listen, None)
         retired = self.table.replicas() - table.replicas()
         self.table = table
         self.table_json = data
@@ -137,24 +146,17 @@ class ProxyServer:
         return generation, errors
 
     async def _listen(self, listen: str, app: str) -> asyncio.Server:
-        host, _, port = listen.rpartition(":")
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if self.reuse_port:
-            # Only between our own workers: with one worker, a taken port must stay an error.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        try:
-            sock.bind((host.strip("[]"), int(port)))
-        except OSError as exc:
-            sock.close()
-            raise OSError(
-                exc.errno,
-                f"cannot listen on {listen} for app {app}: {exc.strerror}; "
-                "free the port or change spec.listen",
-            ) from None
+        sock = await acquire(self.loop, listen, app, self.sources, self.reuse_port)
+        self.listener_socks[listen] = sock
         return await self.loop.create_server(
             lambda: ClientConnection(self, app), sock=sock, backlog=1024
         )
+
+    def held_listeners(
+        self, wanted: list[str]
+    ) -> tuple[list[str], list[socket.socket], dict[str, str]]:
+        """The listening sockets this proxy holds (``["*"]``: all), for the handover."""
+        return held(self.listener_socks, wanted)
 
     # the request path
 
