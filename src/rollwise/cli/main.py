@@ -27,6 +27,7 @@ from rollwise.cli.common import client as _client
 from rollwise.cli.common import print_json as _print_json
 from rollwise.cli.events import events as _events
 from rollwise.cli.flags import flags_app
+from rollwise.cli.service import service_app
 from rollwise.cli.slo import alerts as _alerts
 from rollwise.cli.slo import slo as _slo
 from rollwise.errors import RollwiseError, UsageError
@@ -421,6 +422,7 @@ def load(
 app.add_typer(analysis_app, name="analysis")
 app.add_typer(a2a_app, name="a2a")
 app.add_typer(flags_app, name="flags")
+app.add_typer(service_app, name="service")
 app.command()(state_commands.backup)
 app.command()(state_commands.restore)
 app.command()(state_commands.doctor)
