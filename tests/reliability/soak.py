@@ -1,5 +1,6 @@
 """The fault-injection soak: rollouts of every kind under steady load while the controller,
-the proxy and replicas are killed with -9 at random moments; invariants checked after each.
+the proxy (alone, or with the controller) and replicas are killed with -9 at random moments;
+invariants checked after each.
 
 A rollout is one of: a canary promoted through its steps, a canary aborted at its pause, a
 blue-green swap, an undo. During each, 2-5 faults strike at random moments of its first
@@ -218,7 +219,10 @@ class Soak:
         return spare
 
     def fault(self) -> None:
-        kind = self.rng.choice(["controller", "proxy", "replica", "replica"])
+        kind = self.rng.choice(["controller", "proxy", "replica", "replica", "both"])
+        if kind == "both":
+            self._double_fault()
+            return
         pids = self._spare_replicas() if kind == "replica" else self._pids()[kind]
         if not pids:
             return
@@ -238,6 +242,25 @@ class Soak:
                 self.windows.append(time.monotonic())
         else:
             self.windows.append(time.monotonic())
+
+    def _double_fault(self) -> None:
+        """kill -9 of the controller and the proxy together: nothing holds the listeners
+        until the controller is back (as its supervisor brings it back), a data-plane fault
+        that lasts until the new controller has started a proxy."""
+        pids = self._pids()
+        if not pids["controller"] or not pids["proxy"]:
+            return
+        for pid in (pids["proxy"][0], pids["controller"][0]):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.report.faults["both"] = self.report.faults.get("both", 0) + 1
+        self.say(f"  kill -9 controller {pids['controller'][0]} and proxy {pids['proxy'][0]}")
+        self.struck.append((time.monotonic(), "both"))
+        self.windows.append(time.monotonic())
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(pids["controller"][0]).wait(10)
+        self.start()
+        self.windows.append(time.monotonic())
 
     def strike(self) -> float:
         """2-5 faults at random moments of the next 3 s; returns when the last struck."""
