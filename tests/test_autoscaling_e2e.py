@@ -50,7 +50,8 @@ def test_a_load_step_scales_up_in_its_window_and_back_down_with_no_failed_reques
             return int(stable["health"]["ready"])
 
         with Background(cluster.url, rate=20) as calm:
-            time.sleep(3)  # the load itself: three windows of calm
+            # three intervals of calm: nothing to scale for
+            wait_for(lambda: calm.live.ok >= 60 or None, timeout=20)
         assert calm.result().errors_total == 0
         assert cluster.get()["replicas"] == 1
 
@@ -58,7 +59,8 @@ def test_a_load_step_scales_up_in_its_window_and_back_down_with_no_failed_reques
             started = time.monotonic()
             wait_for(lambda: ready() >= 3, timeout=20)
             took = time.monotonic() - started
-            time.sleep(2)
+            answered = busy.live.ok  # and the scaled-up app keeps answering
+            wait_for(lambda: busy.live.ok >= answered + 300 or None, timeout=20)
         report = busy.result()
         assert report.errors_total == 0, report.errors
         assert report.ok >= 0.9 * report.sent, (report.ok, report.sent)
@@ -70,7 +72,8 @@ def test_a_load_step_scales_up_in_its_window_and_back_down_with_no_failed_reques
         with Background(cluster.url, rate=20) as calm:
             wait_for(lambda: cluster.get()["replicas"] == 1 or None, timeout=20)
             wait_for(lambda: ready() == 1 or None, timeout=20)
-            time.sleep(1)
+            answered = calm.live.ok  # the one replica left answers
+            wait_for(lambda: calm.live.ok >= answered + 20 or None, timeout=20)
         assert calm.result().errors_total == 0, calm.result().errors
         down = [
             e

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from rollwise._version import __version__
+from rollwise.spec.flags import FLAG_KEY_RE
 
 __all__ = ["COMMANDS", "openapi_document"]
 
@@ -137,7 +138,7 @@ def _rules_op(app: list[Json]) -> Json:
 
 
 def _flag_paths(app: list[Json]) -> Json:
-    key_schema = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"}
+    key_schema = {"type": "string", "pattern": FLAG_KEY_RE.pattern}
     key = [*app, {**_param("key", "a flag's key", key_schema), "in": "path", "required": True}]
     who = {"by": {"type": "string", "minLength": 1, "pattern": "\\S"}, "note": {"type": "string"}}
     return {

@@ -23,10 +23,10 @@ import psutil
 import structlog
 from prometheus_client import CollectorRegistry, Gauge
 
-from rollwise.analysis.source import MetricSource
+from rollwise.analysis.source import MetricSource, SecondCounts
 from rollwise.autoscaling import ScalePolicy
 from rollwise.controller.scaling import capacity
-from rollwise.routing.base import TrafficRouter
+from rollwise.routing.base import ReplicaTraffic, TrafficRouter
 from rollwise.routing.proxy.stats import quantile
 from rollwise.spec.autoscaling import Autoscaling
 
@@ -57,6 +57,7 @@ class Autoscalers:
         self._samples: dict[str, deque[tuple[float, dict[str, float]]]] = {}
         self._decided: dict[str, float] = {}
         self._processes: dict[int, psutil.Process] = {}
+        self._seen: set[int] = set()  # the replicas sampled in this tick
         registry = registry or CollectorRegistry()
         self.measured = Gauge(
             "rollwise_autoscaler_metric",
@@ -91,6 +92,7 @@ class Autoscalers:
         if not apps:
             return
         traffic = await self.router.replicas()
+        self._seen = set()
         for app, worker in apps.items():
             spec = worker.state.spec.spec
             scaling = spec.autoscaling
@@ -124,8 +126,12 @@ class Autoscalers:
             self.desired.labels(app).set(decision.replicas)
             if decision.replicas != current:
                 await worker.commands.scale(decision.replicas, decision.why)
+        for pid in set(self._processes) - self._seen:  # replicas that stopped
+            del self._processes[pid]
 
-    def _sample(self, worker: AppWorker, traffic: dict) -> dict[str, float] | None:  # type: ignore[type-arg]
+    def _sample(
+        self, worker: AppWorker, traffic: dict[str, ReplicaTraffic]
+    ) -> dict[str, float] | None:
         status = worker.state.current
         numbers = [status.stable]
         if status.canary is not None and not status.aborted:
@@ -141,6 +147,7 @@ class Autoscalers:
             return None
         in_flight = sum(traffic[r.address].in_flight for r in ready if r.address in traffic)
         sample = {"in_flight": in_flight / len(ready)}
+        self._seen.update(r.pid for r in ready if r.pid is not None)
         cpus = [c for r in ready if r.pid is not None and (c := self._cpu(r.pid)) is not None]
         if cpus:
             sample["cpu"] = statistics.fmean(cpus)
@@ -154,14 +161,8 @@ class Autoscalers:
         start = int(since - self.metrics.settle_s)
         series = await self.metrics.seconds(app, start, preview=False)
         last = int(self.clock() - self.metrics.settle_s)
-        hist: dict[int, int] = {}
-        for seconds in series.values():
-            for second, counts in seconds.items():
-                if second >= last:
-                    continue
-                for index, count in counts.hist.items():
-                    hist[index] = hist.get(index, 0) + count
-        return quantile(hist, 0.95)
+        whole = [c for seconds in series.values() for t, c in seconds.items() if t < last]
+        return quantile(dict(sum(whole, SecondCounts()).hist), 0.95)
 
     def _cpu(self, pid: int) -> float | None:
         """The process's CPU since the last sample, as a share of one core."""

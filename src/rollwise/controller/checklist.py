@@ -18,8 +18,9 @@ from rollwise.checklist import ChecklistItem
 from rollwise.controller.context import PassContext
 from rollwise.errors import RollwiseError
 from rollwise.slo.budget import SloReport
+from rollwise.spec.duration import format_duration
 from rollwise.spec.models import RolloutSpec
-from rollwise.store.backup import inspect_backup
+from rollwise.store.backup import inspect_backup, newest_first
 from rollwise.words import EventKind
 
 __all__ = ["checklist"]
@@ -153,7 +154,7 @@ def _budget(spec: RolloutSpec, reports: list[SloReport]) -> ChecklistItem:
 
 
 def _backup(spec: RolloutSpec, backups: Path, now: float) -> ChecklistItem:
-    found = sorted(backups.glob("*.db"), key=lambda p: p.stat().st_mtime, reverse=True)
+    found = newest_first(backups)
     scheduled = spec.backup.schedule if spec.backup is not None else None
     max_age = max(BACKUP_MAX_AGE_S, 2 * scheduled) if scheduled else BACKUP_MAX_AGE_S
     fix = "`rollwise backup` now" + ("" if scheduled else ", and spec.backup.schedule for more")
@@ -231,11 +232,4 @@ def _card(ctx: PassContext, spec: RolloutSpec) -> ChecklistItem | None:
 
 
 def _ago(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 120:
-        return f"{seconds:.0f}s ago"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min ago"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f} h ago"
-    return f"{seconds / 86400:.0f} days ago"
+    return f"{format_duration(max(0, round(seconds)))} ago"

@@ -25,7 +25,6 @@ from rollwise.controller.strategies.canary import steps_of
 from rollwise.errors import ConflictError, UsageError
 from rollwise.redact import SECRETS
 from rollwise.spec import apply_overrides
-from rollwise.spec.gate import CONFIRMING
 from rollwise.spec.models import CanaryStrategy
 from rollwise.store import Approval
 from rollwise.words import EventKind, Outcome, PauseReason, Phase, Reason
@@ -161,7 +160,7 @@ class Commands:
             status = ctx.status
             number = self._require_rollout(status, "approve")
             revision = ctx.revision(number)
-            gates = {g.name: g for g in revision.spec.gates if g.type in CONFIRMING}
+            gates = {g.name: g for g in self.checks.hooks.approvable(revision)}
             if not gates:
                 raise ConflictError(
                     f"revision {number} of app {self.app} has no gate to approve; gates of "

@@ -15,8 +15,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from rollwise.errors import NotFoundError, UsageError
-from rollwise.flags.engine import FLAG_KEY_RE, FlagEngine, OfrepAnswer
-from rollwise.spec.flags import FlagSpec
+from rollwise.flags.client import definition_for
+from rollwise.flags.engine import FlagEngine, OfrepAnswer
+from rollwise.spec.flags import FlagSpec, flag_key
 from rollwise.spec.models import RolloutSpec
 from rollwise.store import Store
 from rollwise.store.ops import FlagRow
@@ -69,11 +70,10 @@ class AppFlags:
     ) -> dict[str, Any]:
         """Set ``key``'s definition (flagd's format) at runtime; refused, changing nothing,
         if it is not a valid flag."""
-        if not FLAG_KEY_RE.match(key):
-            raise UsageError(
-                f"flag key {key!r} cannot be used; use letters, digits, '.', '_' and '-' "
-                "(at most 128, starting with a letter or digit), e.g. new-greeting"
-            )
+        try:
+            flag_key(key)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         try:
             flag = FlagSpec.model_validate(definition)
         except ValidationError as exc:
@@ -96,8 +96,7 @@ class AppFlags:
         if current is not None:
             definition: dict[str, Any] = dict(current["definition"])
         elif variant in ("on", "off"):
-            definition = {"state": "ENABLED", "variants": {"on": True, "off": False}}
-            definition["defaultVariant"] = "off"
+            definition = definition_for(False)
         else:
             raise UsageError(
                 f"app {self.app} has no flag {key}; define it in the spec's flags:, or set a "

@@ -17,6 +17,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -140,13 +141,14 @@ class Scheduled:
                 f"the run due {late:.0f}s ago was missed (later than startingDeadline "
                 f"{task.starting_deadline:g}s); next at {_when(following)}"
             )
-            self.store.put_task_run(
-                app, TaskRun(task.name, row.last_run, following, "missed", detail, row.runs)
-            )
+            missed = replace(row, next_run=following, outcome="missed", detail=detail)
+            self.store.put_task_run(app, missed)
             self.runs.labels(app, task.name, "missed").inc()
             self.events.emit(app, EventKind.TASK_MISSED, f"task {task.name}: {detail}")
             return following
-        started = TaskRun(task.name, now, following, "running", "", row.runs + 1)
+        started = replace(
+            row, last_run=now, next_run=following, outcome="running", detail="", runs=row.runs + 1
+        )
         self.store.put_task_run(app, started)  # before it runs: a restart does not run it again
         self.last_run.labels(app, task.name).set(now)
         self.next_run.labels(app, task.name).set(following)
@@ -168,10 +170,7 @@ class Scheduled:
         except RollwiseError as exc:
             outcome, detail = "failed", str(exc)
         took = time.monotonic() - begun
-        self.store.put_task_run(
-            app,
-            TaskRun(task.name, started.last_run, started.next_run, outcome, detail, started.runs),
-        )
+        self.store.put_task_run(app, replace(started, outcome=outcome, detail=detail))
         self.runs.labels(app, task.name, outcome).inc()
         self.duration.labels(app, task.name).set(took)
         kind = EventKind.TASK_SUCCEEDED if outcome == "ok" else EventKind.TASK_FAILED
@@ -199,10 +198,7 @@ class Scheduled:
                 if row.outcome != "running":
                     continue
                 detail = "interrupted: the controller stopped during the run; not run again"
-                self.store.put_task_run(
-                    app,
-                    TaskRun(row.task, row.last_run, row.next_run, "interrupted", detail, row.runs),
-                )
+                self.store.put_task_run(app, replace(row, outcome="interrupted", detail=detail))
                 self.runs.labels(app, row.task, "interrupted").inc()
                 self.events.emit(app, EventKind.TASK_FAILED, f"task {row.task}: {detail}")
 

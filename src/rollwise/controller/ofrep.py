@@ -32,7 +32,7 @@ from rollwise.store import Store
 if TYPE_CHECKING:
     from rollwise.controller.worker import AppWorker
 
-__all__ = ["ofrep_app", "ofrep_socket", "role_of"]
+__all__ = ["ofrep_app", "ofrep_socket", "replica_url", "role_of"]
 
 Lookup = Callable[[str], "AppWorker"]
 log = structlog.get_logger("rollwise.ofrep")
@@ -50,6 +50,12 @@ def ofrep_socket(store: Store) -> tuple[socket.socket, str]:
     port = sock.getsockname()[1]
     store.put_kv("ofrep_port", port)
     return sock, f"http://127.0.0.1:{port}"
+
+
+def replica_url(base: str, app: str, revision: int) -> str:
+    """The OFREP base URL a replica of ``revision`` is started with (``ROLLWISE_OFREP_URL``):
+    its evaluations carry its revision and role."""
+    return f"{base}/apps/{app}/revisions/{revision}/"
 
 
 def role_of(worker: AppWorker, revision: int) -> str:

@@ -31,7 +31,7 @@ from rollwise.words import EventKind, Outcome, PauseReason, Phase, Reason
 if TYPE_CHECKING:
     from rollwise.controller.context import PassContext
 
-__all__ = ["HookAnswer", "ReleaseGates", "call_hook", "gate_key"]
+__all__ = ["HookAnswer", "ReleaseGates", "call_hook", "gate_key", "gates_apply", "opened_points"]
 
 log = structlog.get_logger("rollwise.gates")
 
@@ -66,6 +66,26 @@ def gate_key(gate: Gate, point: str) -> str:
     return f"gate:{gate.name}@{point}"
 
 
+def opened_points(status: RolloutStatus, gate: Gate) -> list[str]:
+    """Where in this rollout ``gate`` opened (``*``, or ``step N`` for a traffic increase)."""
+    prefix = gate_key(gate, "")
+    return [k.removeprefix(prefix) for k in status.gates_passed if k.startswith(prefix)]
+
+
+def gates_apply(status: RolloutStatus) -> bool:
+    """A rollout passes its gates unless ``promote --full`` or ``undo`` skipped them, or it
+    is a first release (nothing to compare with, as in Flagger's initialisation)."""
+    return not status.skip_gates and status.stable is not None
+
+
+def _release(status: RolloutStatus) -> None:
+    """The gate pause ends: nothing holds the rollout any more."""
+    status.pause_reason = None
+    status.phase = Phase.PROGRESSING
+    status.waiting_gates = []
+    status.waiting_point = ""
+
+
 class ReleaseGates:
     def __init__(self, app: str, wake: Callable[[], None], clock: Callable[[], float]) -> None:
         self.app = app
@@ -84,7 +104,7 @@ class ReleaseGates:
 
     def holds_start(self, status: RolloutStatus, revision: RevisionInfo) -> bool:
         """A confirm-rollout gate is still shut: the new revision gets no replica yet."""
-        return any(
+        return gates_apply(status) and any(
             gate_key(g, "*") not in status.gates_passed
             for g in self.of(revision, "confirm-rollout")
         )
@@ -112,10 +132,7 @@ class ReleaseGates:
             )
         if not shut:
             if status.pause_reason == PauseReason.GATE:
-                status.pause_reason = None
-                status.phase = Phase.PROGRESSING
-                status.waiting_gates = []
-                status.waiting_point = ""
+                _release(status)
                 ctx.say(f"gates ({kind}) open")
                 ctx.mark()
             return None
@@ -149,9 +166,7 @@ class ReleaseGates:
             return None
         holding = [g for g in revision.spec.gates if g.name in status.waiting_gates]
         if not holding:  # the gates are gone from the spec: nothing holds any more
-            status.pause_reason = None
-            status.phase = Phase.PROGRESSING
-            status.waiting_gates = []
+            _release(status)
             ctx.mark()
             return None
         return self.confirm(ctx, revision, holding[0].type, status.waiting_point or "*")

@@ -8,6 +8,7 @@ from typing import Any
 
 from rollwise.controller.context import PassContext
 from rollwise.controller.flags import AppFlags
+from rollwise.controller.release_gates import opened_points
 from rollwise.controller.scaling import capacity
 from rollwise.errors import ConflictError, UsageError
 from rollwise.smoke import SmokeTestSuite
@@ -99,7 +100,7 @@ def gates(ctx: PassContext) -> list[dict[str, Any]]:
     approvals = ctx.store.approvals(ctx.app, revision.number)
     shown = []
     for gate in revision.spec.gates:
-        opened = [k for k in status.gates_passed if k.startswith(f"gate:{gate.name}@")]
+        opened = opened_points(status, gate)
         if gate.name in status.waiting_gates:
             state = "waiting"
         elif opened:
@@ -112,7 +113,7 @@ def gates(ctx: PassContext) -> list[dict[str, Any]]:
                 "type": gate.type,
                 "url": gate.url,
                 "state": state,
-                "opened": [k.split("@", 1)[1] for k in opened],
+                "opened": opened,
                 "approvals": [a.as_json() for a in approvals if a.gate == gate.name],
             }
         )

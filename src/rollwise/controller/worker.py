@@ -35,7 +35,8 @@ from rollwise.controller.events import Events
 from rollwise.controller.flags import AppFlags
 from rollwise.controller.judging import AppAnalyses
 from rollwise.controller.monitor import SmokeMetrics, SyntheticMonitor
-from rollwise.controller.release_gates import ReleaseGates
+from rollwise.controller.ofrep import replica_url
+from rollwise.controller.release_gates import ReleaseGates, gates_apply
 from rollwise.controller.retirement import expire_warm, prune_history, stop_drained
 from rollwise.controller.routes import app_routes, preview_routes
 from rollwise.controller.scaling import Shrinks, capacity
@@ -231,7 +232,7 @@ class AppWorker:
         if status.aborted:
             return
         revision = ctx.revision(status.canary)
-        gated = not status.skip_gates and status.stable is not None
+        gated = gates_apply(status)
         hooks = ctx.checks.hooks
         decision = hooks.recheck(ctx, revision) if gated else None
         if decision is None and gated:
@@ -304,15 +305,13 @@ class AppWorker:
         if status.canary is not None and not status.aborted:
             revision = ctx.revision(status.canary)
             held = ctx.checks.hooks.holds_start(status, revision)
-            gated = not status.skip_gates and status.stable is not None
-            replicas = strategy_for(ctx, revision).replicas(ctx, revision)
-            wanted[status.canary] = 0 if held and gated else replicas
+            wanted[status.canary] = (
+                0 if held else strategy_for(ctx, revision).replicas(ctx, revision)
+            )
         for number, replicas in wanted.items():
             env: tuple[tuple[str, str], ...] = ()
             if self.ofrep_url is not None:
-                env = (
-                    ("ROLLWISE_OFREP_URL", f"{self.ofrep_url}/apps/{self.app}/revisions/{number}/"),
-                )
+                env = (("ROLLWISE_OFREP_URL", replica_url(self.ofrep_url, self.app, number)),)
             workload = ctx.revision(number).workload(self.app, ctx.base_dir, env)
             self.shrinks.want(workload, replicas, ctx.now)
         for number in [n for n in self.shrinks.pending if n not in wanted]:

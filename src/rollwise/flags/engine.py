@@ -19,9 +19,9 @@ from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import ErrorCode, OpenFeatureError
 from openfeature.flag_evaluation import FlagResolutionDetails
 
-from rollwise.spec.flags import FLAG_KEY_RE, flag_kind
+from rollwise.spec.flags import flag_kind
 
-__all__ = ["FLAG_KEY_RE", "FlagEngine", "OfrepAnswer"]
+__all__ = ["FlagEngine", "OfrepAnswer"]
 
 OfrepAnswer = tuple[int, dict[str, Any]]
 _STATUS = {

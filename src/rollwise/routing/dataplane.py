@@ -23,7 +23,7 @@ import structlog
 
 from rollwise.backends.process import ManagedProcess
 from rollwise.errors import DataPlaneError, RouteVerifyError
-from rollwise.routing.handover import ListenerKeeper, fetch_listeners
+from rollwise.routing.handover import ListenerKeeper, fetch_listeners, handover_path
 from rollwise.routing.options import ProxyOptions
 from rollwise.routing.table import Table
 from rollwise.store import Store
@@ -117,9 +117,8 @@ class DataPlane:
     async def _take_back_listeners(self) -> None:
         """The listeners a proxy that outlived its controller holds: kept here again, so
         that its next restart refuses no connection either."""
-        handover = Path(str(self.socket) + ".fds")
         try:
-            got, _ = await asyncio.to_thread(fetch_listeners, handover, ["*"])
+            got, _ = await asyncio.to_thread(fetch_listeners, handover_path(self.socket), ["*"])
         except OSError as exc:  # an older proxy: it binds its own, as before
             log.warning("the proxy's listeners could not be taken back", error=str(exc))
             return

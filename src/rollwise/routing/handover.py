@@ -25,12 +25,25 @@ from pathlib import Path
 
 import structlog
 
-__all__ = ["ListenerKeeper", "bind_listener", "fetch_listeners", "serve_listeners"]
+__all__ = [
+    "ListenerKeeper",
+    "bind_listener",
+    "fetch_listeners",
+    "handover_path",
+    "serve_listeners",
+]
 
 log = structlog.get_logger("rollwise.handover")
 
 MAX_FDS = 250  # one message; the kernel's SCM_MAX_FD is 253
 TIMEOUT_S = 2.0
+
+
+def handover_path(admin_socket: str | Path) -> Path:
+    """Where a proxy process hands over the listening sockets it holds: beside its admin
+    socket."""
+    return Path(f"{admin_socket}.fds")
+
 
 # listens asked for → (granted listens, their sockets, errors by listen)
 Provide = Callable[[list[str]], tuple[list[str], list[socket.socket], dict[str, str]]]

@@ -23,12 +23,13 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from rollwise.spec.base import Model
 
-__all__ = ["FLAG_KEY_RE", "FlagKey", "FlagSpec", "flag_kind"]
+__all__ = ["FLAG_KEY_RE", "FlagKey", "FlagSpec", "flag_key", "flag_kind"]
 
 FLAG_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
-def _flag_key(value: str) -> str:
+def flag_key(value: str) -> str:
+    """``value`` if it can name a flag (it goes into OFREP's URLs); else ``ValueError``."""
     if not FLAG_KEY_RE.match(value):
         raise ValueError(
             f"flag key {value!r} cannot be used; use letters, digits, '.', '_' and '-' "
@@ -37,7 +38,7 @@ def _flag_key(value: str) -> str:
     return value
 
 
-FlagKey = Annotated[str, AfterValidator(_flag_key)]
+FlagKey = Annotated[str, AfterValidator(flag_key)]
 
 Value = bool | int | float | str | dict[str, Any] | list[Any]
 

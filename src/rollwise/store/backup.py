@@ -29,6 +29,7 @@ __all__ = [
     "backup_name",
     "inspect_backup",
     "list_backups",
+    "newest_first",
     "prune_backups",
     "restore",
     "take_backup",
@@ -253,10 +254,15 @@ class BackupListing:
         }
 
 
+def newest_first(directory: Path) -> list[Path]:
+    """The ``*.db`` backups in ``directory``, newest first."""
+    return sorted(directory.glob("*.db"), key=lambda p: p.stat().st_mtime, reverse=True)
+
+
 def backup_listing(directory: Path) -> list[BackupListing]:
     """Every ``*.db`` backup in ``directory``, newest first, each checked as ``restore``
     would check it."""
-    found = sorted(directory.glob("*.db"), key=lambda p: p.stat().st_mtime, reverse=True)
+    found = newest_first(directory)
     listing = []
     for path in found:
         try:

@@ -17,6 +17,7 @@ import math
 
 from rollwise.controller.context import PassContext
 from rollwise.controller.decisions import WAIT, Abort, Decision, Promote, Wording, judged
+from rollwise.controller.release_gates import gates_apply
 from rollwise.controller.scaling import capacity
 from rollwise.controller.state import RevisionInfo
 from rollwise.controller.status import CanaryScale, HeaderRoute, RolloutStatus
@@ -117,7 +118,7 @@ class Canary:
         """``None`` when the step completed; else what the rollout waits for."""
         status = ctx.status
         if step.set_weight is not None:
-            if step.set_weight > status.canary_weight() and not status.skip_gates:
+            if step.set_weight > status.canary_weight() and gates_apply(status):
                 point = f"step {status.step + 1}"
                 held = ctx.checks.hooks.confirm(ctx, revision, "confirm-traffic-increase", point)
                 if held is not None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from rollwise.controller.context import PassContext
 from rollwise.controller.decisions import WAIT, Abort, Decision
+from rollwise.controller.release_gates import gates_apply
 from rollwise.controller.state import RevisionInfo
 from rollwise.smoke import TestResult
 from rollwise.spec.models import AnalysisSettings, AnalysisStep
@@ -33,9 +34,7 @@ def before_traffic(ctx: PassContext, key: str, revision: RevisionInfo) -> Decisi
         return WAIT
     if gate.state == "fail":
         return Abort(gate.reason, gate.detail)
-    if status.skip_gates or stable is None:
-        return None
-    return ctx.checks.hooks.pre_rollout(ctx, revision)
+    return ctx.checks.hooks.pre_rollout(ctx, revision) if gates_apply(status) else None
 
 
 def failing_check(ctx: PassContext, since: float) -> str | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import uvloop
 
-from rollwise.routing.handover import serve_listeners
+from rollwise.routing.handover import handover_path, serve_listeners
 from rollwise.routing.proxy.admin import serve_admin
 from rollwise.routing.proxy.limits import Limits
 from rollwise.routing.proxy.record import Recorder
@@ -41,10 +41,9 @@ async def _main(args: argparse.Namespace, worker_argv: list[str]) -> None:
 
         spans = SpanSink(args.trace_sample, args.otlp_endpoint)
     shared = args.workers > 1 or args.parent_pid is not None
-    handover = Path(args.admin_socket + ".fds")  # the sockets this process holds
     sources = [Path(args.listeners)] if args.listeners else []
     if args.parent_pid is not None and args.primary_socket:
-        sources.append(Path(args.primary_socket + ".fds"))
+        sources.append(handover_path(args.primary_socket))
     proxy = ProxyServer(
         loop,
         limits=limits,
@@ -64,7 +63,7 @@ async def _main(args: argparse.Namespace, worker_argv: list[str]) -> None:
     if pool is not None:
         await pool.start(lambda: proxy.table_json)
     admin = await serve_admin(proxy, args.admin_socket, pool)
-    stop_handover = serve_listeners(handover, proxy.held_listeners)
+    stop_handover = serve_listeners(handover_path(args.admin_socket), proxy.held_listeners)
     role = f"worker of {args.parent_pid}" if args.parent_pid else f"{args.workers} worker(s)"
     print(f"rollwise proxy pid {os.getpid()} {role} admin {args.admin_socket}", flush=True)
     tasks = []
