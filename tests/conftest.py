@@ -25,7 +25,7 @@ from rollwise.errors import RollwiseError
 from rollwise.spec import load_spec
 from rollwise.store import Store
 
-from .helpers import EXAMPLES, rollwise, start_controller, wait_for
+from .helpers import EXAMPLES, rollwise, serving, start_controller, wait_for
 
 
 @dataclass
@@ -296,3 +296,25 @@ def receiver() -> Iterator[Receiver]:
     yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path, cluster: Cluster) -> Iterator[str]:
+    """A real Prometheus (Debian's) scraping the controller's ``/metrics`` every second."""
+    store = Store(cluster.state_dir / "state.db")
+    metrics_port = store.get_kv("metrics_port")
+    store.close()
+    port = free_port()
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [
+            {"job_name": "rollwise", "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}]}
+        ],
+    }
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    yield from serving(
+        port,
+        "prometheus",
+        f"--config.file={tmp_path / 'prometheus.yml'}",
+        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+    )

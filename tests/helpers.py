@@ -178,3 +178,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *_: Any) -> None:
         pass
+
+
+def serving(port: int, *argv: str) -> Iterator[str]:
+    """A Prometheus-family server on loopback ``port`` (a generator for a fixture), once it
+    says it is ready."""
+    url = f"http://127.0.0.1:{port}"
+    with process([*argv, f"--web.listen-address=127.0.0.1:{port}"]):
+        wait_for(lambda: httpx.get(f"{url}/-/ready").status_code == 200, timeout=30)
+        yield url
+
+
+def promql(url: str, query: str) -> list[dict[str, Any]]:
+    body = httpx.get(f"{url}/api/v1/query", params={"query": query}).json()
+    return list(body["data"]["result"])

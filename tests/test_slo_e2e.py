@@ -25,7 +25,7 @@ from rollwise.backends.ports import free_port
 from rollwise.store import Store
 
 from .conftest import FAST_CANARY, Cluster, Receiver, write_spec
-from .helpers import Background, process, start_controller, wait_for
+from .helpers import Background, promql, serving, start_controller, wait_for
 
 pytestmark = pytest.mark.skipif(
     shutil.which("prometheus") is None or shutil.which("prometheus-alertmanager") is None,
@@ -92,48 +92,13 @@ def alertmanager(tmp_path: Path, receiver: Receiver) -> Iterator[str]:
         ],
     }
     (tmp_path / "am.yml").write_text(yaml.safe_dump(config))
-    yield from _serving(
+    yield from serving(
         port,
         "prometheus-alertmanager",
         f"--config.file={tmp_path / 'am.yml'}",
         f"--storage.path={tmp_path / 'am'}",
         "--cluster.listen-address=",
     )
-
-
-@pytest.fixture
-def prometheus(tmp_path: Path, cluster: Cluster) -> Iterator[str]:
-    """A real Prometheus scraping the controller's ``/metrics`` every second."""
-    store = Store(cluster.state_dir / "state.db")
-    metrics_port = store.get_kv("metrics_port")
-    store.close()
-    port = free_port()
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [
-            {"job_name": "rollwise", "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}]}
-        ],
-    }
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    yield from _serving(
-        port,
-        "prometheus",
-        f"--config.file={tmp_path / 'prometheus.yml'}",
-        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-    )
-
-
-def _serving(port: int, *argv: str) -> Iterator[str]:
-    """A Prometheus-family server on loopback ``port``, once it says it is ready."""
-    url = f"http://127.0.0.1:{port}"
-    with process([*argv, f"--web.listen-address=127.0.0.1:{port}"]):
-        wait_for(lambda: httpx.get(f"{url}/-/ready").status_code == 200, timeout=30)
-        yield url
-
-
-def promql(url: str, query: str) -> list[dict[str, Any]]:
-    body = httpx.get(f"{url}/api/v1/query", params={"query": query}).json()
-    return list(body["data"]["result"])
 
 
 def kinds(receiver: Receiver, kind: str) -> list[dict[str, Any]]:

@@ -7,7 +7,8 @@ the right exit code::
     RollwiseError                     base; ``exit_code`` 1 unless a subclass says otherwise
     ├── InputError                    bad input from a person; nothing changed; exit 2
     │   ├── SpecError                 a spec file: file:line, field path, what is allowed
-    │   └── UsageError                a command line or API argument
+    │   ├── UsageError                a command line or API argument
+    │   └── ManifestError             rendered Kubernetes objects that fail their schema
     ├── NotFoundError                 an app, revision or replica that does not exist
     ├── ConflictError                 a command that the current phase does not allow
     │   ├── BudgetExhaustedError      a deploy the error-budget policy refuses
@@ -35,6 +36,7 @@ __all__ = [
     "ControllerNotRunning",
     "DataPlaneError",
     "InputError",
+    "ManifestError",
     "NotFoundError",
     "ReplicaStartError",
     "RollwiseError",
@@ -72,6 +74,10 @@ class SpecError(InputError):
 
 class UsageError(InputError):
     """A command-line or API argument is invalid."""
+
+
+class ManifestError(InputError):
+    """Kubernetes objects rendered from a spec fail their schema (each field path named)."""
 
 
 class NotFoundError(RollwiseError):

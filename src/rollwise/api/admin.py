@@ -335,6 +335,22 @@ async def history(request: Request) -> JSONResponse:
     )
 
 
+async def revision_config(request: Request) -> JSONResponse:
+    """A revision's resolved configuration (``rollwise describe``/``export``), secrets masked."""
+    from rollwise.resolved import revision_config as resolve
+
+    controller = controller_of(request)
+    app = request.path_params["app"]
+    controller.worker(app)
+    number = revision_number(request.path_params["revision"], "revision") or 0
+    row = controller.store.revision(app, number)
+    config = resolve(
+        spec_from_dict(row.spec), row.version, number, controller.store.card(app, number)
+    )
+    body = {"app": app, "revision": number, "version": row.version, **asdict(config)}
+    return JSONResponse(body)
+
+
 async def events(request: Request) -> JSONResponse:
     """The newest events, or with ``?after=`` the first ones after that id."""
     controller = controller_of(request)
@@ -414,6 +430,11 @@ def build_app(controller: Controller) -> Starlette:
         Route("/api/v1/apps", guard(list_apps), methods=["GET"]),
         Route("/api/v1/apps/{app}", guard(get_app), methods=["GET"]),
         Route("/api/v1/apps/{app}/history", guard(history), methods=["GET"]),
+        Route(
+            "/api/v1/apps/{app}/revisions/{revision:int}/config",
+            guard(revision_config),
+            methods=["GET"],
+        ),
         Route("/api/v1/apps/{app}/stats", guard(stats), methods=["GET"]),
         Route("/api/v1/apps/{app}/analysis", guard(analysis), methods=["GET"]),
         Route("/api/v1/apps/{app}/cards", guard(cards), methods=["GET"]),

@@ -109,6 +109,13 @@ def _param(name: str, description: str, schema: Json) -> Json:
     }
 
 
+_REVISION: Json = {
+    **_param("revision", "a revision number", {"type": "integer", "minimum": 1}),
+    "in": "path",
+    "required": True,
+}
+
+
 def _query(name: str, description: str, lowest: int = 0, highest: int | None = None) -> Json:
     schema: Json = {"type": "integer", "minimum": lowest}
     if highest is not None:
@@ -198,6 +205,13 @@ def _app_reads(app: list[Json]) -> Json:
     """What is read about one app besides its view."""
     return {
         "/api/v1/apps/{app}/history": {"get": _op("Revisions, oldest first", "read", params=app)},
+        "/api/v1/apps/{app}/revisions/{revision}/config": {
+            "get": _op(
+                "A revision's resolved configuration (image, replicas, env, extensions)",
+                "read",
+                params=[*app, _REVISION],
+            )
+        },
         "/api/v1/apps/{app}/stats": {
             "get": _op(
                 "Requests, failures and latency per revision",

@@ -18,7 +18,7 @@ from rich.live import Live
 from rich.text import Text
 
 from rollwise._version import __version__
-from rollwise.cli import lifecycle, release
+from rollwise.cli import lifecycle, manifests, release
 from rollwise.cli import state as state_commands
 from rollwise.cli.a2a import a2a_app
 from rollwise.cli.analysis import analysis_app
@@ -430,6 +430,9 @@ app.command()(state_commands.bundle)
 app.command()(release.approve)
 app.command()(release.checklist)
 app.command()(release.tasks)
+app.command()(manifests.render)
+app.command()(manifests.describe)
+app.command()(manifests.export)
 
 
 def _fail(exc: RollwiseError) -> NoReturn:

@@ -37,6 +37,7 @@ from rollwise.controller.monitor import SmokeMetrics
 from rollwise.controller.ofrep import ofrep_app, ofrep_socket
 from rollwise.controller.providers import KINDS, Listeners
 from rollwise.controller.slos import SloKeeper
+from rollwise.controller.traffic_metrics import TrafficSeries
 from rollwise.controller.webhooks import Webhooks
 from rollwise.controller.worker import AppWorker, ReconcileMetrics
 from rollwise.errors import (
@@ -248,9 +249,14 @@ class Controller:
             self.registry,
             self.clock,
             self._spec_of,
-            lambda: list(self.workers),
+            self._apps,
         )
         self.registry.register(SloSeries(self._slo_reports))
+        self.registry.register(
+            TrafficSeries(
+                self.providers.metrics, self._apps, self.clock, asyncio.get_running_loop()
+            )
+        )
         self._ofrep, self.ofrep_url = ofrep_socket(self.store)  # before the workers start
         self.scheduled = Scheduled(
             self.store, self.state_dir, self.events, lambda: self.workers, self.clock, self.registry
@@ -260,6 +266,9 @@ class Controller:
         )
         for app in self.store.app_names():
             self._start_worker(app)
+
+    def _apps(self) -> list[str]:
+        return list(self.workers)
 
     def _slo_reports(self) -> list[SloReport]:
         return [r for reports in list(self.slos.reports.values()) for r in reports.values()]

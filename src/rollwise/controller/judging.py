@@ -37,6 +37,7 @@ class _Live:
     run: AnalysisRun
     row: AnalysisRow
     identity: tuple[Any, ...]
+    source: MetricSource  # the controller's, or the analysis' own Prometheus
 
 
 class AppAnalyses:
@@ -80,11 +81,12 @@ class AppAnalyses:
             )
             from rollwise.analysis.run import AnalysisRun  # numpy and scipy: when first judged
 
-            live = _Live(AnalysisRun(settings, step, judges=judges), row, identity)
+            source = self._source(settings, canary, baseline)
+            live = _Live(AnalysisRun(settings, step, judges=judges), row, identity, source)
             self.live[key] = live
         run = live.run
         agent = self.agent if judges and settings.agent_metrics else None
-        settle = self.metrics.settle_s
+        settle = live.source.settle_s
         if agent is not None:
             arms = [canary] if baseline is None else [canary, baseline]
             agent.watch(self.app, settings.agent_metrics, arms)
@@ -94,7 +96,7 @@ class AppAnalyses:
         start = first if run.last_second is None else max(first, run.last_second + 1)
         complete = int(now - settle)  # seconds < this one are whole
         if start < complete:
-            series = await self.metrics.seconds(self.app, start)
+            series = await live.source.seconds(self.app, start)
             own: dict[str, Series] = {}
             if agent is not None:
                 for metric in settings.agent_metrics:
@@ -139,6 +141,28 @@ class AppAnalyses:
                 )
                 return replace(verdict, outcome="fail", detail=detail)
         return verdict
+
+    def _source(
+        self, settings: AnalysisSettings, canary: int, baseline: int | None
+    ) -> MetricSource:
+        """The proxy's counts, or the analysis' Prometheus asked about both arms."""
+        if settings.prometheus is None:
+            return self.metrics
+        from rollwise.analysis.prometheus_source import PrometheusMetrics
+
+        arms = {canary: "canary"} | ({baseline: "stable"} if baseline is not None else {})
+        fields = {}
+        for revision, role in arms.items():
+            row = self.store.revision(self.app, revision)
+            backend = row.spec.get("spec", {}).get("backend") or {}
+            fields[revision] = {
+                "app": self.app,
+                "revision": str(revision),
+                "version": row.version,
+                "service": f"{self.app}-{role}",
+                "namespace": str(backend.get("namespace", "default")),
+            }
+        return PrometheusMetrics(settings.prometheus, fields, self.clock)
 
     def forget(self, revision: int) -> None:
         """Drop a revision's runs (it left the history)."""

@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from rollwise.spec.base import Model
 from rollwise.spec.duration import Duration
+from rollwise.spec.prometheus import PrometheusSource
 from rollwise.spec.selector import check_selector
 
 __all__ = [
@@ -166,6 +167,7 @@ class AnalysisSettings(Model):
     error_rate: ErrorRateJudge | None = Field(default_factory=ErrorRateJudge)
     latency: LatencyJudge | None = Field(default_factory=LatencyJudge)
     agent_metrics: list[AgentMetric] = Field(default_factory=list)
+    prometheus: PrometheusSource | None = None  # the judges' counts from PromQL, not the proxy
     on_inconclusive: Literal["pause", "wait"] = "pause"
     starting_step: Annotated[int, Field(ge=0)] | None = None
 

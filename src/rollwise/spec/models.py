@@ -29,6 +29,7 @@ from rollwise.spec.analysis import (
     LatencyJudge,
 )
 from rollwise.spec.autoscaling import Autoscaling
+from rollwise.spec.backend import BackendSpec, Resources, cluster_problems
 from rollwise.spec.base import Model, http_url, name_label, placeholders, status_code
 from rollwise.spec.duration import Duration
 from rollwise.spec.flags import FlagKey, FlagSpec
@@ -140,6 +141,8 @@ class Template(Model):
     env: dict[str, Templated] = Field(default_factory=dict)
     secret_env: list[str] = Field(default_factory=list)
     cwd: str | None = None
+    image: Templated | None = None  # Kubernetes: the container's image
+    resources: Resources = Field(default_factory=Resources)  # Kubernetes: requests, limits
     readiness: Readiness = Field(default_factory=Readiness)
     stop_grace_period: Duration = 10.0
 
@@ -331,13 +334,6 @@ class BackupSettings(Model):
         return self
 
 
-class BackendSpec(Model):
-    """Where the revisions run and how requests reach them. ``local`` (the default and, so
-    far, the only kind): processes on this machine behind rollwise's own proxy."""
-
-    kind: Literal["local"] = "local"
-
-
 class RolloutSpec(Model):
     replicas: Annotated[int, Field(ge=1, le=64)] = 1
     backend: BackendSpec = Field(default_factory=BackendSpec)
@@ -431,6 +427,15 @@ class RolloutSpec(Model):
             twice = sorted({n for n in names if names.count(n) > 1})
             if twice:
                 raise ValueError(f"{field} names must be unique; repeated: {', '.join(twice)}")
+        return self
+
+    @model_validator(mode="after")
+    def _runs_on_its_backend(self) -> Self:
+        if self.backend.kind == "kubernetes":
+            canary = self.strategy.blue_green is None
+            problems = cluster_problems(self.backend, self.template.image, canary)
+            if problems:
+                raise ValueError("; ".join(problems))
         return self
 
     @model_validator(mode="after")

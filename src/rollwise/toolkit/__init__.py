@@ -27,6 +27,7 @@ from rollwise.toolkit.errors import (
 )
 from rollwise.toolkit.extensions import ExtensionConfig, ExtensionRegistry
 from rollwise.toolkit.health import health_endpoint, health_report
+from rollwise.toolkit.manifest import DeploymentConfig, ManifestWriter
 from rollwise.toolkit.memory import MemoryWatch
 from rollwise.toolkit.monitor import monitor_operation
 from rollwise.toolkit.profile import (
@@ -46,8 +47,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CircuitOpenError",
+    "DeploymentConfig",
     "ExtensionConfig",
     "ExtensionRegistry",
+    "ManifestWriter",
     "MemoryWatch",
     "PerformanceEngine",
     "Profile",

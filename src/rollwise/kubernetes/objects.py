@@ -1,0 +1,264 @@
+"""An app's Kubernetes objects, built from its spec: what the Kubernetes backend and router
+apply, and what ``rollwise render`` writes.
+
+Each revision is a Deployment of its own (``<app>-r<N>``), never edited after it is made: the
+cluster's Deployment controller keeps its pods running and replaces the ones that die, while
+rollwise only scales it (``/scale``), which keeps ``kubectl rollout status deployment/…`` and
+``kubectl scale`` meaningful. (Argo Rollouts manages ReplicaSets itself because one Rollout
+object owns every revision; here the controller is the owner, so the Deployment's own
+supervision is free to use.) Two Services select a revision each by label: ``<app>-stable``
+(the active one in blue-green) and ``<app>-canary`` (the preview); with no canary both select
+the stable revision, as Argo's do. The ``gatewayAPI`` router splits traffic between them in
+one HTTPRoute named after the app; the ``replicas`` router adds a Service ``<app>`` over every
+revision (traffic by replica ratio).
+
+Objects carry ``app.kubernetes.io/managed-by: rollwise`` and ``rollwise.dev/app``: rollwise
+finds its own objects by those labels and never touches one without them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from rollwise.spec.models import Rollout, SetHeaderRoute
+
+__all__ = [
+    "APP_LABEL",
+    "MANAGED_BY",
+    "REVISION_LABEL",
+    "app_objects",
+    "http_route",
+    "manifest_name",
+    "owned_labels",
+    "revision_deployment",
+    "revision_name",
+    "secret_name",
+    "services",
+]
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "rollwise"}
+APP_LABEL = "rollwise.dev/app"
+REVISION_LABEL = "rollwise.dev/revision"
+VERSION_ANNOTATION = "rollwise.dev/version"
+_LABEL_VALUE_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+
+
+def revision_name(app: str, revision: int) -> str:
+    return f"{app}-r{revision}"
+
+
+def secret_name(app: str) -> str:
+    """The Secret that holds the app's secret environment (made by its owners, not here)."""
+    return f"{app}-env"
+
+
+def manifest_name(obj: dict[str, Any]) -> str:
+    """``Kind/name``, as kubectl names an object."""
+    return f"{obj['kind']}/{obj['metadata']['name']}"
+
+
+def owned_labels(
+    app: str, revision: int | None = None, version: str | None = None
+) -> dict[str, str]:
+    labels = {"app.kubernetes.io/name": app, APP_LABEL: app, **MANAGED_BY}
+    if revision is not None:
+        labels[REVISION_LABEL] = str(revision)
+    if version is not None and _LABEL_VALUE_RE.match(version):
+        labels["app.kubernetes.io/version"] = version
+    return labels
+
+
+def _selector(app: str, revision: int) -> dict[str, str]:
+    return {APP_LABEL: app, REVISION_LABEL: str(revision)}
+
+
+def _seconds(value: float) -> int:
+    """Kubernetes counts probe periods in whole seconds (at least one)."""
+    return max(1, math.ceil(value))
+
+
+def revision_deployment(
+    rollout: Rollout, revision: int, version: str, replicas: int
+) -> dict[str, Any]:
+    """Revision ``revision`` (``version``) of the app as a Deployment of ``replicas`` pods.
+
+    The template's placeholders take the pod's values: ``{port}`` the container port,
+    ``{replica}`` the pod's name (``$(ROLLWISE_REPLICA)``, which Kubernetes expands), and
+    ``{python}`` the image's ``python``. Secret variables come from the app's Secret.
+    """
+    spec = rollout.spec
+    template = spec.template
+    backend = spec.backend
+    app = rollout.name
+    fields = {
+        "port": str(backend.container_port),
+        "version": version,
+        "replica": "$(ROLLWISE_REPLICA)",
+        "python": "python",
+        "app": app,
+        "revision": str(revision),
+    }
+    if template.image is None:
+        raise ValueError("spec.template.image is not set")
+    env: list[dict[str, Any]] = [
+        {"name": "ROLLWISE_REPLICA", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "ROLLWISE_APP", "value": app},
+        {"name": "ROLLWISE_REVISION", "value": str(revision)},
+        {"name": "ROLLWISE_VERSION", "value": version},
+        {"name": "PORT", "value": str(backend.container_port)},
+    ]
+    for name, value in template.env.items():
+        if template.is_secret(name):
+            ref = {"name": secret_name(app), "key": name}
+            env.append({"name": name, "valueFrom": {"secretKeyRef": ref}})
+        else:
+            env.append({"name": name, "value": value.format_map(fields)})
+    readiness = template.readiness
+    container: dict[str, Any] = {
+        "name": app,
+        "image": template.image.format_map(fields),
+        "command": [a.format_map(fields) for a in template.command],
+        "ports": [{"name": "http", "containerPort": backend.container_port, "protocol": "TCP"}],
+        "env": env,
+        "readinessProbe": {
+            "httpGet": {"path": readiness.path, "port": "http"},
+            "initialDelaySeconds": math.ceil(readiness.initial_delay),
+            "periodSeconds": _seconds(readiness.interval),
+            "timeoutSeconds": _seconds(readiness.timeout),
+            "successThreshold": readiness.success_threshold,
+            "failureThreshold": readiness.failure_threshold,
+        },
+    }
+    resources = template.resources.model_dump(exclude_defaults=True)
+    if resources:
+        container["resources"] = resources
+    labels = owned_labels(app, revision, version)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": revision_name(app, revision),
+            "namespace": backend.namespace,
+            "labels": labels,
+            "annotations": {VERSION_ANNOTATION: version},
+        },
+        "spec": {
+            "replicas": replicas,
+            "revisionHistoryLimit": 1,
+            "progressDeadlineSeconds": math.ceil(spec.progress_deadline_seconds),
+            "selector": {"matchLabels": _selector(app, revision)},
+            "template": {
+                "metadata": {"labels": labels, "annotations": {VERSION_ANNOTATION: version}},
+                "spec": {
+                    "terminationGracePeriodSeconds": math.ceil(template.stop_grace_period),
+                    "containers": [container],
+                },
+            },
+        },
+    }
+
+
+def _service(rollout: Rollout, name: str, selector: dict[str, str]) -> dict[str, Any]:
+    backend = rollout.spec.backend
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "namespace": backend.namespace,
+            "labels": owned_labels(rollout.name),
+        },
+        "spec": {
+            "selector": selector,
+            "ports": [
+                {
+                    "name": "http",
+                    "port": backend.service_port,
+                    "targetPort": "http",
+                    "protocol": "TCP",
+                }
+            ],
+        },
+    }
+
+
+def services(rollout: Rollout, stable: int, canary: int | None) -> list[dict[str, Any]]:
+    """``<app>-stable`` and ``<app>-canary`` (the canary's selector is the stable revision's
+    when there is no canary); with the ``replicas`` router, ``<app>`` over every revision."""
+    app = rollout.name
+    made = [
+        _service(rollout, f"{app}-stable", _selector(app, stable)),
+        _service(
+            rollout, f"{app}-canary", _selector(app, canary if canary is not None else stable)
+        ),
+    ]
+    if rollout.spec.backend.router == "replicas":
+        made.append(_service(rollout, app, {APP_LABEL: app}))
+    return made
+
+
+def http_route(
+    rollout: Rollout, canary_weight: int, header_routes: Sequence[SetHeaderRoute] = ()
+) -> dict[str, Any]:
+    """The app's HTTPRoute: header routes first (all to the canary), then the weighted split
+    (``canary_weight`` of 100 to ``<app>-canary``)."""
+    app = rollout.name
+    backend = rollout.spec.backend
+    port = backend.service_port
+
+    def ref(role: str, weight: int) -> dict[str, Any]:
+        return {
+            "group": "",
+            "kind": "Service",
+            "name": f"{app}-{role}",
+            "port": port,
+            "weight": weight,
+        }
+
+    rules: list[dict[str, Any]] = []
+    for route in header_routes:
+        matches = [
+            {"headers": [{"type": "Exact", "name": m.header_name, "value": m.header_value}]}
+            for m in route.match
+        ]
+        rules.append({"name": route.name, "matches": matches, "backendRefs": [ref("canary", 1)]})
+    rules.append(
+        {
+            "name": "split",
+            "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+            "backendRefs": [ref("stable", 100 - canary_weight), ref("canary", canary_weight)],
+        }
+    )
+    body: dict[str, Any] = {"rules": rules}
+    if backend.gateway is not None:
+        parent: dict[str, Any] = {
+            "group": "gateway.networking.k8s.io",
+            "kind": "Gateway",
+            "name": backend.gateway.name,
+        }
+        if backend.gateway.namespace:
+            parent["namespace"] = backend.gateway.namespace
+        if backend.gateway.section_name:
+            parent["sectionName"] = backend.gateway.section_name
+        body["parentRefs"] = [parent]
+    if backend.hostnames:
+        body["hostnames"] = list(backend.hostnames)
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": app, "namespace": backend.namespace, "labels": owned_labels(app)},
+        "spec": body,
+    }
+
+
+def app_objects(rollout: Rollout, revision: int, version: str) -> list[dict[str, Any]]:
+    """What a first release of ``version`` as ``revision`` applies: its Deployment, the
+    Services (both on it), and the HTTPRoute (all traffic to stable) with ``gatewayAPI``."""
+    made = [revision_deployment(rollout, revision, version, rollout.spec.replicas)]
+    made += services(rollout, revision, None)
+    if rollout.spec.backend.router == "gatewayAPI":
+        made.append(http_route(rollout, 0))
+    return made

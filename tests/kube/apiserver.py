@@ -1,0 +1,492 @@
+"""A fake Kubernetes API server that speaks the real REST protocol, for what rollwise uses.
+
+No real API server can run on the test machines (no kube-apiserver, kind or k3s package, no
+container engine), so the Kubernetes tests run against this one, kept honest by real
+``kubectl`` (tests/test_kubernetes_api.py) and by the official schemas (kubernetes-validate).
+
+What it serves, as the real server does on the wire:
+
+- discovery: ``/version``, ``/api``, ``/api/v1``, ``/apis``, ``/apis/{group}/{version}``
+  (plain ``APIGroupList``/``APIResourceList``: kubectl falls back to them from aggregated
+  discovery); no OpenAPI (``/openapi/*`` answer 404, so kubectl needs ``--validate=false``);
+- typed objects and ``…List`` kinds, namespaced and cluster-wide lists, label selectors
+  (``=``, ``==``, ``!=``, ``in``, ``notin``, exists, ``!`` not exists);
+- ``metadata.resourceVersion`` (one counter for everything) with 409 Conflict on a stale
+  update, ``uid``, ``generation`` (bumped when ``spec`` changes), ``creationTimestamp``;
+- create (409 AlreadyExists), replace, delete, JSON merge patch, strategic merge patch (merge
+  patch whose lists of named items merge by ``name``; no ``$patch`` directives), server-side
+  apply (create, or merge the applied fields; no field ownership or apply conflicts),
+  ``dryRun=All``;
+- watches (``?watch=1``) from a resourceVersion, with ``BOOKMARK`` events when asked and
+  ``ERROR`` 410 Expired when the version is older than the kept history (``compact()``);
+- ``/status`` and ``/scale`` (autoscaling/v1 Scale) subresources; Leases like any object.
+
+It also plays the Deployment controller as far as rollwise looks (``state.py``): pods that
+become Ready, and a Deployment status with its ready counts and conditions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from rollwise.backends.ports import free_port
+from rollwise.kubernetes.validation import problems
+
+from .state import (
+    BY_PATH,
+    KINDS,
+    VERBS,
+    ApiState,
+    Kind,
+    Obj,
+    Refused,
+    field_values,
+    matches,
+    merge_patch,
+    status_object,
+    strategic_merge_patch,
+)
+
+__all__ = ["FakeApiServer"]
+
+MERGE = "application/merge-patch+json"
+STRATEGIC = "application/strategic-merge-patch+json"
+APPLY = "application/apply-patch+yaml"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a resource path names."""
+
+    kind: Kind
+    namespace: str  # '' for cluster-scoped kinds and all-namespace lists
+    name: str | None
+    sub: str | None
+    all_namespaces: bool
+
+
+def _resource_list(group: str, version: str) -> Obj:
+    resources: list[Obj] = []
+    for kind in KINDS:
+        if (kind.group, kind.version) != (group, version):
+            continue
+        resources.append(
+            {
+                "name": kind.plural,
+                "singularName": kind.kind.lower(),
+                "namespaced": kind.namespaced,
+                "kind": kind.kind,
+                "verbs": VERBS,
+                "shortNames": list(kind.short),
+            }
+        )
+        resources += [
+            {
+                "name": f"{kind.plural}/{sub}",
+                "singularName": "",
+                "namespaced": kind.namespaced,
+                "kind": "Scale" if sub == "scale" else kind.kind,
+                "verbs": ["get", "patch", "update"],
+            }
+            for sub in kind.subresources
+        ]
+    gv = f"{group}/{version}" if group else version
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": gv,
+        "resources": resources,
+    }
+
+
+def _groups() -> Obj:
+    groups: dict[str, list[str]] = {}
+    for kind in KINDS:
+        if kind.group and kind.version not in groups.setdefault(kind.group, []):
+            groups[kind.group].append(kind.version)
+    return {
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [
+            {
+                "name": name,
+                "versions": [{"groupVersion": f"{name}/{v}", "version": v} for v in versions],
+                "preferredVersion": {
+                    "groupVersion": f"{name}/{versions[0]}",
+                    "version": versions[0],
+                },
+            }
+            for name, versions in groups.items()
+        ],
+    }
+
+
+def _selector_text(obj: Obj) -> str:
+    return ",".join(f"{k}={v}" for k, v in obj["spec"]["selector"]["matchLabels"].items())
+
+
+def _scale(deployment: Obj) -> Obj:
+    meta = deployment["metadata"]
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "resourceVersion": meta["resourceVersion"],
+            "uid": meta["uid"],
+        },
+        "spec": {"replicas": deployment["spec"].get("replicas", 1)},
+        "status": {
+            "replicas": deployment.get("status", {}).get("replicas", 0),
+            "selector": _selector_text(deployment),
+        },
+    }
+
+
+def _not_found(kind: Kind, name: str) -> Refused:
+    return Refused(404, "NotFound", f'{kind.plural} "{name}" not found')
+
+
+def _locate(path: str) -> Target:
+    parts = path.strip("/").split("/")
+    if parts[0] == "api" and len(parts) >= 2:
+        group, version, rest = "", parts[1], parts[2:]
+    elif parts[0] == "apis" and len(parts) >= 3:
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        raise Refused(404, "NotFound", f"the server could not find {path}")
+    namespace = ""
+    if len(rest) >= 3 and rest[0] == "namespaces":  # else: the Namespace objects
+        namespace, rest = rest[1], rest[2:]
+    kind = BY_PATH.get((group, version, rest[0] if rest else ""))
+    if kind is None or len(rest) > 3:
+        raise Refused(404, "NotFound", f"the server could not find the requested resource {path}")
+    name = rest[1] if len(rest) > 1 else None
+    sub = rest[2] if len(rest) > 2 else None
+    if sub is not None and sub not in kind.subresources:
+        raise Refused(404, "NotFound", f"{kind.plural} has no subresource {sub}")
+    if kind.namespaced and name is not None and not namespace:
+        raise Refused(404, "NotFound", f"{kind.plural} is namespaced: /namespaces/NS/{kind.plural}")
+    return Target(kind, namespace, name, sub, kind.namespaced and not namespace)
+
+
+def _validate(obj: Obj) -> None:
+    """Strict field validation, as a real server does with ``fieldValidation=Strict``: the
+    official schema of the kind (the vendored one for HTTPRoute)."""
+    obj.setdefault("apiVersion", "")
+    found = problems(obj)
+    if found:
+        raise Refused(422, "Invalid", "; ".join(found))
+
+
+def _dry_run(request: Request) -> bool:
+    return request.query_params.get("dryRun") == "All"
+
+
+async def _body(request: Request) -> Obj:
+    raw = await request.body()
+    content = request.headers.get("content-type", "")
+    if content and "json" not in content and "yaml" not in content:
+        # protobuf or CBOR: client-go falls back to JSON on 415, as with older servers
+        raise Refused(415, "UnsupportedMediaType", f"{content} is not served here; send JSON")
+    try:
+        data = yaml.safe_load(raw) if "yaml" in content else json.loads(raw or b"{}")
+    except (ValueError, yaml.YAMLError) as exc:
+        raise Refused(400, "BadRequest", f"the body is not valid: {exc}") from None
+    if not isinstance(data, dict):
+        raise Refused(400, "BadRequest", "the body must be an object")
+    return data
+
+
+class FakeApiServer:
+    """The fake server's app and state; ``serve()`` runs it on a free loopback port."""
+
+    def __init__(self, ready_pods: bool = True) -> None:
+        self.state = ApiState(ready_pods)
+        methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+        routes = [
+            Route("/version", self._version),
+            Route("/api", self._api),
+            Route("/apis", lambda r: JSONResponse(_groups())),
+            Route("/openapi/{rest:path}", self._no_openapi),
+            Route("/api/{version}", self._discovery),
+            Route("/apis/{group}/{version}", self._discovery),
+            Route("/{prefix:path}", self._resource, methods=methods),
+        ]
+        self.app = Starlette(routes=routes)
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def kubeconfig(self, path: Path, namespace: str = "default") -> Path:
+        """A kubeconfig for this server (context ``fake``)."""
+        context = {"cluster": "fake", "user": "tester", "namespace": namespace}
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "users": [{"name": "tester", "user": {"token": "fake-token"}}],
+            "contexts": [{"name": "fake", "context": context}],
+            "current-context": "fake",
+        }
+        path.write_text(json.dumps(config))
+        return path
+
+    @contextmanager
+    def serve(self) -> Iterator[FakeApiServer]:
+        self.port = free_port()
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the fake API server did not start")
+            time.sleep(0.01)
+        try:
+            yield self
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+
+    async def _version(self, request: Request) -> JSONResponse:
+        version = {"major": "1", "minor": "37", "gitVersion": "v1.37.0-fake"}
+        return JSONResponse({**version, "platform": "linux/amd64"})
+
+    async def _api(self, request: Request) -> JSONResponse:
+        address = {"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.port}"}
+        body = {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [address]}
+        return JSONResponse(body)
+
+    async def _no_openapi(self, request: Request) -> JSONResponse:
+        return JSONResponse(status_object(404, "NotFound", "no OpenAPI here"), status_code=404)
+
+    async def _discovery(self, request: Request) -> Response:
+        group = request.path_params.get("group", "")
+        version = request.path_params["version"]
+        if not any((k.group, k.version) == (group, version) for k in KINDS):
+            message = f"the server could not find {request.url.path}"
+            return JSONResponse(status_object(404, "NotFound", message), status_code=404)
+        return JSONResponse(_resource_list(group, version))
+
+    async def _resource(self, request: Request) -> Response:
+        content = request.headers.get("content-type", "")
+        self.state.requests.append((request.method, request.url.path, content))
+        try:
+            target = _locate(request.url.path)
+            if target.name is None:
+                return await self._collection(request, target)
+            if request.method == "GET":
+                return JSONResponse(self._read(target))
+            if request.method == "DELETE":
+                return self._delete(request, target)
+            return await self._write(request, target)
+        except Refused as refused:
+            return JSONResponse(refused.status, status_code=refused.code)
+
+    async def _collection(self, request: Request, target: Target) -> Response:
+        kind = target.kind
+        namespace = None if target.all_namespaces else target.namespace
+        if request.method == "GET":
+            selector = request.query_params.get("labelSelector", "")
+            fields = request.query_params.get("fieldSelector", "")
+            if request.query_params.get("watch") in ("1", "true"):
+                return self._watch(request, kind, namespace, selector)
+            with self.state.lock:
+                items = self.state.list(kind, namespace, selector, fields)
+                meta = {"resourceVersion": str(self.state.rv)}
+            head = {"kind": f"{kind.kind}List", "apiVersion": kind.api_version, "metadata": meta}
+            return JSONResponse({**head, "items": items})
+        if request.method != "POST":
+            raise Refused(405, "MethodNotAllowed", f"{request.method} on a collection")
+        body = await _body(request)
+        if kind.namespaced:
+            given = body.setdefault("metadata", {}).setdefault("namespace", target.namespace)
+            if given != target.namespace:
+                message = "the namespace of the object does not match the namespace of the request"
+                raise Refused(400, "BadRequest", message)
+        _validate(body)
+        if _dry_run(request):
+            return JSONResponse(body, status_code=201)
+        return JSONResponse(self.state.put(kind, body, create=True), status_code=201)
+
+    def _current(self, target: Target) -> Obj:
+        assert target.name is not None
+        current = self.state.get(target.kind, target.namespace, target.name)
+        if current is None:
+            raise _not_found(target.kind, target.name)
+        return current
+
+    def _read(self, target: Target) -> Obj:
+        current = self._current(target)
+        return _scale(current) if target.sub == "scale" else current
+
+    def _delete(self, request: Request, target: Target) -> Response:
+        assert target.name is not None
+        if _dry_run(request):
+            return JSONResponse(self._current(target))
+        return JSONResponse(self.state.delete(target.kind, target.namespace, target.name))
+
+    async def _write(self, request: Request, target: Target) -> Response:
+        """PUT and PATCH of an object or of its ``/status`` or ``/scale``."""
+        assert target.name is not None
+        kind, name = target.kind, target.name
+        body = await _body(request)
+        content = request.headers.get("content-type", "").split(";")[0]
+        current = self.state.get(kind, target.namespace, name)
+        if current is None and request.method == "PATCH" and content == APPLY and not target.sub:
+            return self._apply_create(request, target, body)
+        if current is None:
+            raise _not_found(kind, name)
+        if request.method == "PATCH":
+            body = self._patched(
+                content, _scale(current) if target.sub == "scale" else current, body
+            )
+            body.setdefault("metadata", {})["resourceVersion"] = current["metadata"][
+                "resourceVersion"
+            ]
+        if target.sub == "scale":
+            return self._rescale(request, target, current, body)
+        if target.sub == "status":
+            updated = copy.deepcopy(current)
+            updated["status"] = body.get("status", {})
+            updated["metadata"]["resourceVersion"] = body.get("metadata", {}).get("resourceVersion")
+            body = updated
+        else:
+            meta = body.setdefault("metadata", {})
+            if meta.setdefault("name", name) != name:
+                message = "the name of the object does not match the name on the URL"
+                raise Refused(400, "BadRequest", message)
+            if kind.namespaced:
+                meta["namespace"] = target.namespace
+            body.pop("status", None)  # only /status changes it
+        _validate(body)
+        if _dry_run(request):
+            return JSONResponse(body)
+        return JSONResponse(self.state.put(kind, body, create=False))
+
+    def _apply_create(self, request: Request, target: Target, body: Obj) -> Response:
+        """Server-side apply of an object that does not exist yet: a create."""
+        meta = body.setdefault("metadata", {})
+        meta["name"] = target.name
+        if target.kind.namespaced:
+            meta["namespace"] = target.namespace
+        _validate(body)
+        if _dry_run(request):
+            return JSONResponse(body, status_code=201)
+        return JSONResponse(self.state.put(target.kind, body, create=True), status_code=201)
+
+    @staticmethod
+    def _patched(content: str, base: Obj, patch: Obj) -> Obj:
+        if content == MERGE:
+            patched = merge_patch(base, patch)
+        elif content in (STRATEGIC, APPLY):
+            patched = strategic_merge_patch(base, patch)
+        else:
+            message = f"the body of the request was in an unknown format: {content}"
+            raise Refused(415, "UnsupportedMediaType", message)
+        assert isinstance(patched, dict)
+        return patched
+
+    def _rescale(self, request: Request, target: Target, current: Obj, scale: Obj) -> Response:
+        given = scale.get("metadata", {}).get("resourceVersion")
+        if given and given != current["metadata"]["resourceVersion"]:
+            message = f'Operation cannot be fulfilled on {target.kind.plural} "{target.name}": '
+            raise Refused(409, "Conflict", message + "the object has been modified")
+        current["spec"]["replicas"] = int(scale.get("spec", {}).get("replicas", 0))
+        if _dry_run(request):
+            return JSONResponse(_scale(current))
+        return JSONResponse(_scale(self.state.put(target.kind, current, create=False)))
+
+    def _watch(
+        self, request: Request, kind: Kind, namespace: str | None, selector: str
+    ) -> Response:
+        query = request.query_params
+        bookmarks = query.get("allowWatchBookmarks") in ("1", "true")
+        timeout = float(query.get("timeoutSeconds") or 300)
+        since = query.get("resourceVersion") or ""
+        fields = query.get("fieldSelector", "")
+        return StreamingResponse(
+            self._events(request, kind, namespace, (selector, fields), since, bookmarks, timeout),
+            media_type="application/json",
+        )
+
+    async def _events(
+        self,
+        request: Request,
+        kind: Kind,
+        namespace: str | None,
+        selectors: tuple[str, str],
+        since: str,
+        bookmarks: bool,
+        timeout: float,
+    ) -> AsyncIterator[bytes]:
+        state = self.state
+        selector, fields = selectors
+
+        def line(type_: str, obj: Obj) -> bytes:
+            return json.dumps({"type": type_, "object": obj}).encode() + b"\n"
+
+        def wanted(obj: Obj) -> bool:
+            meta = obj["metadata"]
+            in_namespace = namespace is None or meta.get("namespace") == namespace
+            labelled = matches(selector, meta.get("labels") or {})
+            return in_namespace and labelled and matches(fields, field_values(obj))
+
+        with state.lock:
+            if since in ("", "0"):  # no version: the objects now as ADDED, then what follows
+                sent = state.rv
+                first = [line("ADDED", o) for o in state.list(kind, namespace, selector, fields)]
+            elif int(since) + 1 < state.oldest:
+                message = f"too old resource version: {since} ({state.oldest})"
+                yield line("ERROR", status_object(410, "Expired", message))
+                return
+            else:
+                sent, first = int(since), []
+        for chunk in first:
+            yield chunk
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        state.waiters.append((loop, wake))
+        deadline, last_bookmark = loop.time() + timeout, loop.time()
+        try:
+            while loop.time() < deadline and not await request.is_disconnected():
+                wake.clear()
+                with state.lock:
+                    fresh = [e for e in state.history if e.rv > sent and e.kind is kind]
+                    newest = state.rv
+                for event in fresh:
+                    if wanted(event.obj):
+                        yield line(event.type, event.obj)
+                    sent = event.rv
+                if bookmarks and loop.time() - last_bookmark >= 1.0:
+                    meta = {"resourceVersion": str(newest)}
+                    mark = {"kind": kind.kind, "apiVersion": kind.api_version, "metadata": meta}
+                    yield line("BOOKMARK", mark)
+                    sent, last_bookmark = max(sent, newest), loop.time()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=0.5)
+        finally:
+            state.waiters.remove((loop, wake))

@@ -1,0 +1,227 @@
+"""The fake Kubernetes API server (tests/kube/) kept honest: real ``kubectl`` applies the
+rendered manifests to it, reads them back, scales and waits for a rollout; and the REST
+protocol rollwise relies on (resourceVersion conflicts, label selectors, patches, watches with
+bookmarks and 410 Gone, ``/scale``, Leases, strict field validation) answers as a real API
+server does."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from .helpers import EXAMPLES, rollwise, wait_for
+from .kube.apiserver import FakeApiServer
+
+KUBECTL = shutil.which("kubectl")
+DEPLOYMENTS = "/apis/apps/v1/namespaces/agents/deployments"
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/agents/leases"
+
+
+@pytest.fixture
+def api() -> Iterator[FakeApiServer]:
+    with FakeApiServer().serve() as server:
+        yield server
+
+
+def kubectl(api: FakeApiServer, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(api.kubeconfig(tmp_path / "kubeconfig", "agents"))}
+    env["HOME"] = str(tmp_path)  # kubectl's discovery cache stays in the test's directory
+    assert KUBECTL is not None
+    return subprocess.run(
+        [KUBECTL, *args], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="needs kubectl (Debian's kubernetes-client)")
+def test_kubectl_applies_reads_scales_and_waits_on_the_rendered_manifests(
+    api: FakeApiServer, tmp_path: Path
+) -> None:
+    manifests = tmp_path / "manifests"
+    example = EXAMPLES / "kubernetes" / "rollwise.yaml"
+    rollwise("render", "-f", str(example), "--version", "1.2.0", "-o", str(manifests))
+
+    def ok(*args: str) -> str:
+        done = kubectl(api, tmp_path, *args)
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done.stdout
+
+    # no OpenAPI is served: kubectl's own schema check is off, the server checks strictly
+    dry = ok("apply", "--dry-run=client", "--validate=false", "-f", str(manifests))
+    assert (
+        dry.count("(dry run)") == 10 and "httproute.gateway.networking.k8s.io/sample-agent" in dry
+    )
+    assert not api.state.objects
+    assert ok("apply", "--validate=false", "-f", str(manifests)).count(" created") == 10
+    assert ok("get", "deployments", "-o", "name").split() == [
+        "deployment.apps/rollwise-controller",
+        "deployment.apps/sample-agent-r1",
+    ]
+    pods = ok("get", "pods", "-l", "rollwise.dev/revision=1", "-o", "name").split()
+    assert len(pods) == 2
+    ready = "jsonpath={.status.readyReplicas}"
+    assert ok("get", "deployment/sample-agent-r1", "-o", ready) == "2"
+    assert ok("scale", "deployment/sample-agent-r1", "--replicas=3")  # the /scale subresource
+    assert ok("rollout", "status", "deployment/sample-agent-r1", "--timeout=20s").startswith(
+        'deployment "sample-agent-r1" successfully rolled out'
+    )
+    assert ok("get", "deployment/sample-agent-r1", "-o", ready) == "3"
+    # apply again: a strategic merge patch back to the rendered 2 replicas, the rest unchanged
+    again = ok("apply", "--validate=false", "-f", str(manifests))
+    assert "deployment.apps/sample-agent-r1 configured" in again and again.count("unchanged") == 9
+    assert ok("get", "deployment/sample-agent-r1", "-o", ready) == "2"
+    assert (
+        ok("apply", "--server-side", "--validate=false", "-f", str(manifests)).count(
+            "serverside-applied"
+        )
+        == 10
+    )
+    weights = "jsonpath={.spec.rules[0].backendRefs[*].weight}"
+    assert ok("get", "httproute/sample-agent", "-o", weights) == "100 0"
+    used = {(method, kind) for method, _, kind in api.state.requests}
+    assert ("PATCH", "application/strategic-merge-patch+json") in used
+    assert ("PATCH", "application/apply-patch+yaml") in used
+    # a wrong field is refused by the server, with its path, as a real one does
+    broken = manifests / "sample-agent.yaml"
+    broken.write_text(broken.read_text().replace("revisionHistoryLimit", "revisionHistoryLimt"))
+    refused = kubectl(api, tmp_path, "apply", "--validate=false", "-f", str(broken))
+    assert refused.returncode == 1 and "'revisionHistoryLimt' was unexpected" in refused.stderr
+    ok("delete", "-f", str(manifests / "rollwise-controller.yaml"))
+    assert ok("get", "deployments", "-o", "name").split() == ["deployment.apps/sample-agent-r1"]
+
+
+def deployment(name: str, replicas: int = 1) -> dict[str, Any]:
+    labels = {"app": name}
+    pod = {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    spec = {"replicas": replicas, "selector": {"matchLabels": labels}, "template": pod}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}, "spec": spec}
+
+
+def test_resource_versions_patches_selectors_scale_and_leases(api: FakeApiServer) -> None:
+    with httpx.Client(base_url=api.url, timeout=10) as http:
+        created = http.post(DEPLOYMENTS, json=deployment("a")).json()
+        assert created["metadata"]["generation"] == 1 and created["metadata"]["uid"]
+        again = http.post(DEPLOYMENTS, json=deployment("a"))
+        assert again.status_code == 409 and again.json()["reason"] == "AlreadyExists"
+        http.post(
+            DEPLOYMENTS, json=deployment("b") | {"metadata": {"name": "b", "labels": {"t": "x"}}}
+        )
+
+        # an update with a stale resourceVersion is a conflict; with the current one it lands
+        current = http.get(f"{DEPLOYMENTS}/a").json()
+        stale = dict(current, metadata={**current["metadata"], "resourceVersion": "1"})
+        conflict = http.put(f"{DEPLOYMENTS}/a", json=stale)
+        assert conflict.status_code == 409 and conflict.json()["reason"] == "Conflict"
+        current["spec"]["replicas"] = 2
+        updated = http.put(f"{DEPLOYMENTS}/a", json=current).json()
+        assert updated["metadata"]["generation"] == 2
+        assert int(updated["metadata"]["resourceVersion"]) > int(
+            current["metadata"]["resourceVersion"]
+        )
+
+        patch = {"metadata": {"labels": {"t": "y"}}}
+        merged = http.patch(
+            f"{DEPLOYMENTS}/a", json=patch, headers={"content-type": "application/merge-patch+json"}
+        ).json()
+        assert merged["metadata"]["labels"] == {"t": "y"} and merged["spec"]["replicas"] == 2
+        listed = http.get(DEPLOYMENTS, params={"labelSelector": "t in (x,z)"}).json()
+        assert listed["kind"] == "DeploymentList" and [
+            i["metadata"]["name"] for i in listed["items"]
+        ] == ["b"]
+        assert [
+            i["metadata"]["name"]
+            for i in http.get(DEPLOYMENTS, params={"labelSelector": "!t"}).json()["items"]
+        ] == []
+
+        scale = http.get(f"{DEPLOYMENTS}/a/scale").json()
+        assert scale["kind"] == "Scale" and scale["spec"]["replicas"] == 2
+        scale["spec"]["replicas"] = 3
+        assert http.put(f"{DEPLOYMENTS}/a/scale", json=scale).json()["spec"]["replicas"] == 3
+        late = http.put(f"{DEPLOYMENTS}/a/scale", json=scale)  # the same version again
+        assert late.status_code == 409
+        status = http.get(f"{DEPLOYMENTS}/a").json()["status"]
+        assert status["readyReplicas"] == 3 and status["observedGeneration"] == 3
+
+        lease = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "rollwise-controller"},
+            "spec": {"holderIdentity": "one", "leaseDurationSeconds": 15},
+        }
+        held = http.post(LEASES, json=lease).json()
+        taken = dict(held, spec={**held["spec"], "holderIdentity": "two"})
+        assert http.put(f"{LEASES}/rollwise-controller", json=taken).status_code == 200
+        lost = dict(held, spec={**held["spec"], "holderIdentity": "three"})
+        assert http.put(f"{LEASES}/rollwise-controller", json=lost).status_code == 409
+
+        wrong = http.post(DEPLOYMENTS, json=deployment("c") | {"spek": {}})
+        assert wrong.status_code == 422 and "'spek' was unexpected" in wrong.json()["message"]
+        missing = http.get(f"{DEPLOYMENTS}/nope")
+        assert missing.status_code == 404 and missing.json()["kind"] == "Status"
+        assert (
+            http.post(
+                DEPLOYMENTS,
+                content=b"\x00",
+                headers={"content-type": "application/vnd.kubernetes.protobuf"},
+            ).status_code
+            == 415
+        )
+
+
+def test_watches_send_events_bookmarks_and_410_after_compaction(api: FakeApiServer) -> None:
+    with httpx.Client(base_url=api.url, timeout=10) as http:
+        http.post(DEPLOYMENTS, json=deployment("a"))
+        since = http.get(DEPLOYMENTS).json()["metadata"]["resourceVersion"]
+        events: list[dict[str, Any]] = []
+        params = {
+            "watch": "1",
+            "resourceVersion": since,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": "5",
+        }
+        with http.stream("GET", DEPLOYMENTS, params=params) as stream:
+            http.patch(
+                f"{DEPLOYMENTS}/a",
+                json={"spec": {"replicas": 2}},
+                headers={"content-type": "application/strategic-merge-patch+json"},
+            )
+            http.delete(f"{DEPLOYMENTS}/a")
+            for line in stream.iter_lines():
+                events.append(json.loads(line))
+                if events[-1]["type"] == "BOOKMARK":
+                    break
+        types = [e["type"] for e in events]
+        assert types[0] == "MODIFIED" and "DELETED" in types and types[-1] == "BOOKMARK"
+        assert events[0]["object"]["spec"]["replicas"] == 2
+        newest = events[-1]["object"]["metadata"]["resourceVersion"]
+        assert int(newest) >= max(int(e["object"]["metadata"]["resourceVersion"]) for e in events)
+
+        # the history is compacted: an old version must re-list (410 Expired)
+        api.state.compact()
+        with http.stream(
+            "GET", DEPLOYMENTS, params={"watch": "1", "resourceVersion": since}
+        ) as stream:
+            first = json.loads(next(stream.iter_lines()))
+        assert first["type"] == "ERROR" and first["object"]["code"] == 410
+        assert first["object"]["reason"] == "Expired"
+
+        # a watch without a version starts with the objects there are, as ADDED
+        http.post(DEPLOYMENTS, json=deployment("b"))
+        with http.stream(
+            "GET", DEPLOYMENTS, params={"watch": "1", "timeoutSeconds": "2"}
+        ) as stream:
+            first = json.loads(next(stream.iter_lines()))
+        assert first["type"] == "ADDED" and first["object"]["metadata"]["name"] == "b"
+
+        # a pod that stops being ready shows in its Deployment's status
+        pod = http.get("/api/v1/namespaces/agents/pods", params={"labelSelector": "app=b"}).json()
+        name = pod["items"][0]["metadata"]["name"]
+        api.state.set_pod_ready("agents", name, False)
+        wait_for(lambda: http.get(f"{DEPLOYMENTS}/b").json()["status"]["readyReplicas"] == 0)
