@@ -233,3 +233,10 @@ def test_describe_and_export_a_stored_revision_with_secrets_masked(cluster: Clus
     assert {"id": "timestamp", "version": "1", "enabled": True} in exported["extensions"]
     missing = cluster.cli("describe", "sample-agent", "--revision", "9", check=False)
     assert missing.returncode == 1 and "has no revision 9" in missing.stderr
+
+    # a kubernetes app is not run by this controller: refused, nothing changed
+    refused = cluster.cli("apply", "-f", str(K8S_EXAMPLE), check=False)
+    assert refused.returncode == 2, refused
+    assert "spec.backend.kind is kubernetes, and this controller runs local apps" in refused.stderr
+    assert cluster.get()["stable"] == 2
+    assert len(cluster.client.request("GET", "/apps/sample-agent/history")) == 2

@@ -35,7 +35,7 @@ from rollwise.controller.maintenance import Scheduled
 from rollwise.controller.metrics_http import serve_metrics
 from rollwise.controller.monitor import SmokeMetrics
 from rollwise.controller.ofrep import ofrep_app, ofrep_socket
-from rollwise.controller.providers import KINDS, Listeners
+from rollwise.controller.providers import KINDS, Listeners, kind_of
 from rollwise.controller.slos import SloKeeper
 from rollwise.controller.traffic_metrics import TrafficSeries
 from rollwise.controller.webhooks import Webhooks
@@ -397,6 +397,7 @@ class Controller:
 
     async def apply(self, spec: dict[str, Any], base_dir: str, version: str | None) -> str:
         rollout = spec_from_dict(spec, file="applied spec")
+        kind_of(rollout.spec)
         name = rollout.name
         for other in self.store.app_names():
             if other != name and self._worker(other).state.spec.spec.listen == rollout.spec.listen:

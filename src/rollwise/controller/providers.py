@@ -24,7 +24,7 @@ from rollwise.routing.options import ProxyOptions
 from rollwise.spec import RolloutSpec
 from rollwise.store import Store
 
-__all__ = ["KINDS", "Listeners", "Providers", "local"]
+__all__ = ["KINDS", "Listeners", "Providers", "kind_of", "local"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +69,13 @@ KINDS: dict[str, Callable[[Store, Path, ProxyOptions, Listeners], Providers]] = 
 
 
 def kind_of(spec: RolloutSpec) -> str:
+    """The spec's backend kind, if this controller runs it (else ``UsageError``: nothing is
+    applied)."""
     kind = spec.backend.kind
     if kind not in KINDS:
-        raise UsageError(f"spec.backend.kind {kind!r} is not one of {', '.join(sorted(KINDS))}")
+        raise UsageError(
+            f"spec.backend.kind is {kind}, and this controller runs {', '.join(sorted(KINDS))} "
+            f"apps only; `rollwise render -f FILE --version V` writes a {kind} app's objects "
+            "for kubectl"
+        )
     return kind
