@@ -66,6 +66,9 @@ RestartSec={RESTART_SEC:g}
 # the proxy and the replicas outlive a controller restart; `systemctl stop` still stops all
 KillMode=process
 KillSignal=SIGTERM
+# `systemctl reload`: the controller leaves the proxy and the replicas serving and exits;
+# Restart= brings it back from the installed rollwise (an upgrade without downtime)
+ExecReload=/bin/kill -HUP $MAINPID
 TimeoutStopSec=60
 Environment=PYTHONUNBUFFERED=1
 

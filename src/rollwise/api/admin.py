@@ -397,9 +397,15 @@ async def openapi(request: Request) -> JSONResponse:
 
 
 async def shutdown(request: Request) -> JSONResponse:
+    """Stop everything (``rollwise down``), or with ``{"leave": true}`` the controller only
+    (``rollwise restart``)."""
     controller = controller_of(request)
-    controller.stopping.set()
-    return JSONResponse({"stopping": True})
+    leave = bool((await read_body(request)).get("leave")) if await request.body() else False
+    if leave:
+        controller.leave()
+    else:
+        controller.stopping.set()
+    return JSONResponse({"stopping": True, "leave": leave})
 
 
 async def no_route(request: Request, exc: Exception) -> JSONResponse:

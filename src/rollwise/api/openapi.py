@@ -109,6 +109,17 @@ def _param(name: str, description: str, schema: Json) -> Json:
     }
 
 
+def _shutdown() -> Json:
+    """``rollwise down`` sends no body; ``rollwise restart`` sends ``{"leave": true}``."""
+    op = _op(
+        "Stop the controller and all it started; with leave, the controller only",
+        "write",
+        body={"leave": {"type": "boolean"}},
+    )
+    op["requestBody"]["required"] = False
+    return op
+
+
 _REVISION: Json = {
     **_param("revision", "a revision number", {"type": "integer", "minimum": 1}),
     "in": "path",
@@ -336,7 +347,7 @@ def openapi_document() -> Json:
                 ],
             )
         },
-        "/api/v1/shutdown": {"post": _op("Stop the controller and all it started", "write")},
+        "/api/v1/shutdown": {"post": _shutdown()},
         **_flag_paths(app),
     }
     for name, body in COMMANDS.items():

@@ -13,7 +13,16 @@ from rollwise.cli.common import StateDir, client, out
 from rollwise.client import default_state_dir
 from rollwise.errors import ControllerError, UsageError
 
-__all__ = ["DASHBOARD_DEFAULT", "LogFormat", "dashboard", "down", "optional_values", "up"]
+__all__ = [
+    "DASHBOARD_DEFAULT",
+    "LogFormat",
+    "dashboard",
+    "down",
+    "optional_values",
+    "restart",
+    "up",
+    "up_options",
+]
 
 DASHBOARD_DEFAULT = "127.0.0.1:3100"  # Argo Rollouts' dashboard port
 
@@ -156,6 +165,48 @@ def down(state_dir: StateDir = None) -> None:
             return
         time.sleep(0.1)
     raise ControllerError(f"the controller did not stop within 60s; see {pid_file}")
+
+
+def restart(state_dir: StateDir = None) -> None:
+    """Restart the controller with this rollwise, its `up` options kept, while the proxy and
+    the replicas keep serving: the new controller adopts them and replaces the proxy if it
+    is another build's (install a new rollwise, then run this: docs/reliability.md)."""
+    import psutil
+
+    from rollwise.controller.launch import spawn_controller
+
+    with client(state_dir) as admin:
+        pid_file = admin.state_dir / "controller.pid"
+        try:
+            options = up_options(psutil.Process(int(pid_file.read_text())).cmdline())
+        except (OSError, ValueError, psutil.Error):
+            raise ControllerError(
+                f"no controller runs for {admin.state_dir}; start one with rollwise up"
+            ) from None
+        admin.request("POST", "/shutdown", json={"leave": True})
+        deadline = time.monotonic() + 60
+        while pid_file.exists():
+            if time.monotonic() > deadline:
+                raise ControllerError(f"the controller did not leave within 60s; see {pid_file}")
+            time.sleep(0.05)
+        proc = spawn_controller(admin.state_dir, *options)
+    out.print(f"controller restarted (pid {proc.pid}); the proxy and the replicas kept serving")
+
+
+def up_options(argv: list[str]) -> list[str]:
+    """The options of a running ``rollwise up`` (its command line), but ``--state-dir`` and
+    ``--detach``."""
+    rest = argv[argv.index("up") + 1 :]
+    kept: list[str] = []
+    skip = False
+    for arg in rest:
+        if skip:
+            skip = False
+        elif arg == "--state-dir":
+            skip = True
+        elif not arg.startswith("--state-dir=") and arg not in ("--detach", "-d"):
+            kept.append(arg)
+    return kept
 
 
 def dashboard(

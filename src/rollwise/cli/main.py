@@ -64,6 +64,7 @@ def lint(
 
 app.command()(lifecycle.up)
 app.command()(lifecycle.down)
+app.command()(lifecycle.restart)
 app.command()(lifecycle.dashboard)
 
 

@@ -13,17 +13,15 @@ import contextlib
 import fcntl
 import os
 import signal
-import socket
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import structlog
-import uvicorn
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn import Server
 
 from rollwise.backends.base import Workload
 from rollwise.checklist import ChecklistItem
@@ -36,6 +34,13 @@ from rollwise.controller.metrics_http import serve_metrics
 from rollwise.controller.monitor import SmokeMetrics
 from rollwise.controller.ofrep import ofrep_app, ofrep_socket
 from rollwise.controller.providers import KINDS, Listeners, kind_of
+from rollwise.controller.serving import (
+    admin_server,
+    admin_socket,
+    loopback_server,
+    loopback_socket,
+    url_host,
+)
 from rollwise.controller.slos import SloKeeper
 from rollwise.controller.traffic_metrics import TrafficSeries
 from rollwise.controller.webhooks import Webhooks
@@ -48,7 +53,6 @@ from rollwise.errors import (
     NotFoundError,
     WindowClosedError,
 )
-from rollwise.peer import allowed_peer
 from rollwise.redact import remember_secrets
 from rollwise.routing.options import ProxyOptions
 from rollwise.slo.budget import SloReport
@@ -66,29 +70,6 @@ __all__ = ["AdminApp", "Controller"]
 AdminApp = Callable[["Controller"], ASGIApp]
 
 log = structlog.get_logger("rollwise.controller")
-
-
-class _PeerChecked(HttpToolsProtocol):
-    """uvicorn's HTTP protocol, refusing peers that are neither our user nor root."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        if not allowed_peer(transport):
-            body = b'{"error": "this admin socket answers only its owner", "kind": "Forbidden"}'
-            transport.write(
-                b"HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\n"
-                b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
-            )
-            transport.close()
-            return
-        super().connection_made(transport)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the controller owns SIGTERM and SIGINT."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 class Controller:
@@ -113,6 +94,7 @@ class Controller:
         self.metrics_port = metrics_port
         self.proxy_options = proxy or ProxyOptions()
         self.handle_signals = handle_signals  # off when embedded in someone else's program
+        self.leaving = False
         self.api_listen = api_listen  # a loopback (host, port) that asks for a bearer token
         self.ofrep_url: str | None = None  # set once its loopback socket is bound (run)
         self.clock = clock or SteadyClock()  # a stepped system clock moves no deadline
@@ -148,13 +130,11 @@ class Controller:
         # a taken port fails the start before anything else starts
         loopback = []  # (socket, app): the admin API behind tokens, the dashboard, OFREP
         if self.api_listen is not None:
-            loopback.append(
-                (self._loopback_socket(self.api_listen, "--api-listen"), self.loopback_app)
-            )
+            loopback.append((loopback_socket(self.api_listen, "--api-listen"), self.loopback_app))
         dashboard_sock = None
         if self.dashboard is not None:
             listen, dashboard_app = self.dashboard
-            dashboard_sock = self._loopback_socket(listen, "--dashboard")
+            dashboard_sock = loopback_socket(listen, "--dashboard")
             loopback.append((dashboard_sock, dashboard_app))
         await self._start()
         loopback.append((self._ofrep, lambda c: ofrep_app(c.worker)))
@@ -166,47 +146,61 @@ class Controller:
             asyncio.create_task(self.slos.run(), name="slos"),
             asyncio.create_task(self.autoscalers.run(), name="autoscalers"),
         ]
-        server = self._admin_server()
-        serve = asyncio.create_task(server.serve(sockets=[self._admin_socket()]))
-        servers = [(self._loopback_server(app), sock) for sock, app in loopback]
+        server = admin_server(self.admin_app(self))
+        serve = asyncio.create_task(server.serve(sockets=[admin_socket(self.state_dir)]))
+        servers = [(loopback_server(app(self)), sock) for sock, app in loopback]
         serving = [asyncio.create_task(srv.serve(sockets=[sock])) for srv, sock in servers]
         if dashboard_sock is not None:
             host, port = dashboard_sock.getsockname()[:2]
-            self.store.put_kv("dashboard_url", f"http://{_url_host(host)}:{port}/")
+            self.store.put_kv("dashboard_url", f"http://{url_host(host)}:{port}/")
         if self.metrics_port is not None:
             _, self.metrics_port = serve_metrics("127.0.0.1", self.metrics_port, self.registry)
             self.store.put_kv("metrics_port", self.metrics_port)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT) if self.handle_signals else ():
             loop.add_signal_handler(sig, self.stopping.set)
+        if self.handle_signals:
+            loop.add_signal_handler(signal.SIGHUP, self.leave)
         try:
             await self.stopping.wait()
         finally:
-            log.info("controller stopping; stopping replicas and the proxy")
-            server.should_exit = True
-            for srv, _ in servers:
-                srv.should_exit = True
-            for task in [*self.tasks.values(), *background]:
-                task.cancel()
-            for worker in self.workers.values():
-                worker.close()
-            await self.backend.stop_all()
-            await self.router.stop()
+            await self._stop(
+                [*self.tasks.values(), *background], [server, *(s for s, _ in servers)]
+            )
             await serve
             for task in serving:
                 await task
-            await self.backend.aclose()
-            await self.router.aclose()
-            await self.providers.agent.aclose()
-            await self.slos.aclose()
-            await self.scheduled.aclose()
-            await self.webhooks.aclose()
-            if self.events.traces is not None:
-                await asyncio.to_thread(self.events.traces.shutdown)
-            self.store.close()
-            with contextlib.suppress(FileNotFoundError):
-                (self.state_dir / "controller.pid").unlink()
-            log.info("controller stopped")
+            await self._close()
+
+    async def _stop(self, tasks: list[asyncio.Task[Any]], servers: list[Server]) -> None:
+        """Stop serving and working; stop the proxy and the replicas unless leaving."""
+        if self.leaving:
+            log.info("controller leaving; the proxy and the replicas keep serving")
+        else:
+            log.info("controller stopping; stopping replicas and the proxy")
+        for srv in servers:
+            srv.should_exit = True
+        for task in tasks:
+            task.cancel()
+        for worker in self.workers.values():
+            worker.close()
+        if not self.leaving:
+            await self.backend.stop_all()
+            await self.router.stop()
+
+    async def _close(self) -> None:
+        await self.backend.aclose()
+        await self.router.aclose()
+        await self.providers.agent.aclose()
+        await self.slos.aclose()
+        await self.scheduled.aclose()
+        await self.webhooks.aclose()
+        if self.events.traces is not None:
+            await asyncio.to_thread(self.events.traces.shutdown)
+        self.store.close()
+        with contextlib.suppress(FileNotFoundError):
+            (self.state_dir / "controller.pid").unlink()
+        log.info("controller stopped")
 
     async def _start(self) -> None:
         """The store, the event sinks, the providers; adopt what still runs; a worker per
@@ -267,6 +261,13 @@ class Controller:
         for app in self.store.app_names():
             self._start_worker(app)
 
+    def leave(self) -> None:
+        """Exit and leave the proxy and the replicas serving (SIGHUP, ``rollwise restart``):
+        the next controller adopts them, as after a crash, and replaces the proxy if it is
+        another build's."""
+        self.leaving = True
+        self.stopping.set()
+
     def _apps(self) -> list[str]:
         return list(self.workers)
 
@@ -280,52 +281,6 @@ class Controller:
             for n in state.current.revisions():
                 running[(app, n)] = state.revision(n).workload(app, state.base_dir)
         return running
-
-    def _admin_socket(self) -> socket.socket:
-        path = self.state_dir / "admin.sock"
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o177)
-        try:
-            sock.bind(str(path))
-        finally:
-            os.umask(old)
-        os.chmod(path, 0o600)
-        sock.listen(128)
-        return sock
-
-    def _loopback_socket(self, listen: tuple[str, int], flag: str) -> socket.socket:
-        host, port = listen
-        try:
-            sock = socket.create_server((host, port), family=_family(host), backlog=128)
-        except OSError as exc:
-            raise ControllerError(
-                f"cannot listen on {host}:{port} for {flag}: {exc.strerror}; "
-                f"pick another {flag} port"
-            ) from None
-        return sock
-
-    def _loopback_server(self, app: AdminApp) -> uvicorn.Server:
-        """The admin API behind bearer tokens, or the dashboard, on a loopback port."""
-        config = uvicorn.Config(
-            app(self),
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-            http="httptools",
-        )
-        return _Server(config)
-
-    def _admin_server(self) -> uvicorn.Server:
-        config = uvicorn.Config(
-            self.admin_app(self),
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-            http=_PeerChecked,
-        )
-        return _Server(config)
 
     # what the providers report
 
@@ -488,11 +443,3 @@ class Controller:
             message = f"revision {number} ({version}) deployed over {over}: {reason}"
             self.events.emit(app, kind, message, number, {"why": why, "reason": reason})
         return number
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
-def _family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -63,6 +63,9 @@ class ProxyRouter:
         table = Table.from_json(applied.get("table") or {"generation": 0, "apps": {}})
         self.sections = dict(table.apps)
         self.dataplane.applied = table if table.apps else None
+        if self.dataplane.outdated:  # another build's proxy, or other options: replace it
+            async with self._lock:
+                await self.dataplane.replace(self._next_table())
         return fresh
 
     async def set_routes(self, app: str, routes: AppTable | None) -> bool:
@@ -132,13 +135,17 @@ class ProxyRouter:
 
     async def _push(self, changed: list[str] | None = None) -> None:
         """The table at a new generation: whole, or the ``changed`` apps' part of it."""
-        self._generation += 1
-        self.store.put_kv("generation", self._generation)
-        table = Table(self._generation, dict(self.sections))
+        table = self._next_table()
         if changed is None:
             await self.dataplane.push(table)
         else:
             await self.dataplane.change(table, changed)
+
+    def _next_table(self) -> Table:
+        """The table at a new generation, written to the store before it is sent."""
+        self._generation += 1
+        self.store.put_kv("generation", self._generation)
+        return Table(self._generation, dict(self.sections))
 
     async def stop(self) -> None:
         await self.dataplane.stop()

@@ -5,12 +5,20 @@ The proxy is a separate process in its own session: it keeps serving with the la
 the controller dies, and a restarted controller adopts it (pid and start time must match and
 its admin socket must answer) instead of starting a second one. Its exit reaches the
 controller through a pidfd, so a dead proxy is restarted at once, with no polling.
+
+A proxy adopted from another build of rollwise, or started with other options (``rollwise up
+--proxy-workers``, ``--record``, ``--trace-sample``), is *replaced*, HAProxy's seamless
+reload: a proxy of this build starts beside it on the same listening sockets, takes the
+table, takes over the admin socket's name, and the old one drains (it stops accepting,
+answers what it has with ``connection: close``, then exits). Both accept meanwhile, so no
+connection is refused and no request is cut.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import sys
 import time
@@ -21,6 +29,7 @@ from typing import Any
 import httpx
 import structlog
 
+from rollwise._version import __version__
 from rollwise.backends.process import ManagedProcess
 from rollwise.errors import DataPlaneError, RouteVerifyError
 from rollwise.routing.handover import ListenerKeeper, fetch_listeners, handover_path
@@ -28,9 +37,25 @@ from rollwise.routing.options import ProxyOptions
 from rollwise.routing.table import Table
 from rollwise.store import Store
 
-__all__ = ["DataPlane"]
+__all__ = ["DataPlane", "build_id"]
 
 log = structlog.get_logger("rollwise.dataplane")
+
+DRAIN_S = 10.0  # the proxy's own --grace: in-flight requests get this long to finish
+
+
+def build_id() -> str:
+    """This rollwise's data plane: its version and the source of ``rollwise.routing``
+    (a proxy started from other code is replaced, even at the same version number)."""
+    digest = hashlib.sha256(__version__.encode())
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _admin_client(socket: Path) -> httpx.AsyncClient:
+    transport = httpx.AsyncHTTPTransport(uds=str(socket))
+    return httpx.AsyncClient(transport=transport, base_url="http://proxy", timeout=5.0)
 
 
 class DataPlane:
@@ -48,11 +73,9 @@ class DataPlane:
         self.on_exit = on_exit or (lambda: None)
         self.process: ManagedProcess | None = None
         self.restarts = 0
-        self._client = httpx.AsyncClient(
-            transport=httpx.AsyncHTTPTransport(uds=str(self.socket)),
-            base_url="http://proxy",
-            timeout=5.0,
-        )
+        self._client = _admin_client(self.socket)
+        self.identity = {"build": build_id(), "argv": self.options.argv()}
+        self.outdated = False  # the adopted proxy is another build's, or has other options
         self.applied: Table | None = None
         self.listen_errors: dict[str, str] = {}
         # the public listeners, kept here so they outlive any proxy (routing/handover.py)
@@ -64,11 +87,12 @@ class DataPlane:
         await self._client.aclose()
         self.keeper.close()
 
-    async def _healthy(self) -> bool:
+    async def _healthy(self, client: httpx.AsyncClient | None = None) -> bool:
         try:
-            return (await self._client.get("/healthz", timeout=1.0)).status_code == 200
+            answer = await (client or self._client).get("/healthz", timeout=1.0)
         except httpx.HTTPError:
             return False
+        return answer.status_code == 200
 
     def alive(self) -> bool:
         return self.process is not None and self.process.alive()
@@ -86,7 +110,9 @@ class DataPlane:
                     self.process = proc
                     self._watch(proc)
                     await self._take_back_listeners()
-                    log.info("proxy adopted", pid=proc.pid)
+                    mine = {k: info.get(k) for k in self.identity}
+                    self.outdated = mine != self.identity
+                    log.info("proxy adopted", pid=proc.pid, outdated=self.outdated)
                     return False
                 if proc is not None:
                     await proc.stop(2.0)
@@ -94,24 +120,65 @@ class DataPlane:
             self.process.unwatch()
             self.restarts += 1
             log.warning("proxy died; restarting", restarts=self.restarts)
-        argv = [sys.executable, "-m", "rollwise.routing.proxy", "--admin-socket", str(self.socket)]
-        argv += ["--listeners", str(self.keeper.path), *self.options.argv()]
-        self.process = ManagedProcess.start(
+        self.process = await self._spawn(self.socket, self._client)
+        self._watch(self.process)
+        self.applied = None
+        self.outdated = False
+        return True
+
+    async def _spawn(self, socket: Path, client: httpx.AsyncClient) -> ManagedProcess:
+        """A proxy of this build on admin ``socket``, once it answers there (recorded in
+        the store at once when ``socket`` is the proxy's, so that no crash orphans it)."""
+        argv = [sys.executable, "-m", "rollwise.routing.proxy", "--admin-socket", str(socket)]
+        argv += ["--listeners", str(self.keeper.path), "--grace", repr(DRAIN_S)]
+        argv += self.options.argv()
+        proc = ManagedProcess.start(
             argv, env=dict(os.environ), cwd=None, log_path=self.state_dir / "logs" / "proxy.log"
         )
-        self.store.put_kv("proxy", {"pid": self.process.pid, "start_time": self.process.start_time})
-        self.applied = None
+        if socket == self.socket:
+            self._record(proc)
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline:
-            if await self._healthy():
-                log.info("proxy started", pid=self.process.pid)
-                self._watch(self.process)
-                return True
-            if not self.process.alive():
+            if await self._healthy(client):
+                log.info("proxy started", pid=proc.pid)
+                return proc
+            if not proc.alive():
                 break
             await asyncio.sleep(0.05)
+        await proc.stop(2.0)
         raise DataPlaneError(
             f"the proxy did not start; see {self.state_dir / 'logs' / 'proxy.log'}"
+        )
+
+    async def replace(self, table: Table) -> None:
+        """Start a proxy of this build beside the running one, give it ``table``, move the
+        admin socket's name to it, then let the old one drain and exit."""
+        old = self.process
+        # a name of its own (its workers' sockets are named after it), short: a unix socket's
+        # path holds 107 bytes
+        following = self.socket.with_name(f"{self.socket.name}.{int(time.time()) % 100000}")
+        async with _admin_client(following) as client:
+            new = await self._spawn(following, client)
+            try:
+                await self._send("PUT", table.to_json(), table.generation, client)
+            except DataPlaneError:
+                await new.stop(2.0)
+                raise
+        os.replace(handover_path(following), handover_path(self.socket))
+        os.replace(following, self.socket)
+        self._record(new)
+        await self._client.aclose()  # its pooled connections reach the old proxy
+        self._client = _admin_client(self.socket)
+        self.process, self.applied, self.outdated = new, table, False
+        self._watch(new)
+        if old is not None:
+            old.unwatch()
+            log.info("proxy replaced; the old one drains", old=old.pid, new=new.pid)
+            await old.stop(DRAIN_S + 5.0)
+
+    def _record(self, proc: ManagedProcess) -> None:
+        self.store.put_kv(
+            "proxy", {"pid": proc.pid, "start_time": proc.start_time, **self.identity}
         )
 
     async def _take_back_listeners(self) -> None:
@@ -172,10 +239,16 @@ class DataPlane:
         self.applied = table
         self.keeper.retain({app.listen for app in table.apps.values()})
 
-    async def _send(self, method: str, body: dict[str, Any], generation: int) -> bool:
+    async def _send(
+        self,
+        method: str,
+        body: dict[str, Any],
+        generation: int,
+        client: httpx.AsyncClient | None = None,
+    ) -> bool:
         """``False`` when the proxy does not know ``method`` (an older one)."""
         try:
-            resp = await self._client.request(method, "/routes", json=body)
+            resp = await (client or self._client).request(method, "/routes", json=body)
         except httpx.HTTPError as exc:
             raise DataPlaneError(f"cannot push routes to the proxy: {exc}") from None
         if resp.status_code == 404 and method == "PATCH":

@@ -31,6 +31,7 @@ __all__ = [
     "fetch_listeners",
     "handover_path",
     "serve_listeners",
+    "unlink_if_ours",
 ]
 
 log = structlog.get_logger("rollwise.handover")
@@ -49,6 +50,14 @@ def handover_path(admin_socket: str | Path) -> Path:
 Provide = Callable[[list[str]], tuple[list[str], list[socket.socket], dict[str, str]]]
 
 
+def unlink_if_ours(path: str | Path, inode: int) -> None:
+    """Remove the socket file at ``path`` if it is still the one we bound (``inode``): a
+    proxy that replaced this one has put its own there."""
+    with contextlib.suppress(FileNotFoundError):
+        if os.stat(path).st_ino == inode:
+            os.unlink(path)
+
+
 def serve_listeners(path: Path, provide: Provide) -> Callable[[], None]:
     """Answer requests on ``path`` (mode 0600) from a daemon thread; the stop function."""
     with contextlib.suppress(FileNotFoundError):
@@ -58,6 +67,7 @@ def serve_listeners(path: Path, provide: Provide) -> Callable[[], None]:
     os.chmod(path, 0o600)
     server.listen(16)
     stopping = threading.Event()
+    ours = os.stat(path).st_ino
 
     def loop() -> None:
         while not stopping.is_set():
@@ -77,8 +87,7 @@ def serve_listeners(path: Path, provide: Provide) -> Callable[[], None]:
         with contextlib.suppress(OSError):
             server.shutdown(socket.SHUT_RDWR)
         server.close()
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        unlink_if_ours(path, ours)
 
     threading.Thread(target=loop, name="listener-handover", daemon=True).start()
     return stop

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import uvloop
 
-from rollwise.routing.handover import handover_path, serve_listeners
+from rollwise.routing.handover import handover_path, serve_listeners, unlink_if_ours
 from rollwise.routing.proxy.admin import serve_admin
 from rollwise.routing.proxy.limits import Limits
 from rollwise.routing.proxy.record import Recorder
@@ -63,6 +63,7 @@ async def _main(args: argparse.Namespace, worker_argv: list[str]) -> None:
     if pool is not None:
         await pool.start(lambda: proxy.table_json)
     admin = await serve_admin(proxy, args.admin_socket, pool)
+    admin_inode = os.stat(args.admin_socket).st_ino
     stop_handover = serve_listeners(handover_path(args.admin_socket), proxy.held_listeners)
     role = f"worker of {args.parent_pid}" if args.parent_pid else f"{args.workers} worker(s)"
     print(f"rollwise proxy pid {os.getpid()} {role} admin {args.admin_socket}", flush=True)
@@ -85,7 +86,7 @@ async def _main(args: argparse.Namespace, worker_argv: list[str]) -> None:
     if spans is not None:
         spans.close()
     with contextlib.suppress(OSError):
-        os.unlink(args.admin_socket)
+        unlink_if_ours(args.admin_socket, admin_inode)
 
 
 async def _flush(record: Recorder) -> None:

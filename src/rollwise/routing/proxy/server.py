@@ -64,6 +64,7 @@ class ProxyServer:
         self.retries = 0
         self.record = record
         self.started = time.time()
+        self.closing = False
         # Coarse clocks, refreshed by the sweep: ejection back-offs need no finer grain.
         self.clock = time.monotonic()
         # per-second statistics in the controller's kind of time: a stepped clock is ignored
@@ -261,7 +262,8 @@ class ProxyServer:
         if not length and ex.method != b"HEAD" and status not in {204, 304}:
             ex.response_chunked = True
             out.append(b"transfer-encoding: chunked\r\n")
-        if not ex.keep_alive:
+        if not ex.keep_alive or self.closing:  # closing: clients move to the next proxy
+            ex.keep_alive = False
             out.append(b"connection: close\r\n")
         out.append(b"\r\n")
         ex.pending = b"".join(out)  # written with the first body bytes, see UpstreamConnection
@@ -464,7 +466,10 @@ class ProxyServer:
         return {"now": time.perf_counter() + self._wall_offset, "apps": apps}
 
     async def close(self, grace_s: float) -> None:
-        """Stop accepting, let in-flight requests finish within ``grace_s``, then close."""
+        """Stop accepting, let in-flight requests finish within ``grace_s`` (each answered
+        with ``connection: close``), then close the idle connections: the listening sockets
+        stay open in the processes that share them, so a replacing proxy takes the clients."""
+        self.closing = True
         self._sweeper.cancel()
         for server in self.listeners.values():
             server.close()
