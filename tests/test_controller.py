@@ -117,7 +117,9 @@ def test_kill_9_of_the_controller_then_adoption(cluster: Cluster) -> None:
         )
         served = Counter(httpx.get(cluster.url + "/healthz").status_code for _ in range(20))
         assert served == {200: 20}
-        rollwise("up", "--detach", "--metrics-port", "0", state_dir=cluster.state_dir)
+        # the same options: the proxy is adopted (others replace it: test_proxy_replacement)
+        options = ("--metrics-port", "0", "--record", str(cluster.record))
+        rollwise("up", "--detach", *options, state_dir=cluster.state_dir)
         cluster.wait_stable(1)
         assert sorted(cluster.pids(1)) == pids
         assert _proxy_pid(cluster) == proxy_pid
