@@ -1,6 +1,7 @@
 """The fault-injection soak: rollouts of every kind under steady load while the controller,
-the proxy (alone, or with the controller) and replicas are killed with -9 at random moments;
-invariants checked after each.
+the proxy (alone, or with the controller) and replicas are killed with -9 at random moments,
+and the controller is restarted (SIGHUP, as ``rollwise restart`` does) with other proxy
+options, which replaces the proxy; invariants checked after each.
 
 A rollout is one of: a canary promoted through its steps, a canary aborted at its pause, a
 blue-green swap, an undo. During each, 2-5 faults strike at random moments of its first
@@ -9,7 +10,8 @@ resumes and then settles), the history holds every revision and the events never
 the controller answers. At the end: nothing of the run is left running. Load goes through
 the public listener all along; a failed request is excused only if it was in flight within
 a fault's window on the data plane (a killed proxy, a killed replica); any other failure,
-during moves between healthy revisions or a controller's death, is a violation.
+during moves between healthy revisions, a controller's death or a proxy replacement, is a
+violation.
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ class Soak:
         self.events_seen = 0
         self.client = AdminClient(self.state, timeout=10.0)
         self.log = os.environ.get("ROLLWISE_SOAK_LOG", "") != ""
+        self.workers = 1  # the proxy's: a restart with the other count replaces the proxy
 
     def say(self, text: str) -> None:
         if self.log:
@@ -127,7 +130,8 @@ class Soak:
     # the controller and its API, tolerant of a controller that is being restarted
 
     def start(self) -> None:
-        start_controller(self.state, "--record", str(self.record))
+        options = ("--record", str(self.record), "--proxy-workers", str(self.workers))
+        start_controller(self.state, *options)
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
         deadline = time.monotonic() + 30
@@ -219,9 +223,12 @@ class Soak:
         return spare
 
     def fault(self) -> None:
-        kind = self.rng.choice(["controller", "proxy", "replica", "replica", "both"])
+        kind = self.rng.choice(["controller", "proxy", "replica", "replica", "both", "restart"])
         if kind == "both":
             self._double_fault()
+            return
+        if kind == "restart":
+            self._replace_proxy()
             return
         pids = self._spare_replicas() if kind == "replica" else self._pids()[kind]
         if not pids:
@@ -261,6 +268,23 @@ class Soak:
             psutil.Process(pids["controller"][0]).wait(10)
         self.start()
         self.windows.append(time.monotonic())
+
+    def _replace_proxy(self) -> None:
+        """The controller leaves (SIGHUP) and comes back with the other proxy worker count:
+        it replaces the proxy. Not a data-plane fault: no request may fail."""
+        pids = self._pids()
+        if not pids["controller"]:
+            return
+        controller = pids["controller"][0]
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(controller, signal.SIGHUP)
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(controller).wait(30)
+        self.workers = 3 - self.workers
+        self.report.faults["restart"] = self.report.faults.get("restart", 0) + 1
+        self.say(f"  restart {controller} with --proxy-workers {self.workers}")
+        self.struck.append((time.monotonic(), "restart"))
+        self.start()
 
     def strike(self) -> float:
         """2-5 faults at random moments of the next 3 s; returns when the last struck."""

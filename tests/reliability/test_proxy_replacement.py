@@ -5,6 +5,7 @@ answers) and exits."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import psutil
@@ -49,15 +50,20 @@ def test_a_proxy_with_other_options_or_another_build_is_replaced_losing_no_reque
             # the same options again: the proxy is kept
             restart_with(cluster, "--proxy-workers", "2")
             assert _stored_pid(cluster) == second
-            # a proxy that another build of rollwise started is replaced as well
+            # a proxy that another build of rollwise started is replaced as well; and one a
+            # controller killed mid-replacement had started (here: a stand-in process) is
+            # stopped
             kill_controller(cluster)
+            unfinished = subprocess.Popen(["sleep", "60"], start_new_session=True)
             store = Store(cluster.state_dir / "state.db")
             store.put_kv("proxy", {**store.get_kv("proxy"), "build": "an-older-build"})
+            started = psutil.Process(unfinished.pid).create_time()
+            store.put_kv("proxy_next", {"pid": unfinished.pid, "start_time": started})
             store.close()
-            start_controller(
-                cluster.state_dir, "--record", str(cluster.record), "--proxy-workers", "2"
-            )
+            options = ("--record", str(cluster.record), "--proxy-workers", "2")
+            start_controller(cluster.state_dir, *options)
             replaced(cluster, load, second)
+            assert unfinished.wait(10) == -15  # SIGTERM
         report = load.result()
     assert report.errors_total == 0, report.errors
     assert report.ok > 400

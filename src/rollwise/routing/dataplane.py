@@ -103,6 +103,7 @@ class DataPlane:
             return False
         self.keeper.start()
         if self.process is None:
+            await self._stop_unfinished_replacement()
             info = self.store.get_kv("proxy")
             if info:
                 proc = ManagedProcess.adopt(int(info["pid"]), float(info["start_time"]))
@@ -135,8 +136,7 @@ class DataPlane:
         proc = ManagedProcess.start(
             argv, env=dict(os.environ), cwd=None, log_path=self.state_dir / "logs" / "proxy.log"
         )
-        if socket == self.socket:
-            self._record(proc)
+        self._record(proc, "proxy" if socket == self.socket else "proxy_next")
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline:
             if await self._healthy(client):
@@ -167,6 +167,7 @@ class DataPlane:
         os.replace(handover_path(following), handover_path(self.socket))
         os.replace(following, self.socket)
         self._record(new)
+        self.store.put_kv("proxy_next", None)
         await self._client.aclose()  # its pooled connections reach the old proxy
         self._client = _admin_client(self.socket)
         self.process, self.applied, self.outdated = new, table, False
@@ -176,10 +177,22 @@ class DataPlane:
             log.info("proxy replaced; the old one drains", old=old.pid, new=new.pid)
             await old.stop(DRAIN_S + 5.0)
 
-    def _record(self, proc: ManagedProcess) -> None:
-        self.store.put_kv(
-            "proxy", {"pid": proc.pid, "start_time": proc.start_time, **self.identity}
-        )
+    def _record(self, proc: ManagedProcess, key: str = "proxy") -> None:
+        """The proxy (or the one replacing it) in the store, before anything waits on it:
+        a controller killed meanwhile leaves no proxy that the next one does not know."""
+        record = {"pid": proc.pid, "start_time": proc.start_time, **self.identity}
+        self.store.put_kv(key, record)
+
+    async def _stop_unfinished_replacement(self) -> None:
+        """A proxy started to replace another by a controller that died before the switch:
+        it never took the admin socket's name; stop it."""
+        info = self.store.get_kv("proxy_next")
+        if info:
+            proc = ManagedProcess.adopt(int(info["pid"]), float(info["start_time"]))
+            if proc is not None:
+                log.info("stopping a proxy whose replacement did not finish", pid=proc.pid)
+                await proc.stop(2.0)
+            self.store.put_kv("proxy_next", None)
 
     async def _take_back_listeners(self) -> None:
         """The listeners a proxy that outlived its controller holds: kept here again, so
