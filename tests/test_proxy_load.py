@@ -58,11 +58,11 @@ class Replicas:
 
 
 @contextmanager
-def wrk(port: int) -> Iterator[dict[str, Any]]:
+def wrk(port: int, path: str = "/small") -> Iterator[dict[str, Any]]:
     """Run wrk in the background until the block ends; the dict fills in with its report."""
     argv = ["wrk", "-t1", "-c32", f"-d{LOAD_SECONDS}s", "--timeout", "5s", "-s", WRK_SCRIPT]
     proc = subprocess.Popen(
-        [*argv, f"http://127.0.0.1:{port}/small"], stdout=subprocess.PIPE, text=True
+        [*argv, f"http://127.0.0.1:{port}{path}"], stdout=subprocess.PIPE, text=True
     )
     result: dict[str, Any] = {}
     try:
