@@ -31,6 +31,9 @@ __all__ = ["ProxyServer"]
 SWEEP_S = 0.25
 
 
+LINGER_S = 1.0  # see ProxyServer.close
+
+
 class ProxyServer:
     """Everything one proxy worker holds: table, listeners, connections, counters."""
 
@@ -468,14 +471,21 @@ class ProxyServer:
     async def close(self, grace_s: float) -> None:
         """Stop accepting, let in-flight requests finish within ``grace_s`` (each answered
         with ``connection: close``), then close the idle connections: the listening sockets
-        stay open in the processes that share them, so a replacing proxy takes the clients."""
+        stay open in the processes that share them, so a replacing proxy takes the clients.
+
+        An idle keep-alive connection is given ``LINGER_S`` to carry one more request (also
+        answered with ``connection: close``) before it is closed: closing it at once loses
+        the request its client may be sending on it at that moment."""
         self.closing = True
         self._sweeper.cancel()
         for server in self.listeners.values():
             server.close()
-        deadline = time.monotonic() + grace_s
+        now = time.monotonic()
+        deadline, linger = now + grace_s, now + min(LINGER_S, grace_s)
         # Polled: shutdown is rare, and an event would cost every request a check.
-        while time.monotonic() < deadline and any(c.pipeline for c in self.clients):  # noqa: ASYNC110
+        while (now := time.monotonic()) < deadline:
+            if not any(c.pipeline for c in self.clients) and (now >= linger or not self.clients):
+                break
             await asyncio.sleep(0.02)
         for client in list(self.clients):
             if client.transport is not None:
