@@ -26,6 +26,7 @@ from rollwise.api.openapi import openapi_document
 from rollwise.controller.actions import ACTIONS_WITH_BODY, revision_number, run_action
 from rollwise.errors import (
     ConflictError,
+    DataPlaneError,
     InputError,
     NotFoundError,
     RollwiseError,
@@ -63,6 +64,8 @@ def _error(exc: RollwiseError) -> JSONResponse:
         status = 409
     elif isinstance(exc, StoreError):
         status = 503  # the store is locked, full or read-only: retry once that is fixed
+    elif isinstance(exc, DataPlaneError):
+        status = 503  # the proxy is being restarted: its supervisor brings it back at once
     return JSONResponse({"error": str(exc), "kind": type(exc).__name__}, status_code=status)
 
 

@@ -80,7 +80,10 @@ def _op(
             "404": _ERROR,
             "409": _ERROR,
             "422": _ERROR,
-            "503": _ERROR | {"description": "the state store is locked, full or read-only"},
+            "503": _ERROR
+            | {
+                "description": "the state store is locked, full or read-only; or the proxy restarts"
+            },
         },
     }
     if body is not None:
