@@ -147,7 +147,10 @@ def test_a_wrong_object_is_refused_with_its_field_path() -> None:
     with pytest.raises(ManifestError) as caught:
         validate_objects([route, deployment])
     message = str(caught.value)
-    assert "HTTPRoute/sample-agent: spec.rules[0].backendRefs[0].weight" in message
+    assert (
+        "HTTPRoute/sample-agent (Gateway API v1.6.1): spec.rules[0].backendRefs[0].weight"
+        in message
+    )
     assert "Deployment/sample-agent-r1: spec.template.spec.containers[0]" in message
     assert "'imagePullPolicy2' was unexpected" in message
 
@@ -182,13 +185,16 @@ def test_a_spec_that_cannot_run_on_a_cluster_is_refused_with_how_to_fix_it(
         "render", "-f", str(EXAMPLES / "rollwise.yaml"), "--version", "1.0.0", check=False
     )
     assert done.returncode == 2 and "pass --backend kubernetes" in done.stderr
+    out = tmp_path / "manifests"
     done = rollwise(
         "render", "-f", str(EXAMPLES / "rollwise.yaml"), "--version", "1.0.0",
-        "--backend", "kubernetes", check=False,
+        "--backend", "kubernetes", "-o", str(out), check=False,
     )  # fmt: skip
     assert done.returncode == 2, done
     assert "spec.template.image is not set" in done.stderr and "Traceback" not in done.stderr
-    assert not list(tmp_path.iterdir())
+    assert not out.exists()  # nothing written
+    missing = rollwise("render", "-f", str(K8S_EXAMPLE), check=False)
+    assert missing.returncode == 2 and "--version" in missing.stderr
 
 
 def test_the_missions_deployment_config_and_manifest_writer(tmp_path: Path) -> None:

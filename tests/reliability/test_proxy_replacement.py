@@ -55,15 +55,19 @@ def test_a_proxy_with_other_options_or_another_build_is_replaced_losing_no_reque
             # stopped
             kill_controller(cluster)
             unfinished = subprocess.Popen(["sleep", "60"], start_new_session=True)
-            store = Store(cluster.state_dir / "state.db")
-            store.put_kv("proxy", {**store.get_kv("proxy"), "build": "an-older-build"})
-            started = psutil.Process(unfinished.pid).create_time()
-            store.put_kv("proxy_next", {"pid": unfinished.pid, "start_time": started})
-            store.close()
-            options = ("--record", str(cluster.record), "--proxy-workers", "2")
-            start_controller(cluster.state_dir, *options)
-            replaced(cluster, load, second)
-            assert unfinished.wait(10) == -15  # SIGTERM
+            try:
+                store = Store(cluster.state_dir / "state.db")
+                store.put_kv("proxy", {**store.get_kv("proxy"), "build": "an-older-build"})
+                started = psutil.Process(unfinished.pid).create_time()
+                store.put_kv("proxy_next", {"pid": unfinished.pid, "start_time": started})
+                store.close()
+                options = ("--record", str(cluster.record), "--proxy-workers", "2")
+                start_controller(cluster.state_dir, *options)
+                replaced(cluster, load, second)
+                assert unfinished.wait(10) == -15  # SIGTERM
+            finally:
+                unfinished.kill()
+                unfinished.wait()
         report = load.result()
     assert report.errors_total == 0, report.errors
     assert report.ok > 400

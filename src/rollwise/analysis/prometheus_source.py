@@ -114,9 +114,9 @@ class PrometheusMetrics:
             matrix = await self._matrix(client, queries.latency, fields, span)
             hists = _histograms(matrix, self.config.latency_scale())
         made = {}
-        for second in sorted(set(requests) | set(failures)):
-            total = round(_total(requests.get(second)))
-            bad = min(total, round(_total(failures.get(second))))
+        for second in sorted(requests):
+            total = round(requests[second])
+            bad = min(total, round(failures.get(second, 0.0)))
             if total > 0:
                 made[second] = SecondCounts(total, bad, hists.get(second, {}))
         return made
@@ -127,12 +127,12 @@ class PrometheusMetrics:
         query: str,
         fields: Mapping[str, str],
         span: tuple[int, int, int],
-    ) -> dict[int, list[float]]:
-        """Each step's values of every series the query returns."""
-        values: dict[int, list[float]] = {}
+    ) -> dict[int, float]:
+        """Each step's value, summed over the series the query returns."""
+        values: dict[int, float] = {}
         for _, points in await self._matrix(client, query, fields, span):
             for second, value in points:
-                values.setdefault(second, []).append(value)
+                values[second] = values.get(second, 0.0) + value
         return values
 
     async def _matrix(
@@ -176,10 +176,6 @@ class PrometheusMetrics:
 def _number(text: str) -> float:
     value = float(text)
     return value if math.isfinite(value) else 0.0
-
-
-def _total(values: list[float] | None) -> float:
-    return sum(values) if values else 0.0
 
 
 def _histograms(

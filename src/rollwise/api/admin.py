@@ -403,7 +403,8 @@ async def shutdown(request: Request) -> JSONResponse:
     """Stop everything (``rollwise down``), or with ``{"leave": true}`` the controller only
     (``rollwise restart``)."""
     controller = controller_of(request)
-    leave = bool((await read_body(request)).get("leave")) if await request.body() else False
+    body = await read_body(request) if await request.body() else {}  # down sends none
+    leave = bool(body.get("leave"))
     if leave:
         controller.leave()
     else:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from rollwise.cli.common import StateDir, client, out
-from rollwise.client import default_state_dir
+from rollwise.client import AdminClient, default_state_dir
 from rollwise.errors import ControllerError, UsageError
 
 __all__ = [
@@ -155,16 +155,21 @@ def _detach(
 
 def down(state_dir: StateDir = None) -> None:
     """Stop the controller and everything it started (proxy, replicas)."""
-    admin = client(state_dir)
+    with client(state_dir) as admin:
+        _shut_down(admin, {}, "stop")
+    out.print("controller stopped")
+
+
+def _shut_down(admin: AdminClient, body: dict[str, bool], verb: str) -> None:
+    """Ask the controller to stop (``{}``) or leave (``{"leave": true}``) and wait until its
+    pid file is gone."""
     pid_file = admin.state_dir / "controller.pid"
-    admin.request("POST", "/shutdown")
+    admin.request("POST", "/shutdown", json=body)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if not pid_file.exists():
-            out.print("controller stopped")
-            return
-        time.sleep(0.1)
-    raise ControllerError(f"the controller did not stop within 60s; see {pid_file}")
+    while pid_file.exists():
+        if time.monotonic() > deadline:
+            raise ControllerError(f"the controller did not {verb} within 60s; see {pid_file}")
+        time.sleep(0.05)
 
 
 def restart(state_dir: StateDir = None) -> None:
@@ -183,12 +188,7 @@ def restart(state_dir: StateDir = None) -> None:
             raise ControllerError(
                 f"no controller runs for {admin.state_dir}; start one with rollwise up"
             ) from None
-        admin.request("POST", "/shutdown", json={"leave": True})
-        deadline = time.monotonic() + 60
-        while pid_file.exists():
-            if time.monotonic() > deadline:
-                raise ControllerError(f"the controller did not leave within 60s; see {pid_file}")
-            time.sleep(0.05)
+        _shut_down(admin, {"leave": True}, "leave")
         proc = spawn_controller(admin.state_dir, *options)
     out.print(f"controller restarted (pid {proc.pid}); the proxy and the replicas kept serving")
 

@@ -5,12 +5,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from rollwise.cli.common import Output, OutputOpt, StateDir, client, err, out, print_json
 from rollwise.errors import UsageError
+
+if TYPE_CHECKING:
+    from rollwise.toolkit import DeploymentConfig
 
 __all__ = ["describe", "export", "render"]
 
@@ -28,8 +31,8 @@ def _dump(objects: list[dict[str, Any]]) -> str:
 
 
 def render(
+    version: Annotated[str, typer.Option("--version", help="The version to render.")],
     file: Annotated[Path, typer.Option("--file", "-f", help="The spec.")] = Path("rollwise.yaml"),
-    version: Annotated[str, typer.Option("--version", help="The version to render.")] = "",
     revision: Annotated[
         int, typer.Option("--revision", min=1, help="The revision number it would be.")
     ] = 1,
@@ -60,8 +63,6 @@ def render(
     from rollwise.kubernetes.validation import validate_objects
     from rollwise.spec import apply_overrides, load_spec
 
-    if not version:
-        raise UsageError("render needs the version to render: --version 1.2.0")
     spec = load_spec(file)
     if backend is not None:
         if backend != "kubernetes":
@@ -109,7 +110,7 @@ def _config(name: str, revision: int | None, state_dir: Path | None) -> dict[str
     return result
 
 
-def _deployment_config(data: dict[str, Any]) -> Any:
+def _deployment_config(data: dict[str, Any]) -> DeploymentConfig:
     from rollwise.toolkit import DeploymentConfig, ExtensionConfig
 
     extensions = [ExtensionConfig(**e) for e in data["extensions"]]

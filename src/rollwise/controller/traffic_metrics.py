@@ -23,7 +23,7 @@ import structlog
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from rollwise.analysis.source import MetricSource
+from rollwise.analysis.source import MetricSource, SecondCounts
 from rollwise.errors import RollwiseError
 from rollwise.routing.proxy.stats import bucket_value
 
@@ -66,21 +66,21 @@ class TrafficSeries(Collector):
             complete = int(self.clock() - self.metrics.settle_s)  # seconds before it are whole
             for app in self.apps():
                 start = self.next.get(app, complete)
-                self.next[app] = complete
                 if start >= complete:
+                    self.next[app] = complete
                     continue
                 series = await self.metrics.seconds(app, start)
+                self.next[app] = complete  # once read: a failed read is read again next time
                 for revision, seconds in series.items():
+                    window = [c for s, c in seconds.items() if s < complete]
+                    total = sum(window, SecondCounts())
                     into = self.counts.setdefault((app, str(revision)), _Revision())
-                    for second, counts in seconds.items():
-                        if not start <= second < complete:
-                            continue
-                        into.requests += counts.requests
-                        into.failures += counts.failures
-                        for index, n in counts.hist.items():
-                            value = bucket_value(index)
-                            into.buckets[bisect.bisect_left(BOUNDS, value)] += n
-                            into.seconds_sum += value * n
+                    into.requests += total.requests
+                    into.failures += total.failures
+                    for index, n in total.hist.items():
+                        value = bucket_value(index)
+                        into.buckets[bisect.bisect_left(BOUNDS, value)] += n
+                        into.seconds_sum += value * n
 
     def collect(self) -> Iterator[Metric]:
         if not self.loop.is_closed():

@@ -31,7 +31,6 @@ __all__ = [
     "REVISION_LABEL",
     "app_objects",
     "http_route",
-    "manifest_name",
     "owned_labels",
     "revision_deployment",
     "revision_name",
@@ -53,11 +52,6 @@ def revision_name(app: str, revision: int) -> str:
 def secret_name(app: str) -> str:
     """The Secret that holds the app's secret environment (made by its owners, not here)."""
     return f"{app}-env"
-
-
-def manifest_name(obj: dict[str, Any]) -> str:
-    """``Kind/name``, as kubectl names an object."""
-    return f"{obj['kind']}/{obj['metadata']['name']}"
 
 
 def owned_labels(

@@ -40,7 +40,10 @@ def problems(obj: dict[str, Any], version: str = KUBERNETES_VERSION) -> list[str
     name = obj.get("metadata", {}).get("name", "?")
     if obj.get("apiVersion") == "gateway.networking.k8s.io/v1" and kind == "HTTPRoute":
         errors = sorted(_http_route_validator().iter_errors(obj), key=lambda e: list(e.path))
-        return [f"{kind}/{name}: {_where(e.path) or '(object)'}: {e.message}" for e in errors]
+        schema = f"Gateway API {GATEWAY_API_VERSION}"
+        return [
+            f"{kind}/{name} ({schema}): {_where(e.path) or '(object)'}: {e.message}" for e in errors
+        ]
     import kubernetes_validate
     from kubernetes_validate.utils import SchemaNotFoundError, ValidationError
 

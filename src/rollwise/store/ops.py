@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 __all__ = ["OPS_SCHEMA", "Approval", "FlagRow", "OpsRows", "TaskRun"]
@@ -68,14 +68,7 @@ class Approval:
     note: str
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "revision": self.revision,
-            "gate": self.gate,
-            "point": self.point,
-            "by": self.by,
-            "at": self.at,
-            "note": self.note,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,9 +29,7 @@ from rollwise.routing.table import AppTable, Table
 __all__ = ["ProxyServer"]
 
 SWEEP_S = 0.25
-
-
-LINGER_S = 1.0  # see ProxyServer.close
+LINGER_S = 1.0  # an idle connection's last chance to carry a request when closing (close)
 
 
 class ProxyServer:
