@@ -173,3 +173,14 @@ def test_the_proxy_benchmark_runs(tmp_path: Path) -> None:
     runs = {r["contestant"]: r for r in report["runs"]}
     assert runs["rollwise-1"]["rps"] > 1000 and runs["rollwise-1"]["errors"] == 0
     assert "| small GET | rollwise-1 |" in (tmp_path / "proxy.md").read_text()
+
+
+def test_the_request_path_benchmark_runs() -> None:
+    """A tiny run of bench/proxy/path.py: every request it feeds is answered and counted."""
+    argv = [sys.executable, str(ROOT / "bench" / "proxy" / "path.py"), "--requests", "200"]
+    for case in ("small", "post"):
+        done = subprocess.run([*argv, "--case", case], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert result["served"] == 5 * 200  # five timed runs, each request answered
+        assert result["client_us"] > 0 and result["upstream_us"] > 0

@@ -4,7 +4,8 @@
 
 Every contestant proxies to the same upstream (nginx serving fixed bodies when installed,
 else ``upstream.py``) and gets the same ``wrk`` load: fixed connections, fixed duration, one
-warm-up second first, in ``--repeat`` rounds whose median is reported. Contestants: direct
+warm-up second first, in ``--repeat`` rounds whose median is reported (a ratio of two
+contestants' req/s is the median of the rounds' ratios). Contestants: direct
 to the upstream; rollwise with 1 worker, with 1 worker and statistics off (what the analysis
 bookkeeping costs), with 1 worker sending 1 % of requests as OpenTelemetry spans to a
 receiver in this process (what tracing costs), and with 2 workers; HAProxy with
@@ -25,6 +26,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -402,6 +404,14 @@ def medians(runs: list[Run]) -> list[Run]:
     return out
 
 
+def per_round(mine: Run, other: Run) -> float:
+    """``mine`` / ``other`` in req/s: the median of the rounds' ratios. Contestants of one round
+    run minutes apart at most and share the machine's mood; a median of medians would pair a
+    quiet round of one with a noisy round of the other."""
+    pairs = [a / b for a, b in zip(mine.rps_rounds, other.rps_rounds, strict=False) if b]
+    return statistics.median(pairs) if pairs else mine.rps / other.rps
+
+
 def ratios(runs: list[Run]) -> dict[str, Any]:
     by = {(r.contestant, r.case): r for r in runs}
     out: dict[str, Any] = {}
@@ -412,17 +422,17 @@ def ratios(runs: list[Run]) -> dict[str, Any]:
         for other in ("haproxy", "nginx"):
             theirs = by.get((other, case))
             if theirs is not None and theirs.rps:
-                out[f"{case}: rollwise-1 / {other} rps"] = round(mine.rps / theirs.rps, 3)
+                out[f"{case}: rollwise-1 / {other} rps"] = round(per_round(mine, theirs), 3)
                 out[f"{case}: rollwise-1 / {other} p99"] = round(mine.p99_ms / theirs.p99_ms, 2)
         off = by.get(("rollwise-1-nostats", case))
         if off is not None and off.rps:
-            out[f"{case}: statistics cost"] = round(1 - mine.rps / off.rps, 3)
+            out[f"{case}: statistics cost"] = round(1 - per_round(mine, off), 3)
         traced = by.get(("rollwise-1-trace1pct", case))
         if traced is not None and mine.rps:
-            out[f"{case}: tracing 1 % cost"] = round(1 - traced.rps / mine.rps, 3)
+            out[f"{case}: tracing 1 % cost"] = round(1 - per_round(traced, mine), 3)
         two = by.get(("rollwise-2", case))
         if two is not None:
-            out[f"{case}: rollwise-2 / rollwise-1 rps"] = round(two.rps / mine.rps, 3)
+            out[f"{case}: rollwise-2 / rollwise-1 rps"] = round(per_round(two, mine), 3)
     rss = [r.peak_rss_mb for r in runs if r.contestant.startswith("rollwise") and r.peak_rss_mb]
     if rss:
         out["rollwise peak RSS per worker (MB)"] = max(rss)
@@ -443,7 +453,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['p999_ms']:.2f} | {r['errors']} | "
             f"{_opt(r['cpu_s'])} | {_opt(r['peak_rss_mb'])} |"
         )
-    lines += ["", "| ratio | value |", "|---|---:|"]
+    lines += ["", "| ratio (req/s: median of the rounds' ratios) | value |", "|---|---:|"]
     lines += [f"| {k} | {v} |" for k, v in report["ratios"].items()]
     if report["skipped"]:
         lines += ["", "Skipped: " + "; ".join(report["skipped"]) + "."]

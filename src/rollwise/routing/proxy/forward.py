@@ -3,7 +3,9 @@
 Both sides are asyncio Protocols driven by httptools callbacks, so a request costs no task of
 its own unless a new upstream connection must be opened. Bodies stream in both directions
 with back-pressure (a full socket buffer on one side pauses reading on the other), so an SSE
-event reaches the client when the replica writes it.
+event reaches the client when the replica writes it. A request is sent once the read that
+completed its head is parsed: the body bytes of that read leave with the head in one write
+(a system call per request saved on most POSTs, docs/performance.md).
 
 Retries are safe by construction: a request is retried on another replica only if nothing of
 it reached a replica (connect refused or reset), or if the replica closed the connection
@@ -187,6 +189,7 @@ class ClientConnection(asyncio.Protocol):
         "pipeline",
         "proxy",
         "reading_paused",
+        "ready",
         "transport",
         "writing_paused",
     )
@@ -203,6 +206,9 @@ class ClientConnection(asyncio.Protocol):
         self.lingering = False
         self.writing_paused = False
         self.reading_paused = False
+        # A request whose head is complete, sent once the read that completed it is parsed:
+        # the body bytes of the same read then leave with the head in one write.
+        self.ready: Exchange | None = None
 
     # asyncio callbacks
 
@@ -234,6 +240,11 @@ class ClientConnection(asyncio.Protocol):
             self.reject(500, "internal proxy error")
         except httptools.HttpParserError as exc:
             self.reject(400, f"malformed request: {exc}")
+        ex = self.ready
+        if ex is not None:
+            self.ready = None
+            if self.pipeline and self.pipeline[0] is ex:
+                self.proxy.dispatch(ex)
 
     def pause_writing(self) -> None:
         self.writing_paused = True
@@ -279,7 +290,7 @@ class ClientConnection(asyncio.Protocol):
             return
         if len(self.pipeline) == 1:
             self.deadline = 0.0
-            self.proxy.dispatch(ex)
+            self.ready = ex
 
     def on_body(self, body: bytes) -> None:
         ex = self.pipeline[-1]
@@ -567,7 +578,7 @@ class UpstreamConnection(asyncio.Protocol):
                     out.append(_LAST_CHUNK)
             else:
                 out = [ex.head, *ex.body]
-            transport.write(b"".join(out))
+            transport.writelines(out)
             if not ex.replay_ok:
                 ex.body.clear()
 
