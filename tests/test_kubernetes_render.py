@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from rollwise.errors import ManifestError, SpecError
-from rollwise.kubernetes.objects import APP_LABEL, REVISION_LABEL, http_route, revision_deployment
+from rollwise.kubernetes.names import APP_LABEL, REVISION_LABEL
+from rollwise.kubernetes.objects import http_route, revision_deployment
 from rollwise.kubernetes.validation import problems, validate_objects
 from rollwise.spec import parse_spec
 from rollwise.spec.models import HeaderMatch, SetHeaderRoute
@@ -97,6 +98,7 @@ def test_the_example_renders_valid_consistent_objects(tmp_path: Path) -> None:
     pod_spec = controller["Deployment/rollwise-controller"]["spec"]["template"]["spec"]
     assert pod_spec["serviceAccountName"] == "rollwise-controller"
     assert pod_spec["containers"][0]["command"][:2] == ["rollwise", "up"]
+    assert "--leader-elect" in pod_spec["containers"][0]["command"]  # the Lease is used
 
 
 def test_a_canary_route_with_header_routes_and_secrets_from_a_secret(tmp_path: Path) -> None:

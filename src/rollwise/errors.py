@@ -19,8 +19,10 @@ the right exit code::
     ├── StoreError                    the state store (SQLite) cannot be read or written
     ├── BackendError                  starting, probing or stopping replicas
     │   └── ReplicaStartError         a replica's process could not start
-    └── DataPlaneError                the proxy process: start, admin channel, route push
-        └── RouteVerifyError          the proxy did not apply the generation it was sent
+    ├── DataPlaneError                the proxy process: start, admin channel, route push
+    │   └── RouteVerifyError          the proxy did not apply the generation it was sent
+    └── ClusterError                  the Kubernetes API: kubeconfig, reachability, refusals
+        └── LeadershipLost            another controller holds the Lease now; exit 3
 
 Messages say what went wrong, where (file:line, field path, app, revision) and how to fix it.
 """
@@ -31,11 +33,13 @@ __all__ = [
     "BackendError",
     "BudgetExhaustedError",
     "ChecklistError",
+    "ClusterError",
     "ConflictError",
     "ControllerError",
     "ControllerNotRunning",
     "DataPlaneError",
     "InputError",
+    "LeadershipLost",
     "ManifestError",
     "NotFoundError",
     "ReplicaStartError",
@@ -129,3 +133,15 @@ class DataPlaneError(RollwiseError):
 
 class RouteVerifyError(DataPlaneError):
     """The proxy did not acknowledge the routing generation it was sent."""
+
+
+class ClusterError(RollwiseError):
+    """The Kubernetes API could not be used: no usable kubeconfig, unreachable, or a request
+    refused (the message names the object and the API's reason)."""
+
+
+class LeadershipLost(ClusterError):
+    """This controller could not renew its Lease in time, or another holds it now: it stops
+    acting at once (exit 3) so that two controllers never act on one app."""
+
+    exit_code = 3

@@ -10,8 +10,20 @@ from typing import Annotated
 import typer
 
 from rollwise.cli.common import StateDir, client, out
+from rollwise.cli.election import (
+    Election,
+    Kubeconfig,
+    KubeContext,
+    LeaderElect,
+    LeaseDuration,
+    LeaseName,
+    LeaseNamespace,
+    RenewDeadline,
+    RetryPeriod,
+)
 from rollwise.client import AdminClient, default_state_dir
 from rollwise.errors import ControllerError, UsageError
+from rollwise.kubernetes.names import LEASE
 
 __all__ = [
     "DASHBOARD_DEFAULT",
@@ -93,10 +105,28 @@ def up(
     otlp_endpoint: OtlpEndpoint = None,
     dashboard: Dashboard = None,
     trace_sample: TraceSample = 0.0,
+    leader_elect: LeaderElect = False,
+    kubeconfig: Kubeconfig = None,
+    context: KubeContext = None,
+    lease_name: LeaseName = LEASE,
+    lease_namespace: LeaseNamespace = None,
+    lease_duration: LeaseDuration = 15.0,
+    renew_deadline: RenewDeadline = 10.0,
+    retry_period: RetryPeriod = 2.0,
 ) -> None:
     """Start the controller (the proxy and replicas with it). Ctrl-C or `down` stops all."""
     from rollwise.api.auth import loopback_address
 
+    election = Election(
+        leader_elect,
+        kubeconfig,
+        context,
+        lease_name,
+        lease_namespace,
+        lease_duration,
+        renew_deadline,
+        retry_period,
+    )
     directory = (state_dir or default_state_dir()).resolve()
     api = loopback_address(api_listen) if api_listen is not None else None
     board = loopback_address(dashboard) if dashboard is not None else None
@@ -106,6 +136,7 @@ def up(
         extra = ["--otlp-endpoint", otlp_endpoint] if otlp_endpoint else []
         extra += ["--trace-sample", repr(trace_sample)] if trace_sample else []
         extra += ["--dashboard", dashboard] if dashboard is not None else []
+        extra += election.argv()
         _detach(directory, log_format, metrics_port, record, proxy_workers, api_listen, extra)
         return
     from rollwise.logs import configure_logging
@@ -113,6 +144,7 @@ def up(
     from rollwise.service import controller_with_api
 
     configure_logging(log_format.value)
+    elector = election.elector() if election.enabled else None
     options = ProxyOptions(
         workers=proxy_workers,
         record=str(record.resolve()) if record else None,
@@ -129,7 +161,12 @@ def up(
     )
     import uvloop
 
-    uvloop.run(controller.run())
+    if elector is None:
+        uvloop.run(controller.run())
+        return
+    from rollwise.kubernetes.leadership import lead
+
+    uvloop.run(lead(controller, elector))  # LeadershipLost: left, exit 3
 
 
 def _detach(
@@ -150,7 +187,11 @@ def _detach(
     if api_listen is not None:
         options += ["--api-listen", api_listen]
     proc = spawn_controller(directory, *options, *extra)
-    out.print(f"controller started (pid {proc.pid}); logs: {directory / 'logs' / 'controller.log'}")
+    with AdminClient(directory) as admin:
+        acts = "" if admin.running() else " and waits for its Lease (another controller holds it)"
+    out.print(
+        f"controller started (pid {proc.pid}){acts}; logs: {directory / 'logs' / 'controller.log'}"
+    )
 
 
 def down(state_dir: StateDir = None) -> None:

@@ -58,7 +58,8 @@ def render(
     """Write the Kubernetes objects a revision would apply (its Deployment, the Services,
     the HTTPRoute; the controller's Deployment, ServiceAccount, Role, RoleBinding, Lease and
     volume claim), each validated against a current Kubernetes and the Gateway API schema."""
-    from rollwise.kubernetes.install import CONTROLLER, controller_objects
+    from rollwise.kubernetes.install import controller_objects
+    from rollwise.kubernetes.names import CONTROLLER
     from rollwise.kubernetes.objects import app_objects, secret_name
     from rollwise.kubernetes.validation import validate_objects
     from rollwise.spec import apply_overrides, load_spec

@@ -2,7 +2,9 @@
 
 The controller runs in its own session with its output in ``<state>/logs/controller.log``;
 the caller waits until it answers on its admin socket, or learns from the log's last lines
-why it exited.
+why it exited. A controller started with ``--leader-elect`` answers only once it holds the
+Lease, which another may hold for as long as it runs: it has started when it says so in its
+log (``waiting for the lease``) or answers.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from rollwise.client import AdminClient
 from rollwise.errors import ControllerError
 from rollwise.state_dir import ensure_state_dir
 
-__all__ = ["spawn_controller"]
+__all__ = ["WAITING_FOR_LEASE", "spawn_controller"]
+
+WAITING_FOR_LEASE = "waiting for the lease"  # the log event of a candidate that waits
 
 # Controllers started from this process: kept, so that their exit is read when it comes
 # (no zombie) and the interpreter never warns of a child it forgot.
@@ -39,6 +43,7 @@ def spawn_controller(
     _STARTED[:] = [p for p in _STARTED if p.poll() is None]
     argv = [sys.executable, "-m", "rollwise", "up", "--state-dir", str(directory), *options]
     log_path = directory / "logs" / "controller.log"
+    start = log_path.stat().st_size if log_path.exists() else 0
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             argv,
@@ -49,9 +54,12 @@ def spawn_controller(
         )
     _STARTED.append(proc)
     deadline = time.monotonic() + wait_s
+    candidate = "--leader-elect" in options
     with AdminClient(directory) as client:
         while time.monotonic() < deadline:
             if client.running():
+                return proc
+            if candidate and WAITING_FOR_LEASE in _new_log(log_path, start):
                 return proc
             if proc.poll() is not None:
                 tail = log_path.read_text(errors="replace").splitlines()[-5:]
@@ -60,3 +68,10 @@ def spawn_controller(
                 )
             time.sleep(0.05)
     raise ControllerError(f"the controller did not answer within {wait_s:.0f}s; see {log_path}")
+
+
+def _new_log(path: Path, start: int) -> str:
+    """What the controller wrote to its log since it was started."""
+    with open(path, "rb") as log:
+        log.seek(start)
+        return log.read().decode(errors="replace")

@@ -11,12 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from rollwise._version import __version__
-from rollwise.kubernetes.objects import MANAGED_BY
+from rollwise.kubernetes.names import CONTROLLER, LEASE, MANAGED_BY
 
-__all__ = ["CONTROLLER", "LEASE", "controller_objects"]
+__all__ = ["controller_objects"]
 
-CONTROLLER = "rollwise-controller"
-LEASE = "rollwise-controller"
 STATE_DIR = "/var/lib/rollwise"
 _VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
 # what the backend and router touch; pods are only read (readiness), events only written
@@ -58,6 +56,7 @@ def _deployment(namespace: str, image: str) -> dict[str, Any]:
             "json",
             "--metrics-port",
             "9470",
+            "--leader-elect",  # the Lease below: a laptop's controller waits for this one
         ],
         "env": [
             {"name": "ROLLWISE_POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},

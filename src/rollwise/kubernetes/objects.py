@@ -23,12 +23,15 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from rollwise.kubernetes.names import (
+    APP_LABEL,
+    MANAGED_BY,
+    REVISION_LABEL,
+    VERSION_ANNOTATION,
+)
 from rollwise.spec.models import Rollout, SetHeaderRoute
 
 __all__ = [
-    "APP_LABEL",
-    "MANAGED_BY",
-    "REVISION_LABEL",
     "app_objects",
     "http_route",
     "owned_labels",
@@ -38,10 +41,6 @@ __all__ = [
     "services",
 ]
 
-MANAGED_BY = {"app.kubernetes.io/managed-by": "rollwise"}
-APP_LABEL = "rollwise.dev/app"
-REVISION_LABEL = "rollwise.dev/revision"
-VERSION_ANNOTATION = "rollwise.dev/version"
 _LABEL_VALUE_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 

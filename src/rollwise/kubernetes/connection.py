@@ -1,0 +1,61 @@
+"""Reaching the Kubernetes API: a kubeconfig from a laptop, or the pod's service account.
+
+The client is lightkube (on httpx, the HTTP stack the rest of rollwise uses; its typed models
+and kubeconfig handling: exec plugins, client certificates, in-cluster tokens). Why lightkube
+0.22 and not 1.x, kr8s or kubernetes-asyncio: docs/kubernetes.md. It is imported here only,
+and only by what talks to a cluster, so that local apps never pay for its import.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rollwise.errors import ClusterError
+
+if TYPE_CHECKING:
+    from lightkube import AsyncClient
+    from lightkube.config.kubeconfig import SingleConfig
+
+__all__ = ["FIELD_MANAGER", "ClusterAccess", "connect"]
+
+FIELD_MANAGER = "rollwise"
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterAccess:
+    """Where the API is: ``kubeconfig`` (``None``: in the cluster, else ``$KUBECONFIG`` or
+    ``~/.kube/config``), its ``context`` (``None``: the current one), and the namespace."""
+
+    kubeconfig: Path | None = None
+    context: str | None = None
+    namespace: str | None = None
+
+
+def _config(access: ClusterAccess) -> SingleConfig:
+    from lightkube import ConfigError, KubeConfig
+
+    try:
+        if access.kubeconfig is not None:
+            config = KubeConfig.from_file(access.kubeconfig)
+        else:
+            config = KubeConfig.from_env()
+        single = config.get(context_name=access.context)
+    except ConfigError as exc:
+        place = access.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        raise ClusterError(
+            f"cannot use the kubeconfig {place}: {exc}; give one with --kubeconfig (and "
+            "--context), or run in a pod with a service account"
+        ) from None
+    assert single is not None  # get() raises rather than return None without a default
+    return single
+
+
+def connect(access: ClusterAccess) -> AsyncClient:
+    """An API client for ``access``; requests are sent when it is used."""
+    from lightkube import AsyncClient
+
+    config = _config(access)
+    return AsyncClient(config, namespace=access.namespace, field_manager=FIELD_MANAGER)
