@@ -26,6 +26,7 @@ from rollwise.spec import load_spec
 from rollwise.store import Store
 
 from .helpers import EXAMPLES, rollwise, serving, start_controller, wait_for
+from .kube.apiserver import FakeApiServer
 
 
 @dataclass
@@ -318,3 +319,15 @@ def prometheus(tmp_path: Path, cluster: Cluster) -> Iterator[str]:
         f"--config.file={tmp_path / 'prometheus.yml'}",
         f"--storage.tsdb.path={tmp_path / 'tsdb'}",
     )
+
+
+@pytest.fixture
+def api() -> Iterator[FakeApiServer]:
+    """The fake Kubernetes API server (tests/kube/) on a free loopback port."""
+    with FakeApiServer().serve() as server:
+        yield server
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,6 @@ from .kube.apiserver import FakeApiServer
 KUBECTL = shutil.which("kubectl")
 DEPLOYMENTS = "/apis/apps/v1/namespaces/agents/deployments"
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/agents/leases"
-
-
-@pytest.fixture
-def api() -> Iterator[FakeApiServer]:
-    with FakeApiServer().serve() as server:
-        yield server
 
 
 def kubectl(api: FakeApiServer, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,7 @@ Time is a clock the test moves; nothing sleeps."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,17 +23,6 @@ from .kube.apiserver import FakeApiServer
 
 pytestmark = pytest.mark.anyio
 LEASE = "/apis/coordination.k8s.io/v1/namespaces/agents/leases/rollwise-controller"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def api() -> Iterator[FakeApiServer]:
-    with FakeApiServer().serve() as server:
-        yield server
 
 
 @dataclass

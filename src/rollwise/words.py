@@ -114,6 +114,7 @@ class EventKind(StrEnum):
     REVISION_CLEANED_UP = "RevisionCleanedUp"
     REPLICA_CRASHED = "ReplicaCrashed"
     CRASH_LOOP = "CrashLoop"
+    OBJECT_NOT_OURS = "ObjectNotOurs"  # a cluster object of that name is not rollwise's
     REPLICA_EJECTED = "ReplicaEjected"
     REPLICA_RESTORED = "ReplicaRestored"
     # what was released: SLOs and their error budgets

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from rollwise.spec.models import Template
+from rollwise.spec.models import Rollout, Template
 from rollwise.words import EventKind
 
 __all__ = [
@@ -41,6 +41,9 @@ class Workload:
     base_dir: str
     # more environment from the controller (the revision's OFREP URL), as (name, value)
     extra_env: tuple[tuple[str, str], ...] = ()
+    # the revision's whole spec, for a backend that builds objects from more than the
+    # template (Kubernetes: namespace, ports, progress deadline)
+    rollout: Rollout | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,9 +37,8 @@ class RevisionInfo:
     def workload(
         self, app: str, base_dir: str, extra_env: tuple[tuple[str, str], ...] = ()
     ) -> Workload:
-        return Workload(
-            app, self.number, self.version, self.rollout.spec.template, base_dir, extra_env
-        )
+        template = self.rollout.spec.template
+        return Workload(app, self.number, self.version, template, base_dir, extra_env, self.rollout)
 
 
 class AppState:

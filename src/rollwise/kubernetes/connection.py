@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
+
 from rollwise.errors import ClusterError
 
 if TYPE_CHECKING:
     from lightkube import AsyncClient
     from lightkube.config.kubeconfig import SingleConfig
 
-__all__ = ["FIELD_MANAGER", "ClusterAccess", "connect"]
+__all__ = ["FIELD_MANAGER", "ClusterAccess", "connect", "http_client"]
 
 FIELD_MANAGER = "rollwise"
 
@@ -59,3 +61,11 @@ def connect(access: ClusterAccess) -> AsyncClient:
 
     config = _config(access)
     return AsyncClient(config, namespace=access.namespace, field_manager=FIELD_MANAGER)
+
+
+def http_client(access: ClusterAccess) -> httpx.AsyncClient:
+    """A plain httpx client on the same API, credentials and TLS, for what lightkube does
+    not do: watches with bookmarks that list again after 410 (``kubernetes/watch.py``)."""
+    from lightkube.config.client_adapter import AsyncClient, ConnectionParams
+
+    return AsyncClient(_config(access), ConnectionParams(timeout=httpx.Timeout(10.0)))

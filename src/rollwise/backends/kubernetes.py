@@ -1,0 +1,288 @@
+"""Revisions as Deployments on a Kubernetes cluster: the second ``Backend``.
+
+Each revision is a Deployment ``<app>-r<N>`` (``kubernetes/objects.py`` says why Deployments
+and what labels). The backend declares and the cluster's controllers make it so:
+
+- ``ensure`` records the wanted replica count and wakes the reconcile loop, which applies the
+  Deployment (server-side apply, field manager ``rollwise``) when what it wants differs from
+  what it last applied; a scale change is the same apply with another ``replicas``;
+- readiness is the pods' ``Ready`` condition, read from a pod watch per namespace
+  (``kubernetes/watch.py``), never polled; a change of a revision's health calls the
+  controller's listener, as the local backend does;
+- an object of the same name that rollwise did not make (no ``app.kubernetes.io/managed-by:
+  rollwise`` label) is never modified or deleted: the revision stays unready and an
+  ``ObjectNotOurs`` event names the object and the fix;
+- ``adopt`` after a controller restart lists rollwise's Deployments by label in the running
+  apps' namespaces: those of running revisions are kept, rollwise's others are deleted;
+- ``stop`` deletes the Deployment; its pods end within their grace period (the controller
+  drains a revision by its routes before it stops it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import structlog
+
+from rollwise.backends.base import (
+    BackendEvents,
+    HealthListener,
+    ReplicaState,
+    RevisionHealth,
+    Workload,
+)
+from rollwise.kubernetes.names import APP_LABEL, MANAGED_BY, REVISION_LABEL
+from rollwise.kubernetes.objects import revision_deployment, revision_name
+from rollwise.kubernetes.watch import Obj, Reflector
+from rollwise.words import EventKind
+
+if TYPE_CHECKING:
+    from lightkube import AsyncClient
+
+__all__ = ["KubernetesBackend"]
+
+log = structlog.get_logger("rollwise.kubernetes")
+OURS = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
+RETRY_S = 2.0
+
+Key = tuple[str, int]
+
+
+def _ready(pod: Obj) -> bool:
+    conditions = pod.get("status", {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _replica(index: int, pod: Obj) -> ReplicaState:
+    status = pod.get("status", {})
+    ports = pod.get("spec", {}).get("containers", [{}])[0].get("ports") or [{}]
+    statuses = status.get("containerStatuses") or []
+    waiting = [s.get("state", {}).get("waiting", {}).get("reason") for s in statuses]
+    if _ready(pod):
+        state = "ready"
+    elif "CrashLoopBackOff" in waiting:
+        state = "crashed"
+    elif status.get("phase") == "Running":
+        state = "starting"
+    else:
+        state = "pending"
+    return ReplicaState(
+        index=index,
+        address=f"{status.get('podIP', '')}:{ports[0].get('containerPort', 0)}",
+        pid=None,
+        state=state,
+        restarts=sum(int(s.get("restartCount", 0)) for s in statuses),
+        last_exit=None,
+    )
+
+
+class KubernetesBackend:
+    """Revisions as Deployments, readiness from pod watches (see the module's docstring)."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        http: httpx.AsyncClient,
+        on_event: BackendEvents | None = None,
+        on_change: HealthListener | None = None,
+    ) -> None:
+        self.client = client
+        self.http = http
+        self.on_event = on_event or (lambda app, rev, kind, msg: None)
+        self.on_change = on_change or (lambda app, rev: None)
+        self.wanted: dict[Key, tuple[Workload, int]] = {}
+        self.applied: dict[Key, Obj] = {}
+        self.refused: set[Key] = set()
+        self.namespaces: dict[Key, str] = {}
+        self.pods: dict[str, Reflector] = {}
+        self._watches: dict[str, asyncio.Task[None]] = {}
+        self._health: dict[Key, RevisionHealth] = {}
+        self._wake = asyncio.Event()
+
+    # the Backend protocol
+
+    def ensure(self, workload: Workload, replicas: int) -> None:
+        key = (workload.app, workload.revision)
+        self.wanted[key] = (workload, replicas)
+        self.namespaces[key] = self._namespace(workload)
+        self._watch(self.namespaces[key])
+        self._wake.set()
+
+    def health(self, app: str, revision: int) -> RevisionHealth:
+        pods = self._pods(app, revision)
+        wanted = self.wanted.get((app, revision))
+        if wanted is None and not pods:
+            return RevisionHealth.none()
+        replicas = tuple(_replica(i, pod) for i, pod in enumerate(pods))
+        return RevisionHealth(
+            desired=wanted[1] if wanted else 0,
+            running=sum(1 for r in replicas if r.state in ("ready", "starting")),
+            ready=sum(1 for r in replicas if r.state == "ready"),
+            crash_loop=any(r.state == "crashed" for r in replicas),
+            replicas=replicas,
+        )
+
+    def addresses(self, app: str, revision: int, *, ready: bool = True) -> list[str]:
+        health = self.health(app, revision)
+        return [r.address for r in health.replicas if r.state == "ready" or not ready]
+
+    async def stop(self, app: str, revision: int) -> None:
+        key = (app, revision)
+        self.wanted.pop(key, None)
+        self.applied.pop(key, None)
+        namespace = self.namespaces.get(key)
+        if namespace is not None and key not in self.refused:
+            await self._delete(namespace, revision_name(app, revision))
+        self.refused.discard(key)
+
+    async def adopt(self, running: Mapping[Key, Workload]) -> int:
+        from lightkube.resources.apps_v1 import Deployment
+
+        for namespace in sorted({self._namespace(w) for w in running.values()}):
+            self._watch(namespace)
+            ours: dict[str, Any] = dict(MANAGED_BY)
+            async for found in self.client.list(Deployment, namespace=namespace, labels=ours):
+                labels = (found.metadata.labels if found.metadata else None) or {}
+                name = found.metadata.name if found.metadata else None
+                try:
+                    key = (labels[APP_LABEL], int(labels[REVISION_LABEL]))
+                except (KeyError, ValueError):
+                    continue
+                if key in running and found.spec is not None:
+                    self.namespaces[key] = namespace
+                    self.wanted[key] = (running[key], found.spec.replicas or 0)
+                elif name is not None:
+                    log.info("stopping an orphan revision", deployment=f"{namespace}/{name}")
+                    await self._delete(namespace, name)
+        for reflector in self.pods.values():
+            await reflector.synced.wait()
+        self._wake.set()
+        return sum(len(self._pods(*key)) for key in running)
+
+    def suspect(self, address: str) -> None:
+        """The kubelet probes the pods; the watch reports what it finds."""
+
+    def owner(self, address: str) -> Key | None:
+        for key in self.namespaces:
+            if address in self.addresses(*key, ready=False):
+                return key
+        return None
+
+    def log_paths(self, app: str, revision: int | None = None) -> list[Path]:
+        return []  # pods' logs are the cluster's: kubectl logs -l rollwise.dev/app=<app>
+
+    async def run(self) -> None:
+        """Apply what is wanted whenever it changes; retry what failed."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            for key, (workload, replicas) in list(self.wanted.items()):
+                if key in self.refused:
+                    continue
+                assert workload.rollout is not None, "a Kubernetes workload carries its spec"
+                manifest = revision_deployment(
+                    workload.rollout, workload.revision, workload.version, replicas
+                )
+                if self.applied.get(key) == manifest:
+                    continue
+                try:
+                    await self._apply(key, manifest)
+                except httpx.HTTPError as exc:
+                    log.warning("apply failed", deployment=key, error=str(exc), retry_in=RETRY_S)
+                    asyncio.get_running_loop().call_later(RETRY_S, self._wake.set)
+
+    async def stop_all(self) -> None:
+        for app, revision in list(self.wanted):
+            await self.stop(app, revision)
+
+    async def aclose(self) -> None:
+        for task in self._watches.values():
+            task.cancel()
+        for task in self._watches.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.http.aclose()
+        await self.client.close()
+
+    # helpers
+
+    @staticmethod
+    def _namespace(workload: Workload) -> str:
+        return workload.rollout.spec.backend.namespace if workload.rollout else "default"
+
+    def _watch(self, namespace: str) -> None:
+        if namespace in self.pods:
+            return
+        path = f"/api/v1/namespaces/{namespace}/pods"
+        self.pods[namespace] = Reflector(self.http, path, OURS, self._pod_changed)
+        self._watches[namespace] = asyncio.get_running_loop().create_task(
+            self.pods[namespace].run(), name=f"pods {namespace}"
+        )
+
+    def _pods(self, app: str, revision: int) -> list[Obj]:
+        namespace = self.namespaces.get((app, revision))
+        reflector = self.pods.get(namespace or "")
+        if reflector is None:
+            return []
+        wanted = {APP_LABEL: app, REVISION_LABEL: str(revision)}
+        pods = [
+            pod
+            for pod in reflector.objects.values()
+            if all(pod["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())
+        ]
+        return sorted(pods, key=lambda pod: str(pod["metadata"]["name"]))
+
+    def _pod_changed(self, _: str, pod: Obj) -> None:
+        labels = pod.get("metadata", {}).get("labels") or {}
+        try:
+            key = (labels[APP_LABEL], int(labels[REVISION_LABEL]))
+        except (KeyError, ValueError):
+            return
+        health = self.health(*key)
+        if self._health.get(key) != health:
+            self._health[key] = health
+            self.on_change(*key)
+
+    async def _apply(self, key: Key, manifest: Obj) -> None:
+        from lightkube import ApiError, codecs
+        from lightkube.resources.apps_v1 import Deployment
+
+        meta = manifest["metadata"]
+        try:
+            current = await self.client.get(Deployment, meta["name"], namespace=meta["namespace"])
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
+        else:
+            labels = (current.metadata.labels if current.metadata else None) or {}
+            if any(labels.get(k) != v for k, v in MANAGED_BY.items()):
+                self.refused.add(key)
+                self.on_event(
+                    *key,
+                    EventKind.OBJECT_NOT_OURS,
+                    f"Deployment {meta['namespace']}/{meta['name']} exists and is not "
+                    "rollwise's (no app.kubernetes.io/managed-by=rollwise label): left as it "
+                    "is; rename or delete it, or deploy the app to another namespace",
+                )
+                return
+        await self.client.apply(codecs.from_dict(manifest), force=True)
+        self.applied[key] = manifest
+
+    async def _delete(self, namespace: str, name: str) -> None:
+        from lightkube import ApiError
+        from lightkube.resources.apps_v1 import Deployment
+
+        try:
+            current = await self.client.get(Deployment, name, namespace=namespace)
+            labels = (current.metadata.labels if current.metadata else None) or {}
+            if any(labels.get(k) != v for k, v in MANAGED_BY.items()):
+                return  # not ours: never deleted
+            await self.client.delete(Deployment, name, namespace=namespace)
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise

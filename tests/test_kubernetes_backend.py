@@ -1,0 +1,211 @@
+"""The Kubernetes backend against the fake API server, over real HTTP: revisions become
+labelled Deployments, scale by apply, report readiness from a pod watch (no polling), are
+stopped by deletion, adopted by label after a restart, and never touch what is not theirs;
+the pod watch lists again after 410 Gone and keeps its version with bookmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from rollwise.backends.base import Workload
+from rollwise.backends.kubernetes import KubernetesBackend
+from rollwise.kubernetes.connection import ClusterAccess, connect, http_client
+from rollwise.kubernetes.watch import Reflector
+from rollwise.spec import parse_spec
+from rollwise.spec.models import Rollout
+from rollwise.words import EventKind
+
+from .helpers import EXAMPLES
+from .kube.apiserver import FakeApiServer
+
+pytestmark = pytest.mark.anyio
+DEPLOYMENTS = "/apis/apps/v1/namespaces/agents/deployments"
+PODS = "/api/v1/namespaces/agents/pods"
+
+
+@pytest.fixture
+def rollout() -> Rollout:
+    return parse_spec((EXAMPLES / "kubernetes" / "rollwise.yaml").read_text())
+
+
+class Running:
+    """A backend with its loop running, and what it told the controller."""
+
+    def __init__(self, access: ClusterAccess) -> None:
+        self.changes: list[tuple[str, int]] = []
+        self.events: list[tuple[str, int, EventKind, str]] = []
+        self.backend = KubernetesBackend(
+            connect(access),
+            http_client(access),
+            on_event=lambda *event: self.events.append(event),
+            on_change=lambda app, rev: self.changes.append((app, rev)),
+        )
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> KubernetesBackend:
+        self.task = asyncio.ensure_future(self.backend.run())
+        return self.backend
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self.task is not None
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        await self.backend.aclose()
+
+
+@pytest.fixture
+def access(api: FakeApiServer, tmp_path: Path) -> ClusterAccess:
+    return ClusterAccess(api.kubeconfig(tmp_path / "kubeconfig", "agents"), namespace="agents")
+
+
+def workload(rollout: Rollout, revision: int, version: str) -> Workload:
+    return Workload(rollout.name, revision, version, rollout.spec.template, ".", (), rollout)
+
+
+async def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Poll an in-process condition (the watch updates it) with a timeout."""
+    async with asyncio.timeout(timeout):
+        while not (value := check()):
+            await asyncio.sleep(0.02)
+    return value
+
+
+def get(api: FakeApiServer, path: str) -> dict[str, Any]:
+    body = httpx.get(api.url + path).json()
+    assert isinstance(body, dict)
+    return body
+
+
+async def test_a_revision_becomes_a_labelled_deployment_that_scales_and_stops(
+    api: FakeApiServer, access: ClusterAccess, rollout: Rollout
+) -> None:
+    running = Running(access)
+    async with running as backend:
+        backend.ensure(workload(rollout, 1, "1.0.0"), 2)
+        await until(lambda: backend.health("sample-agent", 1).ready == 2)
+        made = get(api, f"{DEPLOYMENTS}/sample-agent-r1")
+        labels = made["metadata"]["labels"]
+        assert labels["rollwise.dev/revision"] == "1"
+        assert labels["app.kubernetes.io/managed-by"] == "rollwise"
+        assert made["spec"]["replicas"] == 2
+        assert made["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.0.0")
+        addresses = backend.addresses("sample-agent", 1)
+        assert len(addresses) == 2 and all(a.endswith(":8080") for a in addresses)
+        assert ("sample-agent", 1) in running.changes  # told, not asked
+        assert backend.owner(addresses[0]) == ("sample-agent", 1)
+
+        backend.ensure(workload(rollout, 1, "1.0.0"), 3)  # setCanaryScale, replicas: an apply
+        await until(lambda: backend.health("sample-agent", 1).ready == 3)
+        assert get(api, f"{DEPLOYMENTS}/sample-agent-r1")["spec"]["replicas"] == 3
+
+        pod = sorted(p["metadata"]["name"] for p in get(api, PODS)["items"])[0]
+        api.state.set_pod_ready("agents", pod, False)  # its readiness probe fails
+        await until(lambda: backend.health("sample-agent", 1).ready == 2)
+        health = backend.health("sample-agent", 1)
+        assert health.desired == 3 and health.running == 3
+
+        await backend.stop("sample-agent", 1)
+        assert httpx.get(api.url + f"{DEPLOYMENTS}/sample-agent-r1").status_code == 404
+        await until(lambda: not backend.health("sample-agent", 1).replicas)
+        assert backend.health("sample-agent", 1) == backend.health("sample-agent", 1).none()
+
+
+async def test_an_object_that_is_not_rollwises_is_never_modified(
+    api: FakeApiServer, access: ClusterAccess, rollout: Rollout
+) -> None:
+    from rollwise.kubernetes.objects import revision_deployment
+
+    theirs = revision_deployment(rollout, 1, "0.9.0", 1)
+    theirs["metadata"]["labels"] = {"team": "payments"}  # same name, someone else's
+    assert httpx.post(api.url + DEPLOYMENTS, json=theirs).status_code == 201
+    before = get(api, f"{DEPLOYMENTS}/sample-agent-r1")
+    running = Running(access)
+    async with running as backend:
+        backend.ensure(workload(rollout, 1, "1.0.0"), 2)
+        event = await until(lambda: running.events)
+        assert event[0][2] is EventKind.OBJECT_NOT_OURS
+        assert "agents/sample-agent-r1 exists and is not rollwise's" in event[0][3]
+        await backend.stop("sample-agent", 1)
+    after = get(api, f"{DEPLOYMENTS}/sample-agent-r1")
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+
+async def test_a_restarted_backend_adopts_its_revisions_by_label_and_stops_orphans(
+    api: FakeApiServer, access: ClusterAccess, rollout: Rollout
+) -> None:
+    async with Running(access) as first:
+        first.ensure(workload(rollout, 1, "1.0.0"), 2)
+        first.ensure(workload(rollout, 2, "1.1.0"), 1)
+        await until(lambda: first.health("sample-agent", 2).ready == 1)
+    # the controller restarts: revision 2 was aborted meanwhile, 1 still runs
+    running = Running(access)
+    async with running as second:
+        adopted = await second.adopt({("sample-agent", 1): workload(rollout, 1, "1.0.0")})
+        assert adopted == 2 and second.health("sample-agent", 1).ready == 2  # known at once
+        assert httpx.get(api.url + f"{DEPLOYMENTS}/sample-agent-r2").status_code == 404
+        before = get(api, f"{DEPLOYMENTS}/sample-agent-r1")["metadata"]["generation"]
+        await asyncio.sleep(0.3)  # the reconcile pass ran: an adopted revision is not rolled
+        assert get(api, f"{DEPLOYMENTS}/sample-agent-r1")["metadata"]["generation"] == before
+
+
+async def test_the_pod_watch_moves_on_with_bookmarks_and_lists_again_after_410(
+    api: FakeApiServer, access: ClusterAccess, rollout: Rollout
+) -> None:
+    async with Running(access) as backend:
+        backend.ensure(workload(rollout, 1, "1.0.0"), 2)
+        await until(lambda: backend.health("sample-agent", 1).ready == 2)
+    seen: list[tuple[str, str]] = []
+    http = http_client(access)
+    reflector = Reflector(
+        http,
+        PODS,
+        "app.kubernetes.io/managed-by=rollwise",
+        lambda kind, pod: seen.append((kind, pod["metadata"]["name"])),
+    )
+    task = asyncio.ensure_future(reflector.run())
+    try:
+        await until(reflector.synced.is_set)
+        assert len(reflector.objects) == 2 and reflector.lists == 1
+        version = int(reflector.version)
+        lease(api, "a")  # no pod changes: the watch's version moves on by a bookmark
+        await until(lambda: int(reflector.version) > version, timeout=5)
+
+        task.cancel()  # the watch is cut; meanwhile the server compacts its history
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        lease(api, "b")
+        api.state.compact()
+        pod = sorted(reflector.objects)[0].split("/")[1]
+        api.state.set_pod_ready("agents", pod, False)
+        seen.clear()
+        task = asyncio.ensure_future(reflector.run())  # resumes at its version: 410 Gone
+        await until(lambda: ("MODIFIED", pod) in seen)
+        assert reflector.lists == 2  # listed again, and told the difference as an event
+        assert reflector.objects[f"agents/{pod}"]["status"]["conditions"][0]["status"] != "True"
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await http.aclose()
+
+
+def lease(api: FakeApiServer, name: str) -> None:
+    """Some other object changes (the resourceVersion moves on)."""
+    made = httpx.post(
+        api.url + "/apis/coordination.k8s.io/v1/namespaces/agents/leases",
+        json={
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": name},
+            "spec": {},
+        },
+    )
+    assert made.status_code == 201, made.text
