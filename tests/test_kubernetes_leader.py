@@ -99,4 +99,8 @@ def test_leader_election_options_that_cannot_work_are_refused_before_anything_st
     assert config.returncode == 1 and "Traceback" not in config.stderr
     assert f"cannot use the kubeconfig {tmp_path / 'missing'}" in config.stderr
     assert "--kubeconfig" in config.stderr  # how to fix it
+    backend = ["up", "--detach", "--backend", "kubernetes", "--kubeconfig", str(tmp_path / "x")]
+    cluster = rollwise(*backend, state_dir=state, check=False)
+    assert cluster.returncode == 1 and "Traceback" not in cluster.stderr
+    assert f"cannot use the kubeconfig {tmp_path / 'x'}" in cluster.stderr
     assert not state.exists()  # nothing started, nothing written

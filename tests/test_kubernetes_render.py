@@ -98,7 +98,9 @@ def test_the_example_renders_valid_consistent_objects(tmp_path: Path) -> None:
     pod_spec = controller["Deployment/rollwise-controller"]["spec"]["template"]["spec"]
     assert pod_spec["serviceAccountName"] == "rollwise-controller"
     assert pod_spec["containers"][0]["command"][:2] == ["rollwise", "up"]
-    assert "--leader-elect" in pod_spec["containers"][0]["command"]  # the Lease is used
+    command = pod_spec["containers"][0]["command"]
+    assert "--leader-elect" in command  # the Lease is used
+    assert command[command.index("--backend") + 1] == "kubernetes"
 
 
 def test_a_canary_route_with_header_routes_and_secrets_from_a_secret(tmp_path: Path) -> None:
@@ -246,5 +248,6 @@ def test_describe_and_export_a_stored_revision_with_secrets_masked(cluster: Clus
     refused = cluster.cli("apply", "-f", str(K8S_EXAMPLE), check=False)
     assert refused.returncode == 2, refused
     assert "spec.backend.kind is kubernetes, and this controller runs local apps" in refused.stderr
+    assert "rollwise up --backend kubernetes" in refused.stderr  # how to run it
     assert cluster.get()["stable"] == 2
     assert len(cluster.client.request("GET", "/apps/sample-agent/history")) == 2

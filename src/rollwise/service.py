@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp
 
@@ -17,6 +18,9 @@ from rollwise.api.auth import BearerAuth, ensure_tokens
 from rollwise.controller.controller import Controller
 from rollwise.dashboard import build_dashboard
 from rollwise.routing.options import ProxyOptions
+
+if TYPE_CHECKING:
+    from rollwise.kubernetes.connection import ClusterAccess
 
 __all__ = ["controller_with_api"]
 
@@ -36,6 +40,7 @@ def controller_with_api(
     clock: Callable[[], float] | None = None,
     otlp_endpoint: str | None = None,
     dashboard_listen: tuple[str, int] | None = None,
+    cluster: ClusterAccess | None = None,
 ) -> Controller:
     return Controller(
         state_dir,
@@ -48,4 +53,5 @@ def controller_with_api(
         clock=clock,
         otlp_endpoint=otlp_endpoint,
         dashboard=(dashboard_listen, build_dashboard) if dashboard_listen else None,
+        cluster=cluster,
     )

@@ -15,7 +15,8 @@ What it serves, as the real server does on the wire:
   update, ``uid``, ``generation`` (bumped when ``spec`` changes), ``creationTimestamp``;
 - create (409 AlreadyExists), replace, delete, JSON merge patch, strategic merge patch (merge
   patch whose lists of named items merge by ``name``; no ``$patch`` directives), server-side
-  apply (create, or merge the applied fields; no field ownership or apply conflicts),
+  apply (create, or merge the applied fields; no field ownership or apply conflicts; the
+  HTTPRoute's lists are atomic, as its CRD schema says, so an apply replaces them),
   ``dryRun=All``;
 - watches (``?watch=1``) from a resourceVersion, with ``BOOKMARK`` events when asked and
   ``ERROR`` 410 Expired when the version is older than the kept history (``compact()``);
@@ -362,7 +363,7 @@ class FakeApiServer:
             raise _not_found(kind, name)
         if request.method == "PATCH":
             body = self._patched(
-                content, _scale(current) if target.sub == "scale" else current, body
+                content, _scale(current) if target.sub == "scale" else current, body, kind
             )
             body.setdefault("metadata", {})["resourceVersion"] = current["metadata"][
                 "resourceVersion"
@@ -399,8 +400,11 @@ class FakeApiServer:
         return JSONResponse(self.state.put(target.kind, body, create=True), status_code=201)
 
     @staticmethod
-    def _patched(content: str, base: Obj, patch: Obj) -> Obj:
-        if content == MERGE:
+    def _patched(content: str, base: Obj, patch: Obj, kind: Kind) -> Obj:
+        custom = kind.group == "gateway.networking.k8s.io"
+        if content == MERGE or (content == APPLY and custom):
+            # a CRD's lists are atomic unless its schema says otherwise (HTTPRoute's say
+            # atomic): an apply replaces them whole, as a merge patch does
             patched = merge_patch(base, patch)
         elif content in (STRATEGIC, APPLY):
             patched = strategic_merge_patch(base, patch)

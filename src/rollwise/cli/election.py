@@ -86,17 +86,14 @@ class Election:
     retry_s: float = 2.0
 
     def argv(self) -> list[str]:
-        """The same options on a command line (``up --detach`` starts another process)."""
+        """The same options on a command line (``up --detach`` starts another process), but
+        ``--kubeconfig`` and ``--context``, which ``up`` passes on for the backend too."""
         if not self.enabled:
             return []
         out = ["--leader-elect", "--leader-elect-resource-name", self.name]
         out += ["--leader-elect-lease-duration", repr(self.duration_s)]
         out += ["--leader-elect-renew-deadline", repr(self.renew_deadline_s)]
         out += ["--leader-elect-retry-period", repr(self.retry_s)]
-        if self.kubeconfig is not None:
-            out += ["--kubeconfig", str(self.kubeconfig.resolve())]
-        if self.context is not None:
-            out += ["--context", self.context]
         if self.namespace is not None:
             out += ["--leader-elect-resource-namespace", self.namespace]
         return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -25,6 +25,9 @@ from rollwise.client import AdminClient, default_state_dir
 from rollwise.errors import ControllerError, UsageError
 from rollwise.kubernetes.names import LEASE
 
+if TYPE_CHECKING:
+    from rollwise.kubernetes.connection import ClusterAccess
+
 __all__ = [
     "DASHBOARD_DEFAULT",
     "LogFormat",
@@ -37,6 +40,11 @@ __all__ = [
 ]
 
 DASHBOARD_DEFAULT = "127.0.0.1:3100"  # Argo Rollouts' dashboard port
+
+
+class ClusterKind(StrEnum):
+    LOCAL = "local"
+    KUBERNETES = "kubernetes"
 
 
 class LogFormat(StrEnum):
@@ -105,6 +113,14 @@ def up(
     otlp_endpoint: OtlpEndpoint = None,
     dashboard: Dashboard = None,
     trace_sample: TraceSample = 0.0,
+    backend: Annotated[
+        ClusterKind,
+        typer.Option(
+            "--backend",
+            help="The apps this controller runs: local processes behind its proxy, or a "
+            "cluster's (Deployments, Services, an HTTPRoute; with --kubeconfig/--context).",
+        ),
+    ] = ClusterKind.LOCAL,
     leader_elect: LeaderElect = False,
     kubeconfig: Kubeconfig = None,
     context: KubeContext = None,
@@ -117,26 +133,19 @@ def up(
     """Start the controller (the proxy and replicas with it). Ctrl-C or `down` stops all."""
     from rollwise.api.auth import loopback_address
 
-    election = Election(
-        leader_elect,
-        kubeconfig,
-        context,
-        lease_name,
-        lease_namespace,
-        lease_duration,
-        renew_deadline,
-        retry_period,
-    )
+    times = (lease_duration, renew_deadline, retry_period)
+    election = Election(leader_elect, kubeconfig, context, lease_name, lease_namespace, *times)
     directory = (state_dir or default_state_dir()).resolve()
     api = loopback_address(api_listen) if api_listen is not None else None
     board = loopback_address(dashboard) if dashboard is not None else None
     if trace_sample > 0 and not otlp_endpoint:
         raise UsageError("--trace-sample sends spans to --otlp-endpoint; give one as well")
+    cluster = _cluster(backend, election)
     if detach:
         extra = ["--otlp-endpoint", otlp_endpoint] if otlp_endpoint else []
         extra += ["--trace-sample", repr(trace_sample)] if trace_sample else []
         extra += ["--dashboard", dashboard] if dashboard is not None else []
-        extra += election.argv()
+        extra += [*election.argv(), *_cluster_argv(backend, election)]
         _detach(directory, log_format, metrics_port, record, proxy_workers, api_listen, extra)
         return
     from rollwise.logs import configure_logging
@@ -153,6 +162,7 @@ def up(
     )
     controller = controller_with_api(
         directory,
+        cluster=cluster,
         metrics_port=metrics_port,
         proxy=options,
         api_listen=api,
@@ -167,6 +177,24 @@ def up(
     from rollwise.kubernetes.leadership import lead
 
     uvloop.run(lead(controller, elector))  # LeadershipLost: left, exit 3
+
+
+def _cluster(backend: ClusterKind, election: Election) -> ClusterAccess | None:
+    """Where a ``--backend kubernetes`` controller's cluster is; a kubeconfig that cannot
+    work is refused here, before anything starts."""
+    if backend is ClusterKind.LOCAL:
+        return None
+    from rollwise.kubernetes.connection import ClusterAccess, check
+
+    cluster = ClusterAccess(election.kubeconfig, election.context)
+    check(cluster)
+    return cluster
+
+
+def _cluster_argv(backend: ClusterKind, election: Election) -> list[str]:
+    out = ["--backend", backend.value]
+    out += ["--kubeconfig", str(election.kubeconfig.resolve())] if election.kubeconfig else []
+    return out + (["--context", election.context] if election.context else [])
 
 
 def _detach(

@@ -16,7 +16,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -33,7 +33,7 @@ from rollwise.controller.maintenance import Scheduled
 from rollwise.controller.metrics_http import serve_metrics
 from rollwise.controller.monitor import SmokeMetrics
 from rollwise.controller.ofrep import ofrep_app, ofrep_socket
-from rollwise.controller.providers import KINDS, Listeners, kind_of
+from rollwise.controller.providers import KINDS, Listeners, Setup, kind_of
 from rollwise.controller.serving import (
     admin_server,
     admin_socket,
@@ -63,6 +63,10 @@ from rollwise.store import Store
 from rollwise.tracing import RolloutTraces
 from rollwise.words import EventKind
 
+if TYPE_CHECKING:
+    from rollwise.kubernetes.connection import ClusterAccess
+    from rollwise.spec.models import Rollout
+
 __all__ = ["AdminApp", "Controller"]
 
 # The admin API, built for a controller (``api/admin.py``; wired by ``rollwise.service``):
@@ -85,7 +89,11 @@ class Controller:
         clock: Callable[[], float] | None = None,
         otlp_endpoint: str | None = None,
         dashboard: tuple[tuple[str, int], AdminApp] | None = None,
+        cluster: ClusterAccess | None = None,
     ) -> None:
+        # ``None``: local apps (processes and the proxy); else a cluster's (docs/kubernetes.md)
+        self.cluster = cluster
+        self.kind = "local" if cluster is None else "kubernetes"
         self.dashboard = dashboard  # (loopback host and port, the web dashboard's app)
         self.otlp_endpoint = otlp_endpoint  # rollouts as traces (``rollwise/tracing.py``)
         self.admin_app = admin_app  # on the unix socket: the kernel says who calls
@@ -223,7 +231,15 @@ class Controller:
             replica_ejected=self._replica_ejected,
             data_plane_restarted=self._data_plane_restarted,
         )
-        self.providers = KINDS["local"](self.store, self.state_dir, self.proxy_options, listeners)
+        setup = Setup(
+            self.store,
+            self.state_dir,
+            self.proxy_options,
+            listeners,
+            self._rollout_of,
+            self.cluster,
+        )
+        self.providers = KINDS[self.kind](setup)
         self.backend = self.providers.backend
         self.router = self.providers.router
         fresh = await self.router.start()
@@ -285,8 +301,12 @@ class Controller:
     # what the providers report
 
     def _spec_of(self, app: str) -> RolloutSpec | None:
+        rollout = self._rollout_of(app)
+        return rollout.spec if rollout is not None else None
+
+    def _rollout_of(self, app: str) -> Rollout | None:
         worker = self.workers.get(app)
-        return worker.state.spec.spec if worker is not None else None
+        return worker.state.spec if worker is not None else None
 
     def _health_changed(self, app: str, revision: int) -> None:
         worker = self.workers.get(app)
@@ -352,9 +372,9 @@ class Controller:
 
     async def apply(self, spec: dict[str, Any], base_dir: str, version: str | None) -> str:
         rollout = spec_from_dict(spec, file="applied spec")
-        kind_of(rollout.spec)
+        kind_of(rollout.spec, self.kind)
         name = rollout.name
-        for other in self.store.app_names():
+        for other in self.store.app_names() if self.kind == "local" else ():  # a cluster: routes
             if other != name and self._worker(other).state.spec.spec.listen == rollout.spec.listen:
                 raise ConflictError(
                     f"app {other!r} already listens on {rollout.spec.listen}; "

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rollwise.analysis.agent_source import ReplicaScraper
 from rollwise.analysis.proxy_source import ProxyMetrics
-from rollwise.analysis.source import MetricSource
+from rollwise.analysis.source import MetricSource, Series
 from rollwise.backends.base import Backend, BackendEvents, HealthListener
 from rollwise.backends.local import LocalBackend
 from rollwise.errors import UsageError
@@ -24,7 +25,20 @@ from rollwise.routing.options import ProxyOptions
 from rollwise.spec import RolloutSpec
 from rollwise.store import Store
 
-__all__ = ["KINDS", "Listeners", "Providers", "kind_of", "local"]
+if TYPE_CHECKING:
+    from rollwise.kubernetes.connection import ClusterAccess
+    from rollwise.spec.models import Rollout
+
+__all__ = [
+    "KINDS",
+    "Listeners",
+    "NoTraffic",
+    "Providers",
+    "Setup",
+    "kind_of",
+    "kubernetes",
+    "local",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,19 +59,32 @@ class Providers:
     agent: ReplicaScraper  # the replicas' own counters (``agentMetrics``)
 
 
-def local(store: Store, state_dir: Path, proxy: ProxyOptions, listeners: Listeners) -> Providers:
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """What providers are built from."""
+
+    store: Store
+    state_dir: Path
+    proxy: ProxyOptions
+    listeners: Listeners
+    rollouts: Callable[[str], Rollout | None]  # an app's current spec
+    cluster: ClusterAccess | None = None  # where the Kubernetes API is (kind kubernetes)
+
+
+def local(setup: Setup) -> Providers:
     """Processes on this machine, rollwise's proxy in front, the proxy's statistics, the
     replicas' own counters scraped from their addresses."""
+    listeners = setup.listeners
     router = ProxyRouter(
-        store,
-        state_dir,
-        proxy,
+        setup.store,
+        setup.state_dir,
+        setup.proxy,
         on_ejection=listeners.replica_ejected,
         on_restart=listeners.data_plane_restarted,
     )
     backend = LocalBackend(
-        store,
-        state_dir,
+        setup.store,
+        setup.state_dir,
         on_event=listeners.backend_event,
         on_change=listeners.health_changed,
     )
@@ -65,17 +92,49 @@ def local(store: Store, state_dir: Path, proxy: ProxyOptions, listeners: Listene
     return Providers(backend, router, ProxyMetrics(router.dataplane), scraper)
 
 
-KINDS: dict[str, Callable[[Store, Path, ProxyOptions, Listeners], Providers]] = {"local": local}
+class NoTraffic:
+    """A cluster's gateway counts requests in Prometheus, not here: without
+    ``analysis.prometheus`` there is nothing to judge, and the analysis stays inconclusive."""
+
+    settle_s = 0.0
+
+    async def seconds(self, app: str, since: int, *, preview: bool = True) -> Series:
+        return {}
 
 
-def kind_of(spec: RolloutSpec) -> str:
-    """The spec's backend kind, if this controller runs it (else ``UsageError``: nothing is
-    applied)."""
+def kubernetes(setup: Setup) -> Providers:
+    """Deployments on a cluster, Services and an HTTPRoute in front (docs/kubernetes.md)."""
+    from rollwise.backends.kubernetes import KubernetesBackend
+    from rollwise.kubernetes.connection import ClusterAccess, connect, http_client
+    from rollwise.routing.gateway import GatewayRouter
+
+    access = setup.cluster or ClusterAccess()
+    backend = KubernetesBackend(
+        connect(access),
+        http_client(access),
+        on_event=setup.listeners.backend_event,
+        on_change=setup.listeners.health_changed,
+    )
+    router = GatewayRouter(connect(access), setup.rollouts)
+    return Providers(backend, router, NoTraffic(), ReplicaScraper(backend.addresses))
+
+
+KINDS: dict[str, Callable[[Setup], Providers]] = {"local": local, "kubernetes": kubernetes}
+
+
+def kind_of(spec: RolloutSpec, runs: str = "local") -> str:
+    """The spec's backend kind, if this controller (which runs ``runs`` apps) runs it; else
+    ``UsageError``, and nothing is applied."""
     kind = spec.backend.kind
-    if kind not in KINDS:
+    if kind != runs:
+        start = (
+            "rollwise up --backend kubernetes [--kubeconfig K]"
+            if kind == "kubernetes"
+            else ("rollwise up")
+        )
         raise UsageError(
-            f"spec.backend.kind is {kind}, and this controller runs {', '.join(sorted(KINDS))} "
-            f"apps only; `rollwise render -f FILE --version V` writes a {kind} app's objects "
-            "for kubectl"
+            f"spec.backend.kind is {kind}, and this controller runs {runs} apps; a {kind} app "
+            f"needs a controller of its own ({start}), or `rollwise render -f FILE --version "
+            "V` writes its objects for kubectl"
         )
     return kind

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from lightkube import AsyncClient
     from lightkube.config.kubeconfig import SingleConfig
 
-__all__ = ["FIELD_MANAGER", "ClusterAccess", "connect", "http_client"]
+__all__ = ["FIELD_MANAGER", "ClusterAccess", "check", "connect", "http_client"]
 
 FIELD_MANAGER = "rollwise"
 
@@ -53,6 +53,11 @@ def _config(access: ClusterAccess) -> SingleConfig:
         ) from None
     assert single is not None  # get() raises rather than return None without a default
     return single
+
+
+def check(access: ClusterAccess) -> None:
+    """Refuse a kubeconfig that cannot be used (``ClusterError``) before anything starts."""
+    _config(access)
 
 
 def connect(access: ClusterAccess) -> AsyncClient:

@@ -1,0 +1,197 @@
+"""A real controller (``rollwise up --backend kubernetes``) drives an app on the fake API
+server: a first release, a canary whose header route and weights reach the HTTPRoute, a
+promotion that moves the stable Service, an abort that sends traffic back and deletes the
+canary's Deployment, an undo, and a controller restart that adopts the running revision
+without rolling it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from rollwise.client import AdminClient
+
+from .conftest import stop_everything
+from .helpers import EXAMPLES, rollwise, start_controller, wait_for
+from .kube.apiserver import FakeApiServer
+
+NS = "/apis/apps/v1/namespaces/agents/deployments"
+SERVICES = "/api/v1/namespaces/agents/services"
+ROUTE = "/apis/gateway.networking.k8s.io/v1/namespaces/agents/httproutes/web"
+SPEC = {
+    "apiVersion": "rollwise/v1",
+    "kind": "Rollout",
+    "metadata": {"name": "web"},
+    "spec": {
+        "replicas": 2,
+        "backend": {
+            "kind": "kubernetes",
+            "namespace": "agents",
+            "router": "gatewayAPI",
+            "gateway": {"name": "public", "namespace": "gateways"},
+        },
+        "template": {
+            "image": "registry.example/web:{version}",
+            "command": ["web", "--port", "{port}"],
+            "readiness": {"path": "/healthz", "interval": "2s"},
+        },
+        "strategy": {
+            "canary": {
+                "steps": [
+                    {
+                        "setHeaderRoute": {
+                            "name": "testers",
+                            "match": [{"headerName": "x-tester", "headerValue": "yes"}],
+                        }
+                    },
+                    {"setWeight": 20},
+                    {"pause": {}},
+                    {"setWeight": 60},
+                    {"pause": {}},
+                ]
+            }
+        },
+    },
+}
+
+
+class Cluster:
+    def __init__(self, api: FakeApiServer, state_dir: Path, kubeconfig: Path) -> None:
+        self.api = api
+        self.state_dir = state_dir
+        self.kubeconfig = kubeconfig
+
+    def start(self) -> None:
+        start_controller(
+            self.state_dir, "--backend", "kubernetes", "--kubeconfig", str(self.kubeconfig)
+        )
+
+    def cli(self, *args: str) -> str:
+        return rollwise(*args, state_dir=self.state_dir).stdout
+
+    def first_release(self, spec: Path) -> None:
+        """``web`` 1.0.0 applied, and healthy as revision 1."""
+        spec.write_text(json.dumps(SPEC))
+        self.cli("apply", "-f", str(spec), "--version", "1.0.0")
+        self.wait(lambda v: v["stable"] == 1 and v["phase"] == "Healthy")
+
+    def apps(self) -> list[dict[str, Any]]:
+        with AdminClient(self.state_dir) as admin:
+            return list(admin.request("GET", "/apps"))
+
+    def view(self) -> dict[str, Any]:
+        with AdminClient(self.state_dir) as admin:
+            return dict(admin.request("GET", "/apps/web"))
+
+    def wait(self, check: Any, timeout: float = 30) -> dict[str, Any]:
+        last: list[dict[str, Any]] = []
+
+        def reached() -> dict[str, Any] | None:
+            last[:] = [self.view()]
+            return last[0] if check(last[0]) else None
+
+        try:
+            return wait_for(reached, timeout=timeout, every=0.1)
+        except AssertionError:
+            keys = ("phase", "message", "step", "stable", "canary", "pause_reason")
+            shown = {k: last[0].get(k) for k in keys} if last else {}
+            raise AssertionError(f"not reached; last view: {json.dumps(shown)}") from None
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        answer = httpx.get(self.api.url + path)
+        if answer.status_code == 404:
+            return None
+        answer.raise_for_status()
+        body = answer.json()
+        assert isinstance(body, dict)
+        return body
+
+    def weights(self) -> list[int]:
+        route = self.get(ROUTE)
+        assert route is not None
+        return [ref["weight"] for ref in route["spec"]["rules"][-1]["backendRefs"]]
+
+    def selects(self, role: str) -> str:
+        service = self.get(f"{SERVICES}/web-{role}")
+        assert service is not None
+        return str(service["spec"]["selector"]["rollwise.dev/revision"])
+
+
+@pytest.fixture
+def cluster(api: FakeApiServer, tmp_path: Path) -> Iterator[Cluster]:
+    kubeconfig = api.kubeconfig(tmp_path / "kubeconfig", "agents")
+    c = Cluster(api, tmp_path / "state", kubeconfig)
+    c.start()
+    try:
+        yield c
+    finally:
+        stop_everything(c.state_dir)
+
+
+@pytest.mark.slow
+def test_a_canary_on_the_cluster_moves_the_httproute_promotes_aborts_and_undoes(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    cluster.first_release(tmp_path / "web.yaml")
+    first = cluster.get(f"{NS}/web-r1")
+    assert first is not None and first["spec"]["replicas"] == 2
+    assert cluster.weights() == [100, 0] and cluster.selects("stable") == "1"
+
+    cluster.cli("deploy", "web", "--version", "1.1.0")
+    cluster.wait(lambda v: v["phase"] == "Paused" and v["canary"] == 2)
+    assert cluster.weights() == [80, 20]
+    assert (cluster.selects("stable"), cluster.selects("canary")) == ("1", "2")
+    route = cluster.get(ROUTE)
+    assert route is not None
+    assert route["spec"]["rules"][0]["matches"][0]["headers"][0]["name"] == "x-tester"
+    canary = cluster.get(f"{NS}/web-r2")
+    assert canary is not None
+    assert canary["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.1.0")
+
+    cluster.cli("promote", "web")
+    cluster.wait(lambda v: v["phase"] == "Paused" and cluster.weights() == [40, 60])
+    cluster.cli("promote", "web", "--full")
+    cluster.wait(lambda v: v["stable"] == 2 and v["canary"] is None and v["phase"] == "Healthy")
+    assert cluster.weights() == [100, 0] and cluster.selects("stable") == "2"
+
+    cluster.cli("deploy", "web", "--version", "1.2.0")
+    cluster.wait(lambda v: v["phase"] == "Paused" and v["canary"] == 3)
+    assert cluster.weights() == [80, 20]
+    cluster.cli("abort", "web")
+    view = cluster.wait(lambda v: v["phase"] == "Degraded" and cluster.weights() == [100, 0])
+    assert "aborted" in view["message"] and view["stable"] == 2
+    assert cluster.selects("stable") == "2"
+    wait_for(lambda: cluster.get(f"{NS}/web-r3") is None, timeout=60)  # drained, deleted
+
+    cluster.cli("undo", "web", "--to-revision", "1")  # started again, then all traffic
+    cluster.wait(lambda v: v["stable"] == 1 and v["phase"] == "Healthy", timeout=60)
+    assert cluster.selects("stable") == "1" and cluster.weights() == [100, 0]
+
+
+@pytest.mark.slow
+def test_a_restarted_controller_adopts_the_cluster_revision_without_rolling_it(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    cluster.first_release(tmp_path / "web.yaml")
+    before = cluster.get(f"{NS}/web-r1")
+    assert before is not None
+    cluster.cli("restart")
+    view = cluster.wait(lambda v: v["stable"] == 1 and v["phase"] == "Healthy")
+    after = cluster.get(f"{NS}/web-r1")
+    assert after is not None
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]
+    assert after["metadata"]["uid"] == before["metadata"]["uid"]  # the same Deployment
+    revision = next(r for r in view["revisions"] if r["number"] == 1)
+    assert revision["health"]["ready"] == 2
+
+    local = rollwise(
+        "apply", "-f", str(EXAMPLES / "rollwise.yaml"), state_dir=cluster.state_dir, check=False
+    )
+    assert local.returncode == 2  # a local app is not this controller's: refused, nothing kept
+    assert "spec.backend.kind is local, and this controller runs kubernetes apps" in local.stderr
+    assert [a["name"] for a in cluster.apps()] == ["web"]
