@@ -70,9 +70,13 @@ fmt: $(STAMP)
 	$(BIN)/ruff format $(PY_DIRS)
 	$(BIN)/ruff check --fix $(PY_DIRS)
 
+# requirements.lock: what the tests run on (with the dev group); requirements-runtime.lock:
+# the same versions without the dev group, for the controller's image (Dockerfile)
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --group dev --generate-hashes --python-version 3.11 \
 		--no-header -o requirements.lock -q
+	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 \
+		--no-header -o requirements-runtime.lock -q --constraint requirements.lock
 
 clean:
 	rm -rf $(VENV) .rollwise .mypy_cache .pytest_cache .ruff_cache .coverage .coverage.*

@@ -209,3 +209,18 @@ def lease(api: FakeApiServer, name: str) -> None:
         },
     )
     assert made.status_code == 201, made.text
+
+
+async def test_an_overloaded_or_failing_api_is_retried_as_it_asks(
+    api: FakeApiServer, access: ClusterAccess, rollout: Rollout
+) -> None:
+    api.state.faults = [(429, "1"), (503, None)]  # the next two writes are refused
+    async with Running(access) as backend:
+        started = asyncio.get_running_loop().time()
+        backend.ensure(workload(rollout, 1, "1.0.0"), 1)
+        await until(lambda: backend.health("sample-agent", 1).ready == 1)
+        took = asyncio.get_running_loop().time() - started
+    assert api.state.faults == []
+    assert took >= 1.0  # Retry-After: 1 was waited, not hammered
+    refused = [m for m, path, _ in api.state.requests if m == "PATCH" and "deployments" in path]
+    assert len(refused) >= 2  # the apply was sent again after each refusal

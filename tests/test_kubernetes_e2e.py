@@ -74,9 +74,9 @@ class Cluster:
     def cli(self, *args: str) -> str:
         return rollwise(*args, state_dir=self.state_dir).stdout
 
-    def first_release(self, spec: Path) -> None:
-        """``web`` 1.0.0 applied, and healthy as revision 1."""
-        spec.write_text(json.dumps(SPEC))
+    def first_release(self, spec: Path, body: dict[str, Any] | None = None) -> None:
+        """``web`` 1.0.0 applied (``SPEC``, or ``body``), and healthy as revision 1."""
+        spec.write_text(json.dumps(body or SPEC))
         self.cli("apply", "-f", str(spec), "--version", "1.0.0")
         self.wait(lambda v: v["stable"] == 1 and v["phase"] == "Healthy")
 
@@ -195,3 +195,55 @@ def test_a_restarted_controller_adopts_the_cluster_revision_without_rolling_it(
     assert local.returncode == 2  # a local app is not this controller's: refused, nothing kept
     assert "spec.backend.kind is local, and this controller runs kubernetes apps" in local.stderr
     assert [a["name"] for a in cluster.apps()] == ["web"]
+
+
+@pytest.mark.slow
+def test_blue_green_on_the_cluster_switches_the_stable_service_and_undoes_to_the_warm_one(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    spec = json.loads(json.dumps(SPEC))
+    spec["spec"]["backend"] = {"kind": "kubernetes", "namespace": "agents", "router": "service"}
+    spec["spec"]["strategy"] = {
+        "blueGreen": {"autoPromotionEnabled": False, "scaleDownDelaySeconds": "60s"}
+    }
+    cluster.first_release(tmp_path / "web.yaml", spec)
+    assert cluster.get(ROUTE) is None  # no gateway: Services only
+    cluster.cli("deploy", "web", "--version", "1.1.0")
+    cluster.wait(lambda v: v["phase"] == "Paused" and v["canary"] == 2)
+    assert (cluster.selects("stable"), cluster.selects("canary")) == ("1", "2")  # preview
+    old = cluster.get(f"{NS}/web-r1")
+    assert old is not None
+
+    cluster.cli("promote", "web")
+    cluster.wait(lambda v: v["stable"] == 2 and v["canary"] is None)
+    assert cluster.selects("stable") == "2"  # the switch: one selector
+    cluster.cli("undo", "web")  # revision 1 is warm (scaleDownDelaySeconds): a route change
+    cluster.wait(lambda v: v["stable"] == 1 and v["phase"] == "Healthy")
+    assert cluster.selects("stable") == "1"
+    kept = cluster.get(f"{NS}/web-r1")
+    assert kept is not None and kept["metadata"]["uid"] == old["metadata"]["uid"]
+    assert kept["metadata"]["generation"] == old["metadata"]["generation"]  # not rolled
+
+
+@pytest.mark.slow
+def test_without_a_router_the_canary_weight_is_the_pods_ratio(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    spec = json.loads(json.dumps(SPEC))
+    spec["spec"]["replicas"] = 4
+    spec["spec"]["backend"] = {"kind": "kubernetes", "namespace": "agents", "router": "replicas"}
+    spec["spec"]["strategy"] = {"canary": {"steps": [{"setWeight": 25}, {"pause": {}}]}}
+    cluster.first_release(tmp_path / "web.yaml", spec)
+    every = cluster.get(f"{SERVICES}/web")
+    assert every is not None and every["spec"]["selector"] == {"rollwise.dev/app": "web"}
+    cluster.cli("deploy", "web", "--version", "1.1.0")
+    cluster.wait(lambda v: v["phase"] == "Paused" and v["canary"] == 2)
+
+    def replicas(name: str) -> int | None:
+        deployment = cluster.get(f"{NS}/{name}")
+        return None if deployment is None else int(deployment["spec"]["replicas"])
+
+    wait_for(lambda: (replicas("web-r1"), replicas("web-r2")) == (3, 1), timeout=30)  # 25 %
+    cluster.cli("promote", "web", "--full")
+    cluster.wait(lambda v: v["stable"] == 2 and v["canary"] is None and v["phase"] == "Healthy")
+    assert replicas("web-r2") == 4

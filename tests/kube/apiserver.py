@@ -20,7 +20,9 @@ What it serves, as the real server does on the wire:
   ``dryRun=All``;
 - watches (``?watch=1``) from a resourceVersion, with ``BOOKMARK`` events when asked and
   ``ERROR`` 410 Expired when the version is older than the kept history (``compact()``);
-- ``/status`` and ``/scale`` (autoscaling/v1 Scale) subresources; Leases like any object.
+- ``/status`` and ``/scale`` (autoscaling/v1 Scale) subresources; Leases like any object;
+- writes refused on purpose (``state.faults``: 429 with ``Retry-After``, or 5xx), as an
+  overloaded or failing server answers.
 
 It also plays the Deployment controller as far as rollwise looks (``state.py``): pods that
 become Ready, and a Deployment status with its ready counts and conditions.
@@ -295,6 +297,12 @@ class FakeApiServer:
     async def _resource(self, request: Request) -> Response:
         content = request.headers.get("content-type", "")
         self.state.requests.append((request.method, request.url.path, content))
+        if request.method != "GET" and self.state.faults:
+            code, retry_after = self.state.faults.pop(0)
+            reason = "TooManyRequests" if code == 429 else "InternalError"
+            headers = {"Retry-After": retry_after} if retry_after else None
+            body = status_object(code, reason, f"refused on purpose ({code})")
+            return JSONResponse(body, status_code=code, headers=headers)
         try:
             target = _locate(request.url.path)
             if target.name is None:

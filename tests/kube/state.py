@@ -199,6 +199,8 @@ class ApiState:
         self.ready_pods = ready_pods
         self.waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self.requests: list[tuple[str, str, str]] = []  # (method, path, content type)
+        # writes to refuse next, as an overloaded or failing server does: (status, Retry-After)
+        self.faults: list[tuple[int, str | None]] = []
 
     @staticmethod
     def key(kind: Kind) -> str:

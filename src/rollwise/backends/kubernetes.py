@@ -36,6 +36,7 @@ from rollwise.backends.base import (
     RevisionHealth,
     Workload,
 )
+from rollwise.kubernetes.connection import api_retry
 from rollwise.kubernetes.names import APP_LABEL, MANAGED_BY, REVISION_LABEL
 from rollwise.kubernetes.objects import revision_deployment, revision_name
 from rollwise.kubernetes.watch import Obj, Reflector
@@ -248,6 +249,7 @@ class KubernetesBackend:
             self._health[key] = health
             self.on_change(*key)
 
+    @api_retry
     async def _apply(self, key: Key, manifest: Obj) -> None:
         from lightkube import ApiError, codecs
         from lightkube.resources.apps_v1 import Deployment
@@ -273,6 +275,7 @@ class KubernetesBackend:
         await self.client.apply(codecs.from_dict(manifest), force=True)
         self.applied[key] = manifest
 
+    @api_retry
     async def _delete(self, namespace: str, name: str) -> None:
         from lightkube import ApiError
         from lightkube.resources.apps_v1 import Deployment

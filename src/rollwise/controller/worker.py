@@ -308,6 +308,13 @@ class AppWorker:
             wanted[status.canary] = (
                 0 if held else strategy_for(ctx, revision).replicas(ctx, revision)
             )
+            backend = ctx.spec.backend
+            split = 0 < status.canary_weight() < 100
+            if backend.kind == "kubernetes" and backend.router == "replicas" and split:
+                # no router splits traffic: the pods' ratio is the split (Argo's basic canary)
+                stable = status.stable
+                if stable is not None and stable in wanted:
+                    wanted[stable] = max(1, wanted[stable] - wanted[status.canary])
         for number, replicas in wanted.items():
             env: tuple[tuple[str, str], ...] = ()
             if self.ofrep_url is not None:

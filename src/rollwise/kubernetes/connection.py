@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+import stamina
 
 from rollwise.errors import ClusterError
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from lightkube import AsyncClient
     from lightkube.config.kubeconfig import SingleConfig
 
-__all__ = ["FIELD_MANAGER", "ClusterAccess", "check", "connect", "http_client"]
+__all__ = ["FIELD_MANAGER", "ClusterAccess", "api_retry", "check", "connect", "http_client"]
 
 FIELD_MANAGER = "rollwise"
 
@@ -74,3 +75,24 @@ def http_client(access: ClusterAccess) -> httpx.AsyncClient:
     from lightkube.config.client_adapter import AsyncClient, ConnectionParams
 
     return AsyncClient(_config(access), ConnectionParams(timeout=httpx.Timeout(10.0)))
+
+
+def _retryable(exc: Exception) -> bool | float:
+    """stamina's backoff hook for API writes: a 429 waits what its ``Retry-After`` says, a 5xx,
+    a 409 (a write that lost a race) or a lost connection backs off and tries again; any other
+    answer is final (a 4xx says what to fix)."""
+    if isinstance(exc, httpx.TransportError):
+        return True
+    if not isinstance(exc, httpx.HTTPStatusError):
+        return False
+    code = exc.response.status_code
+    if code == 429:
+        try:
+            return float(exc.response.headers.get("Retry-After", ""))
+        except ValueError:
+            return True
+    return code >= 500 or code == 409
+
+
+# lightkube's ApiError is an httpx.HTTPStatusError: its answer decides
+api_retry = stamina.retry(on=_retryable, attempts=5, timeout=30.0, wait_max=5.0)

@@ -27,6 +27,7 @@ import httpx
 import structlog
 
 from rollwise.errors import DataPlaneError
+from rollwise.kubernetes.connection import api_retry
 from rollwise.kubernetes.objects import http_route, services
 from rollwise.routing.base import ReplicaTraffic
 from rollwise.routing.table import AppTable, Table
@@ -120,6 +121,7 @@ class GatewayRouter:
         self._generation += 1
         return True
 
+    @api_retry
     async def _apply_all(
         self, rollout: Rollout, routes: AppTable, stable: int, canary: int | None, weight: int
     ) -> None:
