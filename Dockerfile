@@ -30,4 +30,4 @@ ENV PATH=/opt/rollwise/bin:$PATH PYTHONUNBUFFERED=1 ROLLWISE_STATE_DIR=/var/lib/
 WORKDIR /var/lib/rollwise
 EXPOSE 9470
 CMD ["rollwise", "up", "--state-dir", "/var/lib/rollwise", "--log-format", "json", \
-     "--backend", "kubernetes", "--leader-elect"]
+     "--metrics-host", "0.0.0.0", "--backend", "kubernetes", "--leader-elect"]

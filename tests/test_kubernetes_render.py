@@ -101,6 +101,7 @@ def test_the_example_renders_valid_consistent_objects(tmp_path: Path) -> None:
     command = pod_spec["containers"][0]["command"]
     assert "--leader-elect" in command  # the Lease is used
     assert command[command.index("--backend") + 1] == "kubernetes"
+    assert command[command.index("--metrics-host") + 1] == "0.0.0.0"  # scraped in the cluster
 
 
 def test_a_canary_route_with_header_routes_and_secrets_from_a_secret(tmp_path: Path) -> None:

@@ -55,7 +55,14 @@ class LogFormat(StrEnum):
 Detach = Annotated[bool, typer.Option("--detach", "-d", help="Run in the background.")]
 LogFormatOpt = Annotated[LogFormat, typer.Option("--log-format")]
 MetricsPort = Annotated[
-    int, typer.Option("--metrics-port", help="Prometheus /metrics on 127.0.0.1 (0: any).")
+    int, typer.Option("--metrics-port", help="Prometheus /metrics on this port (0: any).")
+]
+MetricsHost = Annotated[
+    str,
+    typer.Option(
+        "--metrics-host",
+        help="The address /metrics listens on (0.0.0.0 in a pod, for the cluster's Prometheus).",
+    ),
 ]
 Record = Annotated[
     Path | None, typer.Option("--record", help="The proxy writes one JSON line per request.")
@@ -107,6 +114,7 @@ def up(
     detach: Detach = False,
     log_format: LogFormatOpt = LogFormat.CONSOLE,
     metrics_port: MetricsPort = 9470,
+    metrics_host: MetricsHost = "127.0.0.1",
     record: Record = None,
     proxy_workers: ProxyWorkers = 1,
     api_listen: ApiListen = None,
@@ -145,7 +153,8 @@ def up(
         extra = ["--otlp-endpoint", otlp_endpoint] if otlp_endpoint else []
         extra += ["--trace-sample", repr(trace_sample)] if trace_sample else []
         extra += ["--dashboard", dashboard] if dashboard is not None else []
-        extra += [*election.argv(), *_cluster_argv(backend, election)]
+        extra += [*election.argv(), *_cluster_argv(backend, election), "--metrics-host"]
+        extra.append(metrics_host)
         _detach(directory, log_format, metrics_port, record, proxy_workers, api_listen, extra)
         return
     from rollwise.logs import configure_logging
@@ -164,6 +173,7 @@ def up(
         directory,
         cluster=cluster,
         metrics_port=metrics_port,
+        metrics_host=metrics_host,
         proxy=options,
         api_listen=api,
         otlp_endpoint=otlp_endpoint,

@@ -83,6 +83,7 @@ class Controller:
         admin_app: AdminApp,
         metrics_port: int | None = None,
         proxy: ProxyOptions | None = None,
+        metrics_host: str = "127.0.0.1",
         handle_signals: bool = True,
         api_listen: tuple[str, int] | None = None,
         loopback_app: AdminApp | None = None,
@@ -100,6 +101,7 @@ class Controller:
         self.loopback_app = loopback_app or admin_app  # on ``api_listen``: behind tokens
         self.state_dir = state_dir.resolve()
         self.metrics_port = metrics_port
+        self.metrics_host = metrics_host  # 0.0.0.0 in a pod, for the cluster's Prometheus
         self.proxy_options = proxy or ProxyOptions()
         self.handle_signals = handle_signals  # off when embedded in someone else's program
         self.leaving = False
@@ -162,7 +164,9 @@ class Controller:
             host, port = dashboard_sock.getsockname()[:2]
             self.store.put_kv("dashboard_url", f"http://{url_host(host)}:{port}/")
         if self.metrics_port is not None:
-            _, self.metrics_port = serve_metrics("127.0.0.1", self.metrics_port, self.registry)
+            _, self.metrics_port = serve_metrics(
+                self.metrics_host, self.metrics_port, self.registry
+            )
             self.store.put_kv("metrics_port", self.metrics_port)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT) if self.handle_signals else ():

@@ -56,6 +56,8 @@ def _deployment(namespace: str, image: str) -> dict[str, Any]:
             "json",
             "--metrics-port",
             "9470",
+            "--metrics-host",
+            "0.0.0.0",  # in its pod, for the cluster's Prometheus to scrape
             "--backend",
             "kubernetes",
             "--leader-elect",  # the Lease below: a laptop's controller waits for this one

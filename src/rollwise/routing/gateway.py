@@ -83,6 +83,7 @@ class GatewayRouter:
         self.client = client
         self.specs = specs
         self.tables: dict[str, AppTable] = {}
+        self.written: dict[str, object] = {}
         self.problems: dict[str, str] = {}
         self._generation = 0
 
@@ -96,8 +97,6 @@ class GatewayRouter:
     async def set_routes(self, app: str, routes: AppTable | None) -> bool:
         if app.endswith(PREVIEW_SUFFIX) or routes is None:
             return False  # a preview is the canary Service; an app's objects outlive it
-        if self.tables.get(app) == routes:
-            return False
         rollout = self.specs(app)
         if rollout is None:
             return False
@@ -108,6 +107,10 @@ class GatewayRouter:
             raise DataPlaneError(f"{app}: {exc}") from None
         if stable is None:
             return False  # nothing serves yet
+        # what the objects say (pods come and go without a write: the Services select them)
+        key = (stable, canary, weight, routes.header_routes, rollout.spec.backend)
+        if self.written.get(app) == key:
+            return False
         try:
             await self._apply_all(rollout, routes, stable, canary, weight)
         except httpx.HTTPError as exc:
@@ -118,6 +121,7 @@ class GatewayRouter:
             raise
         self.problems.pop(app, None)
         self.tables[app] = routes
+        self.written[app] = key
         self._generation += 1
         return True
 
