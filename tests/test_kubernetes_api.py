@@ -103,6 +103,8 @@ def test_resource_versions_patches_selectors_scale_and_leases(api: FakeApiServer
         assert created["metadata"]["generation"] == 1 and created["metadata"]["uid"]
         again = http.post(DEPLOYMENTS, json=deployment("a"))
         assert again.status_code == 409 and again.json()["reason"] == "AlreadyExists"
+        kindless = http.post(DEPLOYMENTS, json={"metadata": {"name": "c"}, "spec": {}})
+        assert kindless.status_code == 400 and "Object 'Kind' is missing" in kindless.text
         http.post(
             DEPLOYMENTS, json=deployment("b") | {"metadata": {"name": "b", "labels": {"t": "x"}}}
         )

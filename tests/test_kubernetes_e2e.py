@@ -211,6 +211,8 @@ def test_a_restarted_controller_adopts_the_cluster_revision_without_rolling_it(
     assert local.returncode == 2  # a local app is not this controller's: refused, nothing kept
     assert "spec.backend.kind is local, and this controller runs kubernetes apps" in local.stderr
     assert [a["name"] for a in cluster.apps()] == ["web"]
+    logs = rollwise("logs", "web", state_dir=cluster.state_dir)
+    assert "kubectl -n agents logs -l rollwise.dev/app=web --prefix" in logs.stderr
 
 
 @pytest.mark.slow

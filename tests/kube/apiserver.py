@@ -193,6 +193,8 @@ def _locate(path: str) -> Target:
 def _validate(obj: Obj) -> None:
     """Strict field validation, as a real server does with ``fieldValidation=Strict``: the
     official schema of the kind (the vendored one for HTTPRoute)."""
+    if not obj.get("kind"):  # the real decoder's words
+        raise Refused(400, "BadRequest", f"Object 'Kind' is missing in '{json.dumps(obj)}'")
     obj.setdefault("apiVersion", "")
     found = problems(obj)
     if found:

@@ -373,6 +373,15 @@ def logs(
     params = {"revision": revision} if revision is not None else {}
     with _client(state_dir) as client:
         paths = [Path(p) for p in client.request("GET", f"/apps/{name}/logs", params=params)]
+        backend = client.request("GET", f"/apps/{name}")["backend"] if not paths else {}
+    if backend.get("kind") == "kubernetes":  # the pods' logs are the cluster's
+        only = f",rollwise.dev/revision={revision}" if revision is not None else ""
+        err.print(
+            f"app {name} runs on a cluster: kubectl -n {backend['namespace']} logs "
+            f"-l rollwise.dev/app={name}{only} --prefix{' -f' if follow else ''}",
+            soft_wrap=True,  # a command to copy: never broken over lines
+        )
+        return
     if not paths:
         err.print(f"app {name} has no replica logs yet")
         return

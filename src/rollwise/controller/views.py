@@ -54,6 +54,7 @@ def app_view(ctx: PassContext, reconcile_errors: int, error: str) -> dict[str, A
         "aborted": status.aborted,
         "header_routes": [r.model_dump() for r in status.header_routes],
         "listen": spec.listen,
+        "backend": {"kind": spec.backend.kind, "namespace": spec.backend.namespace},
         "replicas": capacity(status, spec),
         "autoscaling": spec.autoscaling.model_dump(mode="json", by_alias=True)
         if spec.autoscaling is not None
