@@ -25,7 +25,7 @@ from rollwise.errors import RollwiseError
 from rollwise.spec import load_spec
 from rollwise.store import Store
 
-from .helpers import EXAMPLES, rollwise, serving, start_controller, wait_for
+from .helpers import EXAMPLES, prometheus_scraping, rollwise, start_controller, wait_for
 from .kube.apiserver import FakeApiServer
 
 
@@ -305,20 +305,7 @@ def prometheus(tmp_path: Path, cluster: Cluster) -> Iterator[str]:
     store = Store(cluster.state_dir / "state.db")
     metrics_port = store.get_kv("metrics_port")
     store.close()
-    port = free_port()
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [
-            {"job_name": "rollwise", "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}]}
-        ],
-    }
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    yield from serving(
-        port,
-        "prometheus",
-        f"--config.file={tmp_path / 'prometheus.yml'}",
-        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-    )
+    yield from prometheus_scraping(tmp_path, "rollwise", f"127.0.0.1:{metrics_port}")
 
 
 @pytest.fixture

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import yaml
 
+from rollwise.backends.ports import free_port
 from rollwise.load import LoadConfig, LoadReport, run_load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,6 +189,22 @@ def serving(port: int, *argv: str) -> Iterator[str]:
     with process([*argv, f"--web.listen-address=127.0.0.1:{port}"]):
         wait_for(lambda: httpx.get(f"{url}/-/ready").status_code == 200, timeout=30)
         yield url
+
+
+def prometheus_scraping(work: Path, job: str, target: str) -> Iterator[str]:
+    """A real Prometheus (Debian's) scraping ``target`` (``host:port``) every second, its
+    files in ``work`` (a generator for a fixture)."""
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target]}]}],
+    }
+    (work / "prometheus.yml").write_text(yaml.safe_dump(config))
+    yield from serving(
+        free_port(),
+        "prometheus",
+        f"--config.file={work / 'prometheus.yml'}",
+        f"--storage.tsdb.path={work / 'tsdb'}",
+    )
 
 
 def promql(url: str, query: str) -> list[dict[str, Any]]:

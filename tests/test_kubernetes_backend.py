@@ -152,7 +152,7 @@ async def test_a_restarted_backend_adopts_its_revisions_by_label_and_stops_orpha
         assert adopted == 2 and second.health("sample-agent", 1).ready == 2  # known at once
         assert httpx.get(api.url + f"{DEPLOYMENTS}/sample-agent-r2").status_code == 404
         before = get(api, f"{DEPLOYMENTS}/sample-agent-r1")["metadata"]["generation"]
-        await asyncio.sleep(0.3)  # the reconcile pass ran: an adopted revision is not rolled
+        await until(lambda: ("sample-agent", 1) in second.applied)  # its apply went out
         assert get(api, f"{DEPLOYMENTS}/sample-agent-r1")["metadata"]["generation"] == before
 
 

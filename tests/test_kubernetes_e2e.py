@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from rollwise.backends.ports import free_port
 from rollwise.client import AdminClient
@@ -25,9 +24,9 @@ from .helpers import (
     EXAMPLES,
     ROOT,
     process,
+    prometheus_scraping,
     promql,
     rollwise,
-    serving,
     start_controller,
     wait_for,
 )
@@ -274,19 +273,7 @@ def mesh_prometheus(tmp_path: Path) -> Iterator[str]:
     argv = [sys.executable, str(ROOT / "tests" / "mesh_metrics.py"), str(exporter), "agents"]
     with process([*argv, *services]):
         wait_for(lambda: httpx.get(f"http://127.0.0.1:{exporter}/metrics").status_code == 200)
-        config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [
-                {"job_name": "mesh", "static_configs": [{"targets": [f"127.0.0.1:{exporter}"]}]}
-            ],
-        }
-        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-        yield from serving(
-            free_port(),
-            "prometheus",
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-        )
+        yield from prometheus_scraping(tmp_path, "mesh", f"127.0.0.1:{exporter}")
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,12 @@ def lease_spec(api: FakeApiServer) -> dict[str, Any]:
     return spec
 
 
+def renewed(api: FakeApiServer) -> float:
+    """The Lease's last renewal, in unix seconds (its holder's clock)."""
+    stamp = lease_spec(api)["renewTime"].replace("Z", "+00:00")
+    return datetime.fromisoformat(stamp).timestamp()
+
+
 def answers(state_dir: Path) -> bool:
     with AdminClient(state_dir) as admin:
         return admin.running()
@@ -66,8 +73,12 @@ def test_a_second_controller_waits_then_takes_over_from_a_killed_leader(tmp_path
             candidate = up(second, kubeconfig)  # returns once it says that it waits
             log = (second / "logs" / "controller.log").read_text()
             assert "waiting for the lease" in log and f"_{leader}_" in log
-            time.sleep(1)  # a while longer than a lease would need if nobody renewed it
+            # the leader renews for longer than a whole lease (2 s) while the candidate waits:
+            # without the renewals the candidate would have taken the Lease by then
+            first_renewal = renewed(api)
+            wait_for(lambda: renewed(api) - first_renewal > 2.5, timeout=20)
             assert not answers(second)
+            assert f"_{leader}_" in lease_spec(api)["holderIdentity"]
 
             os.kill(leader, signal.SIGKILL)
             killed = time.monotonic()

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["MetricSource", "SecondCounts", "Series", "merge_seconds"]
+__all__ = ["MetricSource", "NoTraffic", "SecondCounts", "Series", "merge_seconds"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +72,14 @@ class MetricSource(Protocol):
         """Every second from ``since`` (unix seconds) on that the source holds, per revision;
         the latest ones may still be filling (see ``settle_s``). Without ``preview``, only
         the requests of the app's live listener (what its users see: its SLOs)."""
+
+
+class NoTraffic:
+    """A source with no counts: a cluster's gateway counts requests in Prometheus, not here,
+    so without ``analysis.prometheus`` there is nothing to judge and the analysis stays
+    inconclusive."""
+
+    settle_s = 0.0
+
+    async def seconds(self, app: str, since: int, *, preview: bool = True) -> Series:
+        return {}

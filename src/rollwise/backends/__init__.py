@@ -1,3 +1,3 @@
-"""Where revisions run: local processes (``local.py``). A Kubernetes backend will be a module
-beside it, applying the cluster objects that ``rollwise.kubernetes`` builds from a spec (and
-``rollwise render`` writes today)."""
+"""Where revisions run: local processes (``local.py``), or Deployments on a Kubernetes
+cluster (``kubernetes.py``, applying the objects ``rollwise.kubernetes`` builds from a spec).
+"""

@@ -37,7 +37,13 @@ from rollwise.backends.base import (
     Workload,
 )
 from rollwise.kubernetes.connection import api_retry
-from rollwise.kubernetes.names import APP_LABEL, MANAGED_BY, REVISION_LABEL
+from rollwise.kubernetes.names import (
+    APP_LABEL,
+    MANAGED_BY,
+    REVISION_LABEL,
+    owned,
+    revision_of,
+)
 from rollwise.kubernetes.objects import revision_deployment, revision_name
 from rollwise.kubernetes.watch import Obj, Reflector
 from rollwise.words import EventKind
@@ -148,11 +154,9 @@ class KubernetesBackend:
             self._watch(namespace)
             ours: dict[str, Any] = dict(MANAGED_BY)
             async for found in self.client.list(Deployment, namespace=namespace, labels=ours):
-                labels = (found.metadata.labels if found.metadata else None) or {}
                 name = found.metadata.name if found.metadata else None
-                try:
-                    key = (labels[APP_LABEL], int(labels[REVISION_LABEL]))
-                except (KeyError, ValueError):
+                key = revision_of(found.metadata.labels if found.metadata else None)
+                if key is None:
                     continue
                 if key in running and found.spec is not None:
                     self.namespaces[key] = namespace
@@ -239,10 +243,8 @@ class KubernetesBackend:
         return sorted(pods, key=lambda pod: str(pod["metadata"]["name"]))
 
     def _pod_changed(self, _: str, pod: Obj) -> None:
-        labels = pod.get("metadata", {}).get("labels") or {}
-        try:
-            key = (labels[APP_LABEL], int(labels[REVISION_LABEL]))
-        except (KeyError, ValueError):
+        key = revision_of(pod.get("metadata", {}).get("labels"))
+        if key is None:
             return
         health = self.health(*key)
         if self._health.get(key) != health:
@@ -261,8 +263,7 @@ class KubernetesBackend:
             if exc.status.code != 404:
                 raise
         else:
-            labels = (current.metadata.labels if current.metadata else None) or {}
-            if any(labels.get(k) != v for k, v in MANAGED_BY.items()):
+            if not owned(current.metadata.labels if current.metadata else None):
                 self.refused.add(key)
                 self.on_event(
                     *key,
@@ -282,8 +283,7 @@ class KubernetesBackend:
 
         try:
             current = await self.client.get(Deployment, name, namespace=namespace)
-            labels = (current.metadata.labels if current.metadata else None) or {}
-            if any(labels.get(k) != v for k, v in MANAGED_BY.items()):
+            if not owned(current.metadata.labels if current.metadata else None):
                 return  # not ours: never deleted
             await self.client.delete(Deployment, name, namespace=namespace)
         except ApiError as exc:

@@ -94,7 +94,6 @@ class Controller:
     ) -> None:
         # ``None``: local apps (processes and the proxy); else a cluster's (docs/kubernetes.md)
         self.cluster = cluster
-        self.kind = "local" if cluster is None else "kubernetes"
         self.dashboard = dashboard  # (loopback host and port, the web dashboard's app)
         self.otlp_endpoint = otlp_endpoint  # rollouts as traces (``rollwise/tracing.py``)
         self.admin_app = admin_app  # on the unix socket: the kernel says who calls
@@ -280,6 +279,11 @@ class Controller:
         )
         for app in self.store.app_names():
             self._start_worker(app)
+
+    @property
+    def kind(self) -> str:
+        """The apps this controller runs: ``local`` or ``kubernetes`` (``providers.KINDS``)."""
+        return "local" if self.cluster is None else "kubernetes"
 
     def leave(self) -> None:
         """Exit and leave the proxy and the replicas serving (SIGHUP, ``rollwise restart``):

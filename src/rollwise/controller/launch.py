@@ -17,11 +17,10 @@ from pathlib import Path
 
 from rollwise.client import AdminClient
 from rollwise.errors import ControllerError
+from rollwise.kubernetes.names import WAITING_FOR_LEASE
 from rollwise.state_dir import ensure_state_dir
 
-__all__ = ["WAITING_FOR_LEASE", "spawn_controller"]
-
-WAITING_FOR_LEASE = "waiting for the lease"  # the log event of a candidate that waits
+__all__ = ["spawn_controller"]
 
 # Controllers started from this process: kept, so that their exit is read when it comes
 # (no zombie) and the interpreter never warns of a child it forgot.

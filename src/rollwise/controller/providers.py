@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from rollwise.analysis.agent_source import ReplicaScraper
 from rollwise.analysis.proxy_source import ProxyMetrics
-from rollwise.analysis.source import MetricSource, Series
+from rollwise.analysis.source import MetricSource, NoTraffic
 from rollwise.backends.base import Backend, BackendEvents, HealthListener
 from rollwise.backends.local import LocalBackend
 from rollwise.errors import UsageError
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 __all__ = [
     "KINDS",
     "Listeners",
-    "NoTraffic",
     "Providers",
     "Setup",
     "kind_of",
@@ -90,16 +89,6 @@ def local(setup: Setup) -> Providers:
     )
     scraper = ReplicaScraper(backend.addresses)
     return Providers(backend, router, ProxyMetrics(router.dataplane), scraper)
-
-
-class NoTraffic:
-    """A cluster's gateway counts requests in Prometheus, not here: without
-    ``analysis.prometheus`` there is nothing to judge, and the analysis stays inconclusive."""
-
-    settle_s = 0.0
-
-    async def seconds(self, app: str, since: int, *, preview: bool = True) -> Series:
-        return {}
 
 
 def kubernetes(setup: Setup) -> Providers:

@@ -18,9 +18,9 @@ import uuid
 from collections.abc import Awaitable
 from typing import Protocol
 
-__all__ = ["Leading", "identity", "lead"]
-
 from rollwise.kubernetes.lease import Elector
+
+__all__ = ["Leading", "identity", "lead"]
 
 
 class Leading(Protocol):

@@ -32,9 +32,8 @@ from typing import TYPE_CHECKING
 import httpx
 import structlog
 
-from rollwise.controller.launch import WAITING_FOR_LEASE
 from rollwise.errors import LeadershipLost, UsageError
-from rollwise.kubernetes.names import LEASE
+from rollwise.kubernetes.names import LEASE, WAITING_FOR_LEASE
 
 if TYPE_CHECKING:
     from lightkube import AsyncClient

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import structlog
 
 from rollwise.errors import DataPlaneError
 from rollwise.kubernetes.connection import api_retry
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = ["GatewayRouter", "split"]
 
-log = structlog.get_logger("rollwise.kubernetes")
 Obj = dict[str, Any]
 
 
@@ -53,26 +51,27 @@ def _http_route() -> Any:
     return create_namespaced_resource("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes")
 
 
-def _weights(route: Obj) -> list[list[int | None]]:
-    return [[ref.get("weight") for ref in rule["backendRefs"]] for rule in route["spec"]["rules"]]
+def _weights(spec: Obj) -> list[list[int | None]]:
+    """An HTTPRoute spec's weights, rule by rule."""
+    return [[ref.get("weight") for ref in rule["backendRefs"]] for rule in spec.get("rules", [])]
 
 
 def split(routes: AppTable) -> tuple[int | None, int | None, int]:
     """(stable revision, canary revision, canary weight) of a table; ``ValueError`` when two
     Services cannot carry it (more than two revisions take traffic)."""
     stable = canary = None
+    weight = 0
     for entry in routes.revisions:
         if "stable" in entry.labels:
             stable = int(entry.name)
         if "canary" in entry.labels:
-            canary = int(entry.name)
+            canary, weight = int(entry.name), entry.weight
     weighted = {int(e.name) for e in routes.revisions if e.weight > 0}
     if weighted - {stable, canary}:
         raise ValueError(
             f"revisions {sorted(weighted)} take traffic; a cluster's router carries the "
-            "stable and the canary only"
+            "stable and the canary only: promote or abort the running rollout first"
         )
-    weight = sum(e.weight for e in routes.revisions if canary is not None and e.name == str(canary))
     return stable, canary, weight
 
 
@@ -159,19 +158,20 @@ class GatewayRouter:
         """Read the route back: the weights asked for, and no parent that refuses it."""
         meta = route["metadata"]
         found = await self.client.get(_http_route(), meta["name"], namespace=meta["namespace"])
-        live = {"spec": found.spec or {}, "status": found.status or {}}
-        asked = [
-            [ref.get("weight") for ref in rule["backendRefs"]] for rule in route["spec"]["rules"]
-        ]
-        got = [[ref.get("weight") for ref in rule["backendRefs"]] for rule in live["spec"]["rules"]]
+        asked, got = _weights(route["spec"]), _weights(found.spec or {})
         if asked != got:
-            raise DataPlaneError(f"HTTPRoute {meta['name']} has weights {got}, not {asked}")
-        for parent in (live.get("status") or {}).get("parents") or []:
+            where = f"-n {meta['namespace']} httproute {meta['name']}"
+            raise DataPlaneError(
+                f"HTTPRoute {meta['namespace']}/{meta['name']} has weights {got}, not {asked}: "
+                f"something else writes it (`kubectl get {where} -o yaml` names its managers)"
+            )
+        for parent in (found.status or {}).get("parents") or []:
             for condition in parent.get("conditions") or []:
                 if condition.get("type") == "Accepted" and condition.get("status") == "False":
                     gateway = parent.get("parentRef", {}).get("name", "?")
                     raise DataPlaneError(
-                        f"Gateway {gateway} does not accept HTTPRoute {meta['name']}: "
+                        f"Gateway {gateway} does not accept HTTPRoute "
+                        f"{meta['namespace']}/{meta['name']}: "
                         f"{condition.get('reason', '')} {condition.get('message', '')}".strip()
                     )
 

@@ -29,7 +29,7 @@ from rollwise.routing.table import AppTable, Table
 __all__ = ["ProxyServer"]
 
 SWEEP_S = 0.25
-LINGER_S = 1.0  # an idle connection's last chance to carry a request when closing (close)
+IDLE_GRACE_S = 1.0  # an idle connection's last chance to carry a request when closing
 
 
 class ProxyServer:
@@ -471,7 +471,7 @@ class ProxyServer:
         with ``connection: close``), then close the idle connections: the listening sockets
         stay open in the processes that share them, so a replacing proxy takes the clients.
 
-        An idle keep-alive connection is given ``LINGER_S`` to carry one more request (also
+        An idle keep-alive connection is given ``IDLE_GRACE_S`` to carry one more request (also
         answered with ``connection: close``) before it is closed: closing it at once loses
         the request its client may be sending on it at that moment."""
         self.closing = True
@@ -479,7 +479,7 @@ class ProxyServer:
         for server in self.listeners.values():
             server.close()
         now = time.monotonic()
-        deadline, linger = now + grace_s, now + min(LINGER_S, grace_s)
+        deadline, linger = now + grace_s, now + min(IDLE_GRACE_S, grace_s)
         # Polled: shutdown is rare, and an event would cost every request a check.
         while (now := time.monotonic()) < deadline:
             if not any(c.pipeline for c in self.clients) and (now >= linger or not self.clients):
