@@ -1,10 +1,12 @@
-"""Autoscaling under real load: A2A requests through the proxy step from 20 to 150 a second
-and back; the app scales up within its window and back down, draining what it removes, and
-no request fails.
+"""Autoscaling under real load: A2A requests through the proxy step from 5 to 50 a second and
+back; the app scales up within its window and back down, draining what it removes, and no
+request fails.
 
-150, not 400: on two cores the load generator, the proxy and the replicas share the CPU, and
-the whole stack answers about 200 A2A requests a second (one replica at 200/s: p50 45 ms;
-at 300/s the queue grows without bound); docs/performance.md has the figures."""
+What the autoscaler reads is requests in flight (rate × latency), so the load is made of slow
+answers (150 ms) rather than many: 50 a second keep about 7.5 in flight. On two cores the
+load generator, the proxy and the replicas share the CPU, and under coverage every one of
+them is traced: 150 fast answers a second (the first form of this test) queued for seconds
+there, and on a slower machine for over ten (docs/performance.md has the untraced figures)."""
 
 from __future__ import annotations
 
@@ -37,9 +39,9 @@ def test_a_load_step_scales_up_in_its_window_and_back_down_with_no_failed_reques
     tmp_path: Path,
 ) -> None:
     with running_cluster(tmp_path / "state", tmp_path, 1) as cluster:
-        # each answer takes 40 ms: 150 requests a second keep about 6 in flight
+        # each answer takes 150 ms: 5 requests a second keep under 1 in flight, 50 about 7.5
         cluster.use_steps(
-            FAST_CANARY, smoke=False, extra={"autoscaling": SCALING}, AGENT_LATENCY_MS="40"
+            FAST_CANARY, smoke=False, extra={"autoscaling": SCALING}, AGENT_LATENCY_MS="150"
         )
         cluster.deploy("1.0.1")
         cluster.wait_stable(2)
@@ -49,18 +51,18 @@ def test_a_load_step_scales_up_in_its_window_and_back_down_with_no_failed_reques
             stable = next(r for r in view["revisions"] if r["number"] == view["stable"])
             return int(stable["health"]["ready"])
 
-        with Background(cluster.url, rate=20) as calm:
+        with Background(cluster.url, rate=5) as calm:
             # three intervals of calm: nothing to scale for
-            wait_for(lambda: calm.live.ok >= 60 or None, timeout=20)
+            wait_for(lambda: calm.live.ok >= 15 or None, timeout=20)
         assert calm.result().errors_total == 0
         assert cluster.get()["replicas"] == 1
 
-        with Background(cluster.url, rate=150) as busy:
+        with Background(cluster.url, rate=50) as busy:
             started = time.monotonic()
             wait_for(lambda: ready() >= 3, timeout=20)
             took = time.monotonic() - started
             answered = busy.live.ok  # and the scaled-up app keeps answering
-            wait_for(lambda: busy.live.ok >= answered + 300 or None, timeout=20)
+            wait_for(lambda: busy.live.ok >= answered + 150 or None, timeout=20)
         report = busy.result()
         assert report.errors_total == 0, report.errors
         assert report.ok >= 0.9 * report.sent, (report.ok, report.sent)
@@ -69,11 +71,11 @@ def test_a_load_step_scales_up_in_its_window_and_back_down_with_no_failed_reques
         (up, *_) = [e for e in events if e["kind"] == "ScaledUp"]
         assert "in-flight" in up["message"] and "> target 2" in up["message"], up
 
-        with Background(cluster.url, rate=20) as calm:
+        with Background(cluster.url, rate=5) as calm:
             wait_for(lambda: cluster.get()["replicas"] == 1 or None, timeout=20)
             wait_for(lambda: ready() == 1 or None, timeout=20)
             answered = calm.live.ok  # the one replica left answers
-            wait_for(lambda: calm.live.ok >= answered + 20 or None, timeout=20)
+            wait_for(lambda: calm.live.ok >= answered + 10 or None, timeout=20)
         assert calm.result().errors_total == 0, calm.result().errors
         down = [
             e

@@ -208,6 +208,13 @@ async def run_load(
                     live.update(report.table())
             if in_flight:
                 await asyncio.wait(in_flight, timeout=config.timeout + 1)
+            if in_flight:
+                # Left running, they would end as read errors of our own making when the
+                # client's pool closes under them: say what they are, then stop them.
+                report.errors["unanswered"] += len(in_flight)
+                for task in in_flight:
+                    task.cancel()
+                await asyncio.wait(in_flight)
         finally:
             report.elapsed = time.perf_counter() - start
             if live:
