@@ -15,7 +15,14 @@ from pathlib import Path
 
 from rollwise.analysis.series import bucket_of
 from rollwise.analysis.source import SecondCounts, Series
-from rollwise.backends.base import HealthListener, ReplicaState, RevisionHealth, Workload
+from rollwise.backends.base import (
+    DIRECT,
+    HealthListener,
+    Reach,
+    ReplicaState,
+    RevisionHealth,
+    Workload,
+)
 from rollwise.routing.base import ReplicaTraffic
 from rollwise.routing.table import AppTable, Table
 
@@ -52,6 +59,7 @@ class FakeBackend:
     runs: dict[tuple[str, int], FakeRevision] = field(default_factory=dict)
     stopped: list[tuple[str, int]] = field(default_factory=list)
     suspects: list[str] = field(default_factory=list)
+    reach: Reach = DIRECT
 
     def ensure(self, workload: Workload, replicas: int) -> None:
         key = (workload.app, workload.revision)

@@ -4,9 +4,9 @@ request fails.
 
 What the autoscaler reads is requests in flight (rate × latency), so the load is made of slow
 answers (150 ms) rather than many: 50 a second keep about 7.5 in flight. On two cores the
-load generator, the proxy and the replicas share the CPU, and under coverage every one of
-them is traced: 150 fast answers a second (the first form of this test) queued for seconds
-there, and on a slower machine for over ten (docs/performance.md has the untraced figures)."""
+load generator, the proxy and the replicas share the CPU, and under coverage the first two
+(and the controller) are traced: 150 fast answers a second (the first form of this test)
+queued for seconds there, and on a slower machine for over ten (docs/performance.md)."""
 
 from __future__ import annotations
 

@@ -6,10 +6,13 @@ without rolling it."""
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import sys
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ import pytest
 from rollwise.backends.ports import free_port
 from rollwise.client import AdminClient
 
-from .conftest import stop_everything
+from .conftest import NOT_MEASURED, stop_everything
 from .helpers import (
     EXAMPLES,
     ROOT,
@@ -34,6 +37,7 @@ from .kube.apiserver import FakeApiServer
 
 NS = "/apis/apps/v1/namespaces/agents/deployments"
 SERVICES = "/api/v1/namespaces/agents/services"
+PODS = "/api/v1/namespaces/agents/pods"
 ROUTE = "/apis/gateway.networking.k8s.io/v1/namespaces/agents/httproutes/web"
 SPEC = {
     "apiVersion": "rollwise/v1",
@@ -91,6 +95,10 @@ class Cluster:
         spec.write_text(json.dumps(body or SPEC))
         self.cli("apply", "-f", str(spec), "--version", "1.0.0")
         self.wait(lambda v: v["stable"] == 1 and v["phase"] == "Healthy")
+
+    def events(self) -> list[dict[str, Any]]:
+        with AdminClient(self.state_dir) as admin:
+            return list(admin.request("GET", "/apps/web/events", params={"limit": 500}))
 
     def apps(self) -> list[dict[str, Any]]:
         with AdminClient(self.state_dir) as admin:
@@ -295,3 +303,72 @@ def test_a_cluster_canary_is_judged_from_the_meshs_series_in_prometheus(
     cluster.cli("apply", "-f", str(tmp_path / "web.yaml"), "--version", "1.1.0")
     view = cluster.wait(lambda v: v["phase"] == "Degraded" and cluster.weights() == [100, 0])
     assert view["message"].startswith("RolloutAborted: failure rate"), view["message"]
+
+
+@contextmanager
+def agents(api: FakeApiServer, **versions: dict[str, str]) -> Iterator[None]:
+    """A real sample agent per version (with its environment), standing in for the containers
+    of the image ``registry.example/agent:<version>``."""
+    with ExitStack() as stack:
+        for version, env in versions.items():
+            port = free_port()
+            argv = [sys.executable, "-m", "sample_agent", "--port", str(port)]
+            agent_env = {"AGENT_VERSION": version, **NOT_MEASURED, **env}
+            stack.enter_context(process(argv, cwd=EXAMPLES, env=agent_env))
+            api.containers[f"registry.example/agent:{version.replace('_', '.')}"] = (
+                f"127.0.0.1:{port}"
+            )
+        for address in api.containers.values():
+            wait_for(partial(_answers, f"http://{address}/healthz"), timeout=20)
+        yield
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.slow
+def test_from_outside_the_cluster_smoke_tests_and_card_checks_reach_the_pods_through_the_api(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    body: dict[str, Any] = copy.deepcopy(SPEC)
+    spec = body["spec"]
+    spec["template"]["image"] = "registry.example/agent:{version}"
+    spec["a2a"] = {"card": "/.well-known/agent-card.json"}
+    spec["smokeTests"] = [
+        {"name": "card", "a2aCard": {}, "severity": "critical"},
+        {"name": "ping", "a2aMessage": {"text": "ping", "expectText": "pong"}},
+    ]
+    spec["strategy"]["canary"]["steps"] = [{"setWeight": 20}, {"pause": {}}]
+    breaking = {"AGENT_EXTENSIONS": "timestamp!"}  # drops traceability, requires timestamp
+    with agents(cluster.api, **{"1.0.0": {}, "1.1.0": {}, "2.0.0": breaking}):
+        cluster.first_release(tmp_path / "web.yaml", body)
+        cluster.cli("deploy", "web", "--version", "1.1.0")
+        cluster.wait(lambda v: v["phase"] == "Paused" and cluster.weights() == [80, 20])
+        events = [e for e in cluster.events() if e["revision"] == 2]
+        (smoke,) = [e for e in events if e["kind"] == "SmokeTestsPassed"]
+        assert smoke["data"]["gate"] == "preTraffic" and smoke["data"]["success"]
+        # the laptop has no route to the pod's IP: the requests went through the API server
+        proxied = [p for m, p, _ in cluster.api.state.requests if "/proxy" in p]
+        assert any(p.startswith(f"{PODS}/web-r2-") and p.endswith(":8080/proxy/") for p in proxied)
+        assert any(p.endswith(":8080/proxy/.well-known/agent-card.json") for p in proxied)
+        cluster.cli("promote", "web", "--full")
+        cluster.wait(lambda v: v["stable"] == 2 and v["phase"] == "Healthy")
+        # after promotion, the smoke tests run where live traffic enters: the stable Service
+        passed = [e for e in cluster.events() if e["kind"] == "SmokeTestsPassed"]
+        assert [(e["revision"], e["data"]["gate"]) for e in passed][-1] == (2, "postPromotion")
+        entry = f"{SERVICES}/web-stable:80/proxy/"
+        assert any(p == entry for _, p, _ in cluster.api.state.requests)
+
+        cluster.cli("deploy", "web", "--version", "2.0.0")  # its card breaks 1.1.0's clients
+        view = cluster.wait(lambda v: v["phase"] == "Degraded")
+        assert "the agent card of revision 3 breaks clients of revision 2" in view["message"]
+        assert cluster.weights() == [100, 0]
+
+        cluster.cli("deploy", "web", "--version", "3.0.0")  # no container answers for it
+        view = cluster.wait(lambda v: v["phase"] == "Degraded" and "revision 4" in v["message"])
+        assert "error trying to reach service" in view["message"]
+        assert view["stable"] == 2 and cluster.weights() == [100, 0]

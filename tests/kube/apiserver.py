@@ -22,7 +22,12 @@ What it serves, as the real server does on the wire:
   ``ERROR`` 410 Expired when the version is older than the kept history (``compact()``);
 - ``/status`` and ``/scale`` (autoscaling/v1 Scale) subresources; Leases like any object;
 - writes refused on purpose (``state.faults``: 429 with ``Retry-After``, or 5xx), as an
-  overloaded or failing server answers.
+  overloaded or failing server answers;
+- the ``proxy`` subresources of pods (``pods/NAME[:PORT]/proxy/PATH``) and Services (to a
+  ready pod the Service selects), forwarded to a real process on loopback that stands in for
+  the pod's container: ``containers`` maps an image to
+  the address of the process that answers for it (no container runtime runs here). A pod
+  whose image has none is answered 503, as the real server answers for a refused dial.
 
 It also plays the Deployment controller as far as rollwise looks (``state.py``): pods that
 become Ready, and a Deployment status with its ready counts and conditions.
@@ -41,6 +46,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import uvicorn
 import yaml
 from starlette.applications import Starlette
@@ -54,6 +60,8 @@ from rollwise.kubernetes.validation import problems
 from .state import (
     BY_PATH,
     KINDS,
+    POD,
+    SERVICE,
     VERBS,
     ApiState,
     Kind,
@@ -62,12 +70,18 @@ from .state import (
     field_values,
     matches,
     merge_patch,
+    pod_ready,
     status_object,
     strategic_merge_patch,
 )
 
 __all__ = ["FakeApiServer"]
 
+# not forwarded by the pods' proxy: hop-by-hop headers, and the caller's own credentials
+PROXY_DROPS = frozenset(
+    {"authorization", "connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host"}
+)
+REQUEST_DROPS = PROXY_DROPS | {"content-length"}  # the forwarded body gets its own
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 APPLY = "application/apply-patch+yaml"
@@ -163,6 +177,25 @@ def _scale(deployment: Obj) -> Obj:
     }
 
 
+def _name_port(request: Request) -> tuple[str, str]:
+    """A proxy path's ``NAME``, ``NAME:PORT`` or ``SCHEME:NAME:PORT``: name and port."""
+    parts = request.path_params["name"].split(":")
+    name = parts[1] if len(parts) == 3 else parts[0]
+    return name, parts[-1] if len(parts) > 1 else ""
+
+
+def _target_port(service: Obj, port: str) -> str:
+    """The container port behind the Service's ``port`` (a number or a port's name)."""
+    for item in service["spec"].get("ports", []):
+        if port in (str(item.get("port")), item.get("name")):
+            return str(item.get("targetPort", item.get("port")))
+    return port
+
+
+def _refused(refused: Refused) -> JSONResponse:
+    return JSONResponse(refused.status, status_code=refused.code)
+
+
 def _not_found(kind: Kind, name: str) -> Refused:
     return Refused(404, "NotFound", f'{kind.plural} "{name}" not found')
 
@@ -233,10 +266,21 @@ class FakeApiServer:
             Route("/openapi/{rest:path}", self._no_openapi),
             Route("/api/{version}", self._discovery),
             Route("/apis/{group}/{version}", self._discovery),
+            Route(
+                "/api/v1/namespaces/{namespace}/pods/{name}/proxy{path:path}",
+                self._pod_proxy,
+                methods=methods,
+            ),
+            Route(
+                "/api/v1/namespaces/{namespace}/services/{name}/proxy{path:path}",
+                self._service_proxy,
+                methods=methods,
+            ),
             Route("/{prefix:path}", self._resource, methods=methods),
         ]
         self.app = Starlette(routes=routes)
         self.port = 0
+        self.containers: dict[str, str] = {}  # image -> "host:port" of the process for it
 
     @property
     def url(self) -> str:
@@ -295,6 +339,74 @@ class FakeApiServer:
             message = f"the server could not find {request.url.path}"
             return JSONResponse(status_object(404, "NotFound", message), status_code=404)
         return JSONResponse(_resource_list(group, version))
+
+    async def _pod_proxy(self, request: Request) -> Response:
+        """``pods/NAME[:PORT]/proxy/PATH`` (also ``SCHEME:NAME:PORT``) to the pod's container."""
+        namespace, (name, port) = request.path_params["namespace"], _name_port(request)
+        self._seen(request)
+        pod = self.state.get(POD, namespace, name)
+        if pod is None:
+            return _refused(_not_found(POD, name))
+        return await self._forward(request, pod, port)
+
+    async def _service_proxy(self, request: Request) -> Response:
+        """``services/NAME[:PORT]/proxy/PATH`` to a ready pod the Service selects (the real
+        server goes through the Service's endpoints; this one picks the first such pod)."""
+        namespace, (name, port) = request.path_params["namespace"], _name_port(request)
+        self._seen(request)
+        service = self.state.get(SERVICE, namespace, name)
+        if service is None:
+            return _refused(_not_found(SERVICE, name))
+        selector = ",".join(f"{k}={v}" for k, v in service["spec"].get("selector", {}).items())
+        pods = [p for p in self.state.list(POD, namespace, selector) if pod_ready(p)]
+        if not pods:
+            message = f'no endpoints available for service "{name}"'
+            return _refused(Refused(503, "ServiceUnavailable", message))
+        return await self._forward(request, pods[0], port and _target_port(service, port))
+
+    def _seen(self, request: Request) -> None:
+        self.state.requests.append(
+            (request.method, request.url.path, request.headers.get("content-type", ""))
+        )
+
+    async def _forward(self, request: Request, pod: Obj, port: str) -> Response:
+        """The request to the process that stands in for the pod's container; its answer
+        streamed back (an event stream arrives as it is written)."""
+        container = pod["spec"]["containers"][0]
+        port = port or str(container.get("ports", [{}])[0].get("containerPort", 80))
+        upstream = self.containers.get(container.get("image", ""))
+        if upstream is None:
+            ip = pod.get("status", {}).get("podIP", "")
+            message = (
+                f"error trying to reach service: dial tcp {ip}:{port}: connect: connection refused"
+            )
+            return _refused(Refused(503, "ServiceUnavailable", message))
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in REQUEST_DROPS}
+        client = httpx.AsyncClient(timeout=None)
+        outgoing = client.build_request(
+            request.method,
+            f"http://{upstream}{request.path_params['path'] or '/'}",
+            params=request.query_params,
+            headers=headers,
+            content=await request.body(),
+        )
+        try:
+            answer = await client.send(outgoing, stream=True)
+        except httpx.HTTPError as exc:
+            await client.aclose()
+            message = f"error trying to reach service: {exc}"
+            return _refused(Refused(503, "ServiceUnavailable", message))
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in answer.aiter_raw():
+                    yield chunk
+            finally:
+                await answer.aclose()
+                await client.aclose()
+
+        kept = {k: v for k, v in answer.headers.items() if k.lower() not in PROXY_DROPS}
+        return StreamingResponse(body(), status_code=answer.status_code, headers=kept)
 
     async def _resource(self, request: Request) -> Response:
         content = request.headers.get("content-type", "")

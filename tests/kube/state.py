@@ -351,7 +351,7 @@ class ApiState:
         spec = deployment["spec"]
         selector = ",".join(f"{k}={v}" for k, v in spec["selector"]["matchLabels"].items())
         pods = self.list(POD, namespace, selector)
-        ready = sum(1 for p in pods if _pod_ready(p))
+        ready = sum(1 for p in pods if pod_ready(p))
         want = int(spec.get("replicas", 1))
         new_status = {
             "observedGeneration": deployment["metadata"]["generation"],
@@ -389,8 +389,9 @@ class ApiState:
 
 POD = BY_PATH[("", "v1", "pods")]
 DEPLOYMENT = BY_PATH[("apps", "v1", "deployments")]
+SERVICE = BY_PATH[("", "v1", "services")]
 
 
-def _pod_ready(pod: Obj) -> bool:
+def pod_ready(pod: Obj) -> bool:
     conditions = pod.get("status", {}).get("conditions", [])
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)

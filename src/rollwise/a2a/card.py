@@ -26,6 +26,7 @@ __all__ = [
     "CardCheck",
     "CardProblem",
     "FetchedCard",
+    "brief",
     "fetch_card",
     "validate_card",
 ]
@@ -254,6 +255,24 @@ def _old_client_warnings(card: Mapping[str, Any], protocol: Protocol) -> list[Ca
     ]
 
 
+def _said(answer: httpx.Response) -> str:
+    """What a refusal says, in brief: a JSON ``message`` (a Kubernetes API server's Status on
+    the way to a pod), else the start of its text; empty when it says nothing."""
+    try:
+        body = answer.json()
+    except ValueError:
+        body = None
+    message = body.get("message") if isinstance(body, dict) else None
+    text = brief(message if isinstance(message, str) else answer.text, 160)
+    return f" ({text})" if text else ""
+
+
+def brief(text: str, limit: int = 120) -> str:
+    """``text`` on one line, cut to ``limit`` characters: what an answer said, in a message."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 async def fetch_card(
     client: httpx.AsyncClient, base_url: str, path: str = CARD_PATH
 ) -> FetchedCard:
@@ -268,7 +287,9 @@ async def fetch_card(
         if legacy.status_code == 200:
             answer, used, fallback = legacy, LEGACY_CARD_PATH, True
     if answer.status_code != 200:
-        raise ValueError(f"GET {path} answered {answer.status_code}, expected 200 with the card")
+        raise ValueError(
+            f"GET {path} answered {answer.status_code}{_said(answer)}, expected 200 with the card"
+        )
     try:
         data = answer.json()
     except ValueError:

@@ -32,6 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from rollwise.analysis.source import SecondCounts, Series
+from rollwise.backends.base import DIRECT, Reach
 from rollwise.spec.models import AgentMetric
 from rollwise.spec.selector import SeriesSelector
 
@@ -58,8 +59,14 @@ class ReplicaScraper:
     IDLE_S = 30.0
     KEEP_S = 900
 
-    def __init__(self, addresses: Addresses, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        addresses: Addresses,
+        reach: Reach = DIRECT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.addresses = addresses
+        self.reach = reach
         self.clock = clock
         self.apps: dict[str, _App] = {}
         self._client: httpx.AsyncClient | None = None
@@ -139,10 +146,10 @@ class ReplicaScraper:
     async def _get(self, address: str, path: str) -> str | None:
         if self._client is None:
             limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-            self._client = httpx.AsyncClient(timeout=self.TIMEOUT_S, limits=limits)
+            self._client = self.reach.client(self.TIMEOUT_S, limits)
         self.scrapes += 1
         try:
-            response = await self._client.get(f"http://{address}{path}")
+            response = await self._client.get(self.reach.url(address) + path)
         except httpx.HTTPError:
             return None
         return response.text if response.status_code == 200 else None

@@ -17,13 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from rollwise.spec.models import Rollout, Template
+import httpx
+
+from rollwise.spec.models import Rollout, RolloutSpec, Template
 from rollwise.words import EventKind
 
 __all__ = [
+    "DIRECT",
     "Backend",
     "BackendEvents",
+    "Direct",
     "HealthListener",
+    "Reach",
     "ReplicaState",
     "RevisionHealth",
     "Workload",
@@ -102,8 +107,53 @@ HealthListener = Callable[[str, int], None]
 BackendEvents = Callable[[str, int, EventKind, str], None]
 
 
+LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # httpx's own
+
+
+class Reach(Protocol):
+    """How this controller reaches an app over HTTP: a replica (the smoke tests and the
+    agent-card check before a revision's first request, ``agentMetrics``) and the app's live
+    entry (smoke tests after promotion, scheduled smoke tests)."""
+
+    def url(self, address: str) -> str:
+        """The base URL (no trailing slash) of the replica that answers at ``address``."""
+
+    def entry(self, app: str, spec: RolloutSpec) -> tuple[str, str]:
+        """Where the app's live traffic enters, as this controller reaches it: base URL, and
+        how to name it in a message."""
+
+    def client(
+        self, timeout: float | None, limits: httpx.Limits | None = None
+    ) -> httpx.AsyncClient:
+        """A new client for those URLs (with what they need: credentials, TLS); its user
+        closes it. ``timeout`` ``None``: none of its own (the caller bounds each request)."""
+
+
+class Direct:
+    """Replicas at their own address and the app at its listener: processes on this machine
+    behind rollwise's proxy."""
+
+    def url(self, address: str) -> str:
+        return f"http://{address}"
+
+    def entry(self, app: str, spec: RolloutSpec) -> tuple[str, str]:
+        listen = spec.listen
+        return f"http://{listen}", f"the listener {listen}"
+
+    def client(
+        self, timeout: float | None, limits: httpx.Limits | None = None
+    ) -> httpx.AsyncClient:
+        # never through $HTTP_PROXY: no proxy of the user's routes to replicas
+        return httpx.AsyncClient(timeout=timeout, limits=limits or LIMITS, trust_env=False)
+
+
+DIRECT = Direct()
+
+
 class Backend(Protocol):
     """Where a revision's replicas run. Every method but ``stop``/``run`` returns at once."""
+
+    reach: Reach
 
     def ensure(self, workload: Workload, replicas: int) -> None:
         """``workload`` should have ``replicas`` ready replicas (scaling up or down)."""

@@ -30,8 +30,10 @@ import httpx
 import structlog
 
 from rollwise.backends.base import (
+    DIRECT,
     BackendEvents,
     HealthListener,
+    Reach,
     ReplicaState,
     RevisionHealth,
     Workload,
@@ -65,9 +67,14 @@ def _ready(pod: Obj) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
+def _address(pod: Obj) -> tuple[str, int]:
+    """The pod's IP and its container's (first) port."""
+    ports = pod.get("spec", {}).get("containers", [{}])[0].get("ports") or [{}]
+    return str(pod.get("status", {}).get("podIP", "")), int(ports[0].get("containerPort", 0))
+
+
 def _replica(index: int, pod: Obj) -> ReplicaState:
     status = pod.get("status", {})
-    ports = pod.get("spec", {}).get("containers", [{}])[0].get("ports") or [{}]
     statuses = status.get("containerStatuses") or []
     waiting = [s.get("state", {}).get("waiting", {}).get("reason") for s in statuses]
     if _ready(pod):
@@ -78,9 +85,10 @@ def _replica(index: int, pod: Obj) -> ReplicaState:
         state = "starting"
     else:
         state = "pending"
+    ip, port = _address(pod)
     return ReplicaState(
         index=index,
-        address=f"{status.get('podIP', '')}:{ports[0].get('containerPort', 0)}",
+        address=f"{ip}:{port}",
         pid=None,
         state=state,
         restarts=sum(int(s.get("restartCount", 0)) for s in statuses),
@@ -90,6 +98,9 @@ def _replica(index: int, pod: Obj) -> ReplicaState:
 
 class KubernetesBackend:
     """Revisions as Deployments, readiness from pod watches (see the module's docstring)."""
+
+    # set by the providers: kubernetes.reach.InCluster, or ThroughApi over ``pod_at``
+    reach: Reach = DIRECT
 
     def __init__(
         self,
@@ -176,6 +187,15 @@ class KubernetesBackend:
         for key in self.namespaces:
             if address in self.addresses(*key, ready=False):
                 return key
+        return None
+
+    def pod_at(self, address: str) -> tuple[str, str, int] | None:
+        """The pod (namespace, name, container port) of ours that answers at ``address``."""
+        ip, _, port = address.rpartition(":")
+        for namespace, reflector in self.pods.items():
+            for pod in reflector.objects.values():
+                if _address(pod) == (ip, int(port)):
+                    return namespace, str(pod["metadata"]["name"]), int(port)
         return None
 
     def log_paths(self, app: str, revision: int | None = None) -> list[Path]:

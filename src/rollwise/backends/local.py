@@ -26,8 +26,10 @@ from pathlib import Path
 import structlog
 
 from rollwise.backends.base import (
+    DIRECT,
     BackendEvents,
     HealthListener,
+    Reach,
     ReplicaState,
     RevisionHealth,
     Workload,
@@ -108,6 +110,8 @@ class RevisionSet:
 
 class LocalBackend:
     """Replicas as processes; one supervision loop for all apps."""
+
+    reach: Reach = DIRECT  # replicas answer on this machine
 
     def __init__(
         self,

@@ -3,13 +3,14 @@ candidate must not break the clients of the revision it replaces) and the smoke 
 
 Before a revision's first request (``preTraffic`` for a canary, ``preview`` for blue-green)
 both run against its own replicas, the card check first; after promotion
-(``postPromotion``) the smoke tests run on the public listener. Each gate runs once per
+(``postPromotion``) the smoke tests run where live traffic enters (the proxy's listener, a
+cluster's stable Service). The backend's ``Reach`` says how each is reached. Each gate runs once per
 rollout (``status.gates_passed``); every verdict is an event with its evidence.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -17,12 +18,13 @@ import httpx
 
 from rollwise.a2a.card import CARD_PATH, fetch_card
 from rollwise.a2a.diff import CardDiff, diff_cards
-from rollwise.backends.base import RevisionHealth
+from rollwise.backends.base import DIRECT, Reach, RevisionHealth
 from rollwise.controller.gates import Gates
 from rollwise.controller.state import RevisionInfo
 from rollwise.controller.status import RolloutStatus
 from rollwise.smoke import SmokeTestSuite, Target, run_on_targets
 from rollwise.spec import Rollout
+from rollwise.spec.smoke import SmokeTest
 from rollwise.store import Store
 from rollwise.words import EventKind, Reason
 
@@ -58,28 +60,29 @@ class ReleaseChecks:
         emit: Emit,
         wake: Callable[[], None],
         hooks: ReleaseGates,
+        reach: Reach = DIRECT,
     ) -> None:
         self.app = app
+        self.reach = reach  # how the replicas are reached (a cluster's: maybe its API server)
         self.store = store
         self.emit = emit
         self.gates = Gates(wake)
         self.hooks = hooks
 
     def targets(self, revision: RevisionInfo, health: RevisionHealth | None) -> list[Target]:
-        """Each ready replica of ``revision`` (``health`` given), else the listener."""
+        """Each ready replica of ``revision`` (``health`` given), else the app's entry."""
         number, version, rollout = revision.number, revision.version, revision.rollout
         if health is not None:
             where = [
-                (r.address, f"revision {number} at {r.address}")
+                (self.reach.url(r.address), f"revision {number} at {r.address}")
                 for r in health.replicas
                 if r.state == "ready"
             ]
         else:
-            listen = rollout.spec.listen
-            where = [(listen, f"the listener {listen}")]
+            where = [self.reach.entry(self.app, rollout.spec)]
         return [
-            Target(f"http://{address}", self.app, number, version, card_path(rollout), label)
-            for address, label in where
+            Target(url, self.app, number, version, card_path(rollout), label)
+            for url, label in where
         ]
 
     def before_traffic(
@@ -104,14 +107,15 @@ class ReleaseChecks:
     async def smoke_now(
         self, revision: RevisionInfo, health: RevisionHealth | None, url: str | None
     ) -> SmokeTestSuite:
-        """``rollwise smoke``: against ``url``, the ready replicas (``health``), or the
-        listener. Changes nothing."""
+        """``rollwise smoke``: against ``url``, the ready replicas (``health``), or the app's
+        entry. Changes nothing."""
         rollout = revision.rollout
         if url is not None:
             targets = [Target(url, self.app, revision.number, revision.version, card_path(rollout))]
         else:
             targets = self.targets(revision, health)
-        return await run_on_targets(rollout.spec.smoke_tests, targets)
+        # a URL of the user's own never gets the cluster's credentials
+        return await _smoke(rollout.spec.smoke_tests, targets, DIRECT if url else self.reach)
 
     def _smoke_gate(
         self,
@@ -124,7 +128,7 @@ class ReleaseChecks:
         tests = revision.spec.smoke_tests
         if not tests or key in status.gates_passed:
             return PASS
-        suite = self.gates.result(f"{number}/{key}", lambda: run_on_targets(tests, targets))
+        suite = self.gates.result(f"{number}/{key}", lambda: _smoke(tests, targets, self.reach))
         if suite is None:
             return GateOutcome("wait", f"smoke tests ({key}) of revision {number} running")
         data = {"gate": key, **suite.as_json()}
@@ -186,7 +190,7 @@ class ReleaseChecks:
     ) -> tuple[CardDiff | None, str]:
         """Fetch (and keep) the candidate's card from its own replica; diff it against the
         card the baseline served (kept, else fetched now). ``(diff, problem)``."""
-        async with httpx.AsyncClient(timeout=10.0) as client:
+        async with self.reach.client(10.0) as client:
             try:
                 fetched = await fetch_card(client, target.url, target.card_path)
             except (ValueError, httpx.HTTPError) as exc:
@@ -213,7 +217,7 @@ class ReleaseChecks:
     ) -> None:
         """Fetch and keep the card of each running A2A revision that has none kept."""
         kept = self.store.cards(self.app)
-        async with httpx.AsyncClient(timeout=5.0) as client:
+        async with self.reach.client(5.0) as client:
             for revision in revisions:
                 number = revision.number
                 if number in kept or revision.spec.a2a is None:
@@ -234,3 +238,9 @@ class ReleaseChecks:
     def close(self) -> None:
         self.gates.close()
         self.hooks.close()
+
+
+async def _smoke(tests: Sequence[SmokeTest], targets: list[Target], reach: Reach) -> SmokeTestSuite:
+    # no timeout of the client's own: each test's ``timeout`` bounds it
+    async with reach.client(None) as client:
+        return await run_on_targets(tests, targets, client)

@@ -1,5 +1,5 @@
-"""Synthetic monitoring: smoke tests with a ``schedule`` run continuously on an app's live
-listener, whatever it is doing.
+"""Synthetic monitoring: smoke tests with a ``schedule`` run continuously where an app's live
+traffic enters (the proxy's listener, a cluster's stable Service), whatever it is doing.
 
 Every run is counted in Prometheus (``rollwise_smoke_checks_total{app,test,status}``,
 ``rollwise_smoke_check_up`` 1/0, ``rollwise_smoke_check_duration_seconds``); a check that
@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from rollwise.backends.base import DIRECT, Reach
 from rollwise.smoke import Target, TestResult, run_test
 from rollwise.spec import RolloutSpec
 from rollwise.spec.smoke import SmokeTest
@@ -61,8 +61,10 @@ class SyntheticMonitor:
         emit: Emit,
         wake: Callable[[], None],
         clock: Callable[[], float] = time.time,
+        reach: Reach = DIRECT,
     ) -> None:
         self.app = app
+        self.reach = reach
         self.metrics = metrics
         self.emit = emit
         self.wake = wake
@@ -84,12 +86,13 @@ class SyntheticMonitor:
                 continue
             assert test.schedule is not None
             self.due[name] = now + test.schedule
+            url, label = self.reach.entry(self.app, spec)
             target = Target(
-                f"http://{spec.listen}",
+                url,
                 self.app,
                 revision,
                 card_path=spec.a2a.card if spec.a2a is not None else "/.well-known/agent-card.json",
-                label=f"the listener {spec.listen}",
+                label=label,
             )
             task = asyncio.create_task(self._run(test, target, revision), name=f"monitor {name}")
             self._running[name] = task
@@ -104,7 +107,7 @@ class SyntheticMonitor:
         self.wake()  # the next run of this test is due from now on
 
     async def _run(self, test: SmokeTest, target: Target, revision: int | None) -> None:
-        async with httpx.AsyncClient() as client:
+        async with self.reach.client(None) as client:  # the test's timeout bounds it
             result = await run_test(test, target, client)
         previous = self.last.get(test.name)
         self.last[test.name] = (self.clock(), result)

@@ -87,14 +87,15 @@ def local(setup: Setup) -> Providers:
         on_event=listeners.backend_event,
         on_change=listeners.health_changed,
     )
-    scraper = ReplicaScraper(backend.addresses)
+    scraper = ReplicaScraper(backend.addresses, backend.reach)
     return Providers(backend, router, ProxyMetrics(router.dataplane), scraper)
 
 
 def kubernetes(setup: Setup) -> Providers:
     """Deployments on a cluster, Services and an HTTPRoute in front (docs/kubernetes.md)."""
     from rollwise.backends.kubernetes import KubernetesBackend
-    from rollwise.kubernetes.connection import ClusterAccess, connect, http_client
+    from rollwise.kubernetes.connection import ClusterAccess, connect, http_client, in_cluster
+    from rollwise.kubernetes.reach import InCluster, ThroughApi
     from rollwise.routing.gateway import GatewayRouter
 
     access = setup.cluster or ClusterAccess()
@@ -104,8 +105,10 @@ def kubernetes(setup: Setup) -> Providers:
         on_event=setup.listeners.backend_event,
         on_change=setup.listeners.health_changed,
     )
+    backend.reach = InCluster() if in_cluster() else ThroughApi(access, backend.pod_at)
     router = GatewayRouter(connect(access), setup.rollouts)
-    return Providers(backend, router, NoTraffic(), ReplicaScraper(backend.addresses))
+    scraper = ReplicaScraper(backend.addresses, backend.reach)
+    return Providers(backend, router, NoTraffic(), scraper)
 
 
 KINDS: dict[str, Callable[[Setup], Providers]] = {"local": local, "kubernetes": kubernetes}

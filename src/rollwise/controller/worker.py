@@ -102,13 +102,14 @@ class AppWorker:
         self.log = log.bind(app=app)
         self.analyses = AppAnalyses(app, store, metrics, clock)
         hooks = ReleaseGates(app, self.wake.set, clock)
-        self.checks = ReleaseChecks(app, store, self._emit, self.wake.set, hooks)
+        self.checks = ReleaseChecks(app, store, self._emit, self.wake.set, hooks, backend.reach)
         self.monitor = SyntheticMonitor(
             app,
             smoke_metrics or SmokeMetrics(CollectorRegistry()),
             self._emit,
             self.wake.set,
             clock,
+            backend.reach,
         )
         self.flags = AppFlags(app, store, self._emit, clock)
         self.shrinks = Shrinks(app, backend)

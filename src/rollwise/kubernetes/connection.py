@@ -22,7 +22,16 @@ if TYPE_CHECKING:
     from lightkube import AsyncClient
     from lightkube.config.kubeconfig import SingleConfig
 
-__all__ = ["FIELD_MANAGER", "ClusterAccess", "api_retry", "check", "connect", "http_client"]
+__all__ = [
+    "FIELD_MANAGER",
+    "ClusterAccess",
+    "api_retry",
+    "check",
+    "connect",
+    "http_client",
+    "in_cluster",
+    "load_config",
+]
 
 FIELD_MANAGER = "rollwise"
 
@@ -37,7 +46,8 @@ class ClusterAccess:
     namespace: str | None = None
 
 
-def _config(access: ClusterAccess) -> SingleConfig:
+def load_config(access: ClusterAccess) -> SingleConfig:
+    """The kubeconfig context (or the pod's service account) that ``access`` names."""
     from lightkube import ConfigError, KubeConfig
 
     try:
@@ -56,16 +66,22 @@ def _config(access: ClusterAccess) -> SingleConfig:
     return single
 
 
+def in_cluster() -> bool:
+    """Whether this process runs in a pod (Kubernetes sets the variable in every container):
+    there, pods answer at their own addresses."""
+    return "KUBERNETES_SERVICE_HOST" in os.environ
+
+
 def check(access: ClusterAccess) -> None:
     """Refuse a kubeconfig that cannot be used (``ClusterError``) before anything starts."""
-    _config(access)
+    load_config(access)
 
 
 def connect(access: ClusterAccess) -> AsyncClient:
     """An API client for ``access``; requests are sent when it is used."""
     from lightkube import AsyncClient
 
-    config = _config(access)
+    config = load_config(access)
     return AsyncClient(config, namespace=access.namespace, field_manager=FIELD_MANAGER)
 
 
@@ -74,7 +90,7 @@ def http_client(access: ClusterAccess) -> httpx.AsyncClient:
     not do: watches with bookmarks that list again after 410 (``kubernetes/watch.py``)."""
     from lightkube.config.client_adapter import AsyncClient, ConnectionParams
 
-    return AsyncClient(_config(access), ConnectionParams(timeout=httpx.Timeout(10.0)))
+    return AsyncClient(load_config(access), ConnectionParams(timeout=httpx.Timeout(10.0)))
 
 
 def _retryable(exc: Exception) -> bool | float:

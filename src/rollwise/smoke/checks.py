@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from rollwise.a2a.card import CARD_PATH, fetch_card, validate_card
+from rollwise.a2a.card import CARD_PATH, brief, fetch_card, validate_card
 from rollwise.spec.smoke import (
     A2ACardCheck,
     A2AMessageCheck,
@@ -77,17 +77,12 @@ def _status_matches(code: int, expected: list[str]) -> bool:
     return any(text == e or (e.endswith("xx") and text[0] == e[0]) for e in expected)
 
 
-def _short(text: str, limit: int = 120) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _json_assertion(doc: Any, rule: JsonPathAssertion) -> str | None:
     found = [m.value for m in parse_json_path(rule.path).find(doc)]
     if "exists" in rule.model_fields_set:
         if bool(found) != rule.exists:
             return f"{rule.path}: expected it to {'exist' if rule.exists else 'be absent'}, " + (
-                f"found {_short(json.dumps(found[0]))}" if found else "found nothing"
+                f"found {brief(json.dumps(found[0]))}" if found else "found nothing"
             )
         return None
     if not found:
@@ -96,10 +91,10 @@ def _json_assertion(doc: Any, rule: JsonPathAssertion) -> str | None:
     if rule.regex is not None:
         text = value if isinstance(value, str) else json.dumps(value)
         if not re.search(rule.regex, text):
-            return f"{rule.path}: expected to match /{rule.regex}/, got {_short(json.dumps(value))}"
+            return f"{rule.path}: expected to match /{rule.regex}/, got {brief(json.dumps(value))}"
         return None
     if value != rule.equals:
-        return f"{rule.path}: expected {json.dumps(rule.equals)}, got {_short(json.dumps(value))}"
+        return f"{rule.path}: expected {json.dumps(rule.equals)}, got {brief(json.dumps(value))}"
     return None
 
 
@@ -120,7 +115,7 @@ async def run_http(check: HttpCheck, target: Target, client: httpx.AsyncClient) 
         return Outcome(
             False,
             f"{where}: expected status {expected}, got {answer.status_code} "
-            f"({_short(answer.text, 80)!r})",
+            f"({brief(answer.text, 80)!r})",
             details,
         )
     if check.max_latency is not None and latency > check.max_latency:
@@ -133,7 +128,7 @@ async def run_http(check: HttpCheck, target: Target, client: httpx.AsyncClient) 
     if check.regex is not None and not re.search(check.regex, answer.text):
         return Outcome(
             False,
-            f"{where}: expected the body to match /{check.regex}/, got {_short(answer.text)!r}",
+            f"{where}: expected the body to match /{check.regex}/, got {brief(answer.text)!r}",
             details,
         )
     if check.json_path:
@@ -141,7 +136,7 @@ async def run_http(check: HttpCheck, target: Target, client: httpx.AsyncClient) 
             doc = answer.json()
         except ValueError:
             return Outcome(
-                False, f"{where}: expected a JSON body, got {_short(answer.text)!r}", details
+                False, f"{where}: expected a JSON body, got {brief(answer.text)!r}", details
             )
         problems = [p for rule in check.json_path if (p := _json_assertion(doc, rule))]
         if problems:
@@ -234,7 +229,7 @@ def _judge_result(result: Mapping[str, Any], check: A2AMessageCheck, text: str) 
         task = result["task"]
         state = task.get("status", {}).get("state", "")
         if state not in GOOD_STATES:
-            said = _short(" ".join(_texts(task.get("status", {}))))
+            said = brief(" ".join(_texts(task.get("status", {}))))
             return Outcome(
                 False,
                 f"expected the task to complete, got state {state or 'none'}"
@@ -249,15 +244,15 @@ def _judge_result(result: Mapping[str, Any], check: A2AMessageCheck, text: str) 
     if check.expect_text is not None and check.expect_text not in text:
         return Outcome(
             False,
-            f"expected the answer to contain {check.expect_text!r}, got {_short(text)!r}",
+            f"expected the answer to contain {check.expect_text!r}, got {brief(text)!r}",
             {"kind": kind},
         )
-    return Outcome(True, f"{kind} answered {_short(text, 60)!r}", {"kind": kind, "state": state})
+    return Outcome(True, f"{kind} answered {brief(text, 60)!r}", {"kind": kind, "state": state})
 
 
 def _rpc_error(body: Mapping[str, Any]) -> str:
     error = body.get("error") or {}
-    return f"JSON-RPC error {error.get('code')}: {_short(str(error.get('message', '')))}"
+    return f"JSON-RPC error {error.get('code')}: {brief(str(error.get('message', '')))}"
 
 
 async def run_a2a_message(
@@ -279,11 +274,11 @@ async def run_a2a_message(
         return Outcome(
             False,
             "SendMessage: expected a JSON-RPC answer, "
-            f"got {answer.status_code} {_short(answer.text, 80)!r}",
+            f"got {answer.status_code} {brief(answer.text, 80)!r}",
         )
     if not isinstance(body, dict):
         return Outcome(
-            False, f"SendMessage: expected a JSON-RPC object, got {_short(answer.text, 80)!r}"
+            False, f"SendMessage: expected a JSON-RPC object, got {brief(answer.text, 80)!r}"
         )
     if "error" in body:
         return Outcome(
@@ -293,7 +288,7 @@ async def run_a2a_message(
         )
     result = body.get("result")
     if not isinstance(result, dict):
-        return Outcome(False, f"SendMessage: expected result, got {_short(answer.text, 80)!r}")
+        return Outcome(False, f"SendMessage: expected result, got {brief(answer.text, 80)!r}")
     outcome = _judge_result(result, check, " ".join(_agent_texts(result)))
     return Outcome(outcome.passed, f"SendMessage: {outcome.message}", outcome.details)
 
@@ -330,7 +325,7 @@ async def _stream(
                     except ValueError:
                         return Outcome(
                             False,
-                            f"SendStreamingMessage: an event is not JSON: {_short(line, 80)!r}",
+                            f"SendStreamingMessage: an event is not JSON: {brief(line, 80)!r}",
                         )
                     if "error" in body:
                         return Outcome(
@@ -355,7 +350,7 @@ async def _not_a_stream(answer: httpx.Response) -> Outcome | None:
         text = (await answer.aread()).decode(errors="replace")
         return Outcome(
             False,
-            f"SendStreamingMessage: expected 200, got {answer.status_code} {_short(text, 80)!r}",
+            f"SendStreamingMessage: expected 200, got {answer.status_code} {brief(text, 80)!r}",
         )
     kind = answer.headers.get("content-type", "")
     if "text/event-stream" in kind:
@@ -452,7 +447,7 @@ async def run_command(check: CommandCheck, target: Target) -> Outcome:
     if proc.returncode != check.exit_code:
         return Outcome(
             False,
-            f"expected exit code {check.exit_code}, got {proc.returncode}: {_short(last)}",
+            f"expected exit code {check.exit_code}, got {proc.returncode}: {brief(last)}",
             details,
         )
-    return Outcome(True, f"exit code {proc.returncode}: {_short(last)}", details)
+    return Outcome(True, f"exit code {proc.returncode}: {brief(last)}", details)

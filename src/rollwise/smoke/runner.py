@@ -149,8 +149,15 @@ async def run_suite(
     return SmokeTestSuite(results, time.perf_counter() - started)
 
 
-async def run_on_targets(tests: Sequence[SmokeTest], targets: Sequence[Target]) -> SmokeTestSuite:
-    """Every test on every target at once (one replica each), as one suite."""
-    async with httpx.AsyncClient() as client:
-        suites = await asyncio.gather(*(run_suite(tests, t, client=client) for t in targets))
+async def run_on_targets(
+    tests: Sequence[SmokeTest],
+    targets: Sequence[Target],
+    client: httpx.AsyncClient | None = None,
+) -> SmokeTestSuite:
+    """Every test on every target at once (one replica each), as one suite; on ``client`` if
+    given (a cluster's replicas may need its credentials), else on one of its own."""
+    if client is None:
+        async with httpx.AsyncClient(timeout=None) as own:
+            return await run_on_targets(tests, targets, own)
+    suites = await asyncio.gather(*(run_suite(tests, t, client=client) for t in targets))
     return SmokeTestSuite.merge(list(suites))
