@@ -93,12 +93,20 @@ class Cluster:
         return int(self.client.request("POST", "/apps/sample-agent/deploy", json=body)["revision"])
 
     def wait_stable(self, revision: int, timeout: float = 60.0) -> dict[str, Any]:
+        seen: list[dict[str, Any]] = []
+
         def done() -> dict[str, Any] | None:
             view = self.get()
+            seen[:] = [view]
             ok = view["stable"] == revision and view["canary"] is None
             return view if ok and view["phase"] == "Healthy" else None
 
-        return wait_for(done, timeout=timeout, every=0.1)
+        try:
+            return wait_for(done, timeout=timeout, every=0.1)
+        except AssertionError:
+            keys = ("phase", "message", "step", "stable", "canary", "pause_reason")
+            last = {k: seen[0].get(k) for k in keys} if seen else {}
+            raise AssertionError(f"revision {revision} not stable; last view: {last}") from None
 
     def pids(self, revision: int) -> list[int]:
         view = self.get()

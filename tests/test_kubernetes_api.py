@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .helpers import EXAMPLES, rollwise, wait_for
+from .helpers import EXAMPLES, Dependency, rollwise, wait_for
 from .kube.apiserver import FakeApiServer
 
 KUBECTL = shutil.which("kubectl")
@@ -70,6 +70,19 @@ def test_kubectl_applies_reads_scales_and_waits_on_the_rendered_manifests(
     again = ok("apply", "--validate=false", "-f", str(manifests))
     assert "deployment.apps/sample-agent-r1 configured" in again and again.count("unchanged") == 9
     assert ok("get", "deployment/sample-agent-r1", "-o", ready) == "2"
+    # the proxy subresources, as kubectl reads them: an answer, and a dial refused
+    pod = ok("get", "pods", "-l", "rollwise.dev/revision=1", "-o", "name").split()[0]
+    proxy = f"/api/v1/namespaces/agents/{pod.replace('pod/', 'pods/')}:8080/proxy/healthz"
+    refused = kubectl(api, tmp_path, "get", "--raw", proxy)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(
+        "Error from server (ServiceUnavailable): error trying to reach"
+    )
+    with Dependency(failing=False) as container:
+        api.containers["ghcr.io/example/sample-agent:1.2.0"] = container.url[7:].rstrip("/")
+        assert ok("get", "--raw", proxy) == "ok" and container.hits == 1
+        service = "/api/v1/namespaces/agents/services/sample-agent-stable:80/proxy/"
+        assert ok("get", "--raw", service) == "ok" and container.hits == 2
     assert (
         ok("apply", "--server-side", "--validate=false", "-f", str(manifests)).count(
             "serverside-applied"

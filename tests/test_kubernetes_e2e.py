@@ -26,6 +26,8 @@ from .conftest import NOT_MEASURED, stop_everything
 from .helpers import (
     EXAMPLES,
     ROOT,
+    Background,
+    Dependency,
     process,
     prometheus_scraping,
     promql,
@@ -34,6 +36,7 @@ from .helpers import (
     wait_for,
 )
 from .kube.apiserver import FakeApiServer
+from .test_agent_metrics import DOWNSTREAM
 
 NS = "/apis/apps/v1/namespaces/agents/deployments"
 SERVICES = "/api/v1/namespaces/agents/services"
@@ -372,3 +375,39 @@ def test_from_outside_the_cluster_smoke_tests_and_card_checks_reach_the_pods_thr
         view = cluster.wait(lambda v: v["phase"] == "Degraded" and "revision 4" in v["message"])
         assert "error trying to reach service" in view["message"]
         assert view["stable"] == 2 and cluster.weights() == [100, 0]
+
+
+@pytest.mark.slow
+def test_from_outside_the_cluster_agent_metrics_are_read_from_the_pods_through_the_api(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The canary's downstream fails; its agent falls back to a plain answer, so no user sees
+    a failure. The agents' own counters, read from each pod through the API server, abort
+    the rollout. (The test sends the users' requests to the agents itself: no gateway runs
+    here to split them.)"""
+    body: dict[str, Any] = copy.deepcopy(SPEC)
+    body["spec"]["template"]["image"] = "registry.example/agent:{version}"
+    steps = [{"setWeight": 50}, {"analysis": {"until": "pass", "maxDuration": "60s"}}]
+    judges = {"latency": None, "agentMetrics": [DOWNSTREAM]}
+    body["spec"]["strategy"]["canary"] = {"steps": steps, "analysis": judges}
+    with Dependency(failing=False) as good, Dependency() as bad:
+        versions = {
+            "1.0.0": {"AGENT_DOWNSTREAM_URL": good.url},
+            "1.1.0": {"AGENT_DOWNSTREAM_URL": bad.url},
+        }
+        with agents(cluster.api, **versions):
+            cluster.first_release(tmp_path / "web.yaml", body)
+            stable, canary = (
+                f"http://{cluster.api.containers[f'registry.example/agent:{v}']}" for v in versions
+            )
+            with (
+                Background(stable, rate=30, text="weather in Lyon") as to_stable,
+                Background(canary, rate=30, text="weather in Lyon") as to_canary,
+            ):
+                cluster.cli("deploy", "web", "--version", "1.1.0")
+                view = cluster.wait(lambda v: v["phase"] == "Degraded", timeout=60)
+        assert bad.hits > 0 and good.hits > 0
+    assert to_stable.result().errors_total == to_canary.result().errors_total == 0
+    assert view["message"].startswith("RolloutAborted: agent downstream rate"), view["message"]
+    scraped = [p for _, p, _ in cluster.api.state.requests if p.endswith(":8080/proxy/metrics")]
+    assert any(f"{PODS}/web-r2-" in p for p in scraped) and any("web-r1-" in p for p in scraped)
