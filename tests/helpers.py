@@ -142,6 +142,10 @@ class Dependency(ThreadingHTTPServer):
     """A real downstream service on loopback that fails (500) while ``failing`` is set; it
     keeps the ``traceparent`` of the last request."""
 
+    # socketserver's default backlog is 5: under a loaded test machine the accepting thread
+    # falls behind, connections wait for SYN retries, and calls time out as if it had failed
+    request_queue_size = 128
+
     def __init__(self, failing: bool = True) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.failing = failing

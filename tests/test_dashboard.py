@@ -216,7 +216,14 @@ def test_the_app_page_shows_flags_release_gates_autoscaling_and_approves_a_gate(
     page.goto(f"{url}apps/sample-agent")
     page.get_by_label("by").fill("carol")
     page.get_by_role("button", name="approve").click()
+
+    def approved() -> list[dict[str, Any]] | None:
+        events = cluster.client.request("GET", "/apps/sample-agent/events")
+        return [e for e in events if e["kind"] == "GateApproved"] or None
+
+    try:
+        (approval,) = wait_for(approved, timeout=20)
+    except AssertionError:
+        raise AssertionError(f"no approval; the page says: {page.inner_text('body')}") from None
+    assert approval["data"]["by"] == "carol (dashboard)"
     assert cluster.wait_stable(2)["stable"] == 2
-    events = cluster.client.request("GET", "/apps/sample-agent/events")
-    (approved,) = [e for e in events if e["kind"] == "GateApproved"]
-    assert approved["data"]["by"] == "carol (dashboard)"

@@ -6,7 +6,9 @@ the pod watch lists again after 410 Gone and keeps its version with bookmarks.""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from .kube.apiserver import FakeApiServer
 pytestmark = pytest.mark.anyio
 DEPLOYMENTS = "/apis/apps/v1/namespaces/agents/deployments"
 PODS = "/api/v1/namespaces/agents/pods"
+SECRETS = "/api/v1/namespaces/agents/secrets"
 
 
 @pytest.fixture
@@ -154,6 +157,47 @@ async def test_a_restarted_backend_adopts_its_revisions_by_label_and_stops_orpha
         before = get(api, f"{DEPLOYMENTS}/sample-agent-r1")["metadata"]["generation"]
         await until(lambda: ("sample-agent", 1) in second.applied)  # its apply went out
         assert get(api, f"{DEPLOYMENTS}/sample-agent-r1")["metadata"]["generation"] == before
+
+
+async def test_a_revisions_secret_environment_is_its_own_secret_applied_first_and_deleted_with_it(
+    api: FakeApiServer, access: ClusterAccess, rollout: Rollout
+) -> None:
+    env = {**rollout.spec.template.env, "API_TOKEN": "s3cret", "DB_PASSWORD": "hunter2"}
+    template = rollout.spec.template.model_copy(update={"env": env})
+    rollout = rollout.model_copy(
+        update={"spec": rollout.spec.model_copy(update={"template": template})}
+    )
+    theirs = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sample-agent-r3-env"}}
+    assert httpx.post(api.url + SECRETS, json={**theirs, "data": {}}).status_code == 201
+    running = Running(access)
+    async with running as backend:
+        backend.ensure(workload(rollout, 1, "1.0.0"), 1)
+        backend.ensure(workload(rollout, 2, "1.1.0"), 1)
+        await until(lambda: backend.health("sample-agent", 2).ready == 1)
+        secret = get(api, f"{SECRETS}/sample-agent-r1-env")
+        assert secret["metadata"]["labels"]["rollwise.dev/revision"] == "1"
+        assert base64.b64decode(secret["data"]["API_TOKEN"]) == b"s3cret"
+        assert set(secret["data"]) == {"API_TOKEN", "DB_PASSWORD"}
+        # the Secret went out before the Deployment whose pods read it
+        writes = [p for m, p, _ in api.state.requests if m == "PATCH" and "sample-agent-r1" in p]
+        assert writes[0].startswith(SECRETS) and writes[1].startswith(DEPLOYMENTS)
+        made = get(api, f"{DEPLOYMENTS}/sample-agent-r2")
+        env_of = {e["name"]: e for e in made["spec"]["template"]["spec"]["containers"][0]["env"]}
+        ref = env_of["DB_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": "sample-agent-r2-env", "key": "DB_PASSWORD"}
+        assert "hunter2" not in json.dumps(made)
+
+        await backend.stop("sample-agent", 2)  # aborted: its Secret goes with it
+        assert httpx.get(api.url + f"{SECRETS}/sample-agent-r2-env").status_code == 404
+        backend.ensure(workload(rollout, 3, "1.2.0"), 1)  # a Secret of that name is not ours
+        event = await until(lambda: running.events)
+        assert event[0][2] is EventKind.OBJECT_NOT_OURS
+        assert "Secret agents/sample-agent-r3-env exists and is not rollwise's" in event[0][3]
+        assert httpx.get(api.url + f"{DEPLOYMENTS}/sample-agent-r3").status_code == 404
+    async with Running(access) as second:  # restarted, with revision 1 no longer running
+        await second.adopt({("sample-agent", 2): workload(rollout, 2, "1.1.0")})
+        assert httpx.get(api.url + f"{SECRETS}/sample-agent-r1-env").status_code == 404
+    assert get(api, f"{SECRETS}/sample-agent-r3-env")["data"] == {}  # theirs, untouched
 
 
 async def test_the_pod_watch_moves_on_with_bookmarks_and_lists_again_after_410(

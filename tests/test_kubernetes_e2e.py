@@ -95,9 +95,19 @@ class Cluster:
 
     def first_release(self, spec: Path, body: dict[str, Any] | None = None) -> None:
         """``web`` 1.0.0 applied (``SPEC``, or ``body``), and healthy as revision 1."""
-        spec.write_text(json.dumps(body or SPEC))
+        wanted: dict[str, Any] = body or SPEC
+        spec.write_text(json.dumps(wanted))
         self.cli("apply", "-f", str(spec), "--version", "1.0.0")
-        self.wait(lambda v: v["stable"] == 1 and v["phase"] == "Healthy")
+        router = wanted["spec"]["backend"].get("router", "gatewayAPI")
+        # the status is saved before the pass writes the routes: wait for both
+        self.wait(lambda v: v["stable"] == 1 and v["phase"] == "Healthy" and self.routed(router))
+
+    def routed(self, router: str) -> bool:
+        """The app's Services (and its HTTPRoute, with a gateway) are written."""
+        services = self.get(f"{SERVICES}?labelSelector=rollwise.dev/app=web")
+        if not services or not services["items"]:
+            return False
+        return router != "gatewayAPI" or self.get(ROUTE) is not None
 
     def events(self) -> list[dict[str, Any]]:
         with AdminClient(self.state_dir) as admin:
@@ -260,8 +270,9 @@ def test_without_a_router_the_canary_weight_is_the_pods_ratio(
     spec["spec"]["backend"] = {"kind": "kubernetes", "namespace": "agents", "router": "replicas"}
     spec["spec"]["strategy"] = {"canary": {"steps": [{"setWeight": 25}, {"pause": {}}]}}
     cluster.first_release(tmp_path / "web.yaml", spec)
-    every = cluster.get(f"{SERVICES}/web")
-    assert every is not None and every["spec"]["selector"] == {"rollwise.dev/app": "web"}
+    # the status is saved before the pass writes the Services: wait for them
+    every = wait_for(lambda: cluster.get(f"{SERVICES}/web"), timeout=30)
+    assert every["spec"]["selector"] == {"rollwise.dev/app": "web"}
     cluster.cli("deploy", "web", "--version", "1.1.0")
     cluster.wait(lambda v: v["phase"] == "Paused" and v["canary"] == 2)
 
@@ -401,8 +412,8 @@ def test_from_outside_the_cluster_agent_metrics_are_read_from_the_pods_through_t
                 f"http://{cluster.api.containers[f'registry.example/agent:{v}']}" for v in versions
             )
             with (
-                Background(stable, rate=30, text="weather in Lyon") as to_stable,
-                Background(canary, rate=30, text="weather in Lyon") as to_canary,
+                Background(stable, rate=15, text="weather in Lyon") as to_stable,
+                Background(canary, rate=15, text="weather in Lyon") as to_canary,
             ):
                 cluster.cli("deploy", "web", "--version", "1.1.0")
                 view = cluster.wait(lambda v: v["phase"] == "Degraded", timeout=60)

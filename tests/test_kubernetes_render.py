@@ -127,7 +127,7 @@ def test_a_canary_route_with_header_routes_and_secrets_from_a_secret(tmp_path: P
     env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["API_TOKEN"] == {
         "name": "API_TOKEN",
-        "valueFrom": {"secretKeyRef": {"name": "sample-agent-env", "key": "API_TOKEN"}},
+        "valueFrom": {"secretKeyRef": {"name": "sample-agent-r3-env", "key": "API_TOKEN"}},
     }
     assert "s3cret" not in json.dumps(deployment)
 
@@ -135,7 +135,7 @@ def test_a_canary_route_with_header_routes_and_secrets_from_a_secret(tmp_path: P
     spec_file.write_text(text)
     done = rollwise("render", "-f", str(spec_file), "--version", "2.0.0", "--no-controller")
     assert "s3cret" not in done.stdout
-    assert "kubectl create secret generic sample-agent-env -n agents" in done.stderr
+    assert "kubectl create secret generic sample-agent-r1-env -n agents" in done.stderr
     assert [d["kind"] for d in yaml.safe_load_all(done.stdout)] == [
         "Deployment",
         "Service",

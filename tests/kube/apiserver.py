@@ -21,6 +21,7 @@ What it serves, as the real server does on the wire:
 - watches (``?watch=1``) from a resourceVersion, with ``BOOKMARK`` events when asked and
   ``ERROR`` 410 Expired when the version is older than the kept history (``compact()``);
 - ``/status`` and ``/scale`` (autoscaling/v1 Scale) subresources; Leases like any object;
+  a Secret's write-only ``stringData`` kept as base64 ``data``;
 - writes refused on purpose (``state.faults``: 429 with ``Retry-After``, or 5xx), as an
   overloaded or failing server answers;
 - the ``proxy`` subresources of pods (``pods/NAME[:PORT]/proxy/PATH``) and Services (to a

@@ -7,6 +7,7 @@ See ``apiserver.py`` for what is served and why a fake.
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import hashlib
 import json
@@ -268,6 +269,10 @@ class ApiState:
                 )
             self.rv += 1
             obj["apiVersion"], obj["kind"] = kind.api_version, kind.kind
+            if kind.kind == "Secret" and "stringData" in obj:  # write-only: kept as data
+                data = obj.setdefault("data", {})
+                for field, text in obj.pop("stringData").items():
+                    data[field] = base64.b64encode(str(text).encode()).decode()
             if old is None:
                 meta.update(
                     uid=str(uuid.uuid4()),

@@ -46,7 +46,12 @@ from rollwise.kubernetes.names import (
     owned,
     revision_of,
 )
-from rollwise.kubernetes.objects import revision_deployment, revision_name
+from rollwise.kubernetes.objects import (
+    revision_deployment,
+    revision_name,
+    revision_secret,
+    secret_name,
+)
 from rollwise.kubernetes.watch import Obj, Reflector
 from rollwise.words import EventKind
 
@@ -96,6 +101,15 @@ def _replica(index: int, pod: Obj) -> ReplicaState:
     )
 
 
+def _manifests(workload: Workload, replicas: int) -> list[Obj]:
+    """What a revision applies: its Secret (when it has secret variables), its Deployment."""
+    rollout = workload.rollout
+    assert rollout is not None, "a Kubernetes workload carries its spec"
+    secret = revision_secret(rollout, workload.revision, workload.version)
+    deployment = revision_deployment(rollout, workload.revision, workload.version, replicas)
+    return [secret, deployment] if secret is not None else [deployment]
+
+
 class KubernetesBackend:
     """Revisions as Deployments, readiness from pod watches (see the module's docstring)."""
 
@@ -114,7 +128,7 @@ class KubernetesBackend:
         self.on_event = on_event or (lambda app, rev, kind, msg: None)
         self.on_change = on_change or (lambda app, rev: None)
         self.wanted: dict[Key, tuple[Workload, int]] = {}
-        self.applied: dict[Key, Obj] = {}
+        self.applied: dict[Key, list[Obj]] = {}
         self.refused: set[Key] = set()
         self.namespaces: dict[Key, str] = {}
         self.pods: dict[str, Reflector] = {}
@@ -155,15 +169,17 @@ class KubernetesBackend:
         self.applied.pop(key, None)
         namespace = self.namespaces.get(key)
         if namespace is not None and key not in self.refused:
-            await self._delete(namespace, revision_name(app, revision))
+            await self._delete("Deployment", namespace, revision_name(app, revision))
+            await self._delete("Secret", namespace, secret_name(app, revision))
         self.refused.discard(key)
 
     async def adopt(self, running: Mapping[Key, Workload]) -> int:
         from lightkube.resources.apps_v1 import Deployment
+        from lightkube.resources.core_v1 import Secret
 
+        ours: dict[str, Any] = dict(MANAGED_BY)
         for namespace in sorted({self._namespace(w) for w in running.values()}):
             self._watch(namespace)
-            ours: dict[str, Any] = dict(MANAGED_BY)
             async for found in self.client.list(Deployment, namespace=namespace, labels=ours):
                 name = found.metadata.name if found.metadata else None
                 key = revision_of(found.metadata.labels if found.metadata else None)
@@ -174,7 +190,12 @@ class KubernetesBackend:
                     self.wanted[key] = (running[key], found.spec.replicas or 0)
                 elif name is not None:
                     log.info("stopping an orphan revision", deployment=f"{namespace}/{name}")
-                    await self._delete(namespace, name)
+                    await self._delete("Deployment", namespace, name)
+            async for secret in self.client.list(Secret, namespace=namespace, labels=ours):
+                name = secret.metadata.name if secret.metadata else None
+                key = revision_of(secret.metadata.labels if secret.metadata else None)
+                if key is not None and key not in running and name is not None:
+                    await self._delete("Secret", namespace, name)
         for reflector in self.pods.values():
             await reflector.synced.wait()
         self._wake.set()
@@ -209,14 +230,11 @@ class KubernetesBackend:
             for key, (workload, replicas) in list(self.wanted.items()):
                 if key in self.refused:
                     continue
-                assert workload.rollout is not None, "a Kubernetes workload carries its spec"
-                manifest = revision_deployment(
-                    workload.rollout, workload.revision, workload.version, replicas
-                )
-                if self.applied.get(key) == manifest:
+                manifests = _manifests(workload, replicas)
+                if self.applied.get(key) == manifests:
                     continue
                 try:
-                    await self._apply(key, manifest)
+                    await self._apply(key, manifests)
                 except httpx.HTTPError as exc:
                     log.warning("apply failed", deployment=key, error=str(exc), retry_in=RETRY_S)
                     asyncio.get_running_loop().call_later(RETRY_S, self._wake.set)
@@ -272,40 +290,60 @@ class KubernetesBackend:
             self.on_change(*key)
 
     @api_retry
-    async def _apply(self, key: Key, manifest: Obj) -> None:
-        from lightkube import ApiError, codecs
-        from lightkube.resources.apps_v1 import Deployment
+    async def _apply(self, key: Key, manifests: list[Obj]) -> None:
+        """Apply the revision's objects in order (its Secret before the Deployment whose pods
+        read it), unless one of them exists and is not rollwise's: then none is touched."""
+        from lightkube import codecs
 
-        meta = manifest["metadata"]
-        try:
-            current = await self.client.get(Deployment, meta["name"], namespace=meta["namespace"])
-        except ApiError as exc:
-            if exc.status.code != 404:
-                raise
-        else:
-            if not owned(current.metadata.labels if current.metadata else None):
+        for manifest in manifests:
+            meta = manifest["metadata"]
+            labels = await self._labels(manifest["kind"], meta["namespace"], meta["name"])
+            if labels is not None and not owned(labels):
                 self.refused.add(key)
                 self.on_event(
                     *key,
                     EventKind.OBJECT_NOT_OURS,
-                    f"Deployment {meta['namespace']}/{meta['name']} exists and is not "
+                    f"{manifest['kind']} {meta['namespace']}/{meta['name']} exists and is not "
                     "rollwise's (no app.kubernetes.io/managed-by=rollwise label): left as it "
                     "is; rename or delete it, or deploy the app to another namespace",
                 )
                 return
-        await self.client.apply(codecs.from_dict(manifest), force=True)
-        self.applied[key] = manifest
+        for manifest in manifests:
+            await self.client.apply(codecs.from_dict(manifest), force=True)
+        self.applied[key] = manifests
 
     @api_retry
-    async def _delete(self, namespace: str, name: str) -> None:
+    async def _delete(self, kind: str, namespace: str, name: str) -> None:
+        """Delete rollwise's ``kind`` (Deployment or Secret) of that name; never another's."""
         from lightkube import ApiError
         from lightkube.resources.apps_v1 import Deployment
+        from lightkube.resources.core_v1 import Secret
 
+        labels = await self._labels(kind, namespace, name)
+        if labels is None or not owned(labels):
+            return
         try:
-            current = await self.client.get(Deployment, name, namespace=namespace)
-            if not owned(current.metadata.labels if current.metadata else None):
-                return  # not ours: never deleted
-            await self.client.delete(Deployment, name, namespace=namespace)
+            if kind == "Secret":
+                await self.client.delete(Secret, name, namespace=namespace)
+            else:
+                await self.client.delete(Deployment, name, namespace=namespace)
         except ApiError as exc:
             if exc.status.code != 404:
                 raise
+
+    async def _labels(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
+        """The labels of that Deployment or Secret (``None``: there is none)."""
+        from lightkube import ApiError
+        from lightkube.resources.apps_v1 import Deployment
+        from lightkube.resources.core_v1 import Secret
+
+        try:
+            if kind == "Secret":
+                found: Any = await self.client.get(Secret, name, namespace=namespace)
+            else:
+                found = await self.client.get(Deployment, name, namespace=namespace)
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return None
+            raise
+        return dict(found.metadata.labels or {}) if found.metadata else {}

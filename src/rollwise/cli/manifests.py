@@ -60,7 +60,7 @@ def render(
     volume claim), each validated against a current Kubernetes and the Gateway API schema."""
     from rollwise.kubernetes.install import controller_objects
     from rollwise.kubernetes.names import CONTROLLER
-    from rollwise.kubernetes.objects import app_objects, secret_name
+    from rollwise.kubernetes.objects import app_objects, secret_keys, secret_name
     from rollwise.kubernetes.validation import validate_objects
     from rollwise.spec import apply_overrides, load_spec
 
@@ -79,12 +79,14 @@ def render(
         controller_objects(spec.spec.backend.namespace, controller_image) if controller else []
     )
     validate_objects(objects + installs)
-    secrets = [n for n in spec.spec.template.env if spec.spec.template.is_secret(n)]
+    secrets = secret_keys(spec)
     if secrets:
         keys = " ".join(f"--from-literal={n}=..." for n in secrets)
+        name = secret_name(spec.name, revision)
         err.print(
-            f"the app reads {', '.join(secrets)} from Secret {secret_name(spec.name)}, which "
-            f"rollwise does not write: kubectl create secret generic {secret_name(spec.name)} "
+            f"revision {revision} reads {', '.join(secrets)} from Secret {name}, which a "
+            "controller writes when it runs the revision and these files do not hold; to apply "
+            f"them by hand, make it first: kubectl create secret generic {name} "
             f"-n {spec.spec.backend.namespace} {keys}",
             highlight=False,
         )

@@ -21,6 +21,8 @@ _VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
 RULES = [
     {"apiGroups": ["apps"], "resources": ["deployments", "deployments/scale"], "verbs": _VERBS},
     {"apiGroups": [""], "resources": ["services"], "verbs": _VERBS},
+    # each revision's secret environment (kubernetes/objects.py::revision_secret)
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": _VERBS},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
     {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     {

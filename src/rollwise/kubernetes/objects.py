@@ -37,6 +37,8 @@ __all__ = [
     "owned_labels",
     "revision_deployment",
     "revision_name",
+    "revision_secret",
+    "secret_keys",
     "secret_name",
     "services",
 ]
@@ -48,9 +50,39 @@ def revision_name(app: str, revision: int) -> str:
     return f"{app}-r{revision}"
 
 
-def secret_name(app: str) -> str:
-    """The Secret that holds the app's secret environment (made by its owners, not here)."""
-    return f"{app}-env"
+def secret_name(app: str, revision: int) -> str:
+    """The Secret that holds revision ``revision``'s secret environment: written by the
+    controller from the spec's values when it runs the revision (``revision_secret``), made
+    with the ``kubectl create secret`` that ``rollwise render`` prints when rendered files are
+    applied by hand (values are never written into a file)."""
+    return f"{app}-r{revision}-env"
+
+
+def secret_keys(rollout: Rollout) -> list[str]:
+    """The template's secret variables (``secretEnv``, or named like a secret)."""
+    template = rollout.spec.template
+    return [name for name in template.env if template.is_secret(name)]
+
+
+def revision_secret(rollout: Rollout, revision: int, version: str) -> dict[str, Any] | None:
+    """The revision's secret environment as an Opaque Secret (``None``: it has none). One per
+    revision, as a Deployment is: a revision keeps the values it was released with, and goes
+    with its Deployment."""
+    keys = secret_keys(rollout)
+    if not keys:
+        return None
+    app = rollout.name
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": secret_name(app, revision),
+            "namespace": rollout.spec.backend.namespace,
+            "labels": owned_labels(app, revision, version),
+        },
+        "type": "Opaque",
+        "stringData": {name: rollout.spec.template.env[name] for name in keys},
+    }
 
 
 def owned_labels(
@@ -80,7 +112,8 @@ def revision_deployment(
 
     The template's placeholders take the pod's values: ``{port}`` the container port,
     ``{replica}`` the pod's name (``$(ROLLWISE_REPLICA)``, which Kubernetes expands), and
-    ``{python}`` the image's ``python``. Secret variables come from the app's Secret.
+    ``{python}`` the image's ``python``. Secret variables come from the revision's Secret
+    (``secret_name``).
     """
     spec = rollout.spec
     template = spec.template
@@ -105,7 +138,7 @@ def revision_deployment(
     ]
     for name, value in template.env.items():
         if template.is_secret(name):
-            ref = {"name": secret_name(app), "key": name}
+            ref = {"name": secret_name(app, revision), "key": name}
             env.append({"name": name, "valueFrom": {"secretKeyRef": ref}})
         else:
             env.append({"name": name, "value": value.format_map(fields)})
