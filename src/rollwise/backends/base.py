@@ -24,6 +24,7 @@ from rollwise.words import EventKind
 
 __all__ = [
     "DIRECT",
+    "LIMITS",
     "Backend",
     "BackendEvents",
     "Direct",

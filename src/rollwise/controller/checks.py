@@ -4,8 +4,8 @@ candidate must not break the clients of the revision it replaces) and the smoke 
 Before a revision's first request (``preTraffic`` for a canary, ``preview`` for blue-green)
 both run against its own replicas, the card check first; after promotion
 (``postPromotion``) the smoke tests run where live traffic enters (the proxy's listener, a
-cluster's stable Service). The backend's ``Reach`` says how each is reached. Each gate runs once per
-rollout (``status.gates_passed``); every verdict is an event with its evidence.
+cluster's stable Service). The backend's ``Reach`` says how each is reached. Each gate runs
+once per rollout (``status.gates_passed``); every verdict is an event with its evidence.
 """
 
 from __future__ import annotations
