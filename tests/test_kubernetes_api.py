@@ -78,6 +78,12 @@ def test_kubectl_applies_reads_scales_and_waits_on_the_rendered_manifests(
     assert refused.stderr.startswith(
         "Error from server (ServiceUnavailable): error trying to reach"
     )
+    name = pod.removeprefix("pod/")
+    api.state.crash_pod("agents", name, 2, ["starting", "boom"])
+    assert ok("logs", name, "--previous", "--tail=1") == "boom\n"
+    assert ok("get", pod, "-o", "jsonpath={.status.containerStatuses[0].state.waiting.reason}") == (
+        "CrashLoopBackOff"
+    )
     with Dependency(failing=False) as container:
         api.containers["ghcr.io/example/sample-agent:1.2.0"] = container.url[7:].rstrip("/")
         assert ok("get", "--raw", proxy) == "ok" and container.hits == 1

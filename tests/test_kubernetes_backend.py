@@ -200,6 +200,24 @@ async def test_a_revisions_secret_environment_is_its_own_secret_applied_first_an
     assert get(api, f"{SECRETS}/sample-agent-r3-env")["data"] == {}  # theirs, untouched
 
 
+async def test_a_crash_loop_is_told_with_the_crashed_containers_last_lines(
+    api: FakeApiServer, access: ClusterAccess, rollout: Rollout
+) -> None:
+    running = Running(access)
+    async with running as backend:
+        backend.ensure(workload(rollout, 1, "1.0.0"), 1)
+        await until(lambda: backend.health("sample-agent", 1).ready == 1)
+        (pod,) = [p["metadata"]["name"] for p in get(api, PODS)["items"]]
+        output = [f"line {n}" for n in range(15)] + ["boom: API_TOKEN is not set"]
+        api.state.crash_pod("agents", pod, 3, output)
+        health = await until(lambda: (h := backend.health("sample-agent", 1)).crash_loop and h)
+        assert health.last_logs == tuple(output[-10:])  # kubectl logs --previous --tail=10
+        (replica,) = health.replicas
+        assert (replica.state, replica.last_exit, replica.restarts) == ("crashed", 3, 1)
+        asked = [p for m, p, _ in api.state.requests if p.endswith(f"/pods/{pod}/log")]
+        assert asked and ("sample-agent", 1) in running.changes
+
+
 async def test_the_pod_watch_moves_on_with_bookmarks_and_lists_again_after_410(
     api: FakeApiServer, access: ClusterAccess, rollout: Rollout
 ) -> None:

@@ -422,3 +422,28 @@ def test_from_outside_the_cluster_agent_metrics_are_read_from_the_pods_through_t
     assert view["message"].startswith("RolloutAborted: agent downstream rate"), view["message"]
     scraped = [p for _, p, _ in cluster.api.state.requests if p.endswith(":8080/proxy/metrics")]
     assert any(f"{PODS}/web-r2-" in p for p in scraped) and any("web-r1-" in p for p in scraped)
+
+
+@pytest.mark.slow
+def test_a_crash_looping_canary_is_aborted_with_its_last_log_line(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    body: dict[str, Any] = copy.deepcopy(SPEC)
+    body["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 20}, {"pause": {}}]
+    cluster.first_release(tmp_path / "web.yaml", body)
+    cluster.api.state.ready_pods = False  # the canary's pods never pass their probe...
+    cluster.cli("deploy", "web", "--version", "1.1.0")
+
+    def canary_pod() -> str | None:
+        pods = cluster.get(f"{PODS}?labelSelector=rollwise.dev/revision=2")
+        return pods["items"][0]["metadata"]["name"] if pods and pods["items"] else None
+
+    pod = wait_for(canary_pod, timeout=30)
+    # ... for their container exits: the kubelet backs off restarting it
+    cluster.api.state.crash_pod("agents", pod, 1, ["listening on :8080", "KeyError: 'API_URL'"])
+    view = cluster.wait(lambda v: v["phase"] == "Degraded", timeout=30)
+    assert (
+        "revision 2 (1.1.0) is crash-looping; last log line: KeyError: 'API_URL'"
+        in (view["message"])
+    )
+    assert view["stable"] == 1 and cluster.weights() == [100, 0]

@@ -24,6 +24,7 @@ What it serves, as the real server does on the wire:
   a Secret's write-only ``stringData`` kept as base64 ``data``;
 - writes refused on purpose (``state.faults``: 429 with ``Retry-After``, or 5xx), as an
   overloaded or failing server answers;
+- a pod's ``log`` (what ``state.crash_pod`` says its exited container wrote);
 - the ``proxy`` subresources of pods (``pods/NAME[:PORT]/proxy/PATH``) and Services (to a
   ready pod the Service selects), forwarded to a real process on loopback that stands in for
   the pod's container: ``containers`` maps an image to
@@ -267,6 +268,7 @@ class FakeApiServer:
             Route("/openapi/{rest:path}", self._no_openapi),
             Route("/api/{version}", self._discovery),
             Route("/apis/{group}/{version}", self._discovery),
+            Route("/api/v1/namespaces/{namespace}/pods/{name}/log", self._pod_log),
             Route(
                 "/api/v1/namespaces/{namespace}/pods/{name}/proxy{path:path}",
                 self._pod_proxy,
@@ -340,6 +342,25 @@ class FakeApiServer:
             message = f"the server could not find {request.url.path}"
             return JSONResponse(status_object(404, "NotFound", message), status_code=404)
         return JSONResponse(_resource_list(group, version))
+
+    async def _pod_log(self, request: Request) -> Response:
+        """``pods/NAME/log``: what the pod's exited container wrote (``previous=true``, as
+        kubectl asks for a crashed one), its last ``tailLines``; the running container's
+        output is not kept here (nothing runs), so without ``previous`` it is empty."""
+        namespace, name = request.path_params["namespace"], request.path_params["name"]
+        self._seen(request)
+        if self.state.get(POD, namespace, name) is None:
+            return _refused(_not_found(POD, name))
+        previous = request.query_params.get("previous") in ("true", "1")
+        lines = self.state.logs.get((namespace, name))
+        if previous and lines is None:
+            message = f'previous terminated container in pod "{name}" not found'
+            return _refused(Refused(400, "BadRequest", message))
+        shown = lines if previous and lines is not None else []
+        tail = request.query_params.get("tailLines")
+        if tail is not None and tail.isdigit():
+            shown = shown[len(shown) - int(tail) :] if int(tail) else []
+        return Response("".join(f"{line}\n" for line in shown), media_type="text/plain")
 
     async def _pod_proxy(self, request: Request) -> Response:
         """``pods/NAME[:PORT]/proxy/PATH`` (also ``SCHEME:NAME:PORT``) to the pod's container."""

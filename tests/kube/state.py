@@ -15,6 +15,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -202,6 +203,8 @@ class ApiState:
         self.requests: list[tuple[str, str, str]] = []  # (method, path, content type)
         # writes to refuse next, as an overloaded or failing server does: (status, Retry-After)
         self.faults: list[tuple[int, str | None]] = []
+        # (namespace, pod) -> what its last exited container wrote (crash_pod)
+        self.logs: dict[tuple[str, str], list[str]] = {}
 
     @staticmethod
     def key(kind: Kind) -> str:
@@ -377,6 +380,31 @@ class ApiState:
             updated["metadata"]["resourceVersion"] = str(self.rv)
             self.objects[(self.key(DEPLOYMENT), namespace, name)] = updated
             self._record(DEPLOYMENT, "MODIFIED", updated)
+
+    def crash_pod(self, namespace: str, name: str, exit_code: int, output: Sequence[str]) -> None:
+        """The pod's container exits with ``exit_code`` after writing ``output`` and the
+        kubelet backs off restarting it, as it reports a crash loop; ``logs`` keeps what the
+        exited container wrote (``kubectl logs --previous``)."""
+        with self.lock:
+            pod = self.get(POD, namespace, name)
+            if pod is None:
+                raise KeyError(name)
+            container = pod["spec"]["containers"][0]["name"]
+            before = (pod["status"].get("containerStatuses") or [{}])[0]
+            pod["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
+            pod["status"]["containerStatuses"] = [
+                {
+                    "name": container,
+                    "ready": False,
+                    "restartCount": int(before.get("restartCount", 0)) + 1,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                    "lastState": {"terminated": {"exitCode": exit_code, "reason": "Error"}},
+                }
+            ]
+            self.logs[(namespace, name)] = list(output)
+            self.put(POD, pod, create=False, check_rv=False)
+            for owner in pod["metadata"].get("ownerReferences", []):
+                self._deployment_status(namespace, owner["name"])
 
     def set_pod_ready(self, namespace: str, name: str, ready: bool) -> None:
         """A pod's readiness probe starts (or stops) passing."""

@@ -63,6 +63,7 @@ __all__ = ["KubernetesBackend"]
 log = structlog.get_logger("rollwise.kubernetes")
 OURS = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 RETRY_S = 2.0
+LOG_LINES = 10  # of a crashed container, for the event that ends its release
 
 Key = tuple[str, int]
 
@@ -78,10 +79,19 @@ def _address(pod: Obj) -> tuple[str, int]:
     return str(pod.get("status", {}).get("podIP", "")), int(ports[0].get("containerPort", 0))
 
 
+def _pod_key(pod: Obj) -> str:
+    return f"{pod['metadata'].get('namespace', '')}/{pod['metadata']['name']}"
+
+
 def _replica(index: int, pod: Obj) -> ReplicaState:
     status = pod.get("status", {})
     statuses = status.get("containerStatuses") or []
     waiting = [s.get("state", {}).get("waiting", {}).get("reason") for s in statuses]
+    exits = [
+        s["lastState"]["terminated"].get("exitCode")
+        for s in statuses
+        if "terminated" in (s.get("lastState") or {})
+    ]
     if _ready(pod):
         state = "ready"
     elif "CrashLoopBackOff" in waiting:
@@ -97,7 +107,7 @@ def _replica(index: int, pod: Obj) -> ReplicaState:
         pid=None,
         state=state,
         restarts=sum(int(s.get("restartCount", 0)) for s in statuses),
-        last_exit=None,
+        last_exit=exits[0] if exits else None,
     )
 
 
@@ -133,7 +143,10 @@ class KubernetesBackend:
         self.namespaces: dict[Key, str] = {}
         self.pods: dict[str, Reflector] = {}
         self._watches: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # crashed containers' logs being read
         self._health: dict[Key, RevisionHealth] = {}
+        # namespace/pod -> (restart count, last lines of the crashed container) as read
+        self._crash_logs: dict[str, tuple[int, tuple[str, ...] | None]] = {}
         self._wake = asyncio.Event()
 
     # the Backend protocol
@@ -151,12 +164,20 @@ class KubernetesBackend:
         if wanted is None and not pods:
             return RevisionHealth.none()
         replicas = tuple(_replica(i, pod) for i, pod in enumerate(pods))
+        # a crash loop is told once the crashed container's last lines are read (or could not
+        # be), so that what aborts the release says why it crashed
+        crashed = [(r, pod) for r, pod in zip(replicas, pods, strict=True) if r.state == "crashed"]
+        logs: tuple[str, ...] | None = None
+        if crashed:
+            pod = max(crashed, key=lambda c: c[0].restarts)[1]
+            logs = self._crash_logs.get(_pod_key(pod), (-1, None))[1]
         return RevisionHealth(
             desired=wanted[1] if wanted else 0,
             running=sum(1 for r in replicas if r.state in ("ready", "starting")),
             ready=sum(1 for r in replicas if r.state == "ready"),
-            crash_loop=any(r.state == "crashed" for r in replicas),
+            crash_loop=logs is not None,
             replicas=replicas,
+            last_logs=logs or (),
         )
 
     def addresses(self, app: str, revision: int, *, ready: bool = True) -> list[str]:
@@ -244,9 +265,10 @@ class KubernetesBackend:
             await self.stop(app, revision)
 
     async def aclose(self) -> None:
-        for task in self._watches.values():
+        tasks = [*self._watches.values(), *self._tasks]
+        for task in tasks:
             task.cancel()
-        for task in self._watches.values():
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.http.aclose()
@@ -280,10 +302,41 @@ class KubernetesBackend:
         ]
         return sorted(pods, key=lambda pod: str(pod["metadata"]["name"]))
 
-    def _pod_changed(self, _: str, pod: Obj) -> None:
+    def _pod_changed(self, change: str, pod: Obj) -> None:
         key = revision_of(pod.get("metadata", {}).get("labels"))
         if key is None:
             return
+        replica = _replica(0, pod)
+        name = _pod_key(pod)
+        if change == "DELETED":
+            self._crash_logs.pop(name, None)
+        elif (
+            replica.state == "crashed" and self._crash_logs.get(name, (-1,))[0] != replica.restarts
+        ):
+            self._crash_logs[name] = (replica.restarts, None)
+            task = asyncio.get_running_loop().create_task(self._read_crash(pod, replica.restarts))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._tell(key)
+
+    async def _read_crash(self, pod: Obj, restarts: int) -> None:
+        """The crashed container's last lines (``kubectl logs --previous --tail``)."""
+        meta = pod["metadata"]
+        path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/log"
+        try:
+            answer = await self.http.get(path, params={"previous": "true", "tailLines": LOG_LINES})
+            answer.raise_for_status()
+            lines = tuple(answer.text.splitlines()[-LOG_LINES:])
+        except httpx.HTTPError as exc:
+            lines = (f"(its log could not be read: {exc})",)
+        if self._crash_logs.get(_pod_key(pod), (-1,))[0] == restarts:
+            self._crash_logs[_pod_key(pod)] = (restarts, lines)
+            key = revision_of(meta.get("labels"))
+            if key is not None:
+                self._tell(key)
+
+    def _tell(self, key: Key) -> None:
+        """Call the controller's listener if the revision's health changed."""
         health = self.health(*key)
         if self._health.get(key) != health:
             self._health[key] = health

@@ -17,13 +17,16 @@ __all__ = ["controller_objects"]
 
 STATE_DIR = "/var/lib/rollwise"
 _VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
-# what the backend and router touch; pods are only read (readiness), events only written
+# what the backend and router touch; pods are only read (readiness, a crash's log), events
+# only written
 RULES = [
     {"apiGroups": ["apps"], "resources": ["deployments", "deployments/scale"], "verbs": _VERBS},
     {"apiGroups": [""], "resources": ["services"], "verbs": _VERBS},
     # each revision's secret environment (kubernetes/objects.py::revision_secret)
     {"apiGroups": [""], "resources": ["secrets"], "verbs": _VERBS},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+    # a crashed container's last lines, for the event that ends its release
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     {
         "apiGroups": ["gateway.networking.k8s.io"],
