@@ -447,3 +447,30 @@ def test_a_crash_looping_canary_is_aborted_with_its_last_log_line(
         in (view["message"])
     )
     assert view["stable"] == 1 and cluster.weights() == [100, 0]
+
+
+@pytest.mark.slow
+def test_a_canary_through_ingress_nginx_moves_its_canary_ingress(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    body: dict[str, Any] = copy.deepcopy(SPEC)
+    body["spec"]["backend"] = {
+        "kind": "kubernetes",
+        "namespace": "agents",
+        "router": "ingressNginx",
+    }
+    cluster.first_release(tmp_path / "web.yaml", body)
+    ingresses = "/apis/networking.k8s.io/v1/namespaces/agents/ingresses"
+
+    def weight() -> str | None:
+        canary = cluster.get(f"{ingresses}/web-canary")
+        notes = canary["metadata"]["annotations"] if canary else {}
+        return notes.get("nginx.ingress.kubernetes.io/canary-weight")
+
+    wait_for(lambda: weight() == "0", timeout=30)
+    cluster.cli("deploy", "web", "--version", "1.1.0")
+    cluster.wait(lambda v: v["phase"] == "Paused" and weight() == "20")
+    assert (cluster.selects("stable"), cluster.selects("canary")) == ("1", "2")
+    cluster.cli("abort", "web")
+    cluster.wait(lambda v: v["phase"] == "Degraded" and weight() == "0")
+    assert cluster.get(ROUTE) is None  # no Gateway API objects

@@ -144,6 +144,37 @@ def test_a_canary_route_with_header_routes_and_secrets_from_a_secret(tmp_path: P
     ]
 
 
+def test_the_ingress_nginx_router_renders_two_valid_ingresses(tmp_path: Path) -> None:
+    spec_file = tmp_path / "rollwise.yaml"
+    spec_file.write_text(
+        K8S_EXAMPLE.read_text().replace("router: gatewayAPI", "router: ingressNginx")
+    )
+    done = rollwise("render", "-f", str(spec_file), "--version", "1.0.0", "--no-controller")
+    objects = list(yaml.safe_load_all(done.stdout))
+    assert [o["kind"] for o in objects] == [
+        "Deployment",
+        "Service",
+        "Service",
+        "Ingress",
+        "Ingress",
+    ]
+    stable, canary = objects[3:]
+    assert stable["metadata"]["name"] == "sample-agent" and "annotations" not in stable["metadata"]
+    assert canary["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary"] == "true"
+    assert canary["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"] == "0"
+    backends = [o["spec"]["rules"][0]["http"]["paths"][0]["backend"] for o in (stable, canary)]
+    assert [b["service"]["name"] for b in backends] == [
+        "sample-agent-stable",
+        "sample-agent-canary",
+    ]
+    validate_objects(objects)  # render validated them too: Kubernetes 1.37's Ingress schema
+    installs = rollwise("render", "-f", str(spec_file), "--version", "1.0.0").stdout
+    (role,) = [o for o in yaml.safe_load_all(installs) if o["kind"] == "Role"]
+    assert {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"]} in [
+        {k: r[k] for k in ("apiGroups", "resources")} for r in role["rules"]
+    ]
+
+
 def test_a_wrong_object_is_refused_with_its_field_path() -> None:
     route = http_route(parse_spec(K8S_EXAMPLE.read_text()), 10)
     route["spec"]["rules"][0]["backendRefs"][0]["weight"] = 1_000_001

@@ -1,8 +1,8 @@
-"""The Gateway API router against the fake API server, over real HTTP: a routing table
-becomes the stable and canary Services' selectors and the HTTPRoute's weights and header
-rules, read back before a step counts as applied; a gateway that refuses the route, or a
-table that two Services cannot carry, is an error that says why; blue-green without a
-gateway switches the stable Service's selector."""
+"""The cluster's router against the fake API server, over real HTTP: a routing table becomes
+the stable and canary Services' selectors and the HTTPRoute's weights and header rules, read
+back before a step counts as applied; a gateway that refuses the route, or a table that two
+Services cannot carry, is an error that says why; blue-green without a gateway switches the
+stable Service's selector; with ingress-nginx, the canary Ingress carries weight and header."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from rollwise.errors import DataPlaneError
+from rollwise.errors import DataPlaneError, SpecError
 from rollwise.kubernetes.connection import ClusterAccess, connect
 from rollwise.routing.gateway import GatewayRouter
 from rollwise.routing.table import AppTable, HeaderRouteEntry, revision_entry
@@ -144,3 +144,56 @@ async def test_blue_green_without_a_gateway_switches_the_stable_service(
         assert httpx.get(api.url + ROUTE).status_code == 404  # no HTTPRoute at all
         with pytest.raises(DataPlaneError, match="needs router gatewayAPI"):
             await gateway.set_routes("sample-agent", table((2, "stable", 70), (3, "canary", 30)))
+
+
+INGRESSES = "/apis/networking.k8s.io/v1/namespaces/agents/ingresses"
+NGINX = "nginx.ingress.kubernetes.io/"
+
+
+async def test_ingress_nginx_carries_the_weight_and_header_in_its_canary_ingress(
+    api: FakeApiServer, tmp_path: Path
+) -> None:
+    rollout = parse_spec(SPEC.replace("router: gatewayAPI", "router: ingressNginx"))
+    async with router(api, tmp_path, rollout) as gateway:
+        assert await gateway.set_routes("sample-agent", table((1, "stable", 100)))
+        stable, canary = (
+            get(api, f"{INGRESSES}/{name}") for name in ("sample-agent", "sample-agent-canary")
+        )
+        assert stable["spec"]["ingressClassName"] == "nginx"
+        (rule,) = stable["spec"]["rules"]
+        assert rule["host"] == "sample-agent.example.com"
+        assert rule["http"]["paths"][0]["backend"]["service"]["name"] == "sample-agent-stable"
+        assert "annotations" not in stable["metadata"]
+        assert canary["metadata"]["annotations"] == {
+            f"{NGINX}canary": "true",
+            f"{NGINX}canary-weight": "0",
+        }
+        assert canary["spec"]["rules"][0]["host"] == "sample-agent.example.com"
+
+        await gateway.set_routes(
+            "sample-agent", table((1, "stable", 80), (2, "canary", 20), headers=True)
+        )
+        notes = get(api, f"{INGRESSES}/sample-agent-canary")["metadata"]["annotations"]
+        assert notes[f"{NGINX}canary-weight"] == "20"
+        assert (notes[f"{NGINX}canary-by-header"], notes[f"{NGINX}canary-by-header-value"]) == (
+            "x-canary",
+            "yes",
+        )
+        assert (selected(api, "stable"), selected(api, "canary")) == ("1", "2")
+        assert httpx.get(api.url + ROUTE).status_code == 404  # no HTTPRoute
+
+        await gateway.set_routes("sample-agent", table((2, "stable", 100), (1, "", 0)))
+        notes = get(api, f"{INGRESSES}/sample-agent-canary")["metadata"]["annotations"]
+        assert notes[f"{NGINX}canary-weight"] == "0" and f"{NGINX}canary-by-header" not in notes
+        assert selected(api, "stable") == "2"
+
+
+def test_ingress_nginx_refuses_routes_it_cannot_carry() -> None:
+    text = SPEC.replace("router: gatewayAPI", "router: ingressNginx").replace(
+        "        - setWeight: 10\n",
+        "        - setHeaderRoute: {name: a, match: [{headerName: x-a, headerValue: '1'}]}\n"
+        "        - setHeaderRoute: {name: b, match: [{headerName: x-b, headerValue: '1'}]}\n"
+        "        - setWeight: 10\n",
+    )
+    with pytest.raises(SpecError, match="ingressNginx sends a canary one header"):
+        parse_spec(text)

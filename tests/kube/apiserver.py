@@ -15,8 +15,10 @@ What it serves, as the real server does on the wire:
   update, ``uid``, ``generation`` (bumped when ``spec`` changes), ``creationTimestamp``;
 - create (409 AlreadyExists), replace, delete, JSON merge patch, strategic merge patch (merge
   patch whose lists of named items merge by ``name``; no ``$patch`` directives), server-side
-  apply (create, or merge the applied fields; no field ownership or apply conflicts; the
-  HTTPRoute's lists are atomic, as its CRD schema says, so an apply replaces them),
+  apply (create, or merge the applied fields, and remove the map fields the same field
+  manager applied before and no longer does; no ownership shared between managers, no apply
+  conflicts; the HTTPRoute's lists are atomic, as its CRD schema says, so an apply replaces
+  them),
   ``dryRun=All``;
 - watches (``?watch=1``) from a resourceVersion, with ``BOOKMARK`` events when asked and
   ``ERROR`` 410 Expired when the version is older than the kept history (``compact()``);
@@ -47,6 +49,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -194,6 +197,20 @@ def _target_port(service: Obj, port: str) -> str:
     return port
 
 
+def _dropped(before: Any, after: Any) -> Obj:
+    """A merge patch removing the map fields ``before`` set and ``after`` does not (lists
+    are replaced or merged by the apply itself)."""
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return {}
+    out: Obj = {}
+    for key, value in before.items():
+        if key not in after:
+            out[key] = None
+        elif sub := _dropped(value, after[key]):
+            out[key] = sub
+    return out
+
+
 def _refused(refused: Refused) -> JSONResponse:
     return JSONResponse(refused.status, status_code=refused.code)
 
@@ -284,6 +301,8 @@ class FakeApiServer:
         self.app = Starlette(routes=routes)
         self.port = 0
         self.containers: dict[str, str] = {}  # image -> "host:port" of the process for it
+        # (plural, namespace, name, field manager) -> what that manager applied last
+        self.applied: dict[tuple[str, str | None, str | None, str | None], Obj] = {}
 
     @property
     def url(self) -> str:
@@ -505,10 +524,14 @@ class FakeApiServer:
             return self._apply_create(request, target, body)
         if current is None:
             raise _not_found(kind, name)
+        applied = body if content == APPLY and not target.sub else None
+        manager = (kind.plural, target.namespace, name, request.query_params.get("fieldManager"))
         if request.method == "PATCH":
-            body = self._patched(
-                content, _scale(current) if target.sub == "scale" else current, body, kind
-            )
+            base = _scale(current) if target.sub == "scale" else current
+            if applied is not None and manager in self.applied:
+                # what this manager applied before and applies no more is removed
+                base = merge_patch(base, _dropped(self.applied[manager], applied))
+            body = self._patched(content, base, body, kind)
             body.setdefault("metadata", {})["resourceVersion"] = current["metadata"][
                 "resourceVersion"
             ]
@@ -530,7 +553,10 @@ class FakeApiServer:
         _validate(body)
         if _dry_run(request):
             return JSONResponse(body)
-        return JSONResponse(self.state.put(kind, body, create=False))
+        stored = self.state.put(kind, body, create=False)
+        if applied is not None:
+            self.applied[manager] = copy.deepcopy(applied)
+        return JSONResponse(stored)
 
     def _apply_create(self, request: Request, target: Target, body: Obj) -> Response:
         """Server-side apply of an object that does not exist yet: a create."""
@@ -541,7 +567,12 @@ class FakeApiServer:
         _validate(body)
         if _dry_run(request):
             return JSONResponse(body, status_code=201)
-        return JSONResponse(self.state.put(target.kind, body, create=True), status_code=201)
+        stored = self.state.put(target.kind, body, create=True)
+        manager = request.query_params.get("fieldManager")
+        self.applied[(target.kind.plural, target.namespace, target.name, manager)] = copy.deepcopy(
+            body
+        )
+        return JSONResponse(stored, status_code=201)
 
     @staticmethod
     def _patched(content: str, base: Obj, patch: Obj, kind: Kind) -> Obj:

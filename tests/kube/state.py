@@ -58,6 +58,9 @@ KINDS = [
     Kind("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
     Kind("coordination.k8s.io", "v1", "leases", "Lease"),
     Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute", subresources=("status",)),
+    Kind(
+        "networking.k8s.io", "v1", "ingresses", "Ingress", short=("ing",), subresources=("status",)
+    ),
 ]
 BY_PATH = {(k.group, k.version, k.plural): k for k in KINDS}
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]

@@ -33,6 +33,7 @@ RULES = [
         "resources": ["httproutes"],
         "verbs": _VERBS,
     },
+    {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": _VERBS},
     {
         "apiGroups": ["coordination.k8s.io"],
         "resources": ["leases"],

@@ -9,8 +9,10 @@ object owns every revision; here the controller is the owner, so the Deployment'
 supervision is free to use.) Two Services select a revision each by label: ``<app>-stable``
 (the active one in blue-green) and ``<app>-canary`` (the preview); with no canary both select
 the stable revision, as Argo's do. The ``gatewayAPI`` router splits traffic between them in
-one HTTPRoute named after the app; the ``replicas`` router adds a Service ``<app>`` over every
-revision (traffic by replica ratio).
+one HTTPRoute named after the app; the ``ingressNginx`` router in two Ingresses, ``<app>``
+and its canary twin ``<app>-canary`` (ingress-nginx's canary annotations); the ``replicas``
+router adds a Service ``<app>`` over every revision (traffic by replica ratio). Each revision's
+secret environment is a Secret of its own (``<app>-r<N>-env``).
 
 Objects carry ``app.kubernetes.io/managed-by: rollwise`` and ``rollwise.dev/app``: rollwise
 finds its own objects by those labels and never touches one without them.
@@ -34,6 +36,7 @@ from rollwise.spec.models import Rollout, SetHeaderRoute
 __all__ = [
     "app_objects",
     "http_route",
+    "ingresses",
     "owned_labels",
     "revision_deployment",
     "revision_name",
@@ -280,11 +283,64 @@ def http_route(
     }
 
 
+NGINX = "nginx.ingress.kubernetes.io/"  # ingress-nginx's annotations
+
+
+def ingresses(
+    rollout: Rollout, canary_weight: int, header_routes: Sequence[SetHeaderRoute] = ()
+) -> list[dict[str, Any]]:
+    """ingress-nginx's canary: the Ingress ``<app>`` to the stable Service, and
+    ``<app>-canary`` for the same hosts and path to the canary Service, marked ``canary`` with
+    its weight and (``setHeaderRoute``: one header at most) ``canary-by-header``. Both always
+    exist, the canary one at weight 0 between rollouts (Flagger's way), so that a rollout
+    changes annotations only."""
+    app = rollout.name
+    backend = rollout.spec.backend
+
+    def ingress(name: str, role: str, annotations: dict[str, str]) -> dict[str, Any]:
+        path = {
+            "path": "/",
+            "pathType": "Prefix",
+            "backend": {
+                "service": {"name": f"{app}-{role}", "port": {"number": backend.service_port}}
+            },
+        }
+        rules = [{"host": host, "http": {"paths": [path]}} for host in backend.hostnames]
+        meta: dict[str, Any] = {
+            "name": name,
+            "namespace": backend.namespace,
+            "labels": owned_labels(app),
+        }
+        if annotations:
+            meta["annotations"] = annotations
+        return {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": meta,
+            "spec": {
+                "ingressClassName": backend.ingress_class_name,
+                "rules": rules or [{"http": {"paths": [path]}}],
+            },
+        }
+
+    canary = {f"{NGINX}canary": "true", f"{NGINX}canary-weight": str(canary_weight)}
+    matches = [m for route in header_routes for m in route.match]
+    if len(matches) > 1:
+        raise ValueError("ingress-nginx routes a canary by one header; these routes have more")
+    for match in matches:
+        canary[f"{NGINX}canary-by-header"] = match.header_name
+        canary[f"{NGINX}canary-by-header-value"] = match.header_value
+    return [ingress(app, "stable", {}), ingress(f"{app}-canary", "canary", canary)]
+
+
 def app_objects(rollout: Rollout, revision: int, version: str) -> list[dict[str, Any]]:
     """What a first release of ``version`` as ``revision`` applies: its Deployment, the
-    Services (both on it), and the HTTPRoute (all traffic to stable) with ``gatewayAPI``."""
+    Services (both on it), and the HTTPRoute (all traffic to stable) with ``gatewayAPI`` or
+    the two Ingresses with ``ingressNginx``."""
     made = [revision_deployment(rollout, revision, version, rollout.spec.replicas)]
     made += services(rollout, revision, None)
     if rollout.spec.backend.router == "gatewayAPI":
         made.append(http_route(rollout, 0))
+    elif rollout.spec.backend.router == "ingressNginx":
+        made += ingresses(rollout, 0)
     return made

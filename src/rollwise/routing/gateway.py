@@ -7,6 +7,10 @@ An app's routing table becomes objects (``kubernetes/objects.py``):
   selector (Argo Rollouts' way; it needs no gateway, ``router: service``);
 - the HTTPRoute ``<app>`` splits by weight between the two Services and sends the canary's
   header routes (``setHeaderRoute``) to the canary first (``router: gatewayAPI``);
+- or ingress-nginx does, from two Ingresses: ``<app>`` to the stable Service and
+  ``<app>-canary`` to the canary one with ingress-nginx's ``canary``, ``canary-weight`` and
+  ``canary-by-header`` annotations (``router: ingressNginx``, Flagger's and Argo's nginx
+  provider);
 - ``router: replicas`` keeps an ``<app>`` Service over every revision: traffic follows the
   ready pods' ratio, which is coarse (a 10 % step with 3 pods is 25 % or 33 %).
 
@@ -15,6 +19,8 @@ has not moved yet. After an apply the route is read back (Argo Rollouts' *Verify
 the weights must be those asked for, and a gateway that reports the route not ``Accepted``
 (``status.parents[].conditions``) makes it a ``DataPlaneError`` that names its reason. A
 cluster without a gateway controller writes no status: the route then counts as applied.
+The canary Ingress is read back the same way (its weight annotation; ingress-nginx reports
+no acceptance).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import httpx
 
 from rollwise.errors import DataPlaneError
 from rollwise.kubernetes.connection import api_retry
-from rollwise.kubernetes.objects import http_route, services
+from rollwise.kubernetes.objects import NGINX, http_route, ingresses, services
 from rollwise.routing.base import ReplicaTraffic
 from rollwise.routing.table import AppTable, Table
 from rollwise.spec.models import HeaderMatch, Rollout, SetHeaderRoute
@@ -140,8 +146,6 @@ class GatewayRouter:
             stable = canary  # all traffic to the canary: the one Service selects it
         for service in services(rollout, stable, canary):
             await self.client.apply(codecs.from_dict(service), force=True)
-        if backend.router != "gatewayAPI":
-            return
         header_routes = [
             SetHeaderRoute(
                 name=f"header-{i}",
@@ -149,6 +153,17 @@ class GatewayRouter:
             )
             for i, entry in enumerate(routes.header_routes)
         ]
+        if backend.router == "ingressNginx":
+            try:
+                made = ingresses(rollout, weight, header_routes)
+            except ValueError as exc:
+                raise DataPlaneError(f"{rollout.name}: {exc}") from None
+            for ingress in made:
+                await self.client.apply(codecs.from_dict(ingress), force=True)
+            await self._verify_ingress(made[-1])
+            return
+        if backend.router != "gatewayAPI":
+            return
         route = http_route(rollout, weight, header_routes)
         _http_route()  # codecs.from_dict needs the CRD's class
         await self.client.apply(codecs.from_dict(route), force=True)
@@ -174,6 +189,23 @@ class GatewayRouter:
                         f"{meta['namespace']}/{meta['name']}: "
                         f"{condition.get('reason', '')} {condition.get('message', '')}".strip()
                     )
+
+    async def _verify_ingress(self, ingress: Obj) -> None:
+        """Read the canary Ingress back: the weight asked for."""
+        from lightkube.resources.networking_v1 import Ingress
+
+        meta = ingress["metadata"]
+        found = await self.client.get(Ingress, meta["name"], namespace=meta["namespace"])
+        key = f"{NGINX}canary-weight"
+        asked = meta["annotations"][key]
+        got = ((found.metadata.annotations if found.metadata else None) or {}).get(key)
+        if got != asked:
+            where = f"-n {meta['namespace']} ingress {meta['name']}"
+            raise DataPlaneError(
+                f"Ingress {meta['namespace']}/{meta['name']} has canary weight {got}, not "
+                f"{asked}: something else writes it (`kubectl get {where} -o yaml` names its "
+                "managers)"
+            )
 
     def problem(self, app: str) -> str:
         return self.problems.get(app, "")

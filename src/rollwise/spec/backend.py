@@ -4,9 +4,10 @@
 proxy. ``kubernetes`` describes the same app as cluster objects: a Deployment per revision,
 Services for the stable and canary revisions and, with the ``gatewayAPI`` router, one
 HTTPRoute whose weights split the traffic (``rollwise render`` writes them). The router names
-follow Argo Rollouts' providers: a Gateway API route, a Service selector switch (blue-green
-only), or the replica ratio when the cluster has neither (coarse: a weight moves in steps of
-one replica).
+follow Argo Rollouts' providers: a Gateway API route, ingress-nginx's canary Ingress
+(``ingressNginx``: a second Ingress with its canary annotations), a Service selector switch
+(blue-green only), or the replica ratio when the cluster has neither (coarse: a weight moves
+in steps of one replica).
 """
 
 from __future__ import annotations
@@ -69,16 +70,28 @@ class BackendSpec(Model):
     kind: Literal["local", "kubernetes"] = "local"
     namespace: Annotated[str, AfterValidator(name_label("namespace", "agents"))] = "default"
     context: str | None = None  # the kubeconfig context, from a laptop; none in a pod
-    router: Literal["gatewayAPI", "service", "replicas"] = "gatewayAPI"
+    router: Literal["gatewayAPI", "ingressNginx", "service", "replicas"] = "gatewayAPI"
     gateway: GatewayRef | None = None
+    # the ingressNginx router's IngressClass
+    ingress_class_name: Annotated[str, AfterValidator(name_label("ingress class", "nginx"))] = (
+        "nginx"
+    )
     hostnames: list[Annotated[str, AfterValidator(_hostname)]] = Field(default_factory=list)
     container_port: Annotated[int, Field(ge=1, le=65535)] = 8080
     service_port: Annotated[int, Field(ge=1, le=65535)] = 80
 
 
-def cluster_problems(backend: BackendSpec, image: str | None, canary: bool) -> list[str]:
-    """What a spec lacks to run on Kubernetes (each with its field and how to fix it)."""
+def cluster_problems(
+    backend: BackendSpec, image: str | None, canary: bool, header_matches: list[int]
+) -> list[str]:
+    """What a spec lacks to run on Kubernetes (each with its field and how to fix it);
+    ``header_matches``: the header matches of each ``setHeaderRoute`` step."""
     problems = []
+    if backend.router == "ingressNginx" and (len(header_matches) > 1 or sum(header_matches) > 1):
+        problems.append(
+            "spec.backend.router ingressNginx sends a canary one header (its canary-by-header "
+            "annotations): keep one setHeaderRoute with one match, or choose router gatewayAPI"
+        )
     if image is None:
         problems.append(
             "spec.template.image is not set; a pod runs an image: give one, e.g. "

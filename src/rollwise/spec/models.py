@@ -433,7 +433,9 @@ class RolloutSpec(Model):
     def _runs_on_its_backend(self) -> Self:
         if self.backend.kind == "kubernetes":
             canary = self.strategy.blue_green is None
-            problems = cluster_problems(self.backend, self.template.image, canary)
+            steps = self.strategy.canary.steps if self.strategy.canary is not None else []
+            headers = [len(s.set_header_route.match) for s in steps if s.set_header_route]
+            problems = cluster_problems(self.backend, self.template.image, canary, headers)
             if problems:
                 raise ValueError("; ".join(problems))
         return self
