@@ -60,6 +60,7 @@ class FakeBackend:
     stopped: list[tuple[str, int]] = field(default_factory=list)
     suspects: list[str] = field(default_factory=list)
     reach: Reach = DIRECT
+    pids: bool = True  # False: replicas with no local process (a cluster's pods)
 
     def ensure(self, workload: Workload, replicas: int) -> None:
         key = (workload.app, workload.revision)
@@ -88,7 +89,7 @@ class FakeBackend:
             ReplicaState(
                 i,
                 _address(revision, i),
-                1000 + i,
+                1000 + i if self.pids else None,
                 "ready" if i < run.ready else "starting",
                 0,
                 None,

@@ -211,6 +211,10 @@ def test_a_spec_that_cannot_run_on_a_cluster_is_refused_with_how_to_fix_it(
         ): "spec.backend.gateway is not set",
         ("router: gatewayAPI", "router: service"): "only blue-green can use",
         ("cpu: 100m", "cpu: lots"): "'lots' is not a Kubernetes quantity",
+        (
+            "  smokeTests:",
+            "  autoscaling: {minReplicas: 1, maxReplicas: 3, target: {inFlight: 5}}\n  smokeTests:",
+        ): "spec.autoscaling is not run on a cluster",
     }.items():
         with pytest.raises(SpecError) as caught:
             parse_spec(example.replace(*change))

@@ -143,10 +143,12 @@ def _cmp(ratio: float) -> str:
 
 
 def hpa_manifest(name: str, spec: Autoscaling) -> dict[str, object]:
-    """The HorizontalPodAutoscaler (``autoscaling/v2``) a Kubernetes backend applies for
-    this section, scaling the Deployment ``name``: ``cpu`` as a Resource target, ``inFlight``
-    as a Pods metric ``rollwise_in_flight`` and ``p95Latency`` as an External metric
-    ``rollwise_p95_latency_seconds`` (both served by a metrics adapter over the data plane)."""
+    """The HorizontalPodAutoscaler (``autoscaling/v2``) this section would be on a cluster,
+    scaling the Deployment ``name`` (rendered for a team to use; the Kubernetes backend does
+    not apply it, since it writes each Deployment's replicas itself): ``cpu`` as a Resource
+    target, ``inFlight`` as a Pods metric ``rollwise_in_flight`` and ``p95Latency`` as an
+    External metric ``rollwise_p95_latency_seconds`` (both served by a metrics adapter over
+    the data plane)."""
     metrics: list[dict[str, object]] = []
     if spec.target.cpu is not None:
         utilization = round(spec.target.cpu * 100)

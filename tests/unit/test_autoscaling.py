@@ -155,3 +155,21 @@ async def test_stable_and_canary_scale_together_and_a_scale_down_drains_first(
     await harness.later()
     assert harness.backend.health(APP, 1).desired == 1
     assert [e.kind for e in harness.store.events(APP)].count("ScaledDown") == 1
+
+
+async def test_a_data_plane_that_counts_nothing_per_replica_scales_nothing(
+    harness: Harness,
+) -> None:
+    """A router that reports no per-replica counts (a cluster's gateway) and replicas with no
+    local process: nothing is measured, so nothing is decided (never "0 in flight")."""
+    harness.apply(replicas=3, autoscaling=FAST)  # would go to 1 after 5 s on "0 in flight"
+    await harness.release("1.0.0")
+    harness.backend.pids = False
+    scalers = Autoscalers(lambda: {APP: harness.worker}, harness.router, harness.clock)
+    for _ in range(8):
+        await scalers.tick()
+        harness.clock.advance(1.0)
+    await harness.settle()
+    assert harness.backend.health(APP, 1).desired == 3
+    kinds = {e.kind for e in harness.store.events(APP)}
+    assert not kinds & {"ScaledUp", "ScaledDown"}

@@ -112,13 +112,9 @@ class Autoscalers:
             if now - self._decided[app] < scaling.interval:
                 continue
             self._decided[app] = now
-            measured = {
-                name: statistics.fmean(s[name] for _, s in samples if name in s) for name in sample
-            }
-            if scaling.target.p95_latency is not None:
-                latency = await self._p95(app, now - scaling.interval)
-                if latency is not None:
-                    measured["p95_latency"] = latency
+            measured = await self._measured(app, scaling, samples, now)
+            if not measured:
+                continue  # nothing was measured: no decision on numbers that were not taken
             for name, value in measured.items():
                 self.measured.labels(app, name).set(value)
             current = capacity(worker.state.current, spec)
@@ -145,13 +141,33 @@ class Autoscalers:
         ]
         if not ready:
             return None
-        in_flight = sum(traffic[r.address].in_flight for r in ready if r.address in traffic)
-        sample = {"in_flight": in_flight / len(ready)}
+        sample: dict[str, float] = {}
+        counted = [traffic[r.address].in_flight for r in ready if r.address in traffic]
+        if counted:  # a data plane that counts nothing per replica says nothing (not 0)
+            sample["in_flight"] = sum(counted) / len(ready)
         self._seen.update(r.pid for r in ready if r.pid is not None)
         cpus = [c for r in ready if r.pid is not None and (c := self._cpu(r.pid)) is not None]
         if cpus:
             sample["cpu"] = statistics.fmean(cpus)
         return sample
+
+    async def _measured(
+        self,
+        app: str,
+        scaling: Autoscaling,
+        samples: deque[tuple[float, dict[str, float]]],
+        now: float,
+    ) -> dict[str, float]:
+        """The interval's means of what was sampled, and its p95 latency when targeted."""
+        names = {name for _, sample in samples for name in sample}
+        measured = {
+            name: statistics.fmean(s[name] for _, s in samples if name in s) for name in names
+        }
+        if scaling.target.p95_latency is not None:
+            latency = await self._p95(app, now - scaling.interval)
+            if latency is not None:
+                measured["p95_latency"] = latency
+        return measured
 
     async def _p95(self, app: str, since: float) -> float | None:
         """The p95 latency, in seconds, of the app's live requests over the last interval

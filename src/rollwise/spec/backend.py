@@ -82,11 +82,22 @@ class BackendSpec(Model):
 
 
 def cluster_problems(
-    backend: BackendSpec, image: str | None, canary: bool, header_matches: list[int]
+    backend: BackendSpec,
+    image: str | None,
+    canary: bool,
+    header_matches: list[int],
+    autoscaling: bool = False,
 ) -> list[str]:
     """What a spec lacks to run on Kubernetes (each with its field and how to fix it);
     ``header_matches``: the header matches of each ``setHeaderRoute`` step."""
     problems = []
+    if autoscaling:
+        problems.append(
+            "spec.autoscaling is not run on a cluster: rollwise's autoscaler measures the "
+            "requests its own proxy carries and its local processes' CPU, neither of which a "
+            "cluster app has; leave it out and set spec.replicas (a HorizontalPodAutoscaler "
+            "would fight rollwise over each Deployment's replicas)"
+        )
     if backend.router == "ingressNginx" and (len(header_matches) > 1 or sum(header_matches) > 1):
         problems.append(
             "spec.backend.router ingressNginx sends a canary one header (its canary-by-header "

@@ -435,7 +435,13 @@ class RolloutSpec(Model):
             canary = self.strategy.blue_green is None
             steps = self.strategy.canary.steps if self.strategy.canary is not None else []
             headers = [len(s.set_header_route.match) for s in steps if s.set_header_route]
-            problems = cluster_problems(self.backend, self.template.image, canary, headers)
+            problems = cluster_problems(
+                self.backend,
+                self.template.image,
+                canary,
+                headers,
+                autoscaling=self.autoscaling is not None,
+            )
             if problems:
                 raise ValueError("; ".join(problems))
         return self
