@@ -46,6 +46,7 @@ def paused_rollout_lasts(cluster: Cluster, version: str, step: object) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.solo  # libfaketime reads its offset file on each clock read: slow among others
 def test_a_stepped_wall_clock_moves_no_pause_and_no_deadline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -53,9 +53,19 @@ def build_id() -> str:
     return digest.hexdigest()[:16]
 
 
+ADMIN_TIMEOUT_S = 5.0
+
+
 def _admin_client(socket: Path) -> httpx.AsyncClient:
     transport = httpx.AsyncHTTPTransport(uds=str(socket))
-    return httpx.AsyncClient(transport=transport, base_url="http://proxy", timeout=5.0)
+    return httpx.AsyncClient(transport=transport, base_url="http://proxy", timeout=ADMIN_TIMEOUT_S)
+
+
+def _why(exc: httpx.HTTPError) -> str:
+    """What went wrong on the admin channel, never empty (httpx's timeouts say nothing)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no answer within {ADMIN_TIMEOUT_S:g} s ({type(exc).__name__})"
+    return str(exc) or type(exc).__name__
 
 
 class DataPlane:
@@ -211,7 +221,7 @@ class DataPlane:
         try:
             resp = await self._client.get(path, params=params)
         except httpx.HTTPError as exc:
-            raise DataPlaneError(f"proxy admin channel {self.socket}: {exc}") from None
+            raise DataPlaneError(f"proxy admin channel {self.socket}: {_why(exc)}") from None
         if resp.status_code == 404:
             return {}  # a proxy started by an older rollwise
         return dict(resp.json())
@@ -263,7 +273,7 @@ class DataPlane:
         try:
             resp = await (client or self._client).request(method, "/routes", json=body)
         except httpx.HTTPError as exc:
-            raise DataPlaneError(f"cannot push routes to the proxy: {exc}") from None
+            raise DataPlaneError(f"cannot push routes to the proxy: {_why(exc)}") from None
         if resp.status_code == 404 and method == "PATCH":
             return False
         if resp.status_code != 200:
