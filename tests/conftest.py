@@ -180,9 +180,10 @@ def stop_everything(state_dir: Path) -> None:
         store.close()
     if pid_file.exists():
         pids.append(int(pid_file.read_text()))
+    left: list[psutil.Process] = []
     for pid in pids:
         with contextlib.suppress(psutil.Error):
-            psutil.Process(pid).kill()
+            left.append(psutil.Process(pid))
     # a controller killed or started mid-way may have started what the store does not
     # record yet: its replicas carry the state dir in their environment, it and its proxy
     # in their argv
@@ -190,8 +191,18 @@ def stop_everything(state_dir: Path) -> None:
     for proc in psutil.process_iter(["pid", "cmdline"]):
         argv = proc.info["cmdline"] or []
         if any(str(state_dir) in arg for arg in argv) and "rollwise" in " ".join(argv):
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
+            left.append(proc)
+    # A controller removes its pid file before it ends, and a process measured by coverage
+    # writes its data as it ends (or on SIGTERM): one killed meanwhile leaves a broken data
+    # file, its lines counted as never run. So: a moment to end, then SIGTERM, then SIGKILL.
+    _, alive = psutil.wait_procs(left, timeout=2)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _, alive = psutil.wait_procs(alive, timeout=5)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
 
 
 @contextlib.contextmanager

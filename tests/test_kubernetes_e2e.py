@@ -186,6 +186,8 @@ def test_a_canary_on_the_cluster_moves_the_httproute_promotes_aborts_and_undoes(
     canary = cluster.get(f"{NS}/web-r2")
     assert canary is not None
     assert canary["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.1.0")
+    shown = cluster.cli("get", "web")  # each replica by its pod, not "not running"
+    assert "pod web-r2-" in shown and "not running" not in shown
 
     cluster.cli("promote", "web")
     cluster.wait(lambda v: v["phase"] == "Paused" and cluster.weights() == [40, 60])

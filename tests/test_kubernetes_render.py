@@ -287,3 +287,38 @@ def test_describe_and_export_a_stored_revision_with_secrets_masked(cluster: Clus
     assert "rollwise up --backend kubernetes" in refused.stderr  # how to run it
     assert cluster.get()["stable"] == 2
     assert len(cluster.client.request("GET", "/apps/sample-agent/history")) == 2
+
+
+def test_how_a_controller_reaches_a_cluster_app_inside_and_outside_the_cluster(
+    tmp_path: Path,
+) -> None:
+    from rollwise.kubernetes.connection import ClusterAccess
+    from rollwise.kubernetes.reach import InCluster, ThroughApi
+
+    spec = parse_spec(K8S_EXAMPLE.read_text()).spec
+    inside = InCluster()
+    assert inside.url("10.0.3.7:8080") == "http://10.0.3.7:8080"
+    assert inside.entry("sample-agent", spec) == (
+        "http://sample-agent-stable.agents.svc:80",
+        "the Service agents/sample-agent-stable",
+    )
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "https://api.example:6443/"}}],
+                "users": [{"name": "u", "user": {"token": "t0ken"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    pods = {"10.0.3.7:8080": ("agents", "sample-agent-r2-abc", 8080)}
+    outside = ThroughApi(ClusterAccess(config), pods.get)
+    api = "https://api.example:6443/api/v1/namespaces/agents"
+    assert outside.url("10.0.3.7:8080") == f"{api}/pods/sample-agent-r2-abc:8080/proxy"
+    assert outside.entry("sample-agent", spec)[0] == f"{api}/services/sample-agent-stable:80/proxy"
+    # an address that is no pod of ours is never sent the cluster's credentials
+    assert outside.url("192.0.2.1:80").startswith("https://api.example:6443/api/v1/")

@@ -60,11 +60,13 @@ class ReplicaState:
     state: str  # pending, starting, ready, crashed
     restarts: int
     last_exit: int | None
+    name: str = ""  # a cluster's pod; a local replica is its pid
 
     def as_json(self) -> dict[str, Any]:
         return {
             "index": self.index,
             "address": self.address,
+            "name": self.name,
             "pid": self.pid,
             "state": self.state,
             "restarts": self.restarts,

@@ -108,6 +108,7 @@ def _replica(index: int, pod: Obj) -> ReplicaState:
         state=state,
         restarts=sum(int(s.get("restartCount", 0)) for s in statuses),
         last_exit=exits[0] if exits else None,
+        name=str(pod["metadata"].get("name", "")),
     )
 
 

@@ -87,7 +87,8 @@ def app_view(data: dict[str, Any]) -> Group:
         )
         for rep in health["replicas"]:
             icon, rc = STATE_ICONS.get(rep["state"], ("?", "white"))
-            info = f"pid {rep['pid']}" if rep["pid"] else "not running"
+            name = rep.get("name")  # a cluster's pod (older controllers send none)
+            info = f"pid {rep['pid']}" if rep["pid"] else f"pod {name}" if name else "not running"
             if rep["restarts"]:
                 info += f", restarts {rep['restarts']}"
             if rep["last_exit"] is not None:
