@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from rollwise.backends.ports import free_port
+
 from .helpers import EXAMPLES, Dependency, rollwise, wait_for
 from .kube.apiserver import FakeApiServer
 
@@ -239,3 +241,44 @@ def test_watches_send_events_bookmarks_and_410_after_compaction(api: FakeApiServ
         name = pod["items"][0]["metadata"]["name"]
         api.state.set_pod_ready("agents", name, False)
         wait_for(lambda: http.get(f"{DEPLOYMENTS}/b").json()["status"]["readyReplicas"] == 0)
+
+
+def test_doctor_asks_the_cluster_what_this_identity_may_do(
+    api: FakeApiServer, tmp_path: Path
+) -> None:
+    config = str(api.kubeconfig(tmp_path / "kubeconfig", "agents"))
+    state = tmp_path / "state"
+
+    def doctor() -> tuple[int, dict[str, dict[str, str]]]:
+        done = rollwise(
+            "doctor", "-o", "json", "-n", "agents", "--kubeconfig", config,
+            state_dir=state, check=False,
+        )  # fmt: skip
+        return done.returncode, {f["check"]: f for f in json.loads(done.stdout)}
+
+    code, found = doctor()
+    assert code == 0 and found["cluster"]["state"] == "ok", found
+    assert "v1.37.0-fake" in found["cluster"]["detail"]
+    assert found["permissions"]["state"] == "ok" and "pod access" not in found
+    reviews = [p for m, p, _ in api.state.requests if p.endswith("selfsubjectaccessreviews")]
+    assert len(reviews) > 40  # each verb on each resource of the Role, and the proxies
+
+    api.state.denied |= {("create", "", "secrets"), ("get", "", "pods/log")}
+    api.state.denied |= {("create", "", "pods/proxy")}
+    code, found = doctor()
+    assert code == 1 and found["permissions"]["state"] == "fail"
+    assert found["permissions"]["detail"].endswith("may not: create secrets, get pods/log")
+    assert "--role=rollwise-controller" in found["permissions"]["fix"]
+    assert found["pod access"]["state"] == "warn"
+    assert found["pod access"]["detail"].endswith("may not: create pods/proxy")
+
+    closed = tmp_path / "closed"
+    closed.write_text(Path(config).read_text().replace(api.url, f"http://127.0.0.1:{free_port()}"))
+    done = rollwise(
+        "doctor", "-o", "json", "-n", "agents", "--kubeconfig", str(closed),
+        state_dir=state, check=False,
+    )  # fmt: skip
+    (cluster,) = [f for f in json.loads(done.stdout) if f["check"] == "cluster"]
+    assert done.returncode == 1 and cluster["state"] == "fail"
+    assert cluster["detail"].startswith("the API server cannot be asked: ")
+    assert "Traceback" not in done.stderr

@@ -2,7 +2,9 @@
 
 It reads, never changes: the store's integrity, the controller's pid file against the
 processes that run, the proxy and replicas the store records (alive, and whose), and the
-apps' listen ports (free, or held by the proxy and not by a stranger).
+apps' listen ports (free, or held by the proxy and not by a stranger). With a namespace
+(``--namespace``), also whether the kubeconfig reaches a cluster and may do there what a
+``--backend kubernetes`` controller does (``kubernetes/permissions.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import psutil
 
 from rollwise.client import AdminClient
 
-__all__ = ["Finding", "diagnose"]
+__all__ = ["Finding", "cluster_findings", "diagnose"]
 
 State = Literal["ok", "warn", "fail"]
 
@@ -207,3 +209,51 @@ def _ports(facts: dict[str, Any], mine: set[int]) -> list[Finding]:
     if not conflicts:
         findings.append(Finding("ports", "ok", "every app's listen port is free or ours"))
     return findings
+
+
+def cluster_findings(kubeconfig: Path | None, context: str | None, namespace: str) -> list[Finding]:
+    """The cluster's answer, and what this identity may not do in ``namespace``."""
+    import httpx
+
+    from rollwise.errors import ClusterError
+    from rollwise.kubernetes.connection import ClusterAccess
+    from rollwise.kubernetes.permissions import check_access
+
+    try:
+        access = check_access(ClusterAccess(kubeconfig, context), namespace)
+    except ClusterError as exc:
+        return [Finding("cluster", "fail", exc.message, "give --kubeconfig and --context")]
+    except httpx.HTTPError as exc:
+        why = str(exc) or type(exc).__name__
+        fix = "check the kubeconfig's server and credentials: `kubectl get --raw /version`"
+        return [Finding("cluster", "fail", f"the API server cannot be asked: {why}", fix)]
+    found = [Finding("cluster", "ok", f"{access.server} answers ({access.version})")]
+    if access.denied:
+        refused = ", ".join(str(d) for d in access.denied)
+        found.append(
+            Finding(
+                "permissions",
+                "fail",
+                f"in namespace {namespace} this identity may not: {refused}",
+                "bind it to the Role that `rollwise render` writes (rollwise-controller.yaml): "
+                f"kubectl -n {namespace} create rolebinding rollwise-you "
+                "--role=rollwise-controller --user=YOU",
+            )
+        )
+    else:
+        found.append(
+            Finding("permissions", "ok", f"may do what the controller does in {namespace}")
+        )
+    if access.denied_proxies:
+        refused = ", ".join(str(d) for d in access.denied_proxies)
+        found.append(
+            Finding(
+                "pod access",
+                "warn",
+                "from outside the cluster, smoke tests, card checks and agentMetrics reach "
+                f"pods through the API server; this identity may not: {refused}",
+                f"kubectl -n {namespace} create role rollwise-proxy --verb=get,create "
+                "--resource=pods/proxy,services/proxy; bind it as above",
+            )
+        )
+    return found

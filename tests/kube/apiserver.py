@@ -27,6 +27,7 @@ What it serves, as the real server does on the wire:
 - writes refused on purpose (``state.faults``: 429 with ``Retry-After``, or 5xx), as an
   overloaded or failing server answers;
 - a pod's ``log`` (what ``state.crash_pod`` says its exited container wrote);
+- ``SelfSubjectAccessReview`` (``kubectl auth can-i``): allowed unless ``state.denied``;
 - the ``proxy`` subresources of pods (``pods/NAME[:PORT]/proxy/PATH``) and Services (to a
   ready pod the Service selects), forwarded to a real process on loopback that stands in for
   the pod's container: ``containers`` maps an image to
@@ -285,6 +286,11 @@ class FakeApiServer:
             Route("/openapi/{rest:path}", self._no_openapi),
             Route("/api/{version}", self._discovery),
             Route("/apis/{group}/{version}", self._discovery),
+            Route(
+                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                self._access_review,
+                methods=["POST"],
+            ),
             Route("/api/v1/namespaces/{namespace}/pods/{name}/log", self._pod_log),
             Route(
                 "/api/v1/namespaces/{namespace}/pods/{name}/proxy{path:path}",
@@ -361,6 +367,24 @@ class FakeApiServer:
             message = f"the server could not find {request.url.path}"
             return JSONResponse(status_object(404, "NotFound", message), status_code=404)
         return JSONResponse(_resource_list(group, version))
+
+    async def _access_review(self, request: Request) -> Response:
+        """``SelfSubjectAccessReview`` (what ``kubectl auth can-i`` asks): allowed, unless
+        ``state.denied`` holds (verb, group, resource[/subresource]) as RBAC would refuse."""
+        self._seen(request)
+        try:
+            body = await _body(request)  # JSON only: kubectl's protobuf is refused with 415
+        except Refused as unreadable:
+            return _refused(unreadable)
+        asked = body.get("spec", {}).get("resourceAttributes") or {}
+        resource = asked.get("resource", "")
+        if asked.get("subresource"):
+            resource += f"/{asked['subresource']}"
+        refused = (asked.get("verb", ""), asked.get("group", ""), resource) in self.state.denied
+        status: dict[str, Any] = {"allowed": not refused}
+        if refused:
+            status["reason"] = "no RBAC policy matched"
+        return JSONResponse({**body, "status": status}, status_code=201)
 
     async def _pod_log(self, request: Request) -> Response:
         """``pods/NAME/log``: what the pod's exited container wrote (``previous=true``, as

@@ -206,6 +206,8 @@ class ApiState:
         self.requests: list[tuple[str, str, str]] = []  # (method, path, content type)
         # writes to refuse next, as an overloaded or failing server does: (status, Retry-After)
         self.faults: list[tuple[int, str | None]] = []
+        # (verb, group, resource[/subresource]) RBAC refuses to the caller
+        self.denied: set[tuple[str, str, str]] = set()
         # (namespace, pod) -> what its last exited container wrote (crash_pod)
         self.logs: dict[tuple[str, str], list[str]] = {}
 

@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rollwise.cli.common import Output, OutputOpt, StateDir, out, print_json
+from rollwise.cli.election import Kubeconfig, KubeContext
 from rollwise.client import default_state_dir
 
 __all__ = ["backup", "bundle", "doctor", "restore"]
@@ -147,11 +148,27 @@ def restore(
 STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
 
-def doctor(output: OutputOpt = Output.TEXT, state_dir: StateDir = None) -> None:
-    """Check the state directory: store integrity, stale pids, orphans, port conflicts."""
-    from rollwise.doctor import diagnose
+def doctor(
+    output: OutputOpt = Output.TEXT,
+    state_dir: StateDir = None,
+    namespace: Annotated[
+        str | None,
+        typer.Option(
+            "--namespace",
+            "-n",
+            help="Also check the cluster: may this kubeconfig run rollwise's apps there?",
+        ),
+    ] = None,
+    kubeconfig: Kubeconfig = None,
+    context: KubeContext = None,
+) -> None:
+    """Check the state directory: store integrity, stale pids, orphans, port conflicts; with
+    --namespace, the cluster's permissions too (kubectl auth can-i, for all rollwise does)."""
+    from rollwise.doctor import cluster_findings, diagnose
 
     findings = diagnose(_dir(state_dir))
+    if namespace is not None:
+        findings += cluster_findings(kubeconfig, context, namespace)
     if output == Output.JSON:
         print_json([f.as_json() for f in findings])
     else:
