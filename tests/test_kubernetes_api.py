@@ -111,6 +111,25 @@ def test_kubectl_applies_reads_scales_and_waits_on_the_rendered_manifests(
     assert ok("get", "deployments", "-o", "name").split() == ["deployment.apps/sample-agent-r1"]
 
 
+@pytest.mark.skipif(KUBECTL is None, reason="needs kubectl (Debian's kubernetes-client)")
+def test_kubectl_applies_and_reads_the_ingress_nginx_objects(
+    api: FakeApiServer, tmp_path: Path
+) -> None:
+    spec = tmp_path / "rollwise.yaml"
+    example = (EXAMPLES / "kubernetes" / "rollwise.yaml").read_text()
+    spec.write_text(example.replace("router: gatewayAPI", "router: ingressNginx"))
+    manifests = tmp_path / "manifests"
+    rollwise(
+        "render", "-f", str(spec), "--version", "1.0.0", "--no-controller", "-o", str(manifests)
+    )
+    done = kubectl(api, tmp_path, "apply", "--validate=false", "-f", str(manifests))
+    assert done.returncode == 0, done.stderr
+    assert "ingress.networking.k8s.io/sample-agent-canary created" in done.stdout
+    weight = "jsonpath={.metadata.annotations.nginx\\.ingress\\.kubernetes\\.io/canary-weight}"
+    read = kubectl(api, tmp_path, "get", "ingress", "sample-agent-canary", "-o", weight)
+    assert (read.returncode, read.stdout) == (0, "0"), read.stderr
+
+
 def deployment(name: str, replicas: int = 1) -> dict[str, Any]:
     labels = {"app": name}
     pod = {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
