@@ -214,9 +214,10 @@ def running_cluster(
     port = free_port()
     spec_file = write_spec(work / "rollwise.yaml", port, replicas=replicas)
     record = work / "requests.jsonl"
-    start_controller(state_dir, "--record", str(record), *options)
     client = AdminClient(state_dir)
     try:
+        # inside: a controller that fails at start may leave its proxy (the next adopts it)
+        start_controller(state_dir, "--record", str(record), *options)
         c = Cluster(state_dir, spec_file, port, client, record, replicas)
         c.apply("1.0.0")  # the admin API: `rollwise apply` would cost an interpreter start
         c.wait_stable(1)

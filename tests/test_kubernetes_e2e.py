@@ -159,8 +159,8 @@ class Cluster:
 def cluster(api: FakeApiServer, tmp_path: Path) -> Iterator[Cluster]:
     kubeconfig = api.kubeconfig(tmp_path / "kubeconfig", "agents")
     c = Cluster(api, tmp_path / "state", kubeconfig)
-    c.start()
     try:
+        c.start()
         yield c
     finally:
         stop_everything(c.state_dir)
