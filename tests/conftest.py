@@ -25,7 +25,14 @@ from rollwise.errors import RollwiseError
 from rollwise.spec import load_spec
 from rollwise.store import Store
 
-from .helpers import EXAMPLES, prometheus_scraping, rollwise, start_controller, wait_for
+from .helpers import (
+    EXAMPLES,
+    prometheus_scraping,
+    rollwise,
+    start_controller,
+    wait_for,
+    wait_for_view,
+)
 from .kube.apiserver import FakeApiServer
 
 
@@ -93,20 +100,11 @@ class Cluster:
         return int(self.client.request("POST", "/apps/sample-agent/deploy", json=body)["revision"])
 
     def wait_stable(self, revision: int, timeout: float = 60.0) -> dict[str, Any]:
-        seen: list[dict[str, Any]] = []
-
-        def done() -> dict[str, Any] | None:
-            view = self.get()
-            seen[:] = [view]
+        def done(view: dict[str, Any]) -> bool:
             ok = view["stable"] == revision and view["canary"] is None
-            return view if ok and view["phase"] == "Healthy" else None
+            return bool(ok and view["phase"] == "Healthy")
 
-        try:
-            return wait_for(done, timeout=timeout, every=0.1)
-        except AssertionError:
-            keys = ("phase", "message", "step", "stable", "canary", "pause_reason")
-            last = {k: seen[0].get(k) for k in keys} if seen else {}
-            raise AssertionError(f"revision {revision} not stable; last view: {last}") from None
+        return wait_for_view(self.get, done, timeout, f"revision {revision} not stable")
 
     def pids(self, revision: int) -> list[int]:
         view = self.get()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -39,6 +40,30 @@ def wait_for(check: Callable[[], T | None], timeout: float = 20.0, every: float 
             return last
         time.sleep(every)
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+VIEW_KEYS = ("phase", "message", "step", "stable", "canary", "pause_reason")
+
+
+def wait_for_view(
+    read: Callable[[], dict[str, Any]],
+    check: Callable[[dict[str, Any]], bool],
+    timeout: float,
+    what: str = "not reached",
+) -> dict[str, Any]:
+    """Poll an app's view (``read``) until ``check`` holds; fail with what the last view
+    seen said (its phase, message, step, revisions), which tells why far better than None."""
+    seen: list[dict[str, Any]] = []
+
+    def reached() -> dict[str, Any] | None:
+        seen[:] = [read()]
+        return seen[0] if check(seen[0]) else None
+
+    try:
+        return wait_for(reached, timeout=timeout, every=0.1)
+    except AssertionError:
+        last = {k: seen[0].get(k) for k in VIEW_KEYS} if seen else {}
+        raise AssertionError(f"{what}; last view: {json.dumps(last)}") from None
 
 
 SPEC_HEAD = (

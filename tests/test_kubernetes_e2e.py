@@ -34,6 +34,7 @@ from .helpers import (
     rollwise,
     start_controller,
     wait_for,
+    wait_for_view,
 )
 from .kube.apiserver import FakeApiServer
 from .test_agent_metrics import DOWNSTREAM
@@ -122,18 +123,7 @@ class Cluster:
             return dict(admin.request("GET", "/apps/web"))
 
     def wait(self, check: Any, timeout: float = 30) -> dict[str, Any]:
-        last: list[dict[str, Any]] = []
-
-        def reached() -> dict[str, Any] | None:
-            last[:] = [self.view()]
-            return last[0] if check(last[0]) else None
-
-        try:
-            return wait_for(reached, timeout=timeout, every=0.1)
-        except AssertionError:
-            keys = ("phase", "message", "step", "stable", "canary", "pause_reason")
-            shown = {k: last[0].get(k) for k in keys} if last else {}
-            raise AssertionError(f"not reached; last view: {json.dumps(shown)}") from None
+        return wait_for_view(self.view, check, timeout)
 
     def get(self, path: str) -> dict[str, Any] | None:
         answer = httpx.get(self.api.url + path)

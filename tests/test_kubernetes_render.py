@@ -292,8 +292,8 @@ def test_describe_and_export_a_stored_revision_with_secrets_masked(cluster: Clus
 def test_how_a_controller_reaches_a_cluster_app_inside_and_outside_the_cluster(
     tmp_path: Path,
 ) -> None:
+    from rollwise.backends.kubernetes_reach import InCluster, ThroughApi
     from rollwise.kubernetes.connection import ClusterAccess
-    from rollwise.kubernetes.reach import InCluster, ThroughApi
 
     spec = parse_spec(K8S_EXAMPLE.read_text()).spec
     inside = InCluster()

@@ -121,10 +121,18 @@ def _manifests(workload: Workload, replicas: int) -> list[Obj]:
     return [secret, deployment] if secret is not None else [deployment]
 
 
+def _resource(kind: str) -> Any:
+    """lightkube's class for what a revision applies: its Deployment, its Secret."""
+    from lightkube.resources.apps_v1 import Deployment
+    from lightkube.resources.core_v1 import Secret
+
+    return {"Deployment": Deployment, "Secret": Secret}[kind]
+
+
 class KubernetesBackend:
     """Revisions as Deployments, readiness from pod watches (see the module's docstring)."""
 
-    # set by the providers: kubernetes.reach.InCluster, or ThroughApi over ``pod_at``
+    # set by the providers: backends.kubernetes_reach.InCluster, or ThroughApi over ``pod_at``
     reach: Reach = DIRECT
 
     def __init__(
@@ -329,7 +337,8 @@ class KubernetesBackend:
             answer.raise_for_status()
             lines = tuple(answer.text.splitlines()[-LOG_LINES:])
         except httpx.HTTPError as exc:
-            lines = (f"(its log could not be read: {exc})",)
+            why = str(exc) or type(exc).__name__
+            lines = (f"(its log could not be read: {why}; the controller needs get on pods/log)",)
         if self._crash_logs.get(_pod_key(pod), (-1,))[0] == restarts:
             self._crash_logs[_pod_key(pod)] = (restarts, lines)
             key = revision_of(meta.get("labels"))
@@ -370,17 +379,12 @@ class KubernetesBackend:
     async def _delete(self, kind: str, namespace: str, name: str) -> None:
         """Delete rollwise's ``kind`` (Deployment or Secret) of that name; never another's."""
         from lightkube import ApiError
-        from lightkube.resources.apps_v1 import Deployment
-        from lightkube.resources.core_v1 import Secret
 
         labels = await self._labels(kind, namespace, name)
         if labels is None or not owned(labels):
             return
         try:
-            if kind == "Secret":
-                await self.client.delete(Secret, name, namespace=namespace)
-            else:
-                await self.client.delete(Deployment, name, namespace=namespace)
+            await self.client.delete(_resource(kind), name, namespace=namespace)
         except ApiError as exc:
             if exc.status.code != 404:
                 raise
@@ -388,14 +392,9 @@ class KubernetesBackend:
     async def _labels(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
         """The labels of that Deployment or Secret (``None``: there is none)."""
         from lightkube import ApiError
-        from lightkube.resources.apps_v1 import Deployment
-        from lightkube.resources.core_v1 import Secret
 
         try:
-            if kind == "Secret":
-                found: Any = await self.client.get(Secret, name, namespace=namespace)
-            else:
-                found = await self.client.get(Deployment, name, namespace=namespace)
+            found = await self.client.get(_resource(kind), name, namespace=namespace)
         except ApiError as exc:
             if exc.status.code == 404:
                 return None

@@ -60,7 +60,7 @@ def render(
     volume claim), each validated against a current Kubernetes and the Gateway API schema."""
     from rollwise.kubernetes.install import controller_objects
     from rollwise.kubernetes.names import CONTROLLER
-    from rollwise.kubernetes.objects import app_objects, secret_keys, secret_name
+    from rollwise.kubernetes.objects import app_objects, secret_name
     from rollwise.kubernetes.validation import validate_objects
     from rollwise.spec import apply_overrides, load_spec
 
@@ -79,7 +79,7 @@ def render(
         controller_objects(spec.spec.backend.namespace, controller_image) if controller else []
     )
     validate_objects(objects + installs)
-    secrets = secret_keys(spec)
+    secrets = spec.spec.template.secret_names()
     if secrets:
         keys = " ".join(f"--from-literal={n}=..." for n in secrets)
         name = secret_name(spec.name, revision)

@@ -94,8 +94,8 @@ def local(setup: Setup) -> Providers:
 def kubernetes(setup: Setup) -> Providers:
     """Deployments on a cluster, Services and an HTTPRoute in front (docs/kubernetes.md)."""
     from rollwise.backends.kubernetes import KubernetesBackend
+    from rollwise.backends.kubernetes_reach import InCluster, ThroughApi
     from rollwise.kubernetes.connection import ClusterAccess, connect, http_client, in_cluster
-    from rollwise.kubernetes.reach import InCluster, ThroughApi
     from rollwise.routing.gateway import GatewayRouter
 
     access = setup.cluster or ClusterAccess()

@@ -41,7 +41,6 @@ __all__ = [
     "revision_deployment",
     "revision_name",
     "revision_secret",
-    "secret_keys",
     "secret_name",
     "services",
 ]
@@ -61,17 +60,12 @@ def secret_name(app: str, revision: int) -> str:
     return f"{app}-r{revision}-env"
 
 
-def secret_keys(rollout: Rollout) -> list[str]:
-    """The template's secret variables (``secretEnv``, or named like a secret)."""
-    template = rollout.spec.template
-    return [name for name in template.env if template.is_secret(name)]
-
-
 def revision_secret(rollout: Rollout, revision: int, version: str) -> dict[str, Any] | None:
     """The revision's secret environment as an Opaque Secret (``None``: it has none). One per
     revision, as a Deployment is: a revision keeps the values it was released with, and goes
     with its Deployment."""
-    keys = secret_keys(rollout)
+    template = rollout.spec.template
+    keys = template.secret_names()
     if not keys:
         return None
     app = rollout.name
@@ -84,7 +78,7 @@ def revision_secret(rollout: Rollout, revision: int, version: str) -> dict[str, 
             "labels": owned_labels(app, revision, version),
         },
         "type": "Opaque",
-        "stringData": {name: rollout.spec.template.env[name] for name in keys},
+        "stringData": {name: template.env[name] for name in keys},
     }
 
 
@@ -326,7 +320,10 @@ def ingresses(
     canary = {f"{NGINX}canary": "true", f"{NGINX}canary-weight": str(canary_weight)}
     matches = [m for route in header_routes for m in route.match]
     if len(matches) > 1:
-        raise ValueError("ingress-nginx routes a canary by one header; these routes have more")
+        raise ValueError(
+            f"ingress-nginx routes a canary by one header, and these header routes match "
+            f"{len(matches)}: keep one setHeaderRoute with one match, or choose router gatewayAPI"
+        )
     for match in matches:
         canary[f"{NGINX}canary-by-header"] = match.header_name
         canary[f"{NGINX}canary-by-header-value"] = match.header_value

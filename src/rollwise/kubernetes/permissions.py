@@ -3,7 +3,8 @@
 The questions ``kubectl auth can-i`` asks, one ``SelfSubjectAccessReview`` per verb and
 resource, for what the controller's Role grants (``install.RULES``, so the check and the Role
 never disagree), and, from outside the cluster, for the ``pods/proxy`` and ``services/proxy``
-that reach pods from a laptop (``kubernetes/reach.py``). Reads only: a review changes nothing.
+that reach pods from a laptop (``backends/kubernetes_reach.py``). Reads only: a review changes
+nothing.
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ def cluster_problems(
             "cluster app has; leave it out and set spec.replicas (a HorizontalPodAutoscaler "
             "would fight rollwise over each Deployment's replicas)"
         )
-    if backend.router == "ingressNginx" and (len(header_matches) > 1 or sum(header_matches) > 1):
+    if backend.router == "ingressNginx" and sum(header_matches) > 1:
         problems.append(
             "spec.backend.router ingressNginx sends a canary one header (its canary-by-header "
             "annotations): keep one setHeaderRoute with one match, or choose router gatewayAPI"

@@ -154,8 +154,11 @@ class Template(Model):
         """The environment as history shows it: secret values replaced by ``***``."""
         return {name: MASK if self.is_secret(name) else value for name, value in self.env.items()}
 
+    def secret_names(self) -> list[str]:
+        return [name for name in self.env if self.is_secret(name)]
+
     def secret_values(self) -> list[str]:
-        return [value for name, value in self.env.items() if self.is_secret(name)]
+        return [self.env[name] for name in self.secret_names()]
 
     @model_validator(mode="after")
     def _command_not_blank(self) -> Self:
