@@ -78,13 +78,16 @@ def test_a_taken_listen_port_is_shown_on_its_app_only(cluster: Cluster) -> None:
         cluster.cli("apply", "-f", str(spec_file), "--version", "2.0.0")
 
         def shown() -> dict[str, str] | None:
-            view = json.loads(cluster.cli("get", "other", "-o", "json").stdout)
-            return view if view["error"] else None
+            got = cluster.cli("get", "other", "-o", "json", check=False)
+            view = json.loads(got.stdout)
+            return view if view["error"] and view["phase"] != "Progressing" else None
 
         view = wait_for(shown, timeout=30)
         assert f"cannot listen on 127.0.0.1:{taken} for app other" in view["error"]
         assert "free the port or change spec.listen" in view["error"]
-        text = cluster.cli("get", "other").stdout
+        assert view["phase"] == "Degraded" and view["message"] == view["error"]
+        assert cluster.cli("status", "other", check=False).returncode == 1
+        text = cluster.cli("get", "other", check=False).stdout
         assert "Error:" in text
         assert json.loads(cluster.cli("get", "sample-agent", "-o", "json").stdout)["error"] == ""
         cluster.cli("deploy", "sample-agent", "--version", "1.0.1")

@@ -3,20 +3,24 @@ token, everything with the admin token; the token files are created with mode 06
 
 from __future__ import annotations
 
+import asyncio
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
+from rollwise import SmokeTests, TestStatus
 from rollwise.api.auth import READ_TOKEN_FILE, TOKEN_FILE
 from rollwise.backends.ports import free_port
 
-from ..conftest import Cluster, running_cluster
+from ..conftest import Cluster, running_cluster, write_spec
 from ..helpers import rollwise
 
 pytestmark = pytest.mark.replicas(1)
+PING = {"name": "ping", "a2aMessage": {"text": "ping"}}
 
 
 @pytest.fixture
@@ -66,6 +70,28 @@ def test_no_token_reads_and_changes_nothing(listening: tuple[Cluster, str]) -> N
     answer = ask("POST", "/apps/sample-agent/deploy", admin, **deploy)
     assert answer.status_code == 200 and answer.json()["revision"] == 2
     cluster.wait_stable(2)
+
+
+def test_no_app_listens_on_the_api_port(listening: tuple[Cluster, str], tmp_path: Path) -> None:
+    cluster, api = listening
+    port = httpx.URL(api).port
+    assert port is not None
+    spec_file = write_spec(tmp_path / "other.yaml", port, replicas=1)
+    spec = yaml.safe_load(spec_file.read_text())
+    spec["metadata"]["name"] = "other"
+    spec_file.write_text(yaml.safe_dump(spec))
+    refused = cluster.cli("apply", "-f", str(spec_file), check=False)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert f"spec.listen 127.0.0.1:{port} of app 'other' is the controller's --api-listen port" in (
+        refused.stderr
+    )
+    assert "other" not in cluster.client.request("GET", "/apps")
+    # an A2A check pointed at that port says what answered (the API's own error), no crash
+    suite = asyncio.run(SmokeTests(f"http://127.0.0.1:{port}").run_all([PING]))
+    assert suite.test_results[0].status is TestStatus.FAILED
+    assert 'expected a result, got an error that is not JSON-RPC: "this listener needs' in (
+        suite.test_results[0].message
+    )
 
 
 def test_the_api_listens_on_loopback_only(tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ from rollwise.controller.serving import (
     admin_socket,
     loopback_server,
     loopback_socket,
+    own_port,
     url_host,
 )
 from rollwise.controller.slos import SloKeeper
@@ -100,6 +101,7 @@ class Controller:
         self.loopback_app = loopback_app or admin_app  # on ``api_listen``: behind tokens
         self.state_dir = state_dir.resolve()
         self.metrics_port = metrics_port
+        self.own_ports: dict[str, tuple[str, int]] = {}  # flag: where it listens, not for apps
         self.metrics_host = metrics_host  # 0.0.0.0 in a pod, for the cluster's Prometheus
         self.proxy_options = proxy or ProxyOptions()
         self.handle_signals = handle_signals  # off when embedded in someone else's program
@@ -139,14 +141,18 @@ class Controller:
         # a taken port fails the start before anything else starts
         loopback = []  # (socket, app): the admin API behind tokens, the dashboard, OFREP
         if self.api_listen is not None:
-            loopback.append((loopback_socket(self.api_listen, "--api-listen"), self.loopback_app))
+            api_sock = loopback_socket(self.api_listen, "--api-listen")
+            loopback.append((api_sock, self.loopback_app))
+            self.own_ports["--api-listen"] = api_sock.getsockname()[:2]
         dashboard_sock = None
         if self.dashboard is not None:
             listen, dashboard_app = self.dashboard
             dashboard_sock = loopback_socket(listen, "--dashboard")
             loopback.append((dashboard_sock, dashboard_app))
+            self.own_ports["--dashboard"] = dashboard_sock.getsockname()[:2]
         await self._start()
         loopback.append((self._ofrep, lambda c: ofrep_app(c.worker)))
+
         background = [
             asyncio.create_task(self.backend.run(), name="backend"),
             asyncio.create_task(self.router.run(), name="router"),
@@ -167,6 +173,7 @@ class Controller:
                 self.metrics_host, self.metrics_port, self.registry
             )
             self.store.put_kv("metrics_port", self.metrics_port)
+            self.own_ports["--metrics-port"] = (self.metrics_host, self.metrics_port)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT) if self.handle_signals else ():
             loop.add_signal_handler(sig, self.stopping.set)
@@ -388,6 +395,12 @@ class Controller:
                     f"app {other!r} already listens on {rollout.spec.listen}; "
                     "give spec.listen another port"
                 )
+        flag = own_port(rollout.spec.listen, self.own_ports) if self.kind == "local" else None
+        if flag is not None:
+            raise ConflictError(
+                f"spec.listen {rollout.spec.listen} of app {name!r} is the controller's "
+                f"{flag} port; give spec.listen another port"
+            )
         remember_secrets(spec)
         self.store.put_app(name, rollout.model_dump(mode="json", by_alias=True), base_dir)
         worker = self._start_worker(name)

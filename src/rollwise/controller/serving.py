@@ -21,7 +21,14 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from rollwise.errors import ControllerError
 from rollwise.peer import allowed_peer
 
-__all__ = ["admin_server", "admin_socket", "loopback_server", "loopback_socket", "url_host"]
+__all__ = [
+    "admin_server",
+    "admin_socket",
+    "loopback_server",
+    "loopback_socket",
+    "own_port",
+    "url_host",
+]
 
 
 class _PeerChecked(HttpToolsProtocol):
@@ -94,3 +101,18 @@ def url_host(host: str) -> str:
 
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+WILDCARDS = {"", "0.0.0.0", "::"}
+
+
+def own_port(listen: str, own: dict[str, tuple[str, int]]) -> str | None:
+    """Which of the controller's own listeners (flag: (host, port)) ``listen`` would share
+    a port with, if any: the proxy could not open it, and the app would get no traffic."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    for flag, (own_host, own_port_) in own.items():
+        same_host = host == own_host or {host, own_host} & WILDCARDS
+        if int(port) == own_port_ and same_host:
+            return flag
+    return None

@@ -334,9 +334,11 @@ class AppWorker:
 
     def view(self) -> dict[str, Any]:
         """Everything ``rollwise get`` shows, as JSON."""
-        error = self.router.problem(self.app) or self.last_error
+        unserved = self.router.problem(self.app)
         ctx = self.context(read_only=True)
-        view = views.app_view(ctx, self.errors, error)
+        view = views.app_view(ctx, self.errors, unserved or self.last_error)
+        if unserved and view["phase"] == "Healthy":  # its revisions are fine; nobody reaches them
+            view["phase"], view["message"] = "Degraded", unserved
         view["flags"] = views.flags(self.flags, ctx.spec)
         return view
 

@@ -251,7 +251,11 @@ def _judge_result(result: Mapping[str, Any], check: A2AMessageCheck, text: str) 
 
 
 def _rpc_error(body: Mapping[str, Any]) -> str:
-    error = body.get("error") or {}
+    """A JSON-RPC error object, or what a server that does not speak JSON-RPC put in its
+    ``error`` field (a string, from an auth layer in front of the agent)."""
+    error = body.get("error")
+    if not isinstance(error, dict):
+        return f"an error that is not JSON-RPC: {brief(str(error), 80)!r}"
     return f"JSON-RPC error {error.get('code')}: {brief(str(error.get('message', '')))}"
 
 
