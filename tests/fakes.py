@@ -48,6 +48,7 @@ class FakeRevision:
     desired: int
     ready: int = 0
     crash_loop: bool = False
+    stuck: str = ""  # why its replicas do not start, as a cluster would say
 
 
 @dataclass
@@ -93,6 +94,7 @@ class FakeBackend:
                 "ready" if i < run.ready else "starting",
                 0,
                 None,
+                reason="" if i < run.ready else run.stuck,
             )
             for i in range(run.desired)
         )

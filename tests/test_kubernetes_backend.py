@@ -200,6 +200,35 @@ async def test_a_revisions_secret_environment_is_its_own_secret_applied_first_an
     assert get(api, f"{SECRETS}/sample-agent-r3-env")["data"] == {}  # theirs, untouched
 
 
+async def test_a_secret_ref_names_the_teams_secret_and_a_missing_one_says_why_pods_wait(
+    api: FakeApiServer, access: ClusterAccess, rollout: Rollout
+) -> None:
+    spec = rollout.model_dump(by_alias=True)
+    spec["spec"]["template"]["secretRefs"] = {"API_TOKEN": {"secret": "team-api", "key": "token"}}
+    rollout = Rollout.model_validate(spec)
+    async with Running(access) as backend:
+        backend.ensure(workload(rollout, 1, "1.0.0"), 1)
+        health = await until(lambda: (h := backend.health("sample-agent", 1)).stuck() and h)
+        (pod,) = [p["metadata"]["name"] for p in get(api, PODS)["items"]]
+        assert health.ready == 0
+        assert health.stuck() == (
+            f'pod {pod}: CreateContainerConfigError: secret "team-api" not found'
+        )
+        made = get(api, f"{DEPLOYMENTS}/sample-agent-r1")
+        env_of = {e["name"]: e for e in made["spec"]["template"]["spec"]["containers"][0]["env"]}
+        ref = env_of["API_TOKEN"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": "team-api", "key": "token"}
+        assert httpx.get(api.url + f"{SECRETS}/sample-agent-r1-env").status_code == 404
+        # the team creates its Secret: the kubelet starts the pod, rollwise sees it ready
+        theirs = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "team-api"}}
+        answer = httpx.post(api.url + SECRETS, json={**theirs, "stringData": {"token": "t0k3n!"}})
+        assert answer.status_code == 201
+        await until(lambda: backend.health("sample-agent", 1).ready == 1)
+        assert backend.health("sample-agent", 1).stuck() == ""
+        await backend.stop("sample-agent", 1)
+    assert get(api, f"{SECRETS}/team-api")["metadata"].get("labels") is None  # never ours
+
+
 async def test_a_crash_loop_is_told_with_the_crashed_containers_last_lines(
     api: FakeApiServer, access: ClusterAccess, rollout: Rollout
 ) -> None:

@@ -105,8 +105,13 @@ def test_the_example_renders_valid_consistent_objects(tmp_path: Path) -> None:
 
 
 def test_a_canary_route_with_header_routes_and_secrets_from_a_secret(tmp_path: Path) -> None:
-    text = K8S_EXAMPLE.read_text().replace(
-        "      AGENT_VERSION:", "      API_TOKEN: s3cret\n      AGENT_VERSION:"
+    text = (
+        K8S_EXAMPLE.read_text()
+        .replace("      AGENT_VERSION:", "      API_TOKEN: s3cret\n      AGENT_VERSION:")
+        .replace(
+            "    resources:",
+            "    secretRefs: {DB_PASSWORD: {secret: team-db, key: password}}\n    resources:",
+        )
     )
     spec = parse_spec(text)
     header = SetHeaderRoute(
@@ -130,12 +135,14 @@ def test_a_canary_route_with_header_routes_and_secrets_from_a_secret(tmp_path: P
         "valueFrom": {"secretKeyRef": {"name": "sample-agent-r3-env", "key": "API_TOKEN"}},
     }
     assert "s3cret" not in json.dumps(deployment)
+    assert env["DB_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "team-db", "key": "password"}
 
     spec_file = tmp_path / "rollwise.yaml"
     spec_file.write_text(text)
     done = rollwise("render", "-f", str(spec_file), "--version", "2.0.0", "--no-controller")
     assert "s3cret" not in done.stdout
     assert "kubectl create secret generic sample-agent-r1-env -n agents" in done.stderr
+    assert "DB_PASSWORD from Secret team-db (key password)" in done.stderr
     assert [d["kind"] for d in yaml.safe_load_all(done.stdout)] == [
         "Deployment",
         "Service",

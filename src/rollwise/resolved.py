@@ -62,5 +62,5 @@ def revision_config(
     env = {
         name: MASK if template.is_secret(name) else value.format_map(fields)
         for name, value in template.env.items()
-    }
+    } | {name: ref.describe() for name, ref in template.secret_refs.items()}
     return DeploymentConfig(image, spec.replicas, env, card_extensions(card))

@@ -300,9 +300,59 @@ class ApiState:
             meta.pop("managedFields", None)
             self.objects[key] = obj
             self._record(kind, "ADDED" if old is None else "MODIFIED", obj)
-            if kind.kind == "Deployment":
-                self._reconcile_deployment(obj)
+            self._react(kind, obj)
             return copy.deepcopy(obj)
+
+    def _react(self, kind: Kind, obj: Obj) -> None:
+        """What the cluster's controllers do when ``obj`` is written."""
+        if kind.kind == "Deployment":
+            self._reconcile_deployment(obj)
+        if kind.kind == "Secret":  # the kubelet retries the pods that waited for it
+            namespace = obj["metadata"]["namespace"]
+            for pod in self.list(POD, namespace, ""):
+                if _waiting(pod) == "CreateContainerConfigError":
+                    self._kubelet(pod)
+                    self.put(POD, pod, create=False, check_rv=False)
+                    for owner in pod["metadata"].get("ownerReferences", []):
+                        self._deployment_status(namespace, owner["name"])
+
+    def _kubelet(self, pod: Obj) -> None:
+        """The pod's status as a kubelet sets it: its containers wait with
+        CreateContainerConfigError while a Secret their env names (or its key) is missing,
+        and run otherwise (ready if the server's pods become ready)."""
+        namespace = pod["metadata"]["namespace"]
+        status = pod.setdefault("status", {})
+        for container in pod["spec"]["containers"]:
+            for var in container.get("env") or []:
+                ref = (var.get("valueFrom") or {}).get("secretKeyRef")
+                if ref is None:
+                    continue
+                secret = self.get(SECRET, namespace, ref["name"])
+                problem = (
+                    f'secret "{ref["name"]}" not found'
+                    if secret is None
+                    else f"couldn't find key {ref['key']} in Secret {namespace}/{ref['name']}"
+                    if ref["key"] not in (secret.get("data") or {})
+                    else ""
+                )
+                if problem:
+                    waiting = {"reason": "CreateContainerConfigError", "message": problem}
+                    status.update(
+                        phase="Pending",
+                        conditions=[{"type": "Ready", "status": "False"}],
+                        containerStatuses=[
+                            {
+                                "name": container["name"],
+                                "ready": False,
+                                "restartCount": 0,
+                                "state": {"waiting": waiting},
+                            }
+                        ],
+                    )
+                    return
+        status.pop("containerStatuses", None)
+        ready = "True" if self.ready_pods else "False"
+        status.update(phase="Running", conditions=[{"type": "Ready", "status": ready}])
 
     def delete(self, kind: Kind, namespace: str, name: str) -> Obj:
         with self.lock:
@@ -339,7 +389,6 @@ class ApiState:
             if pod_name in taken:
                 continue
             taken.add(pod_name)
-            ready = "True" if self.ready_pods else "False"
             pod = {
                 "metadata": {
                     "name": pod_name,
@@ -348,12 +397,9 @@ class ApiState:
                     "ownerReferences": [{"kind": "Deployment", "name": name, "uid": meta["uid"]}],
                 },
                 "spec": copy.deepcopy(template["spec"]),
-                "status": {
-                    "phase": "Running",
-                    "podIP": f"10.0.{self.rv % 250}.{len(taken)}",
-                    "conditions": [{"type": "Ready", "status": ready}],
-                },
+                "status": {"podIP": f"10.0.{self.rv % 250}.{len(taken)}"},
             }
+            self._kubelet(pod)
             self.put(POD, pod, create=True)
         self._deployment_status(namespace, name)
 
@@ -428,6 +474,13 @@ class ApiState:
 POD = BY_PATH[("", "v1", "pods")]
 DEPLOYMENT = BY_PATH[("apps", "v1", "deployments")]
 SERVICE = BY_PATH[("", "v1", "services")]
+SECRET = BY_PATH[("", "v1", "secrets")]
+
+
+def _waiting(pod: Obj) -> str | None:
+    statuses = pod.get("status", {}).get("containerStatuses") or [{}]
+    reason = (statuses[0].get("state") or {}).get("waiting", {}).get("reason")
+    return str(reason) if reason else None
 
 
 def pod_ready(pod: Obj) -> bool:

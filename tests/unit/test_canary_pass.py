@@ -231,11 +231,13 @@ async def test_no_progress_within_the_deadline_aborts_but_a_pause_does_not(
     deployed = harness.clock.now
     await harness.later()  # the superseded revision 2 drains and stops
     assert harness.backend.stopped == [(APP, 2)]
+    harness.backend.runs[(APP, 3)].stuck = "ErrImagePull: manifest unknown"
     wake_at = await harness.settle()
     assert wake_at == pytest.approx(deployed + 60, abs=0.01), "woken for the deadline"
     await harness.later()
     assert harness.outcome(3) == ("aborted", "deployment timeout")
     assert "made no progress for 1m" in harness.status.message
+    assert harness.status.message.endswith("; replica 0: ErrImagePull: manifest unknown")
 
 
 async def test_a_weight_set_by_hand_scales_first_and_holds_the_steps(harness: Harness) -> None:

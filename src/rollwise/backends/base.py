@@ -61,6 +61,7 @@ class ReplicaState:
     restarts: int
     last_exit: int | None
     name: str = ""  # a cluster's pod; a local replica is its pid
+    reason: str = ""  # why it does not start, when the platform says (a pod's waiting reason)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +72,7 @@ class ReplicaState:
             "state": self.state,
             "restarts": self.restarts,
             "last_exit": self.last_exit,
+            "reason": self.reason,
         }
 
 
@@ -92,6 +94,13 @@ class RevisionHealth:
 
     def ready_addresses(self) -> list[str]:
         return [r.address for r in self.replicas if r.state == "ready"]
+
+    def stuck(self) -> str:
+        """Why a replica does not start, as the platform said (``""``: it said nothing)."""
+        for r in self.replicas:
+            if r.reason:
+                return f"{'pod ' + r.name if r.name else f'replica {r.index}'}: {r.reason}"
+        return ""
 
     def as_json(self) -> dict[str, Any]:
         return {

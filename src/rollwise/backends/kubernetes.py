@@ -83,6 +83,23 @@ def _pod_key(pod: Obj) -> str:
     return f"{pod['metadata'].get('namespace', '')}/{pod['metadata']['name']}"
 
 
+# a container waiting for one of these is on its way; any other reason stops it
+_STARTING = {"ContainerCreating", "PodInitializing", "CrashLoopBackOff", None}
+
+
+def _stuck(status: Obj) -> str:
+    """Why the pod does not start, as the cluster says: a container's waiting reason
+    (CreateContainerConfigError: a Secret not found, ImagePullBackOff...) or the scheduler's."""
+    for container in status.get("containerStatuses") or []:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") not in _STARTING:
+            return f"{waiting['reason']}: {waiting.get('message', '')}".rstrip(": ")
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            return f"{condition.get('reason', 'Unschedulable')}: {condition.get('message', '')}"
+    return ""
+
+
 def _replica(index: int, pod: Obj) -> ReplicaState:
     status = pod.get("status", {})
     statuses = status.get("containerStatuses") or []
@@ -109,6 +126,7 @@ def _replica(index: int, pod: Obj) -> ReplicaState:
         restarts=sum(int(s.get("restartCount", 0)) for s in statuses),
         last_exit=exits[0] if exits else None,
         name=str(pod["metadata"].get("name", "")),
+        reason=_stuck(status),
     )
 
 

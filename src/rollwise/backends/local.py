@@ -17,6 +17,7 @@ listener, which wakes that app's reconcile pass.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 from collections.abc import Callable, Mapping
@@ -346,14 +347,22 @@ class LocalBackend:
 
     def _start(self, rs: RevisionSet, r: Replica) -> None:
         r.port = free_port()
-        argv, env, cwd = replica_command(rs.workload, r.index, r.port, self.state_dir)
         try:
+            argv, env, cwd = replica_command(rs.workload, r.index, r.port, self.state_dir)
             r.process = ManagedProcess.start(argv, env, cwd, r.log_path)
-        except OSError as exc:
-            error = ReplicaStartError(
-                f"app {rs.app} revision {rs.revision} replica {r.index}: cannot start "
-                f"{argv[0]!r}: {exc.strerror or exc}; check spec.template.command and cwd"
+        except (ReplicaStartError, OSError) as exc:
+            error = (
+                exc
+                if isinstance(exc, ReplicaStartError)
+                else ReplicaStartError(
+                    f"app {rs.app} revision {rs.revision} replica {r.index}: cannot start "
+                    f"{argv[0]!r}: {exc.strerror or exc}; check spec.template.command and cwd"
+                )
             )
+            with contextlib.suppress(OSError):  # no process wrote it: the replica's log says why
+                r.log_path.parent.mkdir(parents=True, exist_ok=True)
+                with r.log_path.open("a") as log_file:
+                    print(f"rollwise: {error}", file=log_file)
             r.last_exit = None
             self._lost(rs, r, str(error))
             return

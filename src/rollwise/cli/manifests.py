@@ -90,6 +90,14 @@ def render(
             f"-n {spec.spec.backend.namespace} {keys}",
             highlight=False,
         )
+    refs = spec.spec.template.secret_refs
+    if refs:
+        named = ", ".join(f"{n} from Secret {r.secret} (key {r.key})" for n, r in refs.items())
+        err.print(
+            f"the pods read {named}: the team's own, in namespace "
+            f"{spec.spec.backend.namespace}; their pods wait until it exists",
+            highlight=False,
+        )
     if output_dir is None:
         out.print(_dump(objects + installs), end="", highlight=False, markup=False, soft_wrap=True)
         return

@@ -264,14 +264,20 @@ class AppWorker:
             progressed = max(status.canary_started or ctx.now, status.step_started or 0.0)
             deadline = revision.spec.progress_deadline_seconds
             if ctx.now > progressed + deadline:
+                stuck = health.stuck()
                 return Abort(
                     Reason.DEADLINE,
                     f"revision {number} ({version}) made no progress for "
-                    f"{format_duration(deadline)} (progressDeadlineSeconds)",
+                    f"{format_duration(deadline)} (progressDeadlineSeconds)"
+                    + (f"; {stuck}" if stuck else ""),
                 )
             ctx.wake_by(progressed + deadline + 0.001)
         if health.ready == 0:
-            ctx.say(f"waiting for revision {number}: {health.ready}/{health.desired} ready")
+            stuck = health.stuck()
+            ctx.say(
+                f"waiting for revision {number}: {health.ready}/{health.desired} ready"
+                + (f"; {stuck}" if stuck else "")
+            )
             return Wait()
         return None
 

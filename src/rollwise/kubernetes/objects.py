@@ -102,6 +102,30 @@ def _seconds(value: float) -> int:
     return max(1, math.ceil(value))
 
 
+def _container_env(rollout: Rollout, revision: int, fields: dict[str, str]) -> list[dict[str, Any]]:
+    """The container's variables: rollwise's own, the template's (secret ones from the
+    revision's Secret), and ``secretRefs`` from the team's Secrets."""
+    template = rollout.spec.template
+    app = rollout.name
+    env: list[dict[str, Any]] = [
+        {"name": "ROLLWISE_REPLICA", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "ROLLWISE_APP", "value": app},
+        {"name": "ROLLWISE_REVISION", "value": str(revision)},
+        {"name": "ROLLWISE_VERSION", "value": fields["version"]},
+        {"name": "PORT", "value": fields["port"]},
+    ]
+    for name, value in template.env.items():
+        if template.is_secret(name):
+            ours = {"name": secret_name(app, revision), "key": name}
+            env.append({"name": name, "valueFrom": {"secretKeyRef": ours}})
+        else:
+            env.append({"name": name, "value": value.format_map(fields)})
+    for name, ref in template.secret_refs.items():  # the team's own Secrets, never ours
+        theirs = {"name": ref.secret, "key": ref.key}
+        env.append({"name": name, "valueFrom": {"secretKeyRef": theirs}})
+    return env
+
+
 def revision_deployment(
     rollout: Rollout, revision: int, version: str, replicas: int
 ) -> dict[str, Any]:
@@ -110,7 +134,7 @@ def revision_deployment(
     The template's placeholders take the pod's values: ``{port}`` the container port,
     ``{replica}`` the pod's name (``$(ROLLWISE_REPLICA)``, which Kubernetes expands), and
     ``{python}`` the image's ``python``. Secret variables come from the revision's Secret
-    (``secret_name``).
+    (``secret_name``), and ``template.secretRefs`` from the Secrets they name.
     """
     spec = rollout.spec
     template = spec.template
@@ -126,19 +150,7 @@ def revision_deployment(
     }
     if template.image is None:
         raise ValueError("spec.template.image is not set")
-    env: list[dict[str, Any]] = [
-        {"name": "ROLLWISE_REPLICA", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-        {"name": "ROLLWISE_APP", "value": app},
-        {"name": "ROLLWISE_REVISION", "value": str(revision)},
-        {"name": "ROLLWISE_VERSION", "value": version},
-        {"name": "PORT", "value": str(backend.container_port)},
-    ]
-    for name, value in template.env.items():
-        if template.is_secret(name):
-            ref = {"name": secret_name(app, revision), "key": name}
-            env.append({"name": name, "valueFrom": {"secretKeyRef": ref}})
-        else:
-            env.append({"name": name, "value": value.format_map(fields)})
+    env = _container_env(rollout, revision, fields)
     readiness = template.readiness
     container: dict[str, Any] = {
         "name": app,

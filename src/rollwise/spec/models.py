@@ -36,6 +36,7 @@ from rollwise.spec.flags import FlagKey, FlagSpec
 from rollwise.spec.gate import Gate
 from rollwise.spec.maintenance import Maintenance
 from rollwise.spec.runbook import Runbook, RunbookKind
+from rollwise.spec.secrets import SecretRef, ref_problems
 from rollwise.spec.slo import Alerting, BurnWindow, ErrorBudgetPolicy, Objective
 from rollwise.spec.smoke import SmokeTest
 from rollwise.spec.windows import ReleaseWindows
@@ -140,6 +141,7 @@ class Template(Model):
     command: Annotated[list[Templated], Field(min_length=1)]
     env: dict[str, Templated] = Field(default_factory=dict)
     secret_env: list[str] = Field(default_factory=list)
+    secret_refs: dict[str, SecretRef] = Field(default_factory=dict)  # values kept elsewhere
     cwd: str | None = None
     image: Templated | None = None  # Kubernetes: the container's image
     resources: Resources = Field(default_factory=Resources)  # Kubernetes: requests, limits
@@ -447,6 +449,14 @@ class RolloutSpec(Model):
             )
             if problems:
                 raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _secret_refs_fit(self) -> Self:
+        template = self.template
+        problems = ref_problems(template.secret_refs, template.env, self.backend.kind)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @model_validator(mode="after")
