@@ -73,6 +73,12 @@ def workload(rollout: Rollout, revision: int, version: str) -> Workload:
     return Workload(rollout.name, revision, version, rollout.spec.template, ".", (), rollout)
 
 
+async def revision_one(backend: KubernetesBackend, rollout: Rollout, replicas: int) -> None:
+    """Revision 1 (1.0.0) of ``rollout`` running with ``replicas`` ready pods."""
+    backend.ensure(workload(rollout, 1, "1.0.0"), replicas)
+    await until(lambda: backend.health("sample-agent", 1).ready == replicas)
+
+
 async def until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
     """Poll an in-process condition (the watch updates it) with a timeout."""
     async with asyncio.timeout(timeout):
@@ -92,8 +98,7 @@ async def test_a_revision_becomes_a_labelled_deployment_that_scales_and_stops(
 ) -> None:
     running = Running(access)
     async with running as backend:
-        backend.ensure(workload(rollout, 1, "1.0.0"), 2)
-        await until(lambda: backend.health("sample-agent", 1).ready == 2)
+        await revision_one(backend, rollout, 2)
         made = get(api, f"{DEPLOYMENTS}/sample-agent-r1")
         labels = made["metadata"]["labels"]
         assert labels["rollwise.dev/revision"] == "1"
@@ -219,6 +224,18 @@ async def test_a_secret_ref_names_the_teams_secret_and_a_missing_one_says_why_po
         ref = env_of["API_TOKEN"]["valueFrom"]["secretKeyRef"]
         assert ref == {"name": "team-api", "key": "token"}
         assert httpx.get(api.url + f"{SECRETS}/sample-agent-r1-env").status_code == 404
+        (told,) = await backend.pod_logs("sample-agent", 1, 10, {})
+        assert told == (
+            pod,
+            1,
+            [
+                (
+                    "",
+                    f'(pod agents/{pod}: its log: container "sample-agent" '
+                    f'in pod "{pod}" is waiting to start: CreateContainerConfigError)',
+                )
+            ],
+        )
         # the team creates its Secret: the kubelet starts the pod, rollwise sees it ready
         theirs = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "team-api"}}
         answer = httpx.post(api.url + SECRETS, json={**theirs, "stringData": {"token": "t0k3n!"}})
@@ -234,8 +251,7 @@ async def test_a_crash_loop_is_told_with_the_crashed_containers_last_lines(
 ) -> None:
     running = Running(access)
     async with running as backend:
-        backend.ensure(workload(rollout, 1, "1.0.0"), 1)
-        await until(lambda: backend.health("sample-agent", 1).ready == 1)
+        await revision_one(backend, rollout, 1)
         (pod,) = [p["metadata"]["name"] for p in get(api, PODS)["items"]]
         output = [f"line {n}" for n in range(15)] + ["boom: API_TOKEN is not set"]
         api.state.crash_pod("agents", pod, 3, output)
@@ -247,12 +263,35 @@ async def test_a_crash_loop_is_told_with_the_crashed_containers_last_lines(
         assert asked and ("sample-agent", 1) in running.changes
 
 
+async def test_pod_logs_are_the_last_lines_then_those_after_the_newest_stamp_seen(
+    api: FakeApiServer, access: ClusterAccess, rollout: Rollout
+) -> None:
+    async with Running(access) as backend:
+        await revision_one(backend, rollout, 2)
+        first, second = sorted(p["metadata"]["name"] for p in get(api, PODS)["items"])
+        api.state.write_log("agents", first, "one", "two", "three")
+        found = {
+            pod: (rev, lines)
+            for pod, rev, lines in await backend.pod_logs("sample-agent", None, 2, {})
+        }
+        assert [line for _, line in found[first][1]] == ["two", "three"]
+        assert found[second] == (1, [])
+        newest = found[first][1][-1][0]
+        api.state.write_log("agents", first, "four")
+        (after,) = [
+            lines
+            for pod, _, lines in await backend.pod_logs("sample-agent", 1, 2, {first: newest})
+            if pod == first
+        ]
+        assert [line for _, line in after] == ["four"]  # "three", same second, not again
+        assert await backend.pod_logs("sample-agent", 2, 2, {}) == []
+
+
 async def test_the_pod_watch_moves_on_with_bookmarks_and_lists_again_after_410(
     api: FakeApiServer, access: ClusterAccess, rollout: Rollout
 ) -> None:
     async with Running(access) as backend:
-        backend.ensure(workload(rollout, 1, "1.0.0"), 2)
-        await until(lambda: backend.health("sample-agent", 1).ready == 2)
+        await revision_one(backend, rollout, 2)
     seen: list[tuple[str, str]] = []
     http = http_client(access)
     reflector = Reflector(
@@ -308,8 +347,7 @@ async def test_an_overloaded_or_failing_api_is_retried_as_it_asks(
     api.state.faults = [(429, "1"), (503, None)]  # the next two writes are refused
     async with Running(access) as backend:
         started = asyncio.get_running_loop().time()
-        backend.ensure(workload(rollout, 1, "1.0.0"), 1)
-        await until(lambda: backend.health("sample-agent", 1).ready == 1)
+        await revision_one(backend, rollout, 1)
         took = asyncio.get_running_loop().time() - started
     assert api.state.faults == []
     assert took >= 1.0  # Retry-After: 1 was waited, not hammered

@@ -223,8 +223,6 @@ def test_a_restarted_controller_adopts_the_cluster_revision_without_rolling_it(
     assert local.returncode == 2  # a local app is not this controller's: refused, nothing kept
     assert "spec.backend.kind is local, and this controller runs kubernetes apps" in local.stderr
     assert [a["name"] for a in cluster.apps()] == ["web"]
-    logs = rollwise("logs", "web", state_dir=cluster.state_dir)
-    assert "kubectl -n agents logs -l rollwise.dev/app=web --prefix" in logs.stderr
 
 
 @pytest.mark.slow
@@ -439,6 +437,12 @@ def test_a_crash_looping_canary_is_aborted_with_its_last_log_line(
         in (view["message"])
     )
     assert view["stable"] == 1 and cluster.weights() == [100, 0]
+    # rollwise logs reads the pods' logs through the API server, as kubectl logs does
+    stable = cluster.get(f"{PODS}?labelSelector=rollwise.dev/revision=1")
+    stable_pod = (stable or {})["items"][0]["metadata"]["name"]
+    cluster.api.state.write_log("agents", stable_pod, "GET /healthz 200", "POST / 200")
+    printed = cluster.cli("logs", "web", "--revision", "1", "--tail", "1")
+    assert printed == f"[{stable_pod}] POST / 200\n"
 
 
 @pytest.mark.slow

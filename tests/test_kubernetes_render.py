@@ -329,3 +329,48 @@ def test_how_a_controller_reaches_a_cluster_app_inside_and_outside_the_cluster(
     assert outside.entry("sample-agent", spec)[0] == f"{api}/services/sample-agent-stable:80/proxy"
     # an address that is no pod of ours is never sent the cluster's credentials
     assert outside.url("192.0.2.1:80").startswith("https://api.example:6443/api/v1/")
+
+
+POD_SETTINGS = """    pod:
+      serviceAccountName: weather-agent
+      imagePullSecrets: [registry-credentials]
+      nodeSelector: {kubernetes.io/arch: arm64}
+      tolerations: [{key: dedicated, value: agents, effect: NoSchedule}]
+      priorityClassName: agents-high
+      labels: {team: weather, sidecar.istio.io/inject: "true"}
+      annotations: {example.com/cost-centre: "42"}
+"""
+
+
+def test_pod_settings_reach_every_revisions_pods_and_validate() -> None:
+    text = K8S_EXAMPLE.read_text().replace(
+        "    containerPort: 8080\n", "    containerPort: 8080\n" + POD_SETTINGS
+    )
+    spec = parse_spec(text)
+    deployment = revision_deployment(spec, 2, "1.1.0", 3)
+    validate_objects([deployment])
+    template = deployment["spec"]["template"]
+    pod = template["spec"]
+    assert pod["serviceAccountName"] == "weather-agent"
+    assert pod["imagePullSecrets"] == [{"name": "registry-credentials"}]
+    assert pod["nodeSelector"] == {"kubernetes.io/arch": "arm64"}
+    assert pod["tolerations"] == [
+        {"key": "dedicated", "operator": "Equal", "value": "agents", "effect": "NoSchedule"}
+    ]
+    assert pod["priorityClassName"] == "agents-high"
+    labels = template["metadata"]["labels"]
+    assert labels["team"] == "weather" and labels[REVISION_LABEL] == "2"
+    assert template["metadata"]["annotations"]["example.com/cost-centre"] == "42"
+    assert deployment["spec"]["selector"]["matchLabels"] == {
+        APP_LABEL: "sample-agent",
+        REVISION_LABEL: "2",
+    }
+    for wrong, says in (
+        ("labels: {rollwise.dev/app: other}", "labels rollwise.dev/app are rollwise's own"),
+        ("labels: {'bad key!': x}", "is not a label key"),
+        ("imagePullSecrets: [Registry_Creds]", "is not a valid Secret name"),
+        ("tolerations: [{operator: Maybe}]", "operator"),
+    ):
+        with pytest.raises(SpecError) as refused:
+            parse_spec(text.replace(POD_SETTINGS, f"    pod:\n      {wrong}\n"))
+        assert says in str(refused.value), str(refused.value)

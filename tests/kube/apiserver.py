@@ -26,7 +26,8 @@ What it serves, as the real server does on the wire:
   a Secret's write-only ``stringData`` kept as base64 ``data``;
 - writes refused on purpose (``state.faults``: 429 with ``Retry-After``, or 5xx), as an
   overloaded or failing server answers;
-- a pod's ``log`` (what ``state.crash_pod`` says its exited container wrote);
+- a pod's ``log`` (``state.write_log``; what ``state.crash_pod`` says its exited container
+  wrote);
 - ``SelfSubjectAccessReview`` (``kubectl auth can-i``): allowed unless ``state.denied``;
 - the ``proxy`` subresources of pods (``pods/NAME[:PORT]/proxy/PATH``) and Services (to a
   ready pod the Service selects), forwarded to a real process on loopback that stands in for
@@ -387,23 +388,37 @@ class FakeApiServer:
         return JSONResponse({**body, "status": status}, status_code=201)
 
     async def _pod_log(self, request: Request) -> Response:
-        """``pods/NAME/log``: what the pod's exited container wrote (``previous=true``, as
-        kubectl asks for a crashed one), its last ``tailLines``; the running container's
-        output is not kept here (nothing runs), so without ``previous`` it is empty."""
+        """``pods/NAME/log`` as the kubelet answers it: the running container's output
+        (``state.write_log``), or the exited one's (``previous=true``, ``state.crash_pod``);
+        ``timestamps`` (RFC 3339 to the nanosecond), ``sinceTime`` (whole seconds),
+        ``tailLines``; a container waiting to start has no log yet (400)."""
         namespace, name = request.path_params["namespace"], request.path_params["name"]
         self._seen(request)
-        if self.state.get(POD, namespace, name) is None:
+        pod = self.state.get(POD, namespace, name)
+        if pod is None:
             return _refused(_not_found(POD, name))
-        previous = request.query_params.get("previous") in ("true", "1")
-        lines = self.state.logs.get((namespace, name))
+        query = request.query_params
+        previous = query.get("previous") in ("true", "1")
+        lines = self.state.logs.get((namespace, name)) if previous else None
         if previous and lines is None:
             message = f'previous terminated container in pod "{name}" not found'
             return _refused(Refused(400, "BadRequest", message))
-        shown = lines if previous and lines is not None else []
-        tail = request.query_params.get("tailLines")
+        waiting = (pod["status"].get("containerStatuses") or [{}])[0].get("state", {})
+        reason = (waiting.get("waiting") or {}).get("reason", "")
+        if not previous and reason and reason != "CrashLoopBackOff":
+            container = pod["spec"]["containers"][0]["name"]
+            message = f'container "{container}" in pod "{name}" is waiting to start: {reason}'
+            return _refused(Refused(400, "BadRequest", message))
+        shown = list(lines if lines is not None else self.state.output.get((namespace, name), []))
+        since = query.get("sinceTime")
+        if since is not None:
+            shown = [(stamp, text) for stamp, text in shown if stamp[:19] >= since[:19]]
+        tail = query.get("tailLines")
         if tail is not None and tail.isdigit():
             shown = shown[len(shown) - int(tail) :] if int(tail) else []
-        return Response("".join(f"{line}\n" for line in shown), media_type="text/plain")
+        stamped = query.get("timestamps") in ("true", "1")
+        body = "".join(f"{stamp} {text}\n" if stamped else f"{text}\n" for stamp, text in shown)
+        return Response(body, media_type="text/plain")
 
     async def _pod_proxy(self, request: Request) -> Response:
         """``pods/NAME[:PORT]/proxy/PATH`` (also ``SCHEME:NAME:PORT``) to the pod's container."""

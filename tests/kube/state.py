@@ -208,8 +208,10 @@ class ApiState:
         self.faults: list[tuple[int, str | None]] = []
         # (verb, group, resource[/subresource]) RBAC refuses to the caller
         self.denied: set[tuple[str, str, str]] = set()
-        # (namespace, pod) -> what its last exited container wrote (crash_pod)
-        self.logs: dict[tuple[str, str], list[str]] = {}
+        # (namespace, pod) -> (stamp, line) its last exited container wrote (crash_pod), and
+        # its running container writes (write_log)
+        self.logs: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        self.output: dict[tuple[str, str], list[tuple[str, str]]] = {}
 
     @staticmethod
     def key(kind: Kind) -> str:
@@ -452,10 +454,18 @@ class ApiState:
                     "lastState": {"terminated": {"exitCode": exit_code, "reason": "Error"}},
                 }
             ]
-            self.logs[(namespace, name)] = list(output)
+            self.logs[(namespace, name)] = [(stamp(), line) for line in output]
+            self.output.pop((namespace, name), None)
             self.put(POD, pod, create=False, check_rv=False)
             for owner in pod["metadata"].get("ownerReferences", []):
                 self._deployment_status(namespace, owner["name"])
+
+    def write_log(self, namespace: str, name: str, *lines: str) -> None:
+        """The pod's running container writes ``lines`` (the kubelet stamps each)."""
+        with self.lock:
+            if self.get(POD, namespace, name) is None:
+                raise KeyError(name)
+            self.output.setdefault((namespace, name), []).extend((stamp(), x) for x in lines)
 
     def set_pod_ready(self, namespace: str, name: str, ready: bool) -> None:
         """A pod's readiness probe starts (or stops) passing."""
@@ -475,6 +485,13 @@ POD = BY_PATH[("", "v1", "pods")]
 DEPLOYMENT = BY_PATH[("apps", "v1", "deployments")]
 SERVICE = BY_PATH[("", "v1", "services")]
 SECRET = BY_PATH[("", "v1", "secrets")]
+
+
+def stamp() -> str:
+    """Now, as the kubelet stamps a log line (RFC 3339, nanoseconds, trailing zeros trimmed)."""
+    seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
+    fraction = f".{nanos:09d}".rstrip("0").rstrip(".")
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + fraction + "Z"
 
 
 def _waiting(pod: Obj) -> str | None:

@@ -20,8 +20,9 @@ from starlette.routing import Route
 from rollwise._version import __version__
 from rollwise.analysis.source import SecondCounts
 from rollwise.api.auth import READ_METHODS
-from rollwise.api.common import controller_of, read_body
+from rollwise.api.common import controller_of, count_param, read_body
 from rollwise.api.flags import FLAG_READS, FLAG_WRITES
+from rollwise.api.logs import LOG_READS
 from rollwise.api.openapi import openapi_document
 from rollwise.controller.actions import ACTIONS_WITH_BODY, revision_number, run_action
 from rollwise.errors import (
@@ -69,18 +70,7 @@ def _error(exc: RollwiseError) -> JSONResponse:
     return JSONResponse({"error": str(exc), "kind": type(exc).__name__}, status_code=status)
 
 
-MAX_INT = 2**63 - 1  # SQLite's INTEGER
 MAX_EVENTS = 1000  # one answer's events
-
-
-def _count(request: Request, name: str, what: str) -> int | None:
-    """A non-negative integer query parameter, or None when absent."""
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_INT:
-        raise UsageError(f"?{name}= must be {what}, not {raw!r}")
-    return int(raw)
 
 
 def guard(handler: Any) -> Any:
@@ -226,7 +216,7 @@ async def stats(request: Request) -> JSONResponse:
     (``seconds``: requests, failures, histogram) for analysis."""
     controller = controller_of(request)
     worker = controller.worker(request.path_params["app"])
-    since = _count(request, "since", "unix seconds, e.g. ?since=1700000000") or 0
+    since = count_param(request, "since", "unix seconds, e.g. ?since=1700000000") or 0
     series = await controller.providers.metrics.seconds(worker.app, since)
     revisions: dict[str, Any] = {}
     for number, seconds in sorted(series.items()):
@@ -360,21 +350,12 @@ async def events(request: Request) -> JSONResponse:
     app = request.path_params["app"]
     if app != "-":  # the controller's own
         controller.worker(app)
-    after = _count(request, "after", "the id of the last event seen")
-    limit = _count(request, "limit", f"a number of events, 1 to {MAX_EVENTS}")
+    after = count_param(request, "after", "the id of the last event seen")
+    limit = count_param(request, "limit", f"a number of events, 1 to {MAX_EVENTS}")
     if limit is not None and not 1 <= limit <= MAX_EVENTS:
         raise UsageError(f"?limit= must be a number of events, 1 to {MAX_EVENTS}, not {limit}")
     rows = controller.store.events(app, after, limit or 200)
     return JSONResponse([r.__dict__ for r in rows])
-
-
-async def logs(request: Request) -> JSONResponse:
-    controller = controller_of(request)
-    app = request.path_params["app"]
-    controller.worker(app)
-    revision = _count(request, "revision", "a revision number")
-    paths = controller.backend.log_paths(app, revision)
-    return JSONResponse([str(p) for p in paths])
 
 
 async def proxy(request: Request) -> JSONResponse:
@@ -457,7 +438,7 @@ def build_app(controller: Controller) -> Starlette:
         Route("/api/v1/slos", guard(slos), methods=["GET"]),
         Route("/api/v1/alerts", guard(alerts), methods=["GET"]),
         Route("/api/v1/apps/{app}/events", guard(events), methods=["GET"]),
-        Route("/api/v1/apps/{app}/logs", guard(logs), methods=["GET"]),
+        *[Route(path, guard(handler), methods=["GET"]) for path, handler in LOG_READS],
         Route("/api/v1/proxy", guard(proxy), methods=["GET"]),
     ]
     writes = [

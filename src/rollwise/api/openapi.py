@@ -215,6 +215,36 @@ def _flag_paths(app: list[Json]) -> Json:
     }
 
 
+def _log_reads(app: list[Json]) -> Json:
+    """``rollwise logs``: a local app's log files, a cluster app's pods' lines."""
+    return {
+        "/api/v1/apps/{app}/logs": {
+            "get": _op(
+                "Paths of the replicas' log files",
+                "read",
+                params=[*app, _query("revision", "one revision only")],
+            )
+        },
+        "/api/v1/apps/{app}/pod-logs": {
+            "get": _op(
+                "A cluster app's pods' lines, each with the kubelet's stamp: the last `tail`, "
+                "or those after `since=POD=STAMP` (repeated)",
+                "read",
+                params=[
+                    *app,
+                    _query("revision", "one revision only"),
+                    _query("tail", "lines per pod to start with (default 20)", 0, 10000),
+                    _param(
+                        "since",
+                        "POD=STAMP: the newest line of POD already shown",
+                        {"type": "array", "items": {"type": "string"}},
+                    ),
+                ],
+            )
+        },
+    }
+
+
 def _app_reads(app: list[Json]) -> Json:
     """What is read about one app besides its view."""
     return {
@@ -274,13 +304,6 @@ def _app_reads(app: list[Json]) -> Json:
                 ],
             )
         },
-        "/api/v1/apps/{app}/logs": {
-            "get": _op(
-                "Paths of the replicas' log files",
-                "read",
-                params=[*app, _query("revision", "one revision only")],
-            )
-        },
         "/api/v1/apps/{app}/smoke": {
             "post": _op(
                 "Run the app's smoke tests now: on a revision's replicas, a URL, or the listener",
@@ -332,6 +355,7 @@ def openapi_document() -> Json:
             )
         },
         **_app_reads(app),
+        **_log_reads(app),
         "/api/v1/proxy": {"get": _op("The data plane's routes and replicas", "read")},
         "/api/v1/slos": {
             "get": _op(

@@ -38,6 +38,8 @@ from rollwise.backends.base import (
     RevisionHealth,
     Workload,
 )
+from rollwise.backends.kubernetes_logs import LogLine, read_pod_log
+from rollwise.errors import BackendError
 from rollwise.kubernetes.connection import api_retry
 from rollwise.kubernetes.names import (
     APP_LABEL,
@@ -268,7 +270,28 @@ class KubernetesBackend:
         return None
 
     def log_paths(self, app: str, revision: int | None = None) -> list[Path]:
-        return []  # pods' logs are the cluster's: kubectl logs -l rollwise.dev/app=<app>
+        return []  # pods' logs are the cluster's: pod_logs
+
+    async def pod_logs(
+        self, app: str, revision: int | None, tail: int, since: Mapping[str, str]
+    ) -> list[tuple[str, int, list[LogLine]]]:
+        """(pod, revision, lines) of each pod the app's revisions (or ``revision``) run now:
+        its last ``tail`` lines, or those after the stamp ``since`` gives for it. A pod whose
+        container has not started says why in place of its lines."""
+        found = []
+        for key in sorted(k for k in self.namespaces if k[0] == app):
+            if revision is not None and key[1] != revision:
+                continue
+            for pod in self._pods(*key):
+                name = str(pod["metadata"]["name"])
+                try:
+                    lines = await read_pod_log(
+                        self.http, self.namespaces[key], name, tail=tail, since=since.get(name)
+                    )
+                except BackendError as exc:
+                    lines = [("", f"({exc})")] if name not in since else []
+                found.append((name, key[1], lines))
+        return found
 
     async def run(self) -> None:
         """Apply what is wanted whenever it changes; retry what failed."""
@@ -349,14 +372,13 @@ class KubernetesBackend:
     async def _read_crash(self, pod: Obj, restarts: int) -> None:
         """The crashed container's last lines (``kubectl logs --previous --tail``)."""
         meta = pod["metadata"]
-        path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/log"
         try:
-            answer = await self.http.get(path, params={"previous": "true", "tailLines": LOG_LINES})
-            answer.raise_for_status()
-            lines = tuple(answer.text.splitlines()[-LOG_LINES:])
-        except httpx.HTTPError as exc:
-            why = str(exc) or type(exc).__name__
-            lines = (f"(its log could not be read: {why}; the controller needs get on pods/log)",)
+            read = await read_pod_log(
+                self.http, meta["namespace"], meta["name"], tail=LOG_LINES, previous=True
+            )
+            lines = tuple(line for _, line in read[-LOG_LINES:])
+        except BackendError as exc:
+            lines = (f"({exc})",)
         if self._crash_logs.get(_pod_key(pod), (-1,))[0] == restarts:
             self._crash_logs[_pod_key(pod)] = (restarts, lines)
             key = revision_of(meta.get("labels"))

@@ -375,12 +375,7 @@ def logs(
         paths = [Path(p) for p in client.request("GET", f"/apps/{name}/logs", params=params)]
         backend = client.request("GET", f"/apps/{name}")["backend"] if not paths else {}
     if backend.get("kind") == "kubernetes":  # the pods' logs are the cluster's
-        only = f",rollwise.dev/revision={revision}" if revision is not None else ""
-        err.print(
-            f"app {name} runs on a cluster: kubectl -n {backend['namespace']} logs "
-            f"-l rollwise.dev/app={name}{only} --prefix{' -f' if follow else ''}",
-            soft_wrap=True,  # a command to copy: never broken over lines
-        )
+        _pod_logs(name, revision, follow, lines, state_dir)
         return
     if not paths:
         err.print(f"app {name} has no replica logs yet")
@@ -398,6 +393,36 @@ def logs(
             new, offsets[path] = read_new(path, offsets.get(path, 0))
             for line in new:
                 out.print(f"[{path.stem}] {line}", markup=False, highlight=False)
+
+
+def _utc_stamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _pod_logs(
+    name: str, revision: int | None, follow: bool, lines: int, state_dir: Path | None
+) -> None:
+    """A cluster app's pods' lines, read by the controller; followed by asking every second
+    for the lines after the newest one shown of each pod (a new pod: its last lines)."""
+    since: dict[str, str] = {}
+    params: dict[str, Any] = {"tail": lines}
+    if revision is not None:
+        params["revision"] = revision
+    with _client(state_dir) as client:
+        while True:
+            asked = [f"{pod}={stamp}" for pod, stamp in since.items()]
+            found = client.request(
+                "GET", f"/apps/{name}/pod-logs", params={**params, "since": asked}
+            )
+            for entry in found:
+                pod = entry["pod"]
+                for stamp, line in entry["lines"]:
+                    out.print(f"[{pod}] {line}", markup=False, highlight=False)
+                    # a line without stamp says why the log is unreadable: said once
+                    since[pod] = stamp or since.get(pod) or _utc_stamp()
+            if not follow:
+                return
+            time.sleep(1.0)
 
 
 @app.command()

@@ -126,6 +126,29 @@ def _container_env(rollout: Rollout, revision: int, fields: dict[str, str]) -> l
     return env
 
 
+def _pod_spec(rollout: Rollout, container: dict[str, Any]) -> dict[str, Any]:
+    """The revision's pod spec: its container, and what ``spec.backend.pod`` asks of the
+    cluster."""
+    pod = rollout.spec.backend.pod
+    pod_spec: dict[str, Any] = {
+        "terminationGracePeriodSeconds": math.ceil(rollout.spec.template.stop_grace_period),
+        "containers": [container],
+    }
+    if pod.service_account_name is not None:
+        pod_spec["serviceAccountName"] = pod.service_account_name
+    if pod.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": n} for n in pod.image_pull_secrets]
+    if pod.node_selector:
+        pod_spec["nodeSelector"] = dict(pod.node_selector)
+    if pod.tolerations:
+        pod_spec["tolerations"] = [
+            t.model_dump(by_alias=True, exclude_none=True) for t in pod.tolerations
+        ]
+    if pod.priority_class_name is not None:
+        pod_spec["priorityClassName"] = pod.priority_class_name
+    return pod_spec
+
+
 def revision_deployment(
     rollout: Rollout, revision: int, version: str, replicas: int
 ) -> dict[str, Any]:
@@ -171,6 +194,8 @@ def revision_deployment(
     if resources:
         container["resources"] = resources
     labels = owned_labels(app, revision, version)
+    pod = backend.pod
+    pod_spec = _pod_spec(rollout, container)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -186,11 +211,11 @@ def revision_deployment(
             "progressDeadlineSeconds": math.ceil(spec.progress_deadline_seconds),
             "selector": {"matchLabels": _selector(app, revision)},
             "template": {
-                "metadata": {"labels": labels, "annotations": {VERSION_ANNOTATION: version}},
-                "spec": {
-                    "terminationGracePeriodSeconds": math.ceil(template.stop_grace_period),
-                    "containers": [container],
+                "metadata": {
+                    "labels": {**pod.labels, **labels},
+                    "annotations": {**pod.annotations, VERSION_ANNOTATION: version},
                 },
+                "spec": pod_spec,
             },
         },
     }

@@ -13,13 +13,21 @@ in steps of one replica).
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from rollwise.spec.base import Model, name_label
 
-__all__ = ["BackendSpec", "GatewayRef", "Resources", "cluster_problems", "quantity"]
+__all__ = [
+    "BackendSpec",
+    "GatewayRef",
+    "PodSettings",
+    "Resources",
+    "Toleration",
+    "cluster_problems",
+    "quantity",
+]
 
 # Kubernetes' resource.Quantity: a number with an optional binary or decimal suffix
 _QUANTITY_RE = re.compile(r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$")
@@ -63,6 +71,72 @@ class GatewayRef(Model):
     section_name: str | None = None
 
 
+_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_NAME_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$")
+# the labels by which rollwise finds its own objects (kubernetes/names.py): never the spec's
+_OURS = ("rollwise.dev/", "app.kubernetes.io/managed-by", "app.kubernetes.io/name")
+
+
+def _subdomain(what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if len(value) > 253 or not _SUBDOMAIN_RE.match(value):
+            raise ValueError(
+                f"{value!r} is not a valid {what}; use lowercase letters, digits, '-' and '.', "
+                "e.g. registry-credentials"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def _key(value: str) -> str:
+    """A label or annotation key: ``[prefix/]name`` as Kubernetes takes it."""
+    prefix, _, name = value.rpartition("/")
+    if (prefix and not _SUBDOMAIN_RE.match(prefix)) or not _LABEL_NAME_RE.match(name):
+        raise ValueError(f"{value!r} is not a label key; write e.g. example.com/team or team")
+    return value
+
+
+LabelKey = Annotated[str, AfterValidator(_key)]
+
+
+class Toleration(Model):
+    """A Kubernetes toleration: the pods may run on nodes with a matching taint."""
+
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+
+class PodSettings(Model):
+    """What a revision's pods take from the cluster beyond their container: the team's
+    service account (its cloud identity, its RBAC), pull secrets for a private registry,
+    where they may run, and labels and annotations (a mesh's sidecar injection, a cost
+    centre). Applied to every revision's pod template as given."""
+
+    service_account_name: Annotated[str, _subdomain("service account name")] | None = None
+    image_pull_secrets: list[Annotated[str, _subdomain("Secret name")]] = Field(
+        default_factory=list
+    )
+    node_selector: dict[LabelKey, str] = Field(default_factory=dict)
+    tolerations: list[Toleration] = Field(default_factory=list)
+    priority_class_name: Annotated[str, _subdomain("priority class name")] | None = None
+    labels: dict[LabelKey, Annotated[str, Field(max_length=63)]] = Field(default_factory=dict)
+    annotations: dict[LabelKey, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _not_ours(self) -> Self:
+        taken = sorted(k for k in self.labels if k.startswith(_OURS))
+        if taken:
+            raise ValueError(
+                f"labels {', '.join(taken)} are rollwise's own (how it finds its objects); "
+                "give the pods other labels"
+            )
+        return self
+
+
 class BackendSpec(Model):
     """``kind`` picks the backend; the other fields describe the cluster (the local backend
     ignores them, and ``rollwise render --backend kubernetes`` of a local app uses them)."""
@@ -79,6 +153,7 @@ class BackendSpec(Model):
     hostnames: list[Annotated[str, AfterValidator(_hostname)]] = Field(default_factory=list)
     container_port: Annotated[int, Field(ge=1, le=65535)] = 8080
     service_port: Annotated[int, Field(ge=1, le=65535)] = 80
+    pod: PodSettings = Field(default_factory=PodSettings)
 
 
 def cluster_problems(

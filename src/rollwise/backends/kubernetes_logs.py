@@ -1,0 +1,71 @@
+"""A pod's log through the API server (``pods/NAME/log``, what ``kubectl logs`` reads):
+the crashed container's last lines for an abort's message, and ``rollwise logs`` of a
+cluster app, followed by asking again for the lines after the newest one seen.
+
+The kubelet stamps each line (``timestamps=true``) with RFC 3339 time to the nanosecond;
+``sinceTime`` only takes whole seconds, so lines of the second already shown come again and
+are dropped here by their stamp.
+"""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from rollwise.errors import BackendError
+
+__all__ = ["LogLine", "read_pod_log", "stamp_nanos"]
+
+LogLine = tuple[str, str]  # (the kubelet's RFC 3339 stamp, the line)
+
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$")
+
+
+def stamp_nanos(stamp: str) -> tuple[str, int]:
+    """A stamp as (whole seconds, nanoseconds): comparable, which the text is not (Go trims
+    trailing zeros of the fraction)."""
+    found = _STAMP.match(stamp)
+    if found is None:
+        raise ValueError(f"{stamp!r} is not an RFC 3339 UTC time")
+    return found[1], int((found[2] or "0").ljust(9, "0"))
+
+
+async def read_pod_log(
+    http: httpx.AsyncClient,
+    namespace: str,
+    pod: str,
+    *,
+    tail: int | None = None,
+    since: str | None = None,
+    previous: bool = False,
+) -> list[LogLine]:
+    """The pod's (first container's) lines: its last ``tail``, or those after the stamp
+    ``since``; ``previous``: the container that exited before this one."""
+    params: dict[str, str | int] = {"timestamps": "true"}
+    if previous:
+        params["previous"] = "true"
+    if since is not None:
+        params["sinceTime"] = stamp_nanos(since)[0] + "Z"
+    elif tail is not None:
+        params["tailLines"] = tail
+    path = f"/api/v1/namespaces/{namespace}/pods/{pod}/log"
+    try:
+        answer = await http.get(path, params=params)
+    except httpx.HTTPError as exc:
+        raise BackendError(f"pod {namespace}/{pod}: its log could not be read: {exc}") from None
+    if answer.status_code != 200:
+        try:
+            said = str(answer.json().get("message", ""))
+        except ValueError:
+            said = answer.text[:200]
+        hint = "; the controller needs get on pods/log" if answer.status_code == 403 else ""
+        raise BackendError(f"pod {namespace}/{pod}: its log: {said or answer.status_code}{hint}")
+    lines = []
+    for text in answer.text.splitlines():
+        stamp, _, line = text.partition(" ")
+        lines.append((stamp, line) if _STAMP.match(stamp) else ("", text))
+    if since is not None:
+        after = stamp_nanos(since)
+        lines = [(s, line) for s, line in lines if not s or stamp_nanos(s) > after]
+    return lines
