@@ -62,6 +62,7 @@ class FakeBackend:
     suspects: list[str] = field(default_factory=list)
     reach: Reach = DIRECT
     pids: bool = True  # False: replicas with no local process (a cluster's pods)
+    cpu: float | None = None  # what the platform measured per replica (a cluster's metrics)
 
     def ensure(self, workload: Workload, replicas: int) -> None:
         key = (workload.app, workload.revision)
@@ -95,6 +96,7 @@ class FakeBackend:
                 0,
                 None,
                 reason="" if i < run.ready else run.stuck,
+                cpu=self.cpu,
             )
             for i in range(run.desired)
         )

@@ -145,8 +145,9 @@ class Cluster:
         return str(service["spec"]["selector"]["rollwise.dev/revision"])
 
 
-@pytest.fixture
-def cluster(api: FakeApiServer, tmp_path: Path) -> Iterator[Cluster]:
+@contextmanager
+def controlling(api: FakeApiServer, tmp_path: Path) -> Iterator[Cluster]:
+    """A controller of cluster apps on the fake API server; stopped afterwards."""
     kubeconfig = api.kubeconfig(tmp_path / "kubeconfig", "agents")
     c = Cluster(api, tmp_path / "state", kubeconfig)
     try:
@@ -154,6 +155,12 @@ def cluster(api: FakeApiServer, tmp_path: Path) -> Iterator[Cluster]:
         yield c
     finally:
         stop_everything(c.state_dir)
+
+
+@pytest.fixture
+def cluster(api: FakeApiServer, tmp_path: Path) -> Iterator[Cluster]:
+    with controlling(api, tmp_path) as c:
+        yield c
 
 
 @pytest.mark.slow

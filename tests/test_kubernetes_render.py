@@ -221,11 +221,18 @@ def test_a_spec_that_cannot_run_on_a_cluster_is_refused_with_how_to_fix_it(
         (
             "  smokeTests:",
             "  autoscaling: {minReplicas: 1, maxReplicas: 3, target: {inFlight: 5}}\n  smokeTests:",
-        ): "spec.autoscaling is not run on a cluster",
+        ): "spec.autoscaling.target scales a cluster app on cpu only",
     }.items():
         with pytest.raises(SpecError) as caught:
             parse_spec(example.replace(*change))
         assert says in str(caught.value)
+    scaled = example.replace(
+        "  smokeTests:", "  autoscaling: {maxReplicas: 3, target: {cpu: 50%}}\n  smokeTests:"
+    )
+    assert parse_spec(scaled).spec.autoscaling is not None  # cpu, with a CPU request
+    with pytest.raises(SpecError) as caught:
+        parse_spec(scaled.replace("requests: {cpu: 100m, memory: 128Mi}", "requests: {}"))
+    assert "set spec.template.resources.requests.cpu, e.g. 250m" in str(caught.value)
 
     # a local app renders for a cluster only with what a cluster needs, said in one line
     done = rollwise(

@@ -293,6 +293,8 @@ class FakeApiServer:
                 methods=["POST"],
             ),
             Route("/api/v1/namespaces/{namespace}/pods/{name}/log", self._pod_log),
+            Route("/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods", self._pod_metrics),
+            Route("/apis/metrics.k8s.io/v1beta1/pods", self._pod_metrics),
             Route(
                 "/api/v1/namespaces/{namespace}/pods/{name}/proxy{path:path}",
                 self._pod_proxy,
@@ -419,6 +421,23 @@ class FakeApiServer:
         stamped = query.get("timestamps") in ("true", "1")
         body = "".join(f"{stamp} {text}\n" if stamped else f"{text}\n" for stamp, text in shown)
         return Response(body, media_type="text/plain")
+
+    async def _pod_metrics(self, request: Request) -> Response:
+        """metrics-server's ``PodMetricsList`` (what ``kubectl top pod`` reads), from
+        ``state.usage``; every namespace's when none is named."""
+        self._seen(request)
+        selector = request.query_params.get("labelSelector", "")
+        namespace = request.path_params.get("namespace")
+        names = [namespace] if namespace else sorted({ns for ns, _ in self.state.usage})
+        items = [m for ns in names for m in self.state.pod_metrics(ns, selector)]
+        return JSONResponse(
+            {
+                "kind": "PodMetricsList",
+                "apiVersion": "metrics.k8s.io/v1beta1",
+                "metadata": {},
+                "items": items,
+            }
+        )
 
     async def _pod_proxy(self, request: Request) -> Response:
         """``pods/NAME[:PORT]/proxy/PATH`` (also ``SCHEME:NAME:PORT``) to the pod's container."""

@@ -173,3 +173,18 @@ async def test_a_data_plane_that_counts_nothing_per_replica_scales_nothing(
     assert harness.backend.health(APP, 1).desired == 3
     kinds = {e.kind for e in harness.store.events(APP)}
     assert not kinds & {"ScaledUp", "ScaledDown"}
+
+
+async def test_replicas_measured_by_their_platform_scale_on_that_cpu(harness: Harness) -> None:
+    """A cluster's pods: no local process, their CPU share as the metrics API reported it."""
+    harness.apply(replicas=2, autoscaling={**FAST, "target": {"cpu": "50%"}})
+    await harness.release("1.0.0")
+    harness.backend.pids, harness.backend.cpu = False, 1.5
+    scalers = Autoscalers(lambda: {APP: harness.worker}, harness.router, harness.clock)
+    for _ in range(3):
+        await scalers.tick()
+        harness.clock.advance(1.0)
+    await harness.settle()
+    assert harness.backend.health(APP, 1).desired == 6  # ceil(2 × 150/50), at most +4
+    (scaled,) = [e.message for e in harness.store.events(APP) if e.kind == "ScaledUp"]
+    assert "2→6: cpu 150%/replica > target 50%" in scaled

@@ -62,6 +62,9 @@ class ReplicaState:
     last_exit: int | None
     name: str = ""  # a cluster's pod; a local replica is its pid
     reason: str = ""  # why it does not start, when the platform says (a pod's waiting reason)
+    # CPU in use as a share of its request, where the platform measures it (a cluster's
+    # metrics API); a local replica's is read from its process by the autoscaler
+    cpu: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -73,6 +76,7 @@ class ReplicaState:
             "restarts": self.restarts,
             "last_exit": self.last_exit,
             "reason": self.reason,
+            "cpu": self.cpu,
         }
 
 

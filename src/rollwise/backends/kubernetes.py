@@ -39,6 +39,7 @@ from rollwise.backends.base import (
     Workload,
 )
 from rollwise.backends.kubernetes_logs import LogLine, read_pod_log
+from rollwise.backends.kubernetes_usage import PodUsage
 from rollwise.errors import BackendError
 from rollwise.kubernetes.connection import api_retry
 from rollwise.kubernetes.names import (
@@ -102,7 +103,7 @@ def _stuck(status: Obj) -> str:
     return ""
 
 
-def _replica(index: int, pod: Obj) -> ReplicaState:
+def _replica(index: int, pod: Obj, cpu: float | None = None) -> ReplicaState:
     status = pod.get("status", {})
     statuses = status.get("containerStatuses") or []
     waiting = [s.get("state", {}).get("waiting", {}).get("reason") for s in statuses]
@@ -129,6 +130,7 @@ def _replica(index: int, pod: Obj) -> ReplicaState:
         last_exit=exits[0] if exits else None,
         name=str(pod["metadata"].get("name", "")),
         reason=_stuck(status),
+        cpu=cpu,
     )
 
 
@@ -177,6 +179,9 @@ class KubernetesBackend:
         # namespace/pod -> (restart count, last lines of the crashed container) as read
         self._crash_logs: dict[str, tuple[int, tuple[str, ...] | None]] = {}
         self._wake = asyncio.Event()
+        self.usage = PodUsage(
+            http, lambda ns: self.pods[ns].objects.values() if ns in self.pods else ()
+        )
 
     # the Backend protocol
 
@@ -185,6 +190,9 @@ class KubernetesBackend:
         self.wanted[key] = (workload, replicas)
         self.namespaces[key] = self._namespace(workload)
         self._watch(self.namespaces[key])
+        autoscaling = workload.rollout.spec.autoscaling if workload.rollout else None
+        if autoscaling is not None:
+            self.usage.measure(self.namespaces[key], autoscaling.interval)
         self._wake.set()
 
     def health(self, app: str, revision: int) -> RevisionHealth:
@@ -192,7 +200,8 @@ class KubernetesBackend:
         wanted = self.wanted.get((app, revision))
         if wanted is None and not pods:
             return RevisionHealth.none()
-        replicas = tuple(_replica(i, pod) for i, pod in enumerate(pods))
+        usage = self.usage.cpu
+        replicas = tuple(_replica(i, p, usage.get(_pod_key(p))) for i, p in enumerate(pods))
         # a crash loop is told once the crashed container's last lines are read (or could not
         # be), so that what aborts the release says why it crashed
         crashed = [(r, pod) for r, pod in zip(replicas, pods, strict=True) if r.state == "crashed"]
@@ -321,6 +330,7 @@ class KubernetesBackend:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.usage.aclose()
         await self.http.aclose()
         await self.client.close()
 

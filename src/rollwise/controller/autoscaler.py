@@ -3,7 +3,8 @@
 
 Measured per replica of the revisions that take traffic (stable, and the canary while it
 runs): requests in flight, as the data plane counts them, and CPU, as a share of one core
-(psutil on the replicas' processes: the local backend's; on Kubernetes the HPA measures);
+(psutil on the replicas' processes: the local backend's; a cluster's pods' as the backend
+reads them from the metrics API, as a share of their CPU request, as an HPA measures);
 and the app's p95 latency over the interval, from its metric source (the proxy's counts).
 The decision is ``rollwise.autoscaling.ScalePolicy``'s; a change is a command
 (``Commands.scale``): stored in the status, an event with its numbers, and the replicas
@@ -146,7 +147,7 @@ class Autoscalers:
         if counted:  # a data plane that counts nothing per replica says nothing (not 0)
             sample["in_flight"] = sum(counted) / len(ready)
         self._seen.update(r.pid for r in ready if r.pid is not None)
-        cpus = [c for r in ready if r.pid is not None and (c := self._cpu(r.pid)) is not None]
+        cpus = [c for r in ready if (c := self._cpu(r.pid) if r.pid else r.cpu) is not None]
         if cpus:
             sample["cpu"] = statistics.fmean(cpus)
         return sample

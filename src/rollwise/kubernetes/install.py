@@ -27,6 +27,8 @@ RULES = [
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
     # a crashed container's last lines, for the event that ends its release
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    # the pods' CPU in use (metrics-server), for spec.autoscaling
+    {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["get", "list"]},
     {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     {
         "apiGroups": ["gateway.networking.k8s.io"],

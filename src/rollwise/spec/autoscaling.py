@@ -21,8 +21,9 @@
 
 ``spec.replicas`` is where an app starts; from then on the autoscaler's count is what stable
 runs, and a canary's share of it (the weight keeps meaning what it says). A scale-down
-drains the replicas it removes before they stop. On Kubernetes the same section renders a
-HorizontalPodAutoscaler (``autoscaling/v2``) with these fields.
+drains the replicas it removes before they stop. A cluster app scales on ``cpu`` only, a
+share of its pods' CPU request as the metrics API reports it (an HPA's utilization);
+``hpa_manifest`` renders the section as a HorizontalPodAutoscaler (``autoscaling/v2``).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, Field, model_validator
 
+from rollwise.spec.autoscaling import Targets
 from rollwise.spec.base import Model, name_label
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "Resources",
     "Toleration",
     "cluster_problems",
+    "cpu_cores",
     "quantity",
 ]
 
@@ -40,6 +42,19 @@ def quantity(value: str) -> str:
 
 
 Quantity = Annotated[str, AfterValidator(quantity)]
+
+_CPU_SUFFIX = {"n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1.0}
+
+
+def cpu_cores(value: str) -> float:
+    """A CPU quantity in cores: a request (``250m``, ``0.5``) or metrics-server's usage
+    (``31415926n``)."""
+    number, suffix = (value[:-1], value[-1]) if value and value[-1] in "num" else (value, "")
+    try:
+        return float(number) * _CPU_SUFFIX[suffix]
+    except ValueError:
+        raise ValueError(f"{value!r} is not a CPU quantity; e.g. 250m, 0.5, 31415926n") from None
+
 
 # Gateway API's Hostname: a DNS name, optionally with a leading wildcard label
 _HOSTNAME_RE = re.compile(
@@ -161,17 +176,23 @@ def cluster_problems(
     image: str | None,
     canary: bool,
     header_matches: list[int],
-    autoscaling: bool = False,
+    autoscaling: Targets | None = None,
+    cpu_request: str | None = None,
 ) -> list[str]:
     """What a spec lacks to run on Kubernetes (each with its field and how to fix it);
-    ``header_matches``: the header matches of each ``setHeaderRoute`` step."""
+    ``header_matches``: the header matches of each ``setHeaderRoute`` step; ``autoscaling``:
+    its targets, ``cpu_request``: the template's CPU request."""
     problems = []
-    if autoscaling:
+    if autoscaling is not None and (autoscaling.in_flight or autoscaling.p95_latency):
         problems.append(
-            "spec.autoscaling is not run on a cluster: rollwise's autoscaler measures the "
-            "requests its own proxy carries and its local processes' CPU, neither of which a "
-            "cluster app has; leave it out and set spec.replicas (a HorizontalPodAutoscaler "
-            "would fight rollwise over each Deployment's replicas)"
+            "spec.autoscaling.target scales a cluster app on cpu only (the pods' usage from the "
+            "metrics API, as an HPA does); inFlight and p95Latency are counted by rollwise's "
+            "own proxy, which a cluster app does not go through: keep cpu"
+        )
+    if autoscaling is not None and autoscaling.cpu is not None and cpu_request is None:
+        problems.append(
+            "spec.autoscaling.target.cpu is a share of the pods' CPU request on a cluster "
+            "(an HPA's utilization): set spec.template.resources.requests.cpu, e.g. 250m"
         )
     if backend.router == "ingressNginx" and sum(header_matches) > 1:
         problems.append(

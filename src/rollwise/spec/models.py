@@ -445,7 +445,8 @@ class RolloutSpec(Model):
                 self.template.image,
                 canary,
                 headers,
-                autoscaling=self.autoscaling is not None,
+                self.autoscaling.target if self.autoscaling is not None else None,
+                self.template.resources.requests.get("cpu"),
             )
             if problems:
                 raise ValueError("; ".join(problems))
