@@ -72,6 +72,7 @@ def test_a_cluster_app_scales_on_its_pods_cpu_from_the_metrics_api(
     wait_for(lambda: replicas(cluster) == 3, timeout=30)  # ceil(1 × 200/50) = 4, max 3
     view = cluster.view()
     assert view["revisions"][0]["health"]["replicas"][0]["cpu"] == pytest.approx(2.0)
+    assert f"pod {pod}, cpu 200%" in cluster.cli("get", "web")
     scaled = [e["message"] for e in cluster.events() if e["kind"] == "ScaledUp"]
     assert scaled[-1].startswith("1→3: cpu 200%/replica > target 50%"), scaled
 

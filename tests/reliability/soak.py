@@ -51,6 +51,7 @@ class Report:
     failed: int = 0
     excused: int = 0
     violations: list[str] = field(default_factory=list)
+    unexcused: list[str] = field(default_factory=list)  # the first failures outside windows
     recovery_s: list[float] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -66,6 +67,7 @@ class Report:
             "failed_in_fault_windows": self.excused,
             "failed_outside_fault_windows": self.failed - self.excused,
             "violations": self.violations,
+            "unexcused": self.unexcused,
             "settle_after_last_fault_p50_s": round(recover[len(recover) // 2], 2)
             if recover
             else None,
@@ -80,7 +82,7 @@ class Load:
     def __init__(self, url: str, rate: float = 40.0) -> None:
         self.url = url
         self.rate = rate
-        self.results: list[tuple[float, float, bool]] = []
+        self.results: list[tuple[float, float, str]] = []  # start, end, what failed ("": ok)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -90,10 +92,11 @@ class Load:
             while not self._stop.is_set():
                 started = time.monotonic()
                 try:
-                    ok = client.get(self.url + "/healthz").status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                self.results.append((started, time.monotonic(), ok))
+                    status = client.get(self.url + "/healthz").status_code
+                    why = "" if status == 200 else str(status)
+                except httpx.HTTPError as exc:
+                    why = type(exc).__name__
+                self.results.append((started, time.monotonic(), why))
                 next_at += 1.0 / self.rate
                 self._stop.wait(max(0.0, next_at - time.monotonic()))
 
@@ -398,8 +401,8 @@ class Soak:
                     self.report.rollouts += 1
                     self.check_history()
             self.report.requests = len(load.results)
-            for started, ended, ok in load.results:
-                if ok:
+            for started, ended, why in load.results:
+                if not why:
                     continue
                 self.report.failed += 1
                 if any(
@@ -407,13 +410,16 @@ class Soak:
                 ):
                     self.report.excused += 1
             outside = self.report.failed - self.report.excused
-            for started, ended, ok in load.results:
-                if ok or any(
+            for started, ended, why in load.results:
+                if not why or any(
                     w - 0.2 <= ended and started <= w + DATA_PLANE_WINDOW_S for w in self.windows
                 ):
                     continue
                 last = [(round(started - t, 2), k) for t, k in self.struck if t <= ended][-1:]
-                self.say(f"  unexcused failure at +{started - began:.2f}s; last fault: {last}")
+                told = f"+{started - began:.2f}s {why} ({ended - started:.2f}s); last fault: {last}"
+                if len(self.report.unexcused) < 10:  # in the report: a CI failure says what
+                    self.report.unexcused.append(told)
+                self.say(f"  unexcused failure at {told}")
             if outside:
                 self.report.violations.append(
                     f"{outside} requests failed outside data-plane fault windows"

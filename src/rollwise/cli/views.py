@@ -93,6 +93,8 @@ def app_view(data: dict[str, Any]) -> Group:
                 info += f", restarts {rep['restarts']}"
             if rep["last_exit"] is not None:
                 info += f", last exit {rep['last_exit']}"
+            if rep.get("cpu") is not None:  # a cluster pod's share of its CPU request
+                info += f", cpu {rep['cpu']:.0%}"
             if rep.get("reason"):
                 info += f", {rep['reason']}"
             tree.add_row(
