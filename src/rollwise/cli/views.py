@@ -44,6 +44,21 @@ def _age(ts: float | None) -> str:
     return f"{seconds // 3600}h"
 
 
+def _replica_info(rep: dict[str, Any]) -> str:
+    """A replica's process or pod, restarts, last exit, CPU share and why it does not start."""
+    name = rep.get("name")  # a cluster's pod (older controllers send none)
+    parts = [f"pid {rep['pid']}" if rep["pid"] else f"pod {name}" if name else "not running"]
+    if rep["restarts"]:
+        parts.append(f"restarts {rep['restarts']}")
+    if rep["last_exit"] is not None:
+        parts.append(f"last exit {rep['last_exit']}")
+    if rep.get("cpu") is not None:  # a cluster pod's share of its CPU request
+        parts.append(f"cpu {rep['cpu']:.0%}")
+    if rep.get("reason"):
+        parts.append(rep["reason"])
+    return ", ".join(parts)
+
+
 def app_view(data: dict[str, Any]) -> Group:
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
@@ -87,16 +102,7 @@ def app_view(data: dict[str, Any]) -> Group:
         )
         for rep in health["replicas"]:
             icon, rc = STATE_ICONS.get(rep["state"], ("?", "white"))
-            name = rep.get("name")  # a cluster's pod (older controllers send none)
-            info = f"pid {rep['pid']}" if rep["pid"] else f"pod {name}" if name else "not running"
-            if rep["restarts"]:
-                info += f", restarts {rep['restarts']}"
-            if rep["last_exit"] is not None:
-                info += f", last exit {rep['last_exit']}"
-            if rep.get("cpu") is not None:  # a cluster pod's share of its CPU request
-                info += f", cpu {rep['cpu']:.0%}"
-            if rep.get("reason"):
-                info += f", {rep['reason']}"
+            info = _replica_info(rep)
             tree.add_row(
                 f"│  └──□ {rep['address']}",
                 "Replica",
