@@ -427,6 +427,7 @@ def test_a_crash_looping_canary_is_aborted_with_its_last_log_line(
 ) -> None:
     body: dict[str, Any] = copy.deepcopy(SPEC)
     body["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 20}, {"pause": {}}]
+    body["spec"]["template"]["env"] = {"API_TOKEN": "tok-3141592653"}
     cluster.first_release(tmp_path / "web.yaml", body)
     cluster.api.state.ready_pods = False  # the canary's pods never pass their probe...
     cluster.cli("deploy", "web", "--version", "1.1.0")
@@ -447,9 +448,9 @@ def test_a_crash_looping_canary_is_aborted_with_its_last_log_line(
     # rollwise logs reads the pods' logs through the API server, as kubectl logs does
     stable = cluster.get(f"{PODS}?labelSelector=rollwise.dev/revision=1")
     stable_pod = (stable or {})["items"][0]["metadata"]["name"]
-    cluster.api.state.write_log("agents", stable_pod, "GET /healthz 200", "POST / 200")
+    cluster.api.state.write_log("agents", stable_pod, "GET /healthz 200", "token tok-3141592653")
     printed = cluster.cli("logs", "web", "--revision", "1", "--tail", "1")
-    assert printed == f"[{stable_pod}] POST / 200\n"
+    assert printed == f"[{stable_pod}] token ***\n"  # a secret value is masked, as elsewhere
 
 
 @pytest.mark.slow

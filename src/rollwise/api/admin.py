@@ -13,14 +13,13 @@ import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse as _PlainJSON
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from rollwise._version import __version__
 from rollwise.analysis.source import SecondCounts
 from rollwise.api.auth import READ_METHODS
-from rollwise.api.common import controller_of, count_param, read_body
+from rollwise.api.common import JSONResponse, controller_of, count_param, read_body
 from rollwise.api.flags import FLAG_READS, FLAG_WRITES
 from rollwise.api.logs import LOG_READS
 from rollwise.api.openapi import openapi_document
@@ -34,7 +33,6 @@ from rollwise.errors import (
     StoreError,
     UsageError,
 )
-from rollwise.redact import SECRETS
 from rollwise.routing.proxy.stats import quantile
 from rollwise.spec import spec_from_dict
 
@@ -42,14 +40,6 @@ if TYPE_CHECKING:
     from rollwise.controller.controller import Controller
 
 __all__ = ["build_app"]
-
-
-class JSONResponse(_PlainJSON):
-    """Every answer of the admin API, with secret values replaced (replicas' last log
-    lines, smoke-check output, status messages)."""
-
-    def render(self, content: Any) -> bytes:
-        return super().render(SECRETS.redact(content))
 
 
 log = structlog.get_logger("rollwise.api")

@@ -1,18 +1,29 @@
-"""What every admin API route module reads a request with: its JSON body, the controller."""
+"""What every admin API route module reads a request with (its JSON body, the controller,
+a count parameter) and answers with (JSON with secret values replaced)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
+from starlette.responses import JSONResponse as _PlainJSON
 
 from rollwise.controller.actions import MAX_INT
 from rollwise.errors import UsageError
+from rollwise.redact import SECRETS
 
 if TYPE_CHECKING:
     from rollwise.controller.controller import Controller
 
-__all__ = ["controller_of", "count_param", "read_body"]
+__all__ = ["JSONResponse", "controller_of", "count_param", "read_body"]
+
+
+class JSONResponse(_PlainJSON):
+    """Every answer of the admin API, with secret values replaced (replicas' last log
+    lines, pods' logs, smoke-check output, status messages)."""
+
+    def render(self, content: Any) -> bytes:
+        return super().render(SECRETS.redact(content))
 
 
 async def read_body(request: Request) -> dict[str, Any]:

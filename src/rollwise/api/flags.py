@@ -7,9 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
-from rollwise.api.common import controller_of, read_body
+from rollwise.api.common import JSONResponse, controller_of, read_body
 from rollwise.controller.actions import revision_number
 from rollwise.errors import ConflictError, NotFoundError, UsageError
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
-from rollwise.api.common import controller_of, count_param
+from rollwise.api.common import JSONResponse, controller_of, count_param
 from rollwise.backends.kubernetes_logs import stamp_nanos
 from rollwise.errors import UsageError
 
