@@ -11,6 +11,7 @@ import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ import pytest
 
 from rollwise.backends.base import Workload
 from rollwise.backends.kubernetes import KubernetesBackend
+from rollwise.dashboard.pages import log_lines
 from rollwise.kubernetes.connection import ClusterAccess, connect, http_client
 from rollwise.kubernetes.watch import Reflector
 from rollwise.spec import parse_spec
@@ -285,6 +287,25 @@ async def test_pod_logs_are_the_last_lines_then_those_after_the_newest_stamp_see
         ]
         assert [line for _, line in after] == ["four"]  # "three", same second, not again
         assert await backend.pod_logs("sample-agent", 2, 2, {}) == []
+
+
+async def test_the_dashboard_follows_a_pods_log_showing_each_line_once(
+    api: FakeApiServer, access: ClusterAccess, rollout: Rollout
+) -> None:
+    async with Running(access) as backend:
+        await revision_one(backend, rollout, 1)
+        (pod,) = [p["metadata"]["name"] for p in get(api, PODS)["items"]]
+        api.state.write_log("agents", pod, "started", "ready")
+        controller: Any = SimpleNamespace(backend=backend)  # all the page reads of it
+        offsets: dict[str, int] = {}
+        since: dict[str, str] = {}
+        shown = await log_lines(controller, "sample-agent", 1, offsets, since)
+        assert shown == [f"[{pod}] started", f"[{pod}] ready"]
+        api.state.write_log("agents", pod, "GET / 200")
+        assert await log_lines(controller, "sample-agent", 1, offsets, since) == [
+            f"[{pod}] GET / 200"
+        ]
+        assert await log_lines(controller, "sample-agent", 1, offsets, since) == []
 
 
 async def test_the_pod_watch_moves_on_with_bookmarks_and_lists_again_after_410(

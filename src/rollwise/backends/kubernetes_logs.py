@@ -10,12 +10,14 @@ are dropped here by their stamp.
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Iterable, Sequence
 
 import httpx
 
 from rollwise.errors import BackendError
 
-__all__ = ["LogLine", "read_pod_log", "stamp_nanos"]
+__all__ = ["LogLine", "follow", "read_pod_log", "stamp_nanos"]
 
 LogLine = tuple[str, str]  # (the kubelet's RFC 3339 stamp, the line)
 
@@ -69,3 +71,19 @@ async def read_pod_log(
         after = stamp_nanos(since)
         lines = [(s, line) for s, line in lines if not s or stamp_nanos(s) > after]
     return lines
+
+
+def follow(
+    since: dict[str, str], found: Iterable[tuple[str, Sequence[Sequence[str]]]]
+) -> list[tuple[str, str]]:
+    """The (pod, line) pairs to show of what a read found (pod, its (stamp, line) pairs),
+    with ``since`` moved to each pod's newest stamp for the next read. A line without a
+    stamp says why a pod's log is unreadable: ``since`` then moves to now, so it is said
+    once."""
+    shown = []
+    for pod, lines in found:
+        for stamp, line in lines:
+            shown.append((pod, line))
+            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            since[pod] = stamp or since.get(pod) or now
+    return shown

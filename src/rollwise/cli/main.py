@@ -395,15 +395,13 @@ def logs(
                 out.print(f"[{path.stem}] {line}", markup=False, highlight=False)
 
 
-def _utc_stamp() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
 def _pod_logs(
     name: str, revision: int | None, follow: bool, lines: int, state_dir: Path | None
 ) -> None:
     """A cluster app's pods' lines, read by the controller; followed by asking every second
     for the lines after the newest one shown of each pod (a new pod: its last lines)."""
+    from rollwise.backends.kubernetes_logs import follow as advance
+
     since: dict[str, str] = {}
     params: dict[str, Any] = {"tail": lines}
     if revision is not None:
@@ -414,12 +412,8 @@ def _pod_logs(
             found = client.request(
                 "GET", f"/apps/{name}/pod-logs", params={**params, "since": asked}
             )
-            for entry in found:
-                pod = entry["pod"]
-                for stamp, line in entry["lines"]:
-                    out.print(f"[{pod}] {line}", markup=False, highlight=False)
-                    # a line without stamp says why the log is unreadable: said once
-                    since[pod] = stamp or since.get(pod) or _utc_stamp()
+            for pod, line in advance(since, ((e["pod"], e["lines"]) for e in found)):
+                out.print(f"[{pod}] {line}", markup=False, highlight=False)
             if not follow:
                 return
             time.sleep(1.0)

@@ -106,11 +106,12 @@ class _Dashboard:
     async def logs_stream(self, request: Request) -> EventSourceResponse:
         app = request.path_params["app"]
         revision = int(request.path_params["revision"])
-        offsets: dict[str, int] = {}
+        offsets: dict[str, int] = {}  # a local replica's log file: bytes read
+        since: dict[str, str] = {}  # a cluster pod: the stamp of its newest line shown
 
         async def events() -> AsyncIterator[dict[str, str]]:
             while True:
-                lines = log_lines(self.controller, app, revision, offsets)
+                lines = await log_lines(self.controller, app, revision, offsets, since)
                 if lines:
                     yield {"event": "lines", "data": self.fragment("_lines.html", lines=lines)}
                 await asyncio.sleep(PUSH_EVERY_S)

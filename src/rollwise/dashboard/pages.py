@@ -170,18 +170,28 @@ async def app_page(controller: Controller, app: str) -> dict[str, Any]:
     }
 
 
-def log_lines(
-    controller: Controller, app: str, revision: int, offsets: dict[str, int]
+async def log_lines(
+    controller: Controller,
+    app: str,
+    revision: int,
+    offsets: dict[str, int],
+    since: dict[str, str],
 ) -> list[str]:
-    """New lines of a revision's replica logs since ``offsets`` (path → bytes read; updated),
-    each prefixed with its replica, secret values masked. A first call gives the last 50
-    lines of each."""
+    """New lines of a revision's replica logs since ``offsets`` (path → bytes read) or, for
+    a cluster's pods, ``since`` (pod → newest stamp shown), both updated; each line prefixed
+    with its replica or pod, secret values masked. A first call gives the last 50 lines of
+    each."""
     from pathlib import Path
 
+    from rollwise.backends.kubernetes_logs import follow
     from rollwise.backends.process import read_new, tail
     from rollwise.redact import SECRETS
 
     out = []
+    read_pods = getattr(controller.backend, "pod_logs", None)
+    if read_pods is not None:
+        found = await read_pods(app, revision, 50, since)
+        out = [f"[{pod}] {line}" for pod, line in follow(since, ((p, ls) for p, _, ls in found))]
     for path in map(Path, controller.backend.log_paths(app, revision)):
         key = str(path)
         if key not in offsets:
