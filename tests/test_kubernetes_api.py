@@ -281,6 +281,13 @@ def test_doctor_asks_the_cluster_what_this_identity_may_do(
     assert found["permissions"]["state"] == "ok" and "pod access" not in found
     reviews = [p for m, p, _ in api.state.requests if p.endswith("selfsubjectaccessreviews")]
     assert len(reviews) > 40  # each verb on each resource of the Role, and the proxies
+    assert found["metrics"]["state"] == "ok"
+
+    api.state.absent.add("metrics.k8s.io")  # no metrics-server
+    code, found = doctor()
+    assert code == 0 and found["metrics"]["state"] == "warn"
+    assert found["metrics"]["detail"].startswith("the metrics API answered 404")
+    assert found["metrics"]["fix"].startswith("install metrics-server")
 
     api.state.denied |= {("create", "", "secrets"), ("get", "", "pods/log")}
     api.state.denied |= {("create", "", "pods/proxy")}

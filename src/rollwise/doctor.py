@@ -244,6 +244,18 @@ def cluster_findings(kubeconfig: Path | None, context: str | None, namespace: st
         found.append(
             Finding("permissions", "ok", f"may do what the controller does in {namespace}")
         )
+    if access.metrics == 200:
+        found.append(Finding("metrics", "ok", "the metrics API answers (autoscaling on cpu)"))
+    else:
+        found.append(
+            Finding(
+                "metrics",
+                "warn",
+                f"the metrics API answered {access.metrics}: a cluster app's spec.autoscaling "
+                "measures nothing and decides nothing without it",
+                "install metrics-server (kubectl top pod reads the same API)",
+            )
+        )
     if access.denied_proxies:
         refused = ", ".join(str(d) for d in access.denied_proxies)
         found.append(

@@ -366,7 +366,8 @@ class FakeApiServer:
     async def _discovery(self, request: Request) -> Response:
         group = request.path_params.get("group", "")
         version = request.path_params["version"]
-        if not any((k.group, k.version) == (group, version) for k in KINDS):
+        served = group not in self.state.absent
+        if not served or not any((k.group, k.version) == (group, version) for k in KINDS):
             message = f"the server could not find {request.url.path}"
             return JSONResponse(status_object(404, "NotFound", message), status_code=404)
         return JSONResponse(_resource_list(group, version))

@@ -217,6 +217,7 @@ class ApiState:
         self.output: dict[tuple[str, str], list[tuple[str, str]]] = {}
         # (namespace, pod) -> its container's CPU in use, as metrics-server reports it
         self.usage: dict[tuple[str, str], str] = {}
+        self.absent: set[str] = set()  # API groups not served (metrics.k8s.io: no metrics-server)
 
     @staticmethod
     def key(kind: Kind) -> str:

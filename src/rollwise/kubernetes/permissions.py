@@ -3,8 +3,8 @@
 The questions ``kubectl auth can-i`` asks, one ``SelfSubjectAccessReview`` per verb and
 resource, for what the controller's Role grants (``install.RULES``, so the check and the Role
 never disagree), and, from outside the cluster, for the ``pods/proxy`` and ``services/proxy``
-that reach pods from a laptop (``backends/kubernetes_reach.py``). Reads only: a review changes
-nothing.
+that reach pods from a laptop (``backends/kubernetes_reach.py``); and whether the metrics API
+that autoscaling reads is served. Reads only: a review changes nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from rollwise.kubernetes.install import RULES
 __all__ = ["Access", "Denied", "check_access"]
 
 REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+METRICS_API = "/apis/metrics.k8s.io/v1beta1"  # metrics-server's: autoscaling on cpu reads it
 # from outside the cluster, pods are reached through the API server (GET and POST)
 PROXIES = [("", "pods/proxy", v) for v in ("get", "create")] + [
     ("", "services/proxy", v) for v in ("get", "create")
@@ -46,6 +47,7 @@ class Access:
     version: str
     denied: list[Denied]  # of what the Role grants
     denied_proxies: list[Denied]  # of pods/proxy and services/proxy, from outside only
+    metrics: int  # the status the metrics API's discovery answered (200: metrics-server)
 
 
 def _asked() -> list[tuple[str, str, str]]:
@@ -88,8 +90,13 @@ async def _check(access: ClusterAccess, namespace: str) -> Access:
         )
         denied = [a for a in answers[: len(asked)] if a is not None]
         denied_proxies = [a for a in answers[len(asked) :] if a is not None]
+        metrics = (await client.get(METRICS_API)).status_code
         return Access(
-            str(client.base_url), str(version.get("gitVersion", "?")), denied, denied_proxies
+            str(client.base_url),
+            str(version.get("gitVersion", "?")),
+            denied,
+            denied_proxies,
+            metrics,
         )
 
 
