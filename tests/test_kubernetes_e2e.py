@@ -80,6 +80,13 @@ SPEC = {
 }
 
 
+def paused_at_20() -> dict[str, Any]:
+    """``SPEC`` whose canary takes 20 % and pauses until promoted."""
+    body: dict[str, Any] = copy.deepcopy(SPEC)
+    body["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 20}, {"pause": {}}]
+    return body
+
+
 class Cluster:
     def __init__(self, api: FakeApiServer, state_dir: Path, kubeconfig: Path) -> None:
         self.api = api
@@ -425,8 +432,7 @@ def test_from_outside_the_cluster_agent_metrics_are_read_from_the_pods_through_t
 def test_a_crash_looping_canary_is_aborted_with_its_last_log_line(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    body: dict[str, Any] = copy.deepcopy(SPEC)
-    body["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 20}, {"pause": {}}]
+    body = paused_at_20()
     body["spec"]["template"]["env"] = {"API_TOKEN": "tok-3141592653"}
     cluster.first_release(tmp_path / "web.yaml", body)
     cluster.api.state.ready_pods = False  # the canary's pods never pass their probe...

@@ -9,6 +9,7 @@ status stored before these types existed reads back unchanged.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "PauseReason",
     "Phase",
     "Reason",
+    "is_warning",
     "preview_app",
 ]
 
@@ -135,3 +137,12 @@ class EventKind(StrEnum):
     FLAG_CHANGED = "FlagChanged"
     SCALED_UP = "ScaledUp"
     SCALED_DOWN = "ScaledDown"
+
+
+_WARNING = re.compile(r"Fail|Abort|Block|Unavailable|Crash|Degraded|Error|Lost|RolledBack|NotOurs")
+
+
+def is_warning(kind: str) -> bool:
+    """Whether an event of this kind tells of something going wrong (red in ``rollwise
+    events``, ``type: Warning`` as a cluster's Event)."""
+    return bool(_WARNING.search(kind))

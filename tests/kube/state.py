@@ -136,9 +136,18 @@ def matches(selector: str, labels: dict[str, str]) -> bool:
 
 
 def field_values(obj: Obj) -> dict[str, str]:
-    """What a ``fieldSelector`` can name (the fields every kind supports)."""
+    """What a ``fieldSelector`` can name: the fields every kind supports, and an Event's
+    ``involvedObject.*`` and ``reason``, ``type`` (what ``kubectl describe`` selects on)."""
     meta = obj.get("metadata", {})
-    return {"metadata.name": meta.get("name", ""), "metadata.namespace": meta.get("namespace", "")}
+    values = {
+        "metadata.name": meta.get("name", ""),
+        "metadata.namespace": meta.get("namespace", ""),
+    }
+    if obj.get("kind") == "Event":
+        involved = obj.get("involvedObject") or {}
+        values |= {f"involvedObject.{k}": str(v) for k, v in involved.items()}
+        values |= {"reason": obj.get("reason", ""), "type": obj.get("type", "")}
+    return values
 
 
 # --- patches --------------------------------------------------------------------------------

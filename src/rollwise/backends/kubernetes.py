@@ -55,6 +55,7 @@ from rollwise.kubernetes.objects import (
     revision_secret,
     secret_name,
 )
+from rollwise.kubernetes.recorder import ClusterEvent, EventRecorder
 from rollwise.kubernetes.watch import Obj, Reflector
 from rollwise.words import EventKind
 
@@ -179,6 +180,8 @@ class KubernetesBackend:
         # namespace/pod -> (restart count, last lines of the crashed container) as read
         self._crash_logs: dict[str, tuple[int, tuple[str, ...] | None]] = {}
         self._wake = asyncio.Event()
+        self.recorder = EventRecorder(http)
+        self.uids: dict[Key, str] = {}  # each revision's Deployment, which its Events regard
         self.usage = PodUsage(
             http, lambda ns: self.pods[ns].objects.values() if ns in self.pods else ()
         )
@@ -246,6 +249,8 @@ class KubernetesBackend:
                     continue
                 if key in running and found.spec is not None:
                     self.namespaces[key] = namespace
+                    if found.metadata and found.metadata.uid:
+                        self.uids[key] = found.metadata.uid
                     self.wanted[key] = (running[key], found.spec.replicas or 0)
                 elif name is not None:
                     log.info("stopping an orphan revision", deployment=f"{namespace}/{name}")
@@ -277,6 +282,18 @@ class KubernetesBackend:
                 if _address(pod) == (ip, int(port)):
                     return namespace, str(pod["metadata"]["name"]), int(port)
         return None
+
+    def record(self, app: str, event: Mapping[str, Any]) -> None:
+        """One of rollwise's events as a cluster Event regarding its revision's Deployment
+        (events of no revision, or of one not applied here, stay rollwise's own)."""
+        revision = event.get("revision")
+        if not isinstance(revision, int):
+            return
+        uid, namespace = self.uids.get((app, revision)), self.namespaces.get((app, revision))
+        if uid and namespace:
+            name = revision_name(app, revision)
+            reason, message = str(event["kind"]), str(event["message"])
+            self.recorder.offer(ClusterEvent(namespace, name, uid, reason, message))
 
     def log_paths(self, app: str, revision: int | None = None) -> list[Path]:
         return []  # pods' logs are the cluster's: pod_logs
@@ -331,6 +348,7 @@ class KubernetesBackend:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.usage.aclose()
+        await self.recorder.aclose()
         await self.http.aclose()
         await self.client.close()
 
@@ -422,7 +440,9 @@ class KubernetesBackend:
                 )
                 return
         for manifest in manifests:
-            await self.client.apply(codecs.from_dict(manifest), force=True)
+            made = await self.client.apply(codecs.from_dict(manifest), force=True)
+            if manifest["kind"] == "Deployment" and made.metadata and made.metadata.uid:
+                self.uids[key] = made.metadata.uid
         self.applied[key] = manifests
 
     @api_retry

@@ -18,12 +18,12 @@ import typer
 from rich.text import Text
 
 from rollwise.cli.common import Output, OutputOpt, StateDir, client, err, out, print_json
+from rollwise.words import is_warning
 
 __all__ = ["event_line", "events"]
 
 POLL_S = 0.5
 PAGE = 1000  # the API's largest answer
-_BAD = re.compile(r"Fail|Abort|Block|Unavailable|Crash|Degraded|Error|Lost|RolledBack")
 _GOOD = re.compile(r"Completed|Passed|Recovered|Ready")
 
 
@@ -31,7 +31,7 @@ def event_line(event: dict[str, Any]) -> Text:
     """``2026-11-22T19:08:04Z  RolloutStarted  rev 2  message``, the kind coloured."""
     when = datetime.fromtimestamp(event["ts"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     kind = event["kind"]
-    style = "red" if _BAD.search(kind) else "green" if _GOOD.search(kind) else "cyan"
+    style = "red" if is_warning(kind) else "green" if _GOOD.search(kind) else "cyan"
     revision = f"rev {event['revision']}" if event.get("revision") is not None else "-"
     line = Text(f"{when}  ")
     line.append(f"{kind:<24}", style=style)

@@ -251,6 +251,8 @@ class Controller:
         )
         self.providers = KINDS[self.kind](setup)
         self.backend = self.providers.backend
+        if self.providers.told is not None:  # the platform's own events too
+            self.events.sinks.append(self.providers.told)
         self.router = self.providers.router
         fresh = await self.router.start()
         adopted = await self.backend.adopt(self._running_revisions())

@@ -1,7 +1,8 @@
 """Events: every decision the controller takes, stored, logged, counted and traced.
 
 An event is written to the store first (it is the history people read), then logged with
-structlog, counted in Prometheus, and offered to the app's webhooks (queued, never waited for).
+structlog, counted in Prometheus, offered to the app's webhooks and to the platform's own
+event stream (a cluster's Events; both queued, never waited for).
 A reconcile pass or a command records its events in the same transaction as the status they
 explain (``record``), and publishes them once that is committed (``publish``): an event is
 never told for a status that was not saved.
@@ -51,6 +52,8 @@ class Events:
         self.webhooks = webhooks
         self.traces: RolloutTraces | None = None  # ``rollwise up --otlp-endpoint``
         self.spec_of = spec_of  # an app's spec as applied (``None``: the controller's own)
+        # where else a published event goes (app, event as stored): a cluster's Events
+        self.sinks: list[Callable[[str, dict[str, Any]], None]] = []
         self.log = structlog.get_logger("rollwise.events")
         self.counter = Counter(
             "rollwise_events",
@@ -112,6 +115,8 @@ class Events:
                 **{k: v for k, v in event["data"].items() if k not in LOG_FIELDS},
             )
             self.counter.labels(app, kind).inc()
+            for sink in self.sinks:
+                sink(app, event)
             if hooks and self.webhooks is not None:
                 book = runbooks.get(kind)
                 self.webhooks.offer(hooks, {**event, "runbook": book.as_json()} if book else event)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rollwise.analysis.agent_source import ReplicaScraper
 from rollwise.analysis.proxy_source import ProxyMetrics
@@ -56,6 +56,8 @@ class Providers:
     router: TrafficRouter
     metrics: MetricSource
     agent: ReplicaScraper  # the replicas' own counters (``agentMetrics``)
+    # where the platform records events too (app, event as stored): a cluster's Events
+    told: Callable[[str, dict[str, Any]], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +110,7 @@ def kubernetes(setup: Setup) -> Providers:
     backend.reach = InCluster() if in_cluster() else ThroughApi(access, backend.pod_at)
     router = GatewayRouter(connect(access), setup.rollouts)
     scraper = ReplicaScraper(backend.addresses, backend.reach)
-    return Providers(backend, router, NoTraffic(), scraper)
+    return Providers(backend, router, NoTraffic(), scraper, told=backend.record)
 
 
 KINDS: dict[str, Callable[[Setup], Providers]] = {"local": local, "kubernetes": kubernetes}
