@@ -21,6 +21,7 @@ from rollwise.backends.base import Workload
 from rollwise.backends.kubernetes import KubernetesBackend
 from rollwise.dashboard.pages import log_lines
 from rollwise.kubernetes.connection import ClusterAccess, connect, http_client
+from rollwise.kubernetes.recorder import PENDING, WAITING, EventRecorder
 from rollwise.kubernetes.watch import Reflector
 from rollwise.spec import parse_spec
 from rollwise.spec.models import Rollout
@@ -306,6 +307,34 @@ async def test_the_dashboard_follows_a_pods_log_showing_each_line_once(
             f"[{pod}] GET / 200"
         ]
         assert await log_lines(controller, "sample-agent", 1, offsets, since) == []
+
+
+async def test_events_wait_for_their_deployment_and_are_bounded_meanwhile(
+    api: FakeApiServer, access: ClusterAccess
+) -> None:
+    http = http_client(access)
+    recorder = EventRecorder(http)
+    for revision in range(2, WAITING + 3):  # more revisions waiting than are kept
+        recorder.tell(("web", revision), "RolloutStarted", "waiting")
+    for n in range(PENDING + 5):  # more events than one revision keeps
+        recorder.tell(("web", 1), "RolloutStarted", f"event {n}")
+    assert get(api, "/api/v1/namespaces/agents/events")["items"] == []
+    recorder.regard(("web", 1), "agents", "web-r1", "uid-1")
+    recorder.regard(("web", 2), "agents", "web-r2", "uid-2")  # dropped: the oldest waiting
+    recorder.tell(("web", 1), "RolloutCompleted", "done")
+    try:
+        written = await until(
+            lambda: (
+                (items := get(api, "/api/v1/namespaces/agents/events")["items"])
+                and len(items) == PENDING + 1
+                and items
+            )
+        )
+    finally:
+        await recorder.aclose()
+        await http.aclose()
+    assert {e["involvedObject"]["name"] for e in written} == {"web-r1"}
+    assert written[0]["involvedObject"]["uid"] == "uid-1"
 
 
 async def test_the_pod_watch_moves_on_with_bookmarks_and_lists_again_after_410(

@@ -37,6 +37,8 @@ def test_rollout_decisions_are_events_of_the_revisions_deployment(
     completed = wait_for(
         lambda: [e for e in events_of(cluster, "web-r1") if e["reason"] == "RolloutCompleted"]
     )
+    # the revision's first event came before its Deployment: it waited for it
+    assert "RolloutStarted" in [e["reason"] for e in events_of(cluster, "web-r1")]
     deployment = cluster.get("/apis/apps/v1/namespaces/agents/deployments/web-r1") or {}
     assert completed[0]["involvedObject"]["uid"] == deployment["metadata"]["uid"]
     assert completed[0]["type"] == "Normal" and completed[0]["source"]["component"] == "rollwise"
@@ -55,4 +57,4 @@ def test_rollout_decisions_are_events_of_the_revisions_deployment(
     )
     assert described.returncode == 0, described.stderr
     events = described.stdout[described.stdout.index("Events:") :]
-    assert "RolloutCompleted" in events and "rollwise" in events, events
+    assert "RolloutStarted" in events and "RolloutCompleted" in events, events

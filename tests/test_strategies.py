@@ -284,12 +284,14 @@ def test_commands_are_refused_in_the_wrong_phase_and_serialized(cluster: Cluster
 @pytest.mark.parametrize("command", ["resume", "promote"])
 def test_user_pause_holds_the_rollout(cluster: Cluster, command: str) -> None:
     cluster.use_steps(
-        {"steps": [{"setWeight": 30}, {"pause": {"duration": "2s"}}, {"setWeight": 60}]}
+        {"steps": [{"setWeight": 30}, {"pause": {"duration": "4s"}}, {"setWeight": 60}]}
     )
     cluster.deploy("1.1.0")
     wait_for(lambda: cluster.get()["set_weight"] == 30)
+    step_ends = time.monotonic() + 4.0
+    # the pause step is long enough for the CLI to start under load (it took over 2 s once)
     cluster.cli("pause", "sample-agent")
-    time.sleep(3.0)  # longer than the pause step: a user pause holds it
+    time.sleep(max(0.0, step_ends - time.monotonic()) + 1.0)  # past the step: the pause holds
     view = cluster.get()
     assert view["phase"] == "Paused" and view["pause_reason"] == "user" and view["set_weight"] == 30
     cluster.cli(command, "sample-agent")  # promote on a user pause only resumes, like resume

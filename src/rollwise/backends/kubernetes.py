@@ -55,7 +55,7 @@ from rollwise.kubernetes.objects import (
     revision_secret,
     secret_name,
 )
-from rollwise.kubernetes.recorder import ClusterEvent, EventRecorder
+from rollwise.kubernetes.recorder import EventRecorder
 from rollwise.kubernetes.watch import Obj, Reflector
 from rollwise.words import EventKind
 
@@ -180,8 +180,7 @@ class KubernetesBackend:
         # namespace/pod -> (restart count, last lines of the crashed container) as read
         self._crash_logs: dict[str, tuple[int, tuple[str, ...] | None]] = {}
         self._wake = asyncio.Event()
-        self.recorder = EventRecorder(http)
-        self.uids: dict[Key, str] = {}  # each revision's Deployment, which its Events regard
+        self.recorder = EventRecorder(http)  # the cluster's Events of each revision
         self.usage = PodUsage(
             http, lambda ns: self.pods[ns].objects.values() if ns in self.pods else ()
         )
@@ -249,8 +248,8 @@ class KubernetesBackend:
                     continue
                 if key in running and found.spec is not None:
                     self.namespaces[key] = namespace
-                    if found.metadata and found.metadata.uid:
-                        self.uids[key] = found.metadata.uid
+                    if found.metadata and found.metadata.uid and name is not None:
+                        self.recorder.regard(key, namespace, name, found.metadata.uid)
                     self.wanted[key] = (running[key], found.spec.replicas or 0)
                 elif name is not None:
                     log.info("stopping an orphan revision", deployment=f"{namespace}/{name}")
@@ -287,13 +286,8 @@ class KubernetesBackend:
         """One of rollwise's events as a cluster Event regarding its revision's Deployment
         (events of no revision, or of one not applied here, stay rollwise's own)."""
         revision = event.get("revision")
-        if not isinstance(revision, int):
-            return
-        uid, namespace = self.uids.get((app, revision)), self.namespaces.get((app, revision))
-        if uid and namespace:
-            name = revision_name(app, revision)
-            reason, message = str(event["kind"]), str(event["message"])
-            self.recorder.offer(ClusterEvent(namespace, name, uid, reason, message))
+        if isinstance(revision, int):
+            self.recorder.tell((app, revision), str(event["kind"]), str(event["message"]))
 
     def log_paths(self, app: str, revision: int | None = None) -> list[Path]:
         return []  # pods' logs are the cluster's: pod_logs
@@ -441,8 +435,10 @@ class KubernetesBackend:
                 return
         for manifest in manifests:
             made = await self.client.apply(codecs.from_dict(manifest), force=True)
-            if manifest["kind"] == "Deployment" and made.metadata and made.metadata.uid:
-                self.uids[key] = made.metadata.uid
+            meta = made.metadata
+            if manifest["kind"] == "Deployment" and meta and meta.uid and meta.name:
+                namespace = manifest["metadata"]["namespace"]
+                self.recorder.regard(key, namespace, meta.name, meta.uid)
         self.applied[key] = manifests
 
     @api_retry

@@ -5,7 +5,8 @@ release stopped, as they do for Argo Rollouts' and Flagger's decisions.
 Core ``v1`` Events (``involvedObject`` with the Deployment's uid, which ``kubectl describe``
 selects on), written from a bounded queue by one task: the controller never waits for the
 API server to hear of a decision, and an API server that refuses them loses the Events, not
-the decisions (the store keeps those). The Role grants ``create`` on events.
+the decisions (the store keeps those). A revision's first events (``RolloutStarted``) come
+before its Deployment exists: they wait for it. The Role grants ``create`` on events.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ __all__ = ["ClusterEvent", "EventRecorder"]
 
 log = structlog.get_logger("rollwise.kubernetes")
 QUEUE = 1000  # Events waiting to be written; more are dropped (the store has them all)
+PENDING = 20  # events of one revision waiting for its Deployment
+WAITING = 50  # revisions with events waiting for their Deployment
+Key = tuple[str, int]  # (app, revision)
 NOTE = 1024  # the API server's limit on an Event's message
 
 
@@ -45,6 +49,26 @@ class EventRecorder:
         self._queue: asyncio.Queue[ClusterEvent] = asyncio.Queue(QUEUE)
         self._task: asyncio.Task[None] | None = None
         self._told = ""
+        self._regards: dict[Key, tuple[str, str, str]] = {}  # namespace, Deployment, uid
+        self._pending: dict[Key, list[tuple[str, str]]] = {}  # (reason, message)
+
+    def regard(self, key: Key, namespace: str, deployment: str, uid: str) -> None:
+        """The revision's Deployment exists: its events (and those that waited) are its."""
+        self._regards[key] = (namespace, deployment, uid)
+        for reason, message in self._pending.pop(key, []):
+            self.offer(ClusterEvent(namespace, deployment, uid, reason, message))
+
+    def tell(self, key: Key, reason: str, message: str) -> None:
+        """One of the revision's events: written, or kept until its Deployment exists."""
+        regards = self._regards.get(key)
+        if regards is not None:
+            self.offer(ClusterEvent(*regards, reason, message))
+            return
+        if key not in self._pending and len(self._pending) >= WAITING:
+            del self._pending[next(iter(self._pending))]  # the oldest revision still waiting
+        waiting = self._pending.setdefault(key, [])
+        if len(waiting) < PENDING:
+            waiting.append((reason, message))
 
     def offer(self, event: ClusterEvent) -> None:
         """Queue ``event`` (dropped when the queue is full); never waits."""
