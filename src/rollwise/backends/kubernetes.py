@@ -298,20 +298,27 @@ class KubernetesBackend:
         """(pod, revision, lines) of each pod the app's revisions (or ``revision``) run now:
         its last ``tail`` lines, or those after the stamp ``since`` gives for it. A pod whose
         container has not started says why in place of its lines."""
-        found = []
-        for key in sorted(k for k in self.namespaces if k[0] == app):
-            if revision is not None and key[1] != revision:
-                continue
-            for pod in self._pods(*key):
-                name = str(pod["metadata"]["name"])
-                try:
-                    lines = await read_pod_log(
-                        self.http, self.namespaces[key], name, tail=tail, since=since.get(name)
-                    )
-                except BackendError as exc:
-                    lines = [("", f"({exc})")] if name not in since else []
-                found.append((name, key[1], lines))
-        return found
+
+        async def read(namespace: str, name: str, number: int) -> tuple[str, int, list[LogLine]]:
+            try:
+                lines = await read_pod_log(
+                    self.http, namespace, name, tail=tail, since=since.get(name)
+                )
+            except BackendError as exc:
+                lines = [("", f"({exc})")] if name not in since else []
+            return name, number, lines
+
+        keys = sorted(k for k in self.namespaces if k[0] == app)
+        return list(
+            await asyncio.gather(
+                *(
+                    read(self.namespaces[key], str(pod["metadata"]["name"]), key[1])
+                    for key in keys
+                    if revision is None or key[1] == revision
+                    for pod in self._pods(*key)
+                )
+            )
+        )
 
     async def run(self) -> None:
         """Apply what is wanted whenever it changes; retry what failed."""
