@@ -5,6 +5,7 @@ Deployment follows; ``kubectl top pod`` reads the same metrics API of the fake."
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,7 +73,12 @@ def test_a_cluster_app_scales_on_its_pods_cpu_from_the_metrics_api(
     wait_for(lambda: replicas(cluster) == 3, timeout=30)  # ceil(1 × 200/50) = 4, max 3
     view = cluster.view()
     assert view["revisions"][0]["health"]["replicas"][0]["cpu"] == pytest.approx(2.0)
-    assert f"pod {pod}, cpu 200%" in cluster.cli("get", "web")
+    shown = cluster.cli("get", "web")
+    assert f"pod {pod}, cpu 200%" in shown
+    assert re.search(r"Namespace: +agents", shown), shown
+    assert "registry.example/web:1.0.0 (r1: stable)" in shown
+    assert "Listen:" not in shown  # a cluster app's traffic enters through its router
+    assert "namespace agents" in cluster.cli("list")
     scaled = [e["message"] for e in cluster.events() if e["kind"] == "ScaledUp"]
     assert scaled[-1].startswith("1→3: cpu 200%/replica > target 50%"), scaled
 

@@ -75,11 +75,17 @@ def app_view(data: dict[str, Any]) -> Group:
     canary = data.get("canary")
     shown = actual.get(str(canary), 0) if canary is not None else sum(actual.values())
     head.add_row("  ActualWeight:", str(shown))
-    head.add_row("Listen:", f"http://{data['listen']}")
+    backend = data.get("backend") or {}
+    cluster = backend.get("kind") == "kubernetes"
+    if cluster:  # its traffic enters through the cluster's router, not a local listener
+        head.add_row("Namespace:", backend.get("namespace", ""))
+    else:
+        head.add_row("Listen:", f"http://{data['listen']}")
     labels = []
     for rev in data["revisions"]:
-        labels.append(f"{rev['version']} (r{rev['number']}: {', '.join(rev['labels']) or '-'})")
-    head.add_row("Versions:", "\n".join(labels) or "-")
+        shown = rev.get("image") if cluster and rev.get("image") else rev["version"]
+        labels.append(f"{shown} (r{rev['number']}: {', '.join(rev['labels']) or '-'})")
+    head.add_row("Images:" if cluster else "Versions:", "\n".join(labels) or "-")
     ready = sum(r["health"]["ready"] for r in data["revisions"] if "stable" in r["labels"])
     scaling = data.get("autoscaling")
     bounds = f"  Autoscaling: {scaling['minReplicas']}..{scaling['maxReplicas']}" if scaling else ""
@@ -187,6 +193,14 @@ def runbook_lines(book: dict[str, Any]) -> list[Text]:
     return lines
 
 
+def _entry(app: dict[str, Any]) -> str:
+    """Where the app's traffic enters: its listener, or a cluster app's namespace."""
+    backend = app.get("backend") or {}
+    if backend.get("kind") == "kubernetes":
+        return f"namespace {backend.get('namespace', '')}"
+    return str(app["listen"])
+
+
 def list_table(apps: list[dict[str, Any]]) -> Table:
     table = Table(box=None, header_style="bold")
     for col in ("NAME", "STRATEGY", "STATUS", "STEP", "SET-WEIGHT", "READY", "DESIRED", "LISTEN"):
@@ -202,7 +216,7 @@ def list_table(apps: list[dict[str, Any]]) -> Table:
             str(app["set_weight"]),
             str(ready),
             str(app["replicas"]),
-            app["listen"],
+            _entry(app),
         )
     return table
 

@@ -33,10 +33,14 @@ def app_view(ctx: PassContext, reconcile_errors: int, error: str) -> dict[str, A
             labels.append("warm")
         if any(r.revision == n for r in status.retiring):
             labels.append("retiring")
+        info = ctx.revision(n)
+        image = info.spec.template.image
         revisions.append(
             {
                 "number": n,
-                "version": ctx.revision(n).version,
+                "version": info.version,
+                # a cluster's pods run it (the local backend runs the command line)
+                "image": image.replace("{version}", info.version) if image else None,
                 "labels": labels,
                 "weight": status.weights.get(n, 0),
                 "health": ctx.health(n).as_json(),
