@@ -79,8 +79,11 @@ def test_doubled_failures_are_aborted_with_the_evidence(cluster: Cluster) -> Non
         text=True,
         timeout=60,
     )
-    assert replay.returncode == 1, replay.stderr
-    assert json.loads(replay.stdout)["verdict"]["outcome"] == "fail"
+    replayed = json.loads(replay.stdout) if replay.stdout.startswith("{") else {}
+    # when they differ, say how: the replay's first decision and end beside the live evidence
+    told = {k: replayed.get(k) for k in ("requests", "seconds", "verdict", "end")}
+    assert replay.returncode == 1, (replay.stderr, json.dumps(told)[:4000], evidence)
+    assert replayed["verdict"]["outcome"] == "fail"
 
 
 @pytest.mark.solo
