@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 
 from rollwise.api.common import JSONResponse, controller_of, count_param
+from rollwise.backends.base import PodLogs
 from rollwise.backends.kubernetes_logs import stamp_nanos
 from rollwise.errors import UsageError
 
@@ -33,8 +34,8 @@ async def pod_logs(request: Request) -> JSONResponse:
     controller = controller_of(request)
     app = request.path_params["app"]
     controller.worker(app)
-    read = getattr(controller.backend, "pod_logs", None)
-    if read is None:
+    backend = controller.backend
+    if not isinstance(backend, PodLogs):
         raise UsageError(f"app {app} runs on this machine: its logs are files (GET …/logs)")
     revision = count_param(request, "revision", "a revision number")
     tail = count_param(request, "tail", f"a number of lines, at most {MAX_TAIL}")
@@ -52,7 +53,7 @@ async def pod_logs(request: Request) -> JSONResponse:
                 f"?since= must be POD=STAMP (RFC 3339 UTC, as the lines carry), not {item!r}"
             )
         since[pod] = stamp
-    found = await read(app, revision, 20 if tail is None else tail, since)
+    found = await backend.pod_logs(app, revision, 20 if tail is None else tail, since)
     return JSONResponse(
         [{"pod": pod, "revision": rev, "lines": lines} for pod, rev, lines in found]
     )

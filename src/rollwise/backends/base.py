@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
@@ -164,6 +164,18 @@ class Direct:
 
 
 DIRECT = Direct()
+
+
+@runtime_checkable
+class PodLogs(Protocol):
+    """A backend whose replicas' logs live on the platform, read on demand (a cluster's
+    pods); the local backend's are files (``Backend.log_paths``)."""
+
+    async def pod_logs(
+        self, app: str, revision: int | None, tail: int, since: Mapping[str, str]
+    ) -> list[tuple[str, int, list[tuple[str, str]]]]:
+        """(pod, revision, (stamp, line) pairs): the last ``tail`` lines of each pod, or
+        those after the stamp ``since`` gives for it."""
 
 
 class Backend(Protocol):

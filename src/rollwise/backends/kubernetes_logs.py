@@ -80,10 +80,10 @@ def follow(
     with ``since`` moved to each pod's newest stamp for the next read. A line without a
     stamp says why a pod's log is unreadable: ``since`` then moves to now, so it is said
     once."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     shown = []
     for pod, lines in found:
         for stamp, line in lines:
             shown.append((pod, line))
-            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             since[pod] = stamp or since.get(pod) or now
     return shown

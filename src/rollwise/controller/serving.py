@@ -111,8 +111,8 @@ def own_port(listen: str, own: dict[str, tuple[str, int]]) -> str | None:
     a port with, if any: the proxy could not open it, and the app would get no traffic."""
     host, _, port = listen.rpartition(":")
     host = host.strip("[]")
-    for flag, (own_host, own_port_) in own.items():
+    for flag, (own_host, taken) in own.items():
         same_host = host == own_host or {host, own_host} & WILDCARDS
-        if int(port) == own_port_ and same_host:
+        if int(port) == taken and same_host:
             return flag
     return None

@@ -183,14 +183,15 @@ async def log_lines(
     each."""
     from pathlib import Path
 
+    from rollwise.backends.base import PodLogs
     from rollwise.backends.kubernetes_logs import follow
     from rollwise.backends.process import read_new, tail
     from rollwise.redact import SECRETS
 
     out = []
-    read_pods = getattr(controller.backend, "pod_logs", None)
-    if read_pods is not None:
-        found = await read_pods(app, revision, 50, since)
+    backend = controller.backend
+    if isinstance(backend, PodLogs):
+        found = await backend.pod_logs(app, revision, 50, since)
         out = [f"[{pod}] {line}" for pod, line in follow(since, ((p, ls) for p, _, ls in found))]
     for path in map(Path, controller.backend.log_paths(app, revision)):
         key = str(path)
