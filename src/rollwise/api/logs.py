@@ -36,19 +36,22 @@ async def pod_logs(request: Request) -> JSONResponse:
     controller.worker(app)
     backend = controller.backend
     if not isinstance(backend, PodLogs):
-        raise UsageError(f"app {app} runs on this machine: its logs are files (GET …/logs)")
+        raise UsageError(
+            f"app {app} runs on this machine, where its replicas' logs are files: read them "
+            f"with `rollwise logs {app}` (GET /api/v1/apps/{app}/logs gives their paths)"
+        )
     revision = count_param(request, "revision", "a revision number")
     tail = count_param(request, "tail", f"a number of lines, at most {MAX_TAIL}")
     if tail is not None and tail > MAX_TAIL:
         raise UsageError(f"?tail= must be a number of lines, at most {MAX_TAIL}, not {tail}")
     since = {}
     for item in request.query_params.getlist("since"):
-        pod, sep, stamp = item.partition("=")
+        pod, _, stamp = item.partition("=")
         try:
             stamp_nanos(stamp)
         except ValueError:
-            sep = ""
-        if not sep:
+            pod = ""
+        if not pod:
             raise UsageError(
                 f"?since= must be POD=STAMP (RFC 3339 UTC, as the lines carry), not {item!r}"
             )
