@@ -135,12 +135,16 @@ def process(
 class Background:
     """Constant-rate A2A load in a thread, stopped on demand; the report says what failed."""
 
-    def __init__(self, url: str, rate: float = 100, text: str = "ping") -> None:
+    def __init__(
+        self, url: str, rate: float = 100, text: str = "ping", stream: bool = False
+    ) -> None:
         self.stop = asyncio.Event()
         self.report: LoadReport | None = None
         self.live = LoadReport()  # fills while the load runs
         self.loop = asyncio.new_event_loop()
-        config = LoadConfig(url=url + "/", rate=rate, duration=120, a2a=True, text=text)
+        config = LoadConfig(
+            url=url + "/", rate=rate, duration=120, a2a=True, text=text, stream=stream
+        )
 
         def main() -> None:
             load = run_load(config, stop=self.stop, report=self.live)

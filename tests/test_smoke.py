@@ -165,7 +165,7 @@ def test_message_checks(agents: dict[str, str]) -> None:
     error = one(agents["broken"], {"a2aMessage": {}})
     assert error.status is TestStatus.FAILED
     assert (
-        "SendMessage: expected a result, got JSON-RPC error -32603: injected internal error"
+        "SendMessage: expected a result, got JSON-RPC error -32603: injected failure in 1.0.0"
         in error.message
     )
     never = one(agents["hanging"], {"a2aMessage": {"stream": True}, "timeout": "1s"})

@@ -40,7 +40,7 @@ def test_a_canary_that_fails_a_critical_smoke_test_never_gets_a_request(
     message = view["message"]
     assert message.startswith("RolloutAborted: smoke tests (preTraffic) of revision 2 (1.1.0)")
     assert "ping on revision 2 at 127.0.0.1:" in message
-    assert "expected a result, got JSON-RPC error -32603: injected internal error" in message
+    assert "expected a result, got JSON-RPC error -32603: injected failure in 1.1.0" in message
     assert "(after 3 attempts)" in message  # the spec's retries: 2
     assert last_history(cluster) == ("aborted", "smoke test failure")
     (failed,) = events(cluster, "SmokeTestsFailed")

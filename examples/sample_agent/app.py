@@ -19,7 +19,7 @@ import random
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import uvicorn
@@ -76,6 +76,7 @@ class Knobs:
     breaks: frozenset[str]
     fail_after: int | None
     extensions: tuple[str, ...]
+    fail_mode: str = "raise"
     downstream_url: str = ""
     memory_limit_mb: float = 0.0
 
@@ -99,7 +100,31 @@ class Knobs:
             breaks=frozenset(b.strip() for b in env.get("AGENT_BREAK", "").split(",") if b.strip()),
             downstream_url=env.get("AGENT_DOWNSTREAM_URL", ""),
             memory_limit_mb=float(env.get("AGENT_MEMORY_LIMIT_MB", "0")),
+            fail_mode=env.get("AGENT_FAIL_MODE", "raise").strip() or "raise",
         )
+
+
+FAIL_MODES = {
+    "raise": "the executor raises: a JSON-RPC error -32603 in an HTTP 200 (a2a-sdk's answer)",
+    "task": "the task ends in state failed",
+    "http": "an HTTP 500 before a2a-sdk sees the call",
+}
+
+
+class Faults:
+    """Which calls fail (``AGENT_FAIL_RATE``, ``AGENT_FAIL_AFTER``): one count and one draw per
+    call, wherever the fault is applied (the executor, or the middleware for ``http``)."""
+
+    def __init__(self, knobs: Knobs) -> None:
+        self.knobs = knobs
+        self.calls = 0
+        self.rng = random.Random()
+
+    def next_fails(self) -> bool:
+        k = self.knobs
+        self.calls += 1
+        worn_out = k.fail_after is not None and self.calls > k.fail_after
+        return worn_out or bool(k.fail_rate and self.rng.random() < k.fail_rate)
 
 
 # What ``AGENT_BREAK`` (comma-separated) can break, for tests of smoke tests and card checks.
@@ -107,7 +132,7 @@ BREAKS = {
     "card-missing-name": "the card has no name",
     "card-invalid": "the card's binding and input modes have the wrong shapes",
     "card-legacy": "the card is served only at the 0.3 path /.well-known/agent.json",
-    "rpc-error": "every JSON-RPC call answers an internal error",
+    "rpc-error": "every message makes the executor raise (a JSON-RPC error -32603)",
     "hang": "tasks start work and never finish (a stream that never ends)",
 }
 
@@ -155,10 +180,18 @@ class EchoExecutor(AgentExecutor):
     """
 
     def __init__(
-        self, version: str, hang: bool = False, downstream_url: str = "", ofrep_url: str = ""
+        self,
+        version: str,
+        hang: bool = False,
+        downstream_url: str = "",
+        ofrep_url: str = "",
+        faults: Faults | None = None,
+        fail: str = "",
     ) -> None:
         self._version = version
         self._hang = hang
+        self._faults = faults  # messages that fail, and how (``fail``: raise or task)
+        self._fail = fail
         self._downstream = downstream_url
         self._flags = flag_client(ofrep_url) if ofrep_url else None
         self._shout = (False, -FLAG_TTL_S)  # (value, when asked)
@@ -192,15 +225,29 @@ class EchoExecutor(AgentExecutor):
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         assert context.message is not None
+        failing = self._fail if self._faults is not None and self._faults.next_fails() else ""
+        if failing == "raise":
+            raise RuntimeError(f"injected failure in {self._version}")
         task = context.current_task or new_task_from_user_message(context.message)
-        if context.current_task is None:
+        follow_up = context.current_task is not None
+        if not follow_up:
             await event_queue.enqueue_event(task)
         updater = TaskUpdater(event_queue, task.id, task.context_id)
         await updater.start_work()
         if self._hang:
             await asyncio.Event().wait()
+        if failing == "task":
+            failed = new_text_message(
+                f"injected failure in {self._version}", context_id=task.context_id
+            )
+            await updater.failed(failed)
+            return
+        text = context.get_user_input()
+        if not follow_up and text.strip().lower().startswith("ask"):
+            await updater.requires_input(new_text_message("what else?", context_id=task.context_id))
+            return
         with trace_step("compose reply", call_type="TOOL", version=self._version):
-            reply = await self.answer(context.get_user_input())
+            reply = f"got: {text}" if follow_up else await self.answer(text)
         half = len(reply) // 2
         await updater.add_artifact([Part(text=reply[:half])], artifact_id="reply", name="reply")
         await updater.add_artifact(
@@ -214,13 +261,14 @@ class EchoExecutor(AgentExecutor):
 
 
 class Misbehave:
-    """ASGI middleware applying the knobs to A2A calls (``POST``), never to probes."""
+    """ASGI middleware applying the latency knobs to A2A calls (``POST``), never to probes,
+    and ``AGENT_FAIL_MODE=http``'s failures."""
 
-    def __init__(self, app: ASGIApp, knobs: Knobs) -> None:
+    def __init__(self, app: ASGIApp, knobs: Knobs, faults: Faults | None = None) -> None:
         self._app = app
         self._knobs = knobs
+        self._faults = faults  # only for failures as HTTP 500s
         self._rng = random.Random()
-        self._calls = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -230,15 +278,8 @@ class Misbehave:
                 delay += k.tail_latency_ms
             if delay:
                 await asyncio.sleep(delay / 1000)
-            self._calls += 1
-            worn_out = k.fail_after is not None and self._calls > k.fail_after
-            if worn_out or (k.fail_rate and self._rng.random() < k.fail_rate):
+            if self._faults is not None and self._faults.next_fails():
                 await Response("injected failure", status_code=500)(scope, receive, send)
-                return
-            if "rpc-error" in k.breaks:
-                error = {"code": -32603, "message": "injected internal error"}
-                body = {"jsonrpc": "2.0", "id": 1, "error": error}
-                await JSONResponse(body)(scope, receive, send)
                 return
         await self._app(scope, receive, send)
 
@@ -318,11 +359,17 @@ def card_routes(card: AgentCard, breaks: frozenset[str]) -> list[Route]:
 def build_app(knobs: Knobs, public_url: str) -> Starlette:
     card = agent_card(knobs.version, public_url, knobs.extensions)
     chosen, required = extensions(knobs.extensions)
+    faults = Faults(knobs)
+    if "rpc-error" in knobs.breaks:
+        faults = Faults(replace(knobs, fail_rate=1.0, fail_mode="raise"))
+    in_http = knobs.fail_mode == "http" and "rpc-error" not in knobs.breaks
     echo = EchoExecutor(
         knobs.version,
         hang="hang" in knobs.breaks,
         downstream_url=knobs.downstream_url,
         ofrep_url=os.environ.get("ROLLWISE_OFREP_URL", ""),
+        faults=None if in_http else faults,
+        fail=faults.knobs.fail_mode,
     )
     executor = ExtendedExecutor(echo, chosen, required)
     handler = DefaultRequestHandler(
@@ -345,7 +392,7 @@ def build_app(knobs: Knobs, public_url: str) -> Starlette:
         ),
     ]
     app = Starlette(routes=routes, lifespan=_lifespan(memory))
-    app.add_middleware(Misbehave, knobs=knobs)
+    app.add_middleware(Misbehave, knobs=knobs, faults=faults if in_http else None)
     app.add_middleware(TraceContextMiddleware)
     return app
 
@@ -374,6 +421,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     knobs = Knobs.from_env()
+    if knobs.fail_mode not in FAIL_MODES:
+        sys.exit(f"AGENT_FAIL_MODE: {knobs.fail_mode!r} is not one of {', '.join(FAIL_MODES)}")
     unknown = knobs.breaks - BREAKS.keys()
     if unknown:
         sys.exit(f"AGENT_BREAK: unknown {', '.join(sorted(unknown))}; known: {', '.join(BREAKS)}")

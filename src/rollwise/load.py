@@ -41,6 +41,7 @@ class LoadConfig:
     allow_remote: bool = False
     text: str = "ping"
     timeout: float = 10.0
+    stream: bool = False  # A2A: SendStreamingMessage, each stream read to its end
 
 
 @dataclass
@@ -126,7 +127,7 @@ def _body(config: LoadConfig, n: int) -> bytes | None:
         {
             "jsonrpc": "2.0",
             "id": n,
-            "method": "SendMessage",
+            "method": "SendStreamingMessage" if config.stream else "SendMessage",
             "params": {
                 "message": {
                     "messageId": f"load-{n}",
@@ -139,29 +140,68 @@ def _body(config: LoadConfig, n: int) -> bytes | None:
 
 
 A2A_HEADERS = {"A2A-Version": "1.0", "content-type": "application/json"}
+_FAILED_TASKS = ("failed", "rejected")
+
+
+async def _read(resp: httpx.Response, config: LoadConfig, started: float) -> tuple[float, str]:
+    """Read an answer to its end: when its first byte came (a stream's latency is its first
+    event's), and what went wrong (``""``: nothing)."""
+    from rollwise.a2a.outcomes import EventStream, read_answer
+
+    if resp.status_code >= 500:
+        await resp.aread()
+        return time.perf_counter() - started, f"http {resp.status_code}"
+    if not config.a2a:
+        await resp.aread()
+        return time.perf_counter() - started, ""
+    first = 0.0
+    events = (
+        EventStream()
+        if resp.headers.get("content-type", "").startswith("text/event-stream")
+        else None
+    )
+    pieces = []
+    async for chunk in resp.aiter_bytes():
+        first = first or time.perf_counter() - started
+        if events is not None:
+            events.feed(chunk)
+        else:
+            pieces.append(chunk)
+    first = first or time.perf_counter() - started
+    answer = events.finish() if events is not None else read_answer(b"".join(pieces), 200)
+    if answer is None:
+        return first, "not an A2A answer"
+    outcome = answer.outcome
+    if outcome in _FAILED_TASKS:
+        return first, f"a2a task {outcome}"
+    if outcome[0] == "-" or outcome.endswith("-error"):
+        return first, f"a2a error {outcome}"
+    return first, ""
 
 
 async def _one(client: httpx.AsyncClient, config: LoadConfig, n: int, report: LoadReport) -> None:
     """Request ``n``, counted in ``report`` by its version and outcome."""
     started = time.perf_counter()
     try:
-        resp = await client.request(
+        request = client.build_request(
             "POST" if config.a2a else "GET",
             config.url,
             content=_body(config, n),
             headers=A2A_HEADERS if config.a2a else {},
         )
+        resp = await client.send(request, stream=True)
+        try:
+            first, wrong = await _read(resp, config, started)
+        finally:
+            await resp.aclose()
         version = resp.headers.get(VERSION_HEADER, "-")
         report.versions[version] += 1
-        if resp.status_code >= 500:
-            report.errors[f"http {resp.status_code}"] += 1
-            report.version_errors[version] += 1
-        elif config.a2a and "error" in resp.json():
-            report.errors["a2a error"] += 1
+        if wrong:
+            report.errors[wrong] += 1
             report.version_errors[version] += 1
         else:
             report.ok += 1
-        report.latencies.append(time.perf_counter() - started)
+        report.latencies.append(first)
     except httpx.TimeoutException:
         report.errors["timeout"] += 1
     except httpx.ConnectError:

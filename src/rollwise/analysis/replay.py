@@ -1,7 +1,10 @@
 """Offline replay: judge a recorded request log with a spec's analysis settings.
 
 The proxy's ``--record FILE`` writes one JSON line per request (``ts``, ``app``,
-``revision``, ``status``, ``latency_ms``). Replay groups them into whole seconds per revision,
+``revision``, ``status``, ``latency_ms``, and for an A2A exchange its ``method`` and
+``outcome``). Replay groups them into whole seconds per revision, counts a request failed as
+the proxy did (its status among ``failureStatus``, or its outcome among
+``failureOutcomes``),
 feeds the same :class:`~rollwise.analysis.run.AnalysisRun` the controller uses, and reports
 every change of a judge's outcome: tuning alpha, tolerances or guardrails on real traffic
 without touching a rollout. Its verdict is the *first decisive* outcome, the one a live
@@ -18,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from rollwise.a2a.labels import OK, failing_outcomes
 from rollwise.analysis.run import AnalysisRun, Verdict
 from rollwise.analysis.series import ArmSecond
 from rollwise.errors import InputError, UsageError
@@ -73,11 +77,13 @@ class Replay:
         }
 
 
-def _read(path: Path, apps: set[str]) -> dict[str, dict[int, list[tuple[float, int]]]]:
-    """Per revision, per whole second: (latency in seconds, status) of each request."""
-    by_revision: dict[str, dict[int, list[tuple[float, int]]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
+# (latency in seconds, status, "<method> <outcome>" of an A2A exchange or "")
+Request = tuple[float, int, str]
+
+
+def _read(path: Path, apps: set[str]) -> dict[str, dict[int, list[Request]]]:
+    """Per revision, per whole second: each request's latency, status and A2A outcome."""
+    by_revision: dict[str, dict[int, list[Request]]] = defaultdict(lambda: defaultdict(list))
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -91,7 +97,8 @@ def _read(path: Path, apps: set[str]) -> dict[str, dict[int, list[tuple[float, i
                 continue
             second = math.floor(float(item["ts"]))
             latency = float(item["latency_ms"]) / 1000
-            by_revision[str(item["revision"])][second].append((latency, int(item["status"])))
+            said = f"{item['method']} {item['outcome']}" if "outcome" in item else ""
+            by_revision[str(item["revision"])][second].append((latency, int(item["status"]), said))
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError(
                 f"{path}:{number}: not a request record ({type(exc).__name__}: {exc}); each "
@@ -121,11 +128,17 @@ def _arms(path: Path, held: list[str], canary: str | None, baseline: str | None)
     return canary, baseline
 
 
-def _arm(requests: list[tuple[float, int]], failing: tuple[bool, ...]) -> ArmSecond:
-    return ArmSecond.from_requests(
-        [latency for latency, _ in requests],
-        [0 <= status < len(failing) and failing[status] for _, status in requests],
-    )
+def _arm(
+    requests: list[Request], failing: tuple[bool, ...], failing_a2a: frozenset[str]
+) -> ArmSecond:
+    outcomes: dict[str, int] = {}
+    failed = []
+    for _, status, said in requests:
+        outcome = said.partition(" ")[2]
+        if outcome and outcome != OK:
+            outcomes[said] = outcomes.get(said, 0) + 1
+        failed.append((0 <= status < len(failing) and failing[status]) or outcome in failing_a2a)
+    return ArmSecond.from_requests([r[0] for r in requests], failed, outcomes)
 
 
 def replay_file(
@@ -153,7 +166,10 @@ def replay_file(
         inline = [s.analysis for s in steps if s.analysis is not None]
         step = inline[0] if inline else AnalysisStep()
     step = step.model_copy(update={"until": "pass", "max_duration": math.inf})
-    failing = failing_statuses(list(rollout.spec.traffic.failure_status))
+    traffic = rollout.spec.traffic
+    failing = failing_statuses(list(traffic.failure_status))
+    a2a = rollout.spec.speaks_a2a
+    failing_a2a = failing_outcomes(traffic.failure_outcomes) if a2a else frozenset()
     run = AnalysisRun(strategy.analysis_settings, step)
     canary_seconds, baseline_seconds = revisions[canary], revisions[baseline]
     both = set(canary_seconds) & set(baseline_seconds)
@@ -168,8 +184,8 @@ def replay_file(
     for second in seconds:
         run.feed(
             second,
-            _arm(canary_seconds.get(second, []), failing),
-            _arm(baseline_seconds.get(second, []), failing),
+            _arm(canary_seconds.get(second, []), failing, failing_a2a),
+            _arm(baseline_seconds.get(second, []), failing, failing_a2a),
         )
         elapsed = float(second + 1 - start)
         verdict = run.verdict(elapsed)

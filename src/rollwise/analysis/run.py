@@ -7,7 +7,8 @@ judge passed (``until: pass``) or when the ``duration`` ended without a failure
 Wait, or Inconclusive once the time is up. Dry-run judges are judged and reported but never
 decide. No data is never a failure. An agent metric (``agentMetrics``) is a failure-rate
 judge of the agent's own counters, fed beside the proxy's arms; it holds back a pass only
-with ``mustPass``.
+with ``mustPass``. An A2A app's exchanges that did not end plainly are added up per arm
+(``outcomes``): a failed verdict names the canary's (``canary: 412 × -32603 on SendMessage``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from rollwise.a2a.labels import told
 from rollwise.analysis.judges import FailureRateJudge, Guardrails, JudgeResult, LatencyJudgeRun
 from rollwise.analysis.series import ArmSecond
 from rollwise.spec.models import AnalysisSettings, AnalysisStep
@@ -35,9 +37,11 @@ class Verdict:
     requests: int
     failures: int
     judges: list[JudgeResult] = field(default_factory=list)
+    # A2A exchanges that did not end plainly, per arm: "<method> <outcome>" -> count
+    outcomes: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "outcome": self.outcome,
             "detail": self.detail,
             "elapsed_s": round(self.elapsed, 3),
@@ -45,6 +49,9 @@ class Verdict:
             "failures": self.failures,
             "judges": [j.as_json() for j in self.judges],
         }
+        if any(self.outcomes.values()):
+            data["a2a"] = self.outcomes
+        return data
 
 
 class AnalysisRun:
@@ -73,6 +80,7 @@ class AnalysisRun:
             if not metric.must_pass:
                 self.optional.add(name)
         self.guardrails = Guardrails(step)
+        self.outcomes: dict[str, dict[str, int]] = {"canary": {}, "baseline": {}}
         self.last_second: int | None = None
         self.seconds = 0
         self._results: tuple[int, list[JudgeResult], JudgeResult] | None = None
@@ -96,6 +104,10 @@ class AnalysisRun:
             if name in self.agents:
                 self.agents[name].update(*arms)
         self.guardrails.update(canary)
+        for arm, counted in (("canary", canary), ("baseline", baseline)):
+            into = self.outcomes[arm]
+            for said, count in counted.outcomes.items():
+                into[said] = into.get(said, 0) + count
 
     def verdict(self, elapsed: float) -> Verdict:
         step = self.step
@@ -110,14 +122,20 @@ class AnalysisRun:
         requests, failures = int(self.guardrails.requests), int(self.guardrails.failures)
         acting = [r for r in results if not r.dry_run]
 
+        outcomes = {arm: dict(counts) for arm, counts in self.outcomes.items()}
+
         def made(outcome: VerdictOutcome, detail: str) -> Verdict:
-            return Verdict(outcome, detail, elapsed, requests, failures, [*results, guard])
+            judged = [*results, guard]
+            return Verdict(outcome, detail, elapsed, requests, failures, judged, outcomes)
 
         failed = [r for r in acting if r.outcome == "fail"]
         if guard.outcome == "fail":
             failed.append(guard)
         if failed:
-            return made("fail", "; ".join(r.summary for r in failed) + f" after {elapsed:.0f} s")
+            said = [r.summary for r in failed]
+            if self.outcomes["canary"]:  # what the agent answered, in A2A's words
+                said.append(f"canary: {told(self.outcomes['canary'])}")
+            return made("fail", "; ".join(said) + f" after {elapsed:.0f} s")
         enough = requests >= step.min_requests
         if step.until == "duration":
             assert step.duration is not None

@@ -9,7 +9,7 @@ simulated ones in the benchmark, through the same code.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,11 +37,14 @@ def bucket_of(latency_s: float) -> int:
 
 @dataclass(frozen=True, slots=True)
 class ArmSecond:
-    """One second of one arm (canary or baseline): shapes ``S``, ``S``, ``S + (NBUCKETS,)``."""
+    """One second of one arm (canary or baseline): shapes ``S``, ``S``, ``S + (NBUCKETS,)``;
+    ``outcomes``: its A2A exchanges that did not end plainly (``"<method> <outcome>"`` →
+    count), for the evidence (the judges count failures, which include the failing ones)."""
 
     requests: NDArray[np.int64]
     failures: NDArray[np.int64]
     hist: NDArray[np.int64]
+    outcomes: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, shape: tuple[int, ...] = ()) -> ArmSecond:
@@ -68,10 +71,16 @@ class ArmSecond:
             np.asarray(counts.requests, dtype=np.int64),
             np.asarray(counts.failures, dtype=np.int64),
             hist,
+            counts.outcomes,
         )
 
     @classmethod
-    def from_requests(cls, latencies_s: list[float], failed: list[bool]) -> ArmSecond:
+    def from_requests(
+        cls,
+        latencies_s: list[float],
+        failed: list[bool],
+        outcomes: Mapping[str, int] | None = None,
+    ) -> ArmSecond:
         """From single requests (a replayed ``--record`` file)."""
         hist = np.zeros(NBUCKETS, dtype=np.int64)
         for latency in latencies_s:
@@ -80,4 +89,5 @@ class ArmSecond:
             np.asarray(len(latencies_s), dtype=np.int64),
             np.asarray(sum(failed), dtype=np.int64),
             hist,
+            outcomes or {},
         )

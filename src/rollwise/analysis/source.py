@@ -13,18 +13,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 __all__ = ["MetricSource", "NoTraffic", "SecondCounts", "Series", "merge_seconds"]
 
 
 @dataclass(frozen=True, slots=True)
 class SecondCounts:
-    """One revision's counts in one second."""
+    """One revision's counts in one second; ``outcomes``: its A2A exchanges that did not end
+    plainly, ``"<method> <outcome>"`` → count (``a2a/outcomes.py``)."""
 
     requests: int = 0
     failures: int = 0
     hist: Mapping[int, int] = field(default_factory=dict)  # bucket index -> requests
+    outcomes: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SecondCounts:
@@ -32,20 +34,36 @@ class SecondCounts:
             int(data.get("requests", 0)),
             int(data.get("failures", 0)),
             {int(k): int(v) for k, v in data.get("hist", {}).items()},
+            {str(k): int(v) for k, v in data.get("a2a", {}).items()},
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "requests": self.requests,
             "failures": self.failures,
             "hist": {str(k): v for k, v in self.hist.items()},
         }
+        if self.outcomes:
+            data["a2a"] = dict(self.outcomes)
+        return data
 
     def __add__(self, other: SecondCounts) -> SecondCounts:
-        hist = dict(self.hist)
-        for index, count in other.hist.items():
-            hist[index] = hist.get(index, 0) + count
-        return SecondCounts(self.requests + other.requests, self.failures + other.failures, hist)
+        return SecondCounts(
+            self.requests + other.requests,
+            self.failures + other.failures,
+            _added(self.hist, other.hist),
+            _added(self.outcomes, other.outcomes),
+        )
+
+
+K = TypeVar("K", int, str)
+
+
+def _added(a: Mapping[K, int], b: Mapping[K, int]) -> dict[K, int]:
+    out = dict(a)
+    for key, count in b.items():
+        out[key] = out.get(key, 0) + count
+    return out
 
 
 # revision number -> unix second -> counts

@@ -109,7 +109,7 @@ async def list_apps(request: Request) -> JSONResponse:
 async def get_app(request: Request) -> JSONResponse:
     controller = controller_of(request)
     worker = controller.worker(request.path_params["app"])
-    view = worker.view()
+    view = await worker.traffic(worker.view())
     table = await controller.router.applied()
     applied = table.apps.get(worker.app)
     view["actual_weights"] = applied.weights() if applied is not None else {}
@@ -214,6 +214,7 @@ async def stats(request: Request) -> JSONResponse:
         revisions[str(number)] = {
             "requests": total.requests,
             "failures": total.failures,
+            "a2a": dict(total.outcomes),
             "latency_ms": {
                 name: None if (v := quantile(dict(total.hist), q)) is None else v * 1000
                 for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))

@@ -425,6 +425,14 @@ def load(
     rate: Annotated[float, typer.Option("--rate", help="Requests per second.")] = 50.0,
     duration: Annotated[str, typer.Option("--duration", help="How long, e.g. 30s.")] = "10s",
     a2a: Annotated[bool, typer.Option("--a2a", help="Send A2A SendMessage calls.")] = False,
+    stream: Annotated[
+        bool,
+        typer.Option(
+            "--stream",
+            help="With --a2a: send SendStreamingMessage and read each stream to its end "
+            "(its latency is its first event's).",
+        ),
+    ] = False,
     allow_remote: Annotated[
         bool, typer.Option("--allow-remote", help="Allow a target that is not loopback.")
     ] = False,
@@ -438,7 +446,11 @@ def load(
         seconds = parse_duration(duration)
     except ValueError as exc:
         raise UsageError(f"--duration: {exc}") from None
-    config = LoadConfig(url=url, rate=rate, duration=seconds, a2a=a2a, allow_remote=allow_remote)
+    if stream and not a2a:
+        raise UsageError("--stream streams A2A answers: add --a2a")
+    config = LoadConfig(
+        url=url, rate=rate, duration=seconds, a2a=a2a, allow_remote=allow_remote, stream=stream
+    )
     report = asyncio.run(run_load(config, console=None if output == Output.JSON else err))
     if output == Output.JSON:
         _print_json(report.as_json())

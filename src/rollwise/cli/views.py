@@ -9,6 +9,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from rollwise.a2a.labels import told
+
 if TYPE_CHECKING:
     from rollwise.analysis.replay import Replay
 
@@ -60,6 +62,21 @@ def _replica_info(rep: dict[str, Any]) -> str:
 
 
 def app_view(data: dict[str, Any]) -> Group:
+    parts: list[Any] = [_head(data), Text(""), _tree(data)]
+    if data.get("analysis"):
+        parts += [Text(""), analysis_table(data["analysis"])]
+    for rev in data["revisions"]:
+        if rev["health"]["crash_loop"] and rev["health"]["last_logs"]:
+            parts.append(Text(f"\nlast log lines of revision {rev['number']}:", style="bold red"))
+            parts.extend(Text("  " + line) for line in rev["health"]["last_logs"])
+    parts += _operations(data)
+    for book in data.get("runbooks") or []:
+        parts += [Text(""), *runbook_lines(book)]
+    return Group(*parts)
+
+
+def _head(data: dict[str, Any]) -> Table:
+    """Argo's summary: status, strategy, step and weights, where traffic enters, replicas."""
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
@@ -90,7 +107,11 @@ def app_view(data: dict[str, Any]) -> Group:
     scaling = data.get("autoscaling")
     bounds = f"  Autoscaling: {scaling['minReplicas']}..{scaling['maxReplicas']}" if scaling else ""
     head.add_row("Replicas:", f"Desired: {data['replicas']}  Ready: {ready}{bounds}")
+    return head
 
+
+def _tree(data: dict[str, Any]) -> Table:
+    """The rollout's revisions and their replicas, as ``kubectl argo rollouts get`` draws."""
     tree = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("NAME", "KIND", "STATUS", "WEIGHT", "INFO"):
         tree.add_column(col)
@@ -99,13 +120,11 @@ def app_view(data: dict[str, Any]) -> Group:
         health = rev["health"]
         state = "crash loop" if health["crash_loop"] else f"{health['ready']}/{health['desired']}"
         color = "red" if health["crash_loop"] else "green"
-        tree.add_row(
-            f"├──# revision:{rev['number']}",
-            "Revision",
-            Text(state, style=color),
-            str(rev["weight"]),
-            f"{rev['version']} {','.join(rev['labels'])}",
-        )
+        info = f"{rev['version']} {','.join(rev['labels'])}"
+        if rev.get("conversations"):  # an A2A revision draining: follow-ups still reach it
+            info += f"; holds {rev['conversations']} conversation(s)"
+        row = (f"├──# revision:{rev['number']}", "Revision", Text(state, style=color))
+        tree.add_row(*row, str(rev["weight"]), info)
         for rep in health["replicas"]:
             icon, rc = STATE_ICONS.get(rep["state"], ("?", "white"))
             info = _replica_info(rep)
@@ -116,17 +135,9 @@ def app_view(data: dict[str, Any]) -> Group:
                 "",
                 info,
             )
-    parts: list[Any] = [head, Text(""), tree]
-    if data.get("analysis"):
-        parts += [Text(""), analysis_table(data["analysis"])]
-    for rev in data["revisions"]:
-        if rev["health"]["crash_loop"] and rev["health"]["last_logs"]:
-            parts.append(Text(f"\nlast log lines of revision {rev['number']}:", style="bold red"))
-            parts.extend(Text("  " + line) for line in rev["health"]["last_logs"])
-    parts += _operations(data)
-    for book in data.get("runbooks") or []:
-        parts += [Text(""), *runbook_lines(book)]
-    return Group(*parts)
+        if rev.get("a2a"):  # what an A2A revision answered, other than plain success
+            tree.add_row("│  └──≡ A2A, last 5 min", "Outcomes", "", "", told(rev["a2a"]))
+    return tree
 
 
 def _operations(data: dict[str, Any]) -> list[Any]:

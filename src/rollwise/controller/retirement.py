@@ -5,7 +5,10 @@ A replaced stable revision stays *warm* (running, weight 0) for ``scaleDownDelay
 that ``undo`` is only a routing change; the previous one is kept while a promotion is being
 verified, whatever its delay. A *retiring* revision gets no new request; it is stopped once
 the data plane reports nothing in flight on its replicas (at the earliest ``DRAIN_MIN_S``
-after it stopped getting requests, at the latest at its stop grace period).
+after it stopped getting requests, at the latest at its stop grace period). An A2A app's
+retiring revision also waits for its conversations (``traffic.affinity``): while a follow-up
+of one it holds came within ``idle``, at most ``drainTimeout`` after it began to retire, it
+keeps answering them.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from rollwise.routing.base import TrafficRouter
 from rollwise.words import EventKind
 
 __all__ = [
+    "CONVERSATION_POLL_S",
     "DRAIN_MIN_S",
     "DRAIN_POLL_S",
+    "conversation_drain",
     "delete_logs",
     "expire_warm",
     "prune_history",
@@ -28,6 +33,14 @@ __all__ = [
 
 DRAIN_MIN_S = 0.3
 DRAIN_POLL_S = 0.1
+CONVERSATION_POLL_S = 1.0  # conversations go quiet in seconds; in-flight requests in ms
+
+
+def conversation_drain(ctx: PassContext) -> float:
+    """How long a retiring revision of this app may wait for its conversations."""
+    spec = ctx.spec
+    affinity = spec.traffic.affinity
+    return affinity.drain_timeout if spec.speaks_a2a and affinity.enabled else 0.0
 
 
 def expire_warm(ctx: PassContext) -> None:
@@ -56,6 +69,11 @@ async def stop_drained(ctx: PassContext, router: TrafficRouter) -> list[int]:
         busy = sum(traffic[a].in_flight for a in addresses if a in traffic)
         if busy and ctx.now < item.deadline:
             ctx.wake_by(min(ctx.now + DRAIN_POLL_S, item.deadline))
+            continue
+        talking = sum(traffic[a].conversations for a in addresses if a in traffic)
+        until = item.since + conversation_drain(ctx)
+        if talking and ctx.now < until:
+            ctx.wake_by(min(ctx.now + CONVERSATION_POLL_S, until))
             continue
         await ctx.backend.stop(ctx.app, item.revision)
         done.append(item)

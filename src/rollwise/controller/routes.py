@@ -9,9 +9,30 @@ canary's header routes; a blue-green preview on its own listener while there is 
 from __future__ import annotations
 
 from rollwise.controller.context import PassContext
-from rollwise.routing.table import AppTable, HeaderRouteEntry, RevisionEntry, revision_entry
+from rollwise.routing.table import (
+    A2ARouting,
+    AppTable,
+    HeaderRouteEntry,
+    RevisionEntry,
+    revision_entry,
+)
+from rollwise.spec.models import RolloutSpec
 
-__all__ = ["app_routes", "preview_routes"]
+__all__ = ["a2a_routing", "app_routes", "preview_routes"]
+
+
+def a2a_routing(spec: RolloutSpec) -> A2ARouting | None:
+    """How the proxy reads an A2A app's exchanges; ``None`` for a plain HTTP app."""
+    if not spec.speaks_a2a:
+        return None
+    traffic = spec.traffic
+    affinity = traffic.affinity
+    return A2ARouting(
+        failure_outcomes=tuple(traffic.failure_outcomes),
+        max_conversations=affinity.max_conversations if affinity.enabled else 0,
+        ttl_s=round(affinity.ttl),
+        idle_s=affinity.idle,
+    )
 
 
 def app_routes(ctx: PassContext) -> AppTable:
@@ -69,6 +90,7 @@ def app_routes(ctx: PassContext) -> AppTable:
         sticky_header=traffic.sticky_header,
         sticky_cookie=traffic.sticky_cookie,
         header_routes=header_routes,
+        a2a=a2a_routing(ctx.spec),
     )
 
 
@@ -94,4 +116,5 @@ def preview_routes(ctx: PassContext) -> AppTable | None:
         listen=blue_green.preview_listen,
         revisions=(entry,),
         failure_status=tuple(traffic.failure_status),  # the preview's requests are judged too
+        a2a=a2a_routing(ctx.spec),
     )

@@ -8,7 +8,9 @@ Stable runs it; a canary runs its weight's share of it, so canary and stable sca
 that go (the highest indexes, which the backend stops first) are marked draining in the
 routes (no new request; in-flight ones finish), and the backend is told the smaller count
 once the data plane reports nothing in flight on them (at the earliest ``DRAIN_MIN_S`` after
-they stopped getting requests, at the latest after the template's stop grace period).
+they stopped getting requests, at the latest after the template's stop grace period) and,
+for an A2A app, none of their conversations was asked about lately (at the latest
+``traffic.affinity.drainTimeout`` after they began to drain), as a retiring revision's.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rollwise.backends.base import Backend, Workload
-from rollwise.controller.retirement import DRAIN_MIN_S, DRAIN_POLL_S
+from rollwise.controller.retirement import CONVERSATION_POLL_S, DRAIN_MIN_S, DRAIN_POLL_S
 from rollwise.controller.status import RolloutStatus
 from rollwise.routing.base import TrafficRouter
 from rollwise.spec.models import RolloutSpec
@@ -66,17 +68,26 @@ class Shrinks:
         health = self.backend.health(self.app, number)
         return {r.address for r in health.replicas if r.index >= shrink.keep}
 
-    async def finish(self, router: TrafficRouter, now: float) -> float | None:
-        """Scale down the revisions whose leaving replicas drained; when to look again."""
+    async def finish(
+        self, router: TrafficRouter, now: float, conversations_s: float = 0.0
+    ) -> float | None:
+        """Scale down the revisions whose leaving replicas drained; when to look again.
+        ``conversations_s``: how long their A2A conversations may hold them."""
         if not self.pending:
             return None
         traffic = await router.replicas()
         again: float | None = None
         for number, shrink in list(self.pending.items()):
             grace = shrink.workload.template.stop_grace_period
-            busy = sum(traffic[a].in_flight for a in self.draining(number) if a in traffic)
+            leaving = [traffic[a] for a in self.draining(number) if a in traffic]
+            busy = sum(t.in_flight for t in leaving)
+            talking = sum(t.conversations for t in leaving)
+            wake = None
             if now < shrink.since + DRAIN_MIN_S or (busy and now < shrink.since + grace):
                 wake = max(shrink.since + DRAIN_MIN_S, now + DRAIN_POLL_S)
+            elif talking and now < shrink.since + conversations_s:
+                wake = min(now + CONVERSATION_POLL_S, shrink.since + conversations_s)
+            if wake is not None:
                 again = wake if again is None else min(again, wake)
                 continue
             del self.pending[number]

@@ -5,7 +5,10 @@ as counters and a histogram Prometheus and Grafana read like any service's.
 - ``rollwise_request_failures_total{app,revision}`` (failures as ``traffic.failureStatus``
   defines them, the same the judges count)
 - ``rollwise_request_duration_seconds{app,revision}`` (a histogram, Prometheus' default
-  buckets)
+  buckets; a stream's duration is its first event's)
+- ``rollwise_a2a_outcomes_total{app,revision,method,outcome}`` (an A2A app's exchanges that
+  did not end plainly: JSON-RPC error codes, task states such as ``failed`` or
+  ``input-required``; docs/analysis.md)
 
 They are folded in when scraped, from the whole seconds the proxy holds since the previous
 scrape (nothing runs between scrapes: with no scraper, they cost nothing); counting starts at
@@ -42,6 +45,7 @@ class _Revision:
     failures: int = 0
     seconds_sum: float = 0.0
     buckets: list[int] = field(default_factory=lambda: [0] * (len(BOUNDS) + 1))
+    outcomes: dict[str, int] = field(default_factory=dict)  # "<method> <outcome>" -> count
 
 
 class TrafficSeries(Collector):
@@ -77,6 +81,8 @@ class TrafficSeries(Collector):
                     into = self.counts.setdefault((app, str(revision)), _Revision())
                     into.requests += total.requests
                     into.failures += total.failures
+                    for said, n in total.outcomes.items():
+                        into.outcomes[said] = into.outcomes.get(said, 0) + n
                     for index, n in total.hist.items():
                         value = bucket_value(index)
                         into.buckets[bisect.bisect_left(BOUNDS, value)] += n
@@ -102,9 +108,17 @@ class TrafficSeries(Collector):
             "Time from a request's arrival at the proxy to its answer, per revision",
             labels=_LABELS,
         )
+        outcomes = CounterMetricFamily(
+            "rollwise_a2a_outcomes",
+            "A2A exchanges of a revision that did not end plainly, by method and outcome",
+            labels=[*_LABELS, "method", "outcome"],
+        )
         for (app, revision), c in sorted(self.counts.items()):
             requests.add_metric([app, revision], c.requests)
             failures.add_metric([app, revision], c.failures)
+            for said, n in sorted(c.outcomes.items()):
+                method, _, outcome = said.partition(" ")
+                outcomes.add_metric([app, revision, method, outcome], n)
             cumulative, running = [], 0
             for bound, n in zip([*map(str, BOUNDS), "+Inf"], c.buckets, strict=True):
                 running += n
@@ -113,3 +127,4 @@ class TrafficSeries(Collector):
         yield requests
         yield failures
         yield latency
+        yield outcomes

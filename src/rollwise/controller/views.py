@@ -6,15 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from rollwise.analysis.source import MetricSource
 from rollwise.controller.context import PassContext
 from rollwise.controller.flags import AppFlags
 from rollwise.controller.release_gates import opened_points
 from rollwise.controller.scaling import capacity
-from rollwise.errors import ConflictError, UsageError
+from rollwise.errors import ConflictError, DataPlaneError, UsageError
+from rollwise.routing.base import TrafficRouter
 from rollwise.smoke import SmokeTestSuite
 from rollwise.spec.models import RolloutSpec
 
-__all__ = ["app_view", "cards", "runbooks", "smoke"]
+__all__ = ["OUTCOME_WINDOW_S", "app_view", "cards", "runbooks", "smoke", "traffic"]
+
+OUTCOME_WINDOW_S = 300
 
 
 def app_view(ctx: PassContext, reconcile_errors: int, error: str) -> dict[str, Any]:
@@ -76,6 +80,31 @@ def app_view(ctx: PassContext, reconcile_errors: int, error: str) -> dict[str, A
         "runbooks": runbooks(ctx, since=status.phase_since or status.updated),
         "gates": gates(ctx),
     }
+
+
+async def traffic(
+    ctx: PassContext, view: dict[str, Any], router: TrafficRouter, metrics: MetricSource
+) -> None:
+    """Add to each revision of ``view`` what the data plane says of it now: an A2A app's
+    exchanges that did not end plainly over the last ``OUTCOME_WINDOW_S`` (``a2a``:
+    ``"<method> <outcome>"`` → count) and, while it drains, the conversations it still
+    holds (``conversations``). A data plane that does not answer leaves them out."""
+    if not ctx.spec.speaks_a2a:
+        return
+    try:
+        series = await metrics.seconds(ctx.app, int(ctx.now - OUTCOME_WINDOW_S))
+        replicas = await router.replicas()
+    except DataPlaneError:
+        return
+    for rev in view["revisions"]:
+        number = rev["number"]
+        outcomes: dict[str, int] = {}
+        for counts in series.get(number, {}).values():
+            for said, n in counts.outcomes.items():
+                outcomes[said] = outcomes.get(said, 0) + n
+        rev["a2a"] = dict(sorted(outcomes.items(), key=lambda item: -item[1]))
+        addresses = ctx.backend.addresses(ctx.app, number, ready=False)
+        rev["conversations"] = sum(replicas[a].conversations for a in addresses if a in replicas)
 
 
 def flags(app_flags: AppFlags, spec: RolloutSpec) -> list[dict[str, Any]]:

@@ -37,7 +37,12 @@ from rollwise.controller.judging import AppAnalyses
 from rollwise.controller.monitor import SmokeMetrics, SyntheticMonitor
 from rollwise.controller.ofrep import replica_url
 from rollwise.controller.release_gates import ReleaseGates, gates_apply
-from rollwise.controller.retirement import expire_warm, prune_history, stop_drained
+from rollwise.controller.retirement import (
+    conversation_drain,
+    expire_warm,
+    prune_history,
+    stop_drained,
+)
 from rollwise.controller.routes import app_routes, preview_routes
 from rollwise.controller.scaling import Shrinks, capacity
 from rollwise.controller.state import AppState, RevisionInfo
@@ -212,7 +217,7 @@ class AppWorker:
             prune_history(ctx)
             self._save(ctx)
             await self._route(ctx)
-        again = await self.shrinks.finish(self.router, ctx.now)
+        again = await self.shrinks.finish(self.router, ctx.now, conversation_drain(ctx))
         if again is not None:
             ctx.wake_by(again)
         return ctx.now if ctx.changed else ctx.wake_at
@@ -346,6 +351,11 @@ class AppWorker:
         if unserved and view["phase"] == "Healthy":  # its revisions are fine; nobody reaches them
             view["phase"], view["message"] = "Degraded", unserved
         view["flags"] = views.flags(self.flags, ctx.spec)
+        return view
+
+    async def traffic(self, view: dict[str, Any]) -> dict[str, Any]:
+        """``view`` with each revision's A2A outcomes and draining conversations added."""
+        await views.traffic(self.context(read_only=True), view, self.router, self.analyses.metrics)
         return view
 
     async def cards(self) -> list[dict[str, Any]]:

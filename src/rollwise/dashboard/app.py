@@ -29,6 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from rollwise.a2a.labels import told
 from rollwise.api.auth import ensure_tokens
 from rollwise.controller.actions import run_action
 from rollwise.dashboard.charts import Charts
@@ -63,6 +64,7 @@ class _Dashboard:
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.templates.env.globals["icons"] = PHASE_ICONS
         self.templates.env.filters["when"] = _when
+        self.templates.env.filters["told"] = told
         self.charts = Charts(controller)
 
     def can_write(self, request: Request) -> bool:

@@ -120,7 +120,7 @@ def _steps(controller: Controller, app: str, view: dict[str, Any]) -> list[dict[
 async def app_page(controller: Controller, app: str) -> dict[str, Any]:
     """Everything the app page shows."""
     worker = controller.worker(app)
-    view = worker.view()
+    view = await worker.traffic(worker.view())
     table = await controller.router.applied()
     applied = table.apps.get(app)
     actual = applied.weights() if applied is not None else {}

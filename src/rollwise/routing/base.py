@@ -22,10 +22,12 @@ __all__ = ["ReplicaTraffic", "ReplicaWatcher", "TrafficRouter"]
 
 @dataclass(frozen=True, slots=True)
 class ReplicaTraffic:
-    """What the data plane knows of one replica: requests in flight, passive health."""
+    """What the data plane knows of one replica: requests in flight, passive health, and
+    (draining, A2A) the conversations asked about lately that it holds."""
 
     in_flight: int = 0
     ejected: bool = False
+    conversations: int = 0
 
 
 # (address, ejected): the data plane's passive health took a replica out, or back in

@@ -95,7 +95,11 @@ class ProxyRouter:
     async def replicas(self) -> dict[str, ReplicaTraffic]:
         answer = await self.dataplane.replicas()
         return {
-            address: ReplicaTraffic(int(r.get("in_flight", 0)), bool(r.get("ejected", False)))
+            address: ReplicaTraffic(
+                int(r.get("in_flight", 0)),
+                bool(r.get("ejected", False)),
+                int(r.get("conversations", 0)),
+            )
             for address, r in answer.items()
         }
 

@@ -142,6 +142,7 @@ class DataPlane:
         the store at once when ``socket`` is the proxy's, so that no crash orphans it)."""
         argv = [sys.executable, "-m", "rollwise.routing.proxy", "--admin-socket", str(socket)]
         argv += ["--listeners", str(self.keeper.path), "--grace", repr(DRAIN_S)]
+        argv += ["--conversations", str(self.state_dir / "conversations")]
         argv += self.options.argv()
         proc = ManagedProcess.start(
             argv, env=dict(os.environ), cwd=None, log_path=self.state_dir / "logs" / "proxy.log"

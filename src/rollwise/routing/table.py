@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "A2ARouting",
     "AppTable",
     "HeaderRouteEntry",
     "ReplicaEntry",
@@ -118,6 +119,38 @@ class HeaderRouteEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class A2ARouting:
+    """How the proxy reads an A2A app's exchanges (``traffic.protocol: a2a``): which outcomes
+    are the agent's failures, and how long it keeps each conversation on its replica
+    (``max_conversations == 0``: it does not)."""
+
+    failure_outcomes: tuple[str, ...]
+    max_conversations: int = 0
+    ttl_s: int = 3600
+    idle_s: float = 30.0
+
+    def to_json(self) -> Json:
+        data: Json = {"failureOutcomes": list(self.failure_outcomes)}
+        if self.max_conversations:
+            data["affinity"] = {
+                "maxConversations": self.max_conversations,
+                "ttl": self.ttl_s,
+                "idle": self.idle_s,
+            }
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> A2ARouting:
+        affinity = data.get("affinity") or {}
+        return cls(
+            failure_outcomes=tuple(str(o) for o in data.get("failureOutcomes", ())),
+            max_conversations=int(affinity.get("maxConversations", 0)),
+            ttl_s=int(affinity.get("ttl", 3600)),
+            idle_s=float(affinity.get("idle", 30.0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class AppTable:
     """One listener's routes: its revisions and how a request picks one (``spec.traffic``)."""
 
@@ -130,6 +163,7 @@ class AppTable:
     sticky_header: str | None = None
     sticky_cookie: str | None = None
     header_routes: tuple[HeaderRouteEntry, ...] = ()
+    a2a: A2ARouting | None = None  # an A2A app: its answers are read (None: plain HTTP)
 
     def revision(self, name: str | int) -> RevisionEntry | None:
         return next((r for r in self.revisions if r.name == str(name)), None)
@@ -153,6 +187,8 @@ class AppTable:
         data.update({k: v for k, v in optional.items() if v})
         if self.header_routes:
             data["headerRoutes"] = [r.to_json() for r in self.header_routes]
+        if self.a2a is not None:
+            data["a2a"] = self.a2a.to_json()
         return data
 
     @classmethod
@@ -169,6 +205,7 @@ class AppTable:
             header_routes=tuple(
                 HeaderRouteEntry.from_json(r) for r in data.get("headerRoutes", ())
             ),
+            a2a=A2ARouting.from_json(data["a2a"]) if data.get("a2a") else None,
         )
 
 

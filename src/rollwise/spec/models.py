@@ -7,12 +7,10 @@ unknown fields: a typo must fail loudly rather than be ignored.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal, Self
 
 from pydantic import (
     AfterValidator,
-    BeforeValidator,
     Field,
     ValidationInfo,
     field_validator,
@@ -30,7 +28,7 @@ from rollwise.spec.analysis import (
 )
 from rollwise.spec.autoscaling import Autoscaling
 from rollwise.spec.backend import BackendSpec, Resources, cluster_problems
-from rollwise.spec.base import Model, http_url, name_label, placeholders, status_code
+from rollwise.spec.base import Model, http_url, name_label, placeholders
 from rollwise.spec.duration import Duration
 from rollwise.spec.flags import FlagKey, FlagSpec
 from rollwise.spec.gate import Gate
@@ -39,10 +37,12 @@ from rollwise.spec.runbook import Runbook, RunbookKind
 from rollwise.spec.secrets import SecretRef, ref_problems
 from rollwise.spec.slo import Alerting, BurnWindow, ErrorBudgetPolicy, Objective
 from rollwise.spec.smoke import SmokeTest
+from rollwise.spec.traffic import Affinity, Traffic
 from rollwise.spec.windows import ReleaseWindows
 
 __all__ = [
     "A2ASpec",
+    "Affinity",
     "AgentMetric",
     "Alerting",
     "AnalysisSettings",
@@ -89,21 +89,6 @@ def _host_port(value: str) -> str:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"{value!r} is not host:port; write e.g. 127.0.0.1:8080")
-    return value
-
-
-_TOKEN_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-
-
-def _header_name(value: str) -> str:
-    if not _TOKEN_RE.match(value):
-        raise ValueError(f"{value!r} is not an HTTP header name; write e.g. X-Session-Id")
-    return value
-
-
-def _cookie_name(value: str) -> str:
-    if not _TOKEN_RE.match(value):
-        raise ValueError(f"{value!r} is not a cookie name; write e.g. rollwise-session")
     return value
 
 
@@ -293,27 +278,6 @@ class Strategy(Model):
         return chosen.analysis if chosen is not None else AnalysisSettings()
 
 
-class Traffic(Model):
-    """How the proxy picks a revision and a replica for each request of this app.
-
-    ``overrideHeader`` / ``overrideCookie`` name a revision outright (its number, ``stable`` or
-    ``canary``), for testers. ``stickyHeader`` / ``stickyCookie`` keep one session on one
-    revision by hashing the value (A2A's ``contextId`` travels in the body, so an agent's
-    clients set a header). ``loadBalancer`` spreads a revision's requests over its replicas.
-    ``failureStatus`` says which answers count as failed in the statistics analysis reads
-    (connection errors and timeouts always do); passive health ejects on 5xx regardless.
-    """
-
-    override_header: Annotated[str, AfterValidator(_header_name)] = "X-Rollwise-Revision"
-    override_cookie: Annotated[str, AfterValidator(_cookie_name)] | None = None
-    sticky_header: Annotated[str, AfterValidator(_header_name)] | None = None
-    sticky_cookie: Annotated[str, AfterValidator(_cookie_name)] | None = None
-    load_balancer: Literal["leastRequest", "roundRobin"] = "leastRequest"
-    failure_status: Annotated[
-        list[Annotated[str, BeforeValidator(status_code)]], Field(min_length=1)
-    ] = Field(default_factory=lambda: ["5xx"])
-
-
 class Webhook(Model):
     """Where to POST this app's events (all kinds, or those listed), as JSON or Slack text."""
 
@@ -361,6 +325,13 @@ class RolloutSpec(Model):
     maintenance: Maintenance = Field(default_factory=Maintenance)
     flags: dict[FlagKey, FlagSpec] = Field(default_factory=dict)
     autoscaling: Autoscaling | None = None
+
+    @property
+    def speaks_a2a(self) -> bool:
+        """The proxy reads this app's exchanges as A2A (``traffic.protocol``, by default
+        whether the app has ``a2a:``)."""
+        protocol = self.traffic.protocol
+        return protocol == "a2a" or (protocol is None and self.a2a is not None)
 
     @field_validator("slos")
     @classmethod

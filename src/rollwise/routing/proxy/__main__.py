@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import gc
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import uvloop
@@ -52,6 +54,7 @@ async def _main(args: argparse.Namespace, worker_argv: list[str]) -> None:
         reuse_port=shared,
         spans=spans,
         sources=tuple(sources),
+        conversations=Path(args.conversations),
     )
     pool = WorkerPool(args.workers, args.admin_socket, worker_argv) if args.workers > 1 else None
     stop = asyncio.Event()
@@ -156,6 +159,11 @@ def main(argv: list[str] | None = None) -> None:
         "--listeners",
         help="a unix socket that hands over the listening sockets (the controller keeps them)",
     )
+    parser.add_argument(
+        "--conversations",
+        help="a directory for the A2A conversation maps, shared by the workers and by a proxy "
+        "started later (default: a temporary one, removed at exit)",
+    )
     parser.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--primary-socket", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -163,7 +171,24 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--workers must be between 1 and 64")
     if not 0.0 <= args.trace_sample <= 1.0:
         parser.error("--trace-sample must be between 0 and 1")
-    worker_argv = [
+    scratch = None
+    if args.conversations is None:
+        scratch = args.conversations = tempfile.mkdtemp(prefix="rollwise-conversations-")
+    try:
+        uvloop.run(_main(args, _worker_argv(args)))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _worker_argv(args: argparse.Namespace) -> list[str]:
+    """What the primary starts its other workers with: its own options, the conversation
+    directory it settled on, and its admin socket (for the listeners it hands over)."""
+    return [
+        "--conversations",
+        args.conversations,
         "--grace",
         str(args.grace),
         "--max-header-bytes",
@@ -187,10 +212,6 @@ def main(argv: list[str] | None = None) -> None:
             else []
         ),
     ]
-    try:
-        uvloop.run(_main(args, worker_argv))
-    except KeyboardInterrupt:
-        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
@@ -27,11 +28,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import httptools
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.registry import Collector
 
 from rollwise.peer import allowed_peer
+from rollwise.routing.proxy import report
 from rollwise.routing.proxy.server import ProxyServer
+from rollwise.routing.proxy.stats import STREAM_BOUNDS
 from rollwise.routing.proxy.workers import WorkerPool, merge
 
 __all__ = ["AdminConnection", "serve_admin"]
@@ -130,7 +137,7 @@ class AdminConnection(asyncio.Protocol):
         return 200, _json(health), _JSON
 
     async def _routes(self, query: str, body: bytes) -> Answer:
-        routes = self.proxy.routes_status(parse_qs(query).get("app"))
+        routes = report.routes_status(self.proxy, parse_qs(query).get("app"))
         if self.pool is not None:
             for _, other in await self.pool.call("GET", "/routes?" + query):
                 routes["generation"] = min(routes["generation"], other["generation"])
@@ -156,16 +163,27 @@ class AdminConnection(asyncio.Protocol):
         return await self._apply(query, body, partial=True)
 
     async def _replicas(self, query: str, body: bytes) -> Answer:
-        replicas = self.proxy.replicas_status()
+        """Every worker's counts added up; a draining replica's conversations are the keys
+        the workers saw joined (one conversation may have reached two workers), counted."""
+        answers = [report.replicas_status(self.proxy)]
         if self.pool is not None:
-            for _, other in await self.pool.call("GET", "/replicas"):
-                replicas = merge(replicas, other)
+            answers += [other for _, other in await self.pool.call("GET", "/replicas")]
+        talks: dict[str, set[str]] = {}
+        for answer in answers:
+            for address, replica in answer.items():
+                if "talks" in replica:
+                    talks.setdefault(address, set()).update(replica.pop("talks"))
+        replicas: dict[str, Any] = {}
+        for answer in answers:
+            replicas = merge(replicas, answer)
+        for address, keys in talks.items():
+            replicas[address]["conversations"] = len(keys)
         return 200, _json(replicas), _JSON
 
     async def _stats(self, query: str, body: bytes) -> Answer:
         asked = parse_qs(query)
         since = int(asked.get("since", ["0"])[0])
-        stats = self.proxy.stats(since, asked.get("app"))
+        stats = report.stats(self.proxy, since, asked.get("app"))
         if self.pool is not None:
             apps = json.loads(_json(stats["apps"]))
             for _, other in await self.pool.call("GET", "/stats?" + query):
@@ -174,10 +192,10 @@ class AdminConnection(asyncio.Protocol):
         return 200, _json(stats), _JSON
 
     async def _counters(self, query: str, body: bytes) -> Answer:
-        return 200, _json(self.proxy.counters()), _JSON
+        return 200, _json(report.counters(self.proxy)), _JSON
 
     async def _metrics(self, query: str, body: bytes) -> Answer:
-        counters = json.loads(_json(self.proxy.counters()))
+        counters = json.loads(_json(report.counters(self.proxy)))
         if self.pool is not None:
             for _, other in await self.pool.call("GET", "/counters"):
                 counters = merge(counters, other)
@@ -211,7 +229,7 @@ class ProxyCollector(Collector):
         self.proxy = proxy
         self.counters = counters
 
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
         proxy = self.proxy
         counters = self.counters
         requests = CounterMetricFamily(
@@ -230,6 +248,16 @@ class ProxyCollector(Collector):
         in_flight = GaugeMetricFamily(
             "rollwise_proxy_in_flight", "Requests in flight per replica", labels=["address"]
         )
+        a2a = CounterMetricFamily(
+            "rollwise_proxy_a2a_responses",
+            "A2A exchanges per method and outcome (ok, a task state, or a JSON-RPC error code)",
+            labels=["app", "revision", "version", "method", "outcome"],
+        )
+        streams = HistogramMetricFamily(
+            "rollwise_proxy_stream_duration_seconds",
+            "Whole durations of streamed (SSE) answers; their latency is their first event's",
+            labels=["app", "revision", "version"],
+        )
         for name, app in proxy.table.apps.items():
             for rev in app.revisions:
                 labels = [name, rev.name, rev.version]
@@ -238,6 +266,19 @@ class ProxyCollector(Collector):
                     requests.add_metric([*labels, code], count)
                 failures.add_metric(labels, counted.get("failures", 0))
                 weight.add_metric(labels, rev.weight)
+                for said, count in counted.get("a2a", {}).items():
+                    method, _, outcome = said.partition(" ")
+                    a2a.add_metric([*labels, method, outcome], count)
+                if "streams" in counted:
+                    buckets, total = _buckets(counted["streams"])
+                    streams.add_metric(labels, buckets, total)
+        lost = CounterMetricFamily(
+            "rollwise_proxy_conversations_lost",
+            "A2A follow-ups whose conversation's replica had left (routed as usual)",
+            labels=["app"],
+        )
+        for name, count in counters.get("lost", {}).items():
+            lost.add_metric([name], count)
         for address, count in counters["in_flight"].items():
             in_flight.add_metric([address], count)
         rejected = CounterMetricFamily(
@@ -256,7 +297,17 @@ class ProxyCollector(Collector):
         )
         ejections.add_metric([], counters["ejections"])
         yield from (requests, failures, weight, in_flight, rejected, generation, retries)
-        yield ejections
+        yield from (ejections, a2a, streams, lost)
+
+
+def _buckets(counts: list[float]) -> tuple[list[tuple[str, float]], float]:
+    """A stream-duration histogram (``stats.STREAM_BOUNDS``) as Prometheus' cumulative
+    buckets, and its sum."""
+    cumulative, buckets = 0.0, []
+    for bound, count in zip([*STREAM_BOUNDS, math.inf], counts[:-1], strict=True):
+        cumulative += count
+        buckets.append(("+Inf" if bound == math.inf else f"{bound:g}", cumulative))
+    return buckets, counts[-1]
 
 
 async def serve_admin(

@@ -12,6 +12,11 @@ it reached a replica (connect refused or reset), or if the replica closed the co
 without sending one byte of response and the whole request body is still held (HAProxy's
 ``retry-on conn-failure empty-response``): the replica died before it could answer.
 
+An A2A app's POST is held until its body is read (up to ``Limits.replay_bytes``, which
+retries hold anyway): the conversation it continues decides its replica (``server.py``). Its
+answer is read as it passes (``a2a/outcomes.py``): a JSON answer's pieces are kept up to the
+same bound and read at its end, a stream's events one by one.
+
 This module and ``server.py`` are a pair on purpose: the protocols here call the server's
 bookkeeping (``dispatch``, ``response_head``, ``response_end``, ``fail_exchange``, ...)
 directly, and the server builds these protocols. An interface between the two would cost a
@@ -32,6 +37,7 @@ from typing import TYPE_CHECKING, cast
 
 import httptools
 
+from rollwise.a2a.outcomes import Call, EventStream, rest_call
 from rollwise.routing.proxy.headers import (
     CONNECTION_OPTIONS,
     REQUEST_DROPPED,
@@ -107,20 +113,27 @@ class Exchange:
     """One request and its response, from the client's first byte to the last response byte."""
 
     __slots__ = (
+        "answer",
+        "answer_bytes",
         "body",
         "body_bytes",
         "body_done",
+        "call",
         "chunked",
         "client",
         "complete",
         "deadline",
+        "events",
+        "first_byte",
         "forced",
         "has_expect",
         "head",
         "headers",
         "keep_alive",
+        "learned",
         "method",
         "pending",
+        "pin",
         "replay_ok",
         "replica",
         "response_chunked",
@@ -134,6 +147,7 @@ class Exchange:
         "tried",
         "upstream",
         "url",
+        "waiting",
     )
 
     def __init__(self, client: ClientConnection) -> None:
@@ -164,6 +178,20 @@ class Exchange:
         self.pending = b""
         self.trace = b""  # the traceparent sent upstream
         self.span: tuple[bytes, bytes, bytes] | None = None  # sampled: trace, parent, span id
+        # A2A: the call (None: not one), a POST held for its body, the replica its
+        # conversation lives on, and the answer as read so far
+        self.call: Call | None = None
+        self.waiting = False
+        self.pin: Replica | None = None
+        self.answer: list[bytes] | None = None
+        self.answer_bytes = 0
+        self.events: EventStream | None = None
+        self.first_byte = 0.0
+        self.learned = False
+
+    def held(self) -> bool:
+        """An A2A POST whose body is still coming (and small enough to be read first)."""
+        return self.waiting and not self.body_done and self.replay_ok
 
     def send_body(self, data: bytes) -> None:
         """Forward a piece of request body to the connected replica, chunk-framed if needed."""
@@ -243,8 +271,12 @@ class ClientConnection(asyncio.Protocol):
         ex = self.ready
         if ex is not None:
             self.ready = None
-            if self.pipeline and self.pipeline[0] is ex:
-                self.proxy.dispatch(ex)
+            if self.pipeline and self.pipeline[0] is ex and ex.upstream is None:
+                if ex.held():  # routed once its body is read; it must come in time
+                    self._arm(self.proxy.limits.header_timeout_s)
+                else:
+                    self.deadline = 0.0
+                    self.proxy.dispatch(ex)
 
     def pause_writing(self) -> None:
         self.writing_paused = True
@@ -302,6 +334,8 @@ class ClientConnection(asyncio.Protocol):
             ex.body.append(body)
             if ex.body_bytes > self.proxy.limits.replay_bytes:
                 ex.replay_ok = False
+                if ex.waiting and self.pipeline[0] is ex:
+                    self.ready = ex  # too big to read first: routed as plain HTTP
         if ex.upstream is not None:
             if not ex.replay_ok and ex.body:
                 for piece in ex.body:
@@ -320,6 +354,8 @@ class ClientConnection(asyncio.Protocol):
         ex.body_done = True
         if ex.chunked and ex.upstream is not None and ex.upstream.transport is not None:
             ex.upstream.transport.write(_LAST_CHUNK)
+        if ex.waiting and ex.upstream is None and self.pipeline[0] is ex:
+            self.ready = ex
 
     # helpers
 
@@ -424,6 +460,11 @@ class ClientConnection(asyncio.Protocol):
             out.append(b"content-length: %s\r\n" % content_length)
         out.append(b"\r\n")
         ex.head = b"".join(out)
+        if routes is not None and routes.a2a is not None:
+            if ex.method == b"POST":
+                ex.waiting = True
+            else:  # the REST binding's reads name their task in the path
+                ex.call = rest_call(ex.method, ex.url, None)
         if ex.has_expect and self.transport is not None:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         return None
@@ -486,7 +527,7 @@ class ClientConnection(asyncio.Protocol):
             transport.resume_reading()
         if self.pipeline:
             nxt = self.pipeline[0]
-            if nxt.head:
+            if nxt.head and not nxt.held():
                 self.proxy.dispatch(nxt)
             else:
                 self._arm(self.proxy.limits.header_timeout_s)
@@ -504,7 +545,8 @@ class ClientConnection(asyncio.Protocol):
     def timed_out(self) -> None:
         self.deadline = 0.0
         if self.pipeline and self.transport is not None:
-            self.reject(408, "request headers not received in time")
+            what = "body" if self.pipeline[0].head else "headers"
+            self.reject(408, f"request {what} not received in time")
         elif self.transport is not None:
             self.transport.close()
 
@@ -627,6 +669,8 @@ class UpstreamConnection(asyncio.Protocol):
         ex = self.exchange
         if ex is None or ex.client.transport is None:
             return
+        if ex.call is not None:
+            self.proxy.read_answer(ex, body)
         if ex.response_chunked:
             body = b"%x\r\n%s\r\n" % (len(body), body)
         if ex.pending:  # head and first body bytes leave in one write (one syscall)

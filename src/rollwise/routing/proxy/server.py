@@ -2,6 +2,10 @@
 
 The controller is a client of this process, never the other way round: the proxy serves
 from its own table and keeps doing so when the controller is gone.
+
+For an A2A app the proxy also reads what each exchange says and keeps conversations on
+their replicas (``a2a.py``); a stream's latency is its first event's, its whole duration a
+series of its own. What the admin channel reads of all this is in ``report.py``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rollwise.routing.proxy.a2a import A2ASide, forget_quiet
 from rollwise.routing.proxy.forward import (
     ClientConnection,
     Exchange,
@@ -23,13 +28,14 @@ from rollwise.routing.proxy.limits import Limits
 from rollwise.routing.proxy.listeners import acquire, held
 from rollwise.routing.proxy.record import Recorder
 from rollwise.routing.proxy.spans import SampledRequest, SpanSink
-from rollwise.routing.proxy.table import Replica, RoutingTable
+from rollwise.routing.proxy.table import Replica, RevisionRoute, RoutingTable
 from rollwise.routing.table import AppTable, Table
 
 __all__ = ["ProxyServer"]
 
 SWEEP_S = 0.25
 IDLE_GRACE_S = 1.0  # an idle connection's last chance to carry a request when closing
+FORGET_EVERY_S = 10.0  # quiet conversations leave the replicas' lists this often
 
 
 class ProxyServer:
@@ -44,9 +50,12 @@ class ProxyServer:
         reuse_port: bool = False,
         spans: SpanSink | None = None,
         sources: tuple[Path, ...] = (),
+        conversations: Path | None = None,
     ) -> None:
         self.loop = loop
         self.spans = spans
+        self.a2a = A2ASide(conversations, (limits or Limits()).replay_bytes)
+        self._forgotten = time.monotonic()
         # where listening sockets come from before binding one: the controller's keeper,
         # then (a worker) the primary's handover socket
         self.sources = sources
@@ -69,7 +78,7 @@ class ProxyServer:
         # Coarse clocks, refreshed by the sweep: ejection back-offs need no finer grain.
         self.clock = time.monotonic()
         # per-second statistics in the controller's kind of time: a stepped clock is ignored
-        self._wall_offset = time.time() - time.perf_counter()
+        self.wall_offset = time.time() - time.perf_counter()
         self._sweeper = loop.call_later(SWEEP_S, self._sweep)
 
     def _sweep(self) -> None:
@@ -82,6 +91,9 @@ class ProxyServer:
                 ex = client.pipeline[0]
                 if ex.deadline and now >= ex.deadline:
                     self._upstream_timeout(ex)
+        if now - self._forgotten >= FORGET_EVERY_S:
+            self._forgotten = now
+            forget_quiet(self.table, now)
         self._sweeper = self.loop.call_later(SWEEP_S, self._sweep)
 
     # routing table
@@ -139,6 +151,7 @@ class ProxyServer:
             self.listeners.pop(listen).close()
             self.listener_apps.pop(listen, None)
             self.listener_socks.pop(listen, None)
+        self.a2a.attach(table)
         retired = self.table.replicas() - table.replicas()
         self.table = table
         self.table_json = data
@@ -169,6 +182,9 @@ class ProxyServer:
             self._fail_local(ex, 503, "no routes for this listener yet")
             return
         ex.started = time.perf_counter()
+        if routes.a2a is not None and self.a2a.route(ex, routes, self.clock):
+            self._send(ex)
+            return
         rev = routes.choose(ex.forced, ex.sticky)
         if rev is None:
             self._fail_local(ex, 503, f"app {routes.app} has no revision to serve")
@@ -180,7 +196,8 @@ class ProxyServer:
         now = self.clock
         rev = ex.revision
         assert rev is not None
-        rep = rev.pick(now, ex.tried)
+        pin = ex.pin
+        rep = pin if pin is not None and pin not in ex.tried else rev.pick(now, ex.tried)
         if rep is None:
             routes = self.table.apps.get(ex.client.app)
             fallback = routes.fallback if routes is not None else None
@@ -268,6 +285,14 @@ class ProxyServer:
             out.append(b"connection: close\r\n")
         out.append(b"\r\n")
         ex.pending = b"".join(out)  # written with the first body bytes, see UpstreamConnection
+        if ex.call is not None:
+            self.a2a.reader(ex, headers)
+
+    def read_answer(self, ex: Exchange, body: bytes) -> None:
+        """A piece of an A2A answer (``a2a.py``); a stream's first piece is its first event."""
+        if ex.events is not None and not ex.first_byte:
+            ex.first_byte = time.perf_counter()
+        self.a2a.read(ex, body, self.table.apps.get(ex.client.app), self.clock)
 
     def response_end(self, ex: Exchange, conn: UpstreamConnection) -> None:
         ex.complete = True
@@ -300,8 +325,19 @@ class ProxyServer:
         else:
             conn.close()
         rev = ex.revision
-        self._record(ex, status, rev is not None and rev.failing[status])
+        if ex.call is None:
+            self._record(ex, status, rev is not None and rev.failing[status])
+        else:
+            self._judge_a2a(ex, rev, status)
         client.exchange_done(ex)
+
+    def _judge_a2a(self, ex: Exchange, rev: RevisionRoute | None, status: int) -> None:
+        """Record an A2A exchange: failed by its status or by its outcome."""
+        failed = rev is not None and rev.failing[status]
+        by_outcome, said = self.a2a.judge(
+            ex, status, self.table.apps.get(ex.client.app), self.clock
+        )
+        self._record(ex, status, failed or by_outcome, said)
 
     def upstream_lost(self, ex: Exchange, conn: UpstreamConnection, exc: Exception | None) -> None:
         """A replica closed its connection before the response ended."""
@@ -362,25 +398,37 @@ class ProxyServer:
         if ex.replica is not None and ex.upstream is not None:
             ex.replica.in_flight -= 1
 
-    def _record(self, ex: Exchange, status: int, failed: bool) -> None:
+    def _record(self, ex: Exchange, status: int, failed: bool, outcome: str = "") -> None:
+        """Count a finished request; ``outcome``: an A2A exchange's ``"<method> <outcome>"``.
+        A stream's latency is its first event's (what its user waits for), its whole
+        duration a series of its own."""
         rev = ex.revision
         if rev is None:
             return
         end = time.perf_counter()
         latency = end - ex.started
-        now = end + self._wall_offset
+        if ex.first_byte:
+            if self.stats_enabled:
+                rev.stats.stream(latency)
+            latency = ex.first_byte - ex.started
+        now = end + self.wall_offset
         if self.stats_enabled:
-            rev.stats.record(now, status, latency, failed)
+            rev.stats.record(now, status, latency, failed, outcome)
         if self.record is not None:
             trace = ex.trace
+            a2a = ""
+            if outcome:
+                method, _, said = outcome.partition(" ")
+                a2a = f',"method":"{method}","outcome":"{said}"'
             self.record.write(
                 f'{{"ts":{now:.6f},"app":"{ex.client.app}","revision":"{rev.name}",'
                 f'"version":"{rev.version}","status":{status},"latency_ms":{latency * 1000:.3f},'
-                f'"trace_id":"{trace[3:35].decode()}","span_id":"{trace[36:52].decode()}"}}\n'
+                f'"trace_id":"{trace[3:35].decode()}","span_id":"{trace[36:52].decode()}"'
+                f"{a2a}}}\n"
             )
         if ex.span is not None and self.spans is not None:
             trace_id, parent, span_id = ex.span
-            start = int((ex.started + self._wall_offset) * 1e9)
+            start = int((ex.started + self.wall_offset) * 1e9)
             self.spans.add(
                 SampledRequest(
                     trace_id,
@@ -397,74 +445,6 @@ class ProxyServer:
                     failed,
                 )
             )
-
-    # status for the admin channel
-
-    def routes_status(self, only: list[str] | None = None) -> dict[str, Any]:
-        """The table applied (of the apps named in ``only``, else all), with per-replica
-        state: one app's routes cost the same to read with 1 app or 500."""
-        now = time.monotonic()
-        table, replicas = self.table_json, self.table.replicas()
-        if only is not None:
-            apps = {k: v for k, v in table["apps"].items() if k in only}
-            table = {"generation": table["generation"], "apps": apps}
-            replicas = {
-                rep
-                for name in only
-                if (app := self.table.apps.get(name)) is not None
-                for rev in app.revisions
-                for rep in rev.replicas
-            }
-        return {
-            "generation": self.table.generation,
-            "table": table,
-            "replicas": {rep.address: rep.as_json(now) for rep in replicas},
-            "listeners": sorted(self.listeners),
-            "listen_errors": self.listen_errors,
-        }
-
-    def counters(self) -> dict[str, Any]:
-        """Cumulative counters in JSON shape; the workers' copies add up with ``merge``."""
-        apps: dict[str, Any] = {}
-        for name, app in self.table.apps.items():
-            apps[name] = {
-                rev.name: {
-                    "codes": {str(code): n for code, n in rev.stats.status.items()},
-                    "failures": rev.stats.failures_total,
-                }
-                for rev in app.revisions
-            }
-        return {
-            "apps": apps,
-            "in_flight": {rep.address: rep.in_flight for rep in self.table.replicas()},
-            "rejected": {str(code): n for code, n in self.rejected.items()},
-            "retries": self.retries,
-            "ejections": self.ejections,
-        }
-
-    def replicas_status(self) -> dict[str, Any]:
-        """Per replica: requests in flight and whether passive health ejected it."""
-        now = time.monotonic()
-        return {
-            rep.address: {"in_flight": rep.in_flight, "ejected": rep.ejected_until > now}
-            for rep in self.table.replicas()
-        }
-
-    def stats(self, since: int, only: list[str] | None = None) -> dict[str, Any]:
-        apps: dict[str, Any] = {}
-        for name, app in self.table.apps.items():
-            if only is not None and name not in only:
-                continue
-            apps[name] = {
-                rev.name: {
-                    "version": rev.version,
-                    "requests_total": rev.stats.requests_total,
-                    "failures_total": rev.stats.failures_total,
-                    "seconds": {s: b.as_json() for s, b in rev.stats.since(since).items()},
-                }
-                for rev in app.revisions
-            }
-        return {"now": time.perf_counter() + self._wall_offset, "apps": apps}
 
     async def close(self, grace_s: float) -> None:
         """Stop accepting, let in-flight requests finish within ``grace_s`` (each answered
@@ -490,6 +470,7 @@ class ProxyServer:
                 client.transport.close()
         if self.record is not None:
             self.record.flush()
+        self.a2a.close()
 
 
 def _consume(task: asyncio.Task[Any]) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 __all__ = [
     "GROWTH",
+    "STREAM_BOUNDS",
     "RevisionStats",
     "SecondBucket",
     "bucket_index",
@@ -56,15 +57,33 @@ class SecondBucket:
     requests: int = 0
     failures: int = 0
     hist: dict[int, int] = field(default_factory=dict)
+    # A2A exchanges that did not end plainly: "<method> <outcome>" -> count
+    outcomes: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        return {"requests": self.requests, "failures": self.failures, "hist": self.hist}
+        data = {"requests": self.requests, "failures": self.failures, "hist": self.hist}
+        if self.outcomes:
+            data["a2a"] = self.outcomes
+        return data
+
+
+# Prometheus-style upper bounds of a stream's whole duration, in seconds
+STREAM_BOUNDS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
 
 class RevisionStats:
     """Counters of one revision of one app, kept per whole second for ``RETAIN_SECONDS``."""
 
-    __slots__ = ("_current", "_second", "failures_total", "requests_total", "seconds", "status")
+    __slots__ = (
+        "_current",
+        "_second",
+        "a2a",
+        "failures_total",
+        "requests_total",
+        "seconds",
+        "status",
+        "streams",
+    )
 
     def __init__(self) -> None:
         self.seconds: dict[int, SecondBucket] = {}
@@ -73,8 +92,14 @@ class RevisionStats:
         self.requests_total = 0
         self.failures_total = 0
         self.status: dict[int, int] = {}
+        self.a2a: dict[str, int] = {}  # "<method> <outcome>" -> count, since the start
+        # streams' whole durations: count per bucket of STREAM_BOUNDS (+Inf last), and the sum
+        self.streams: list[float] = [0.0] * (len(STREAM_BOUNDS) + 2)
 
-    def record(self, now: float, status: int, latency_s: float, failed: bool) -> None:
+    def record(
+        self, now: float, status: int, latency_s: float, failed: bool, outcome: str = ""
+    ) -> None:
+        """One request; ``outcome`` is an A2A exchange's ``"<method> <outcome>"``."""
         second = int(now)
         if second != self._second:
             self._rotate(second)
@@ -89,6 +114,17 @@ class RevisionStats:
         hist = cur.hist
         hist[index] = hist.get(index, 0) + 1
         self.status[status] = self.status.get(status, 0) + 1
+        if outcome:
+            self.a2a[outcome] = self.a2a.get(outcome, 0) + 1
+            if not outcome.endswith(" ok"):
+                cur.outcomes[outcome] = cur.outcomes.get(outcome, 0) + 1
+
+    def stream(self, duration_s: float) -> None:
+        """A streamed answer's whole duration (its latency for the judges is its first event)."""
+        streams = self.streams
+        index = next((i for i, b in enumerate(STREAM_BOUNDS) if duration_s <= b), -2)
+        streams[index] += 1
+        streams[-1] += duration_s
 
     def _rotate(self, second: int) -> None:
         self._second = second

@@ -13,9 +13,11 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
+from rollwise.a2a.labels import failing_outcomes
+from rollwise.routing.proxy.affinity import ConversationMap, address_code
 from rollwise.routing.proxy.headers import SPECIAL_HEADERS
 from rollwise.routing.proxy.stats import RevisionStats
-from rollwise.routing.table import Table
+from rollwise.routing.table import A2ARouting, Table
 
 __all__ = ["AppRoutes", "Replica", "RevisionRoute", "RoutingTable", "failing_statuses"]
 
@@ -29,6 +31,7 @@ class Replica:
 
     __slots__ = (
         "address",
+        "code",
         "draining",
         "ejected_until",
         "ejections",
@@ -38,11 +41,13 @@ class Replica:
         "in_flight",
         "port",
         "served",
+        "talks",
     )
 
     def __init__(self, address: str) -> None:
         host, _, port = address.rpartition(":")
         self.address = address
+        self.code = address_code(address)  # its name in the shared conversation map
         self.host = host
         self.port = int(port)
         self.idle: list[Any] = []
@@ -52,6 +57,8 @@ class Replica:
         self.ejected_until = 0.0
         self.ejections = 0
         self.draining = False
+        # its open A2A conversations: key -> when last asked about (the proxy's clock)
+        self.talks: dict[bytes, float] = {}
 
     def succeeded(self) -> None:
         self.failures_in_row = 0
@@ -66,6 +73,14 @@ class Replica:
             self.failures_in_row = 0
             return True
         return False
+
+    def conversations(self, now: float, idle: float) -> list[bytes]:
+        """The conversations asked about within ``idle`` seconds; older ones are forgotten."""
+        talks = self.talks
+        quiet = [key for key, when in talks.items() if now - when > idle]
+        for key in quiet:
+            del talks[key]
+        return list(talks)
 
     def close_idle(self) -> None:
         idle, self.idle = self.idle, []
@@ -141,6 +156,11 @@ class AppRoutes:
     header_routes: list[tuple[bytes, bytes, str]] = field(default_factory=list)
     special: frozenset[bytes] = SPECIAL_HEADERS
     failing: tuple[bool, ...] = ()
+    a2a: A2ARouting | None = None
+    failing_outcomes: frozenset[str] = frozenset()
+    # the shared map of the app's conversations (``affinity.py``), set by the server
+    conversations: ConversationMap | None = None
+    by_code: dict[int, tuple[RevisionRoute, Replica]] = field(default_factory=dict)
     _cumulative: list[int] = field(default_factory=list)
     _weighted: list[RevisionRoute] = field(default_factory=list)
     _by_key: dict[str, RevisionRoute] = field(default_factory=dict)
@@ -150,9 +170,13 @@ class AppRoutes:
         if not self.failing:
             self.failing = _FAILING_5XX
         self.special = SPECIAL_HEADERS | {self.override_header, self.sticky_header} - {b""}
+        if self.a2a is not None:
+            self.failing_outcomes = failing_outcomes(self.a2a.failure_outcomes)
         total = 0
         for rev in self.revisions:
             rev.failing = self.failing
+            for rep in rev.replicas:
+                self.by_code[rep.code] = (rev, rep)
             self._by_key[rev.name] = rev
             for label in rev.labels:
                 self._by_key.setdefault(label, rev)
@@ -249,6 +273,7 @@ class RoutingTable:
                 sticky_cookie=(spec.sticky_cookie or "").encode("latin-1"),
                 failing=failing_statuses(list(spec.failure_status)),
                 header_routes=header_routes,
+                a2a=spec.a2a,
             )
         return cls(generation=table.generation, apps=apps)
 

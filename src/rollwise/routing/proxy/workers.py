@@ -33,11 +33,14 @@ RESPAWN_DELAY_S = 0.5
 
 
 def merge(a: Any, b: Any) -> Any:
-    """Add two JSON counter documents: numbers sum, booleans or, mappings merge key by key."""
+    """Add two JSON counter documents: numbers sum, booleans or, mappings merge key by key,
+    lists of the same length (histogram buckets) element by element."""
     if isinstance(a, bool) and isinstance(b, bool):
         return a or b
     if isinstance(a, int | float) and isinstance(b, int | float):
         return a + b
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [merge(x, y) for x, y in zip(a, b, strict=True)]
     if isinstance(a, dict) and isinstance(b, dict):
         out = dict(a)
         for key, value in b.items():

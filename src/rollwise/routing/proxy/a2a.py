@@ -1,0 +1,232 @@
+"""The proxy's A2A side: what a call names, where its conversation lives, how it ended.
+
+For an app whose table has ``a2a`` (``traffic.protocol: a2a``), each exchange is read
+(``a2a/outcomes.py``): the call from the request's body (held until read, ``forward.py``) or
+the REST path, the answer as it passes. Its outcome joins its status in deciding whether the
+request failed, and is counted per method and outcome. The task and context ids an answer
+names are learned into the app's conversation map (``affinity.py``), and a request naming
+one goes to the replica that holds it while that replica is in the table, whatever the
+weights (draining ones included: that is how a retiring revision keeps its conversations).
+When it has left, the request is routed as usual and counted as a lost conversation.
+
+Each replica also keeps its open conversations (``Replica.talks``: their task submitted,
+working, or waiting for input or auth) and when each was last asked about: a draining replica
+reports those not quiet yet, so that the controller stops it once they are over or quiet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from rollwise.a2a.outcomes import Answer, EventStream, read_answer, read_call, rest_call
+from rollwise.routing.proxy.affinity import ConversationMap, key_of, map_path
+from rollwise.routing.proxy.forward import Exchange
+from rollwise.routing.proxy.table import AppRoutes, Replica, RevisionRoute, RoutingTable
+
+__all__ = ["A2ASide", "draining_talks", "forget_quiet"]
+
+_TASK, _CONTEXT = b"t", b"c"
+
+
+class A2ASide:
+    """One proxy worker's A2A bookkeeping: conversation maps and lost conversations."""
+
+    def __init__(self, directory: Path | None, answer_limit: int) -> None:
+        self.directory = directory  # shared by the workers and by later proxies
+        self.answer_limit = answer_limit  # a JSON answer over this is not read
+        self.maps: dict[str, ConversationMap] = {}
+        self.lost: dict[str, int] = {}  # per app: follow-ups whose replica had left
+
+    def attach(self, table: RoutingTable) -> None:
+        """Each A2A app with affinity gets its conversation map (opened once, kept across
+        tables, opened again when its size changes); the others' are closed."""
+        wanted: dict[str, int] = {}
+        for name, app in table.apps.items():
+            if app.a2a is not None and app.a2a.max_conversations:
+                wanted[name] = app.a2a.max_conversations
+        for name in [n for n in self.maps if n not in wanted]:
+            self.maps.pop(name).close()
+        if wanted and self.directory is None:
+            raise ValueError("this proxy has no --conversations directory for A2A affinity")
+        for name, capacity in wanted.items():
+            conversations = self.maps.get(name)
+            if conversations is None or conversations.capacity != ConversationMap.capacity_for(
+                capacity
+            ):
+                if conversations is not None:
+                    conversations.close()
+                assert self.directory is not None
+                path = map_path(self.directory, name)
+                conversations = self.maps[name] = ConversationMap(path, capacity)
+            table.apps[name].conversations = conversations
+
+    def close(self) -> None:
+        for conversations in self.maps.values():
+            with contextlib.suppress(BufferError):
+                conversations.close()
+
+    # the request
+
+    def route(self, ex: Exchange, routes: AppRoutes, now: float) -> bool:
+        """Read the call of a request held for its body; send one that continues a
+        conversation to its replica (``True``: ``ex.revision`` and ``ex.pin`` are set)."""
+        if ex.waiting:
+            ex.waiting = False
+            if ex.body_done and ex.replay_ok:
+                body = ex.body[0] if len(ex.body) == 1 else b"".join(ex.body)
+                ex.call = read_call(body) or rest_call(ex.method, ex.url, body)
+        call = ex.call
+        if call is None or routes.conversations is None or not (call.task or call.context):
+            return False
+        pinned = self._pinned(routes, call.task, call.context, int(now))
+        if pinned is None or (ex.forced is not None and routes.by_key(ex.forced) is not pinned[0]):
+            return False
+        ex.revision, ex.pin = pinned
+        return True
+
+    def _pinned(
+        self, routes: AppRoutes, task: str | None, context: str | None, now: int
+    ) -> tuple[RevisionRoute, Replica] | None:
+        """The revision and replica holding the conversation a request names, if it is still
+        in the table; a known conversation whose replica has left counts as lost."""
+        conversations = routes.conversations
+        assert conversations is not None
+        assert routes.a2a is not None
+        ttl = routes.a2a.ttl_s
+        for kind, value in ((_TASK, task), (_CONTEXT, context)):
+            if value is None:
+                continue
+            code = conversations.find(key_of(kind, value), now, ttl)
+            if code is None:
+                continue
+            found = routes.by_code.get(code)
+            if found is None:
+                self.lost[routes.app] = self.lost.get(routes.app, 0) + 1
+            return found
+        return None
+
+    # the answer
+
+    @staticmethod
+    def reader(ex: Exchange, headers: list[tuple[bytes, bytes]]) -> None:
+        """An A2A answer is read as events (a stream) or as one JSON document."""
+        for name, value in headers:
+            if name == b"content-type":
+                if value.startswith(b"text/event-stream"):
+                    ex.events = EventStream()
+                    return
+                break
+        ex.answer = []
+
+    def read(self, ex: Exchange, body: bytes, routes: AppRoutes | None, now: float) -> None:
+        """A piece of an A2A answer: kept (a JSON answer, up to the bound) or read (a
+        stream's events, whose first ids are learned at once: a client may ask about the
+        task while it still streams)."""
+        events = ex.events
+        if events is not None:
+            events.feed(body)
+            if not ex.learned and (events.task or events.context):
+                self.learn(ex, events.task, events.context, routes, now)
+                self.converse(ex, events.task, events.context, events.open, now)
+            return
+        answer = ex.answer
+        if answer is not None:
+            ex.answer_bytes += len(body)
+            if ex.answer_bytes <= self.answer_limit:
+                answer.append(body)
+            else:
+                ex.answer = None  # too big to read: its status decides
+
+    def judge(
+        self, ex: Exchange, status: int, routes: AppRoutes | None, now: float
+    ) -> tuple[bool, str]:
+        """Once an A2A answer ended: whether its outcome fails it, and its
+        ``"<method> <outcome>"`` (``""``: not an A2A answer, its status decides)."""
+        answer = self._outcome(ex, status)
+        if answer is None or ex.call is None:
+            return False, ""
+        outcome = answer.outcome
+        plain = outcome[0] != "-" and not outcome.endswith("-error") and status < 400
+        if plain and not ex.learned:
+            self.learn(ex, answer.task, answer.context, routes, now)
+        if plain:
+            self.converse(ex, answer.task, answer.context, answer.open, now)
+        failed = routes is not None and outcome in routes.failing_outcomes
+        return failed, f"{ex.call.method} {outcome}"
+
+    @staticmethod
+    def _outcome(ex: Exchange, status: int) -> Answer | None:
+        if ex.events is not None:
+            return ex.events.finish()
+        pieces = ex.answer
+        if not pieces:
+            return None
+        return read_answer(pieces[0] if len(pieces) == 1 else b"".join(pieces), status)
+
+    @staticmethod
+    def learn(
+        ex: Exchange, task: str | None, context: str | None, routes: AppRoutes | None, now: float
+    ) -> None:
+        """The conversation lives on the replica that answered about it (the call's ids when
+        the answer names none)."""
+        ex.learned = True
+        rep = ex.replica
+        if routes is None or routes.conversations is None or rep is None:
+            return
+        assert routes.a2a is not None
+        call = ex.call
+        if call is not None:
+            task, context = task or call.task, context or call.context
+        put, ttl, second = routes.conversations.put, routes.a2a.ttl_s, int(now)
+        if task is not None:
+            put(key_of(_TASK, task), rep.code, second, ttl)
+        if context is not None:
+            put(key_of(_CONTEXT, context), rep.code, second, ttl)
+
+    @staticmethod
+    def converse(
+        ex: Exchange, task: str | None, context: str | None, open_: bool, now: float
+    ) -> None:
+        """The replica holds an open conversation (asked about ``now``), or one that ended."""
+        rep, call = ex.replica, ex.call
+        if rep is None:
+            return
+        if call is not None:
+            task, context = task or call.task, context or call.context
+        if context is not None:
+            key = key_of(_CONTEXT, context)
+        elif task is not None:
+            key = key_of(_TASK, task)
+        else:
+            return
+        if open_:
+            rep.talks[key] = now
+        else:
+            rep.talks.pop(key, None)
+
+
+def draining_talks(table: RoutingTable, now: float) -> dict[str, list[str]]:
+    """Each draining replica's conversations that are not quiet yet (their keys, which the
+    primary joins across workers: one conversation may have reached more than one)."""
+    talks: dict[str, list[str]] = {}
+    for app in table.apps.values():
+        if app.a2a is None:
+            continue
+        for rev in app.revisions:
+            for rep in rev.replicas:
+                if rep.draining and rep.talks:
+                    talks[rep.address] = [k.hex() for k in rep.conversations(now, app.a2a.idle_s)]
+    return talks
+
+
+def forget_quiet(table: RoutingTable, now: float) -> None:
+    """Conversations nobody asked about within their app's ``idle`` leave the replicas'
+    lists (they no longer hold a draining replica)."""
+    for app in table.apps.values():
+        if app.a2a is None:
+            continue
+        for rev in app.revisions:
+            for rep in rev.replicas:
+                if rep.talks:
+                    rep.conversations(now, app.a2a.idle_s)
