@@ -1,11 +1,14 @@
 """The Python cost of one request through the proxy, without sockets or a load generator.
 
-    python bench/proxy/path.py [--case small|post] [--requests 200000] [--profile]
+    python bench/proxy/path.py [--case small|post|a2a|a2a-aware] [--requests 200000] [--profile]
 
 The proxy's request and response protocols are fed a recorded request and a recorded nginx
 answer through transports that only count bytes, so what is timed is the Python (and
 httptools) work per request: parsing, routing, framing, statistics. ``bench/proxy/run.py``
-measures the whole; this says how much of it is ours to cut (docs/performance.md). It prints
+measures the whole; this says how much of it is ours to cut (docs/performance.md). The A2A
+cases send ``SendMessage`` and answer a task with new ids each time, to an app without
+(``a2a``) and with (``a2a-aware``) the table's ``a2a``: the second reads the call and the
+answer and learns the conversation into a map in a temporary directory. It prints
 one JSON line: microseconds per request for the client side (request read, routed, sent),
 the upstream side (answer read, forwarded, counted) and both, the best of five runs.
 """
@@ -15,12 +18,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import itertools
 import json
 import pstats
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import uvloop
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.proxy.answers import SEND_MESSAGE, TASK_ANSWER
 
 from rollwise.routing.proxy.forward import ClientConnection, UpstreamConnection
 from rollwise.routing.proxy.server import ProxyServer
@@ -41,6 +52,26 @@ CASES = {
         ANSWER % (3, b"ok\n"),
     ),
 }
+SEND = (
+    b"POST / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Type: application/json\r\n"
+    b"A2A-Version: 1.0\r\nContent-Length: %d\r\n\r\n%s" % (len(SEND_MESSAGE), SEND_MESSAGE.encode())
+)
+A2A_TABLE = {
+    "failureOutcomes": ["-32603", "-32006", "server-error", "failed", "rejected"],
+    "affinity": {"maxConversations": 100_000, "ttl": 3600, "idle": 30.0},
+}
+
+
+def task_answers(count: int) -> list[bytes]:
+    """``count`` answers of a2a-sdk's shape, each about a task and context of its own."""
+    out = []
+    for n in range(count):
+        body = (TASK_ANSWER % {"id": f"t{n:035d}", "context": f"c{n:035d}"}).encode()
+        out.append(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(body), body)
+        )
+    return out
 
 
 class CountingTransport(asyncio.Transport):
@@ -78,10 +109,18 @@ class CountingTransport(asyncio.Transport):
 
 
 async def measure(case: str, requests: int, profile: bool) -> dict[str, Any]:
-    proxy = ProxyServer(asyncio.get_running_loop())
+    scratch = tempfile.TemporaryDirectory(prefix="rollwise-path-")
+    proxy = ProxyServer(asyncio.get_running_loop(), conversations=Path(scratch.name))
     replica = {"address": "127.0.0.1:9"}
     revision = {"name": "1", "version": "v1", "labels": ["stable"], "weight": 100}
-    app = {"listen": "127.0.0.1:0", "revisions": [{**revision, "replicas": [replica]}]}
+    app: dict[str, Any] = {
+        "listen": "127.0.0.1:0",
+        "revisions": [{**revision, "replicas": [replica]}],
+    }
+    if case == "a2a-aware":
+        app["a2a"] = A2A_TABLE
+    elif case == "a2a-read":  # outcomes read and counted, no conversation map
+        app["a2a"] = {"failureOutcomes": A2A_TABLE["failureOutcomes"]}
     await proxy.apply({"generation": 1, "apps": {"bench": app}})
     rep = proxy.table.apps["bench"].revisions[0].replicas[0]
     upstream = UpstreamConnection(proxy, rep)
@@ -89,12 +128,16 @@ async def measure(case: str, requests: int, profile: bool) -> dict[str, Any]:
     rep.idle.append(upstream)
     client = ClientConnection(proxy, "bench")
     client.connection_made(CountingTransport())
-    request, answer = CASES[case]
+    if case.startswith("a2a"):
+        request, answers = SEND, task_answers(requests)
+    else:
+        request, answer = CASES[case]
+        answers = [answer] * requests
     clock = time.perf_counter
     best = (float("inf"), 0.0, 0.0)
     for _ in range(5):
         client_s = upstream_s = 0.0
-        for _ in range(requests):
+        for answer in answers:
             t0 = clock()
             client.data_received(request)
             t1 = clock()
@@ -107,12 +150,13 @@ async def measure(case: str, requests: int, profile: bool) -> dict[str, Any]:
     if profile:
         profiler = cProfile.Profile()
         profiler.enable()
-        for _ in range(requests // 4):
+        for answer in itertools.islice(answers, requests // 4):
             client.data_received(request)
             upstream.data_received(answer)
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
     await proxy.close(0)
+    scratch.cleanup()
     return {
         "case": case,
         "requests": requests,
@@ -125,7 +169,9 @@ async def measure(case: str, requests: int, profile: bool) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--case", choices=sorted(CASES), default="small")
+    parser.add_argument(
+        "--case", choices=[*sorted(CASES), "a2a", "a2a-read", "a2a-aware"], default="small"
+    )
     parser.add_argument("--requests", type=int, default=200_000)
     parser.add_argument("--profile", action="store_true", help="also print a cProfile table")
     args = parser.parse_args()

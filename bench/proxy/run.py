@@ -8,10 +8,14 @@ warm-up second first, in ``--repeat`` rounds whose median is reported (a ratio o
 contestants' req/s is the median of the rounds' ratios). Contestants: direct
 to the upstream; rollwise with 1 worker, with 1 worker and statistics off (what the analysis
 bookkeeping costs), with 1 worker sending 1 % of requests as OpenTelemetry spans to a
-receiver in this process (what tracing costs), and with 2 workers; HAProxy with
-``nbthread 1``; nginx with
-``worker_processes 1``. Cases: a small GET, a 64 KiB response, a POST of 16 KiB, and the
-small GET split 90/10 across two upstreams.
+receiver in this process (what tracing costs), with 2 workers, with 1 worker reading A2A
+(the app's table has ``a2a``: what reading calls and answers and keeping conversations
+costs), and (``--base SRC``) with 1 worker of another source tree, e.g. the last release's,
+for a before/after in one run; HAProxy with ``nbthread 1``; nginx with
+``worker_processes 1``. Cases: a small GET, a 64 KiB response, a POST of 16 KiB, the small
+GET split 90/10 across two upstreams, and an A2A ``SendMessage`` (a 200-byte JSON-RPC call
+answered by a completed task of 500 bytes whose task and context ids are new each time,
+as nginx's ``$request_id``: every request starts a conversation the proxy must learn).
 
 It prints JSON, writes ``bench/results/proxy.json`` and ``bench/results/proxy.md``, and skips
 (saying so) whatever is not installed; it installs nothing itself. Requires wrk.
@@ -42,10 +46,14 @@ from typing import Any
 import httpx
 import psutil
 
-from rollwise.backends.ports import free_port
-from rollwise.client import unix_transport
-
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+
+from bench.proxy.answers import SEND_MESSAGE, TASK_ANSWER  # noqa: E402
+
+from rollwise.backends.ports import free_port  # noqa: E402
+from rollwise.client import unix_transport  # noqa: E402
+
 RESULTS = HERE.parent / "results"
 
 
@@ -57,6 +65,10 @@ class Case:
     method: str = "GET"
     body_bytes: int = 0
     split: bool = False
+    body: str = ""  # sent as JSON
+
+
+A2A_FAILURES = ["-32603", "-32006", "server-error", "failed", "rejected"]
 
 
 CASES = {
@@ -66,6 +78,7 @@ CASES = {
         Case("big", "GET 64 KiB", "/big"),
         Case("post", "POST 16 KiB", "/post", method="POST", body_bytes=16384),
         Case("split", "small GET, 10% canary", "/small", split=True),
+        Case("a2a", "A2A SendMessage", "/", method="POST", body=SEND_MESSAGE),
     )
 }
 CONTESTANTS = (
@@ -74,6 +87,9 @@ CONTESTANTS = (
     "rollwise-1-nostats",
     "rollwise-1-trace1pct",
     "rollwise-2",
+    "rollwise-1-a2a",
+    "rollwise-1-a2a-noaffinity",
+    "rollwise-base",
     "haproxy",
     "nginx",
 )
@@ -174,7 +190,9 @@ class Sampler:
 
 
 def wrk(port: int, case: Case, seconds: float, connections: int, threads: int) -> dict[str, Any]:
-    env = dict(os.environ, WRK_METHOD=case.method, WRK_BODY_BYTES=str(case.body_bytes))
+    env = dict(
+        os.environ, WRK_METHOD=case.method, WRK_BODY_BYTES=str(case.body_bytes), WRK_BODY=case.body
+    )
     argv = [
         "wrk",
         f"-t{threads}",
@@ -220,6 +238,7 @@ def measure(
 
 
 def nginx_upstream(tmp: Path, ups: Upstreams) -> list[str]:
+    a2a = TASK_ANSWER % {"id": "$request_id", "context": "c$request_id"}
     (tmp / "www").mkdir(exist_ok=True)
     (tmp / "www" / "big").write_bytes(b"x" * 65536)
     servers = "".join(
@@ -232,6 +251,7 @@ def nginx_upstream(tmp: Path, ups: Upstreams) -> list[str]:
     location = /small {{ return 200 "hello, world\\n"; }}
     location = /post {{ return 200 "ok\\n"; }}
     location = /big {{ root {tmp / "www"}; }}
+    location = / {{ default_type application/json; return 200 '{a2a}'; }}
   }}"""
         for port in (ups.stable, ups.canary)
     )
@@ -287,7 +307,7 @@ def haproxy_proxy(tmp: Path, port: int, ups: Upstreams, case: Case) -> list[str]
     return ["haproxy", "-db", "-f", str(conf)]
 
 
-def rollwise_table(port: int, ups: Upstreams, case: Case) -> dict[str, Any]:
+def rollwise_table(port: int, ups: Upstreams, case: Case, a2a: bool = False) -> dict[str, Any]:
     revisions = [
         {
             "name": "1",
@@ -307,13 +327,16 @@ def rollwise_table(port: int, ups: Upstreams, case: Case) -> dict[str, Any]:
                 "replicas": [{"address": f"127.0.0.1:{ups.canary}"}],
             }
         )
-    app = {"listen": f"127.0.0.1:{port}", "revisions": revisions}
+    app: dict[str, Any] = {"listen": f"127.0.0.1:{port}", "revisions": revisions}
+    if a2a:  # as the controller writes it for an app with a2a: (controller/routes.py)
+        affinity = {"maxConversations": 100_000, "ttl": 3600, "idle": 30.0}
+        app["a2a"] = {"failureOutcomes": A2A_FAILURES, "affinity": affinity}
     return {"generation": 1, "apps": {"bench": app}}
 
 
 @contextmanager
 def contestant(
-    name: str, tmp: Path, ups: Upstreams, case: Case
+    name: str, tmp: Path, ups: Upstreams, case: Case, base: Path | None = None
 ) -> Iterator[tuple[int, int | None]]:
     """Start one proxy for one case; yields its public port and the pid to measure."""
     if name == "direct":
@@ -323,16 +346,20 @@ def contestant(
     log = tmp / f"{name}.log"
     if name.startswith("rollwise"):
         sock = tmp / f"{name}.sock"
-        workers = name.split("-")[1]
+        workers = "1" if name == "rollwise-base" else name.split("-")[1]
         argv = [sys.executable, "-m", "rollwise.routing.proxy", "--admin-socket", str(sock)]
         argv += ["--workers", workers, "--grace", "1"]
+        env = dict(os.environ)
+        if name == "rollwise-base":  # another source tree's proxy, e.g. the last release's
+            assert base is not None
+            env["PYTHONPATH"] = str(base)
         if name.endswith("nostats"):
             argv.append("--no-stats")
         sink = None
         if name.endswith("trace1pct"):  # 1 % of requests as spans, to a receiver that takes them
             sink = _OtlpSink()
             argv += ["--trace-sample", "0.01", "--otlp-endpoint", sink.url]
-        with spawn(argv, log) as proc, sink or contextlib.nullcontext():
+        with spawn(argv, log, env=env) as proc, sink or contextlib.nullcontext():
             admin = httpx.Client(transport=unix_transport(str(sock)), base_url="http://p")
             deadline = time.monotonic() + 15
             while True:
@@ -343,7 +370,10 @@ def contestant(
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.05)
-            admin.put("/routes", json=rollwise_table(port, ups, case)).raise_for_status()
+            table = rollwise_table(port, ups, case, a2a="-a2a" in name)
+            if name.endswith("-noaffinity"):
+                del table["apps"]["bench"]["a2a"]["affinity"]
+            admin.put("/routes", json=table).raise_for_status()
             admin.close()
             wait_port(port)
             yield port, proc.pid
@@ -433,6 +463,18 @@ def ratios(runs: list[Run]) -> dict[str, Any]:
         two = by.get(("rollwise-2", case))
         if two is not None:
             out[f"{case}: rollwise-2 / rollwise-1 rps"] = round(per_round(two, mine), 3)
+        aware = by.get(("rollwise-1-a2a", case))
+        if aware is not None and mine.rps:
+            out[f"{case}: A2A awareness cost"] = round(1 - per_round(aware, mine), 3)
+            for other in ("haproxy", "nginx"):
+                theirs = by.get((other, case))
+                if theirs is not None and theirs.rps:
+                    out[f"{case}: rollwise-1-a2a / {other} rps"] = round(
+                        per_round(aware, theirs), 3
+                    )
+        base = by.get(("rollwise-base", case))
+        if base is not None and base.rps:
+            out[f"{case}: rollwise-1 / rollwise-base rps"] = round(per_round(mine, base), 3)
     rss = [r.peak_rss_mb for r in runs if r.contestant.startswith("rollwise") and r.peak_rss_mb]
     if rss:
         out["rollwise peak RSS per worker (MB)"] = max(rss)
@@ -473,11 +515,19 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--contestants", default=",".join(CONTESTANTS))
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the report")
+    parser.add_argument(
+        "--base",
+        type=Path,
+        help="the src/ of another rollwise tree (e.g. a git worktree of the last release): "
+        "its proxy runs as the contestant rollwise-base",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk); nothing to measure with")
     skipped: list[str] = []
     contestants = [c for c in args.contestants.split(",") if c]
+    if args.base is None and "rollwise-base" in contestants:
+        contestants.remove("rollwise-base")
     for tool in ("haproxy", "nginx"):
         if tool in contestants and shutil.which(tool) is None:
             contestants.remove(tool)
@@ -495,9 +545,11 @@ def main() -> None:
                 for case_name in args.cases.split(","):
                     case = CASES[case_name]
                     for name in contestants:
-                        if name == "direct" and case.split:
+                        if (name == "direct" and case.split) or (
+                            "-a2a" in name and case.name != "a2a"
+                        ):
                             continue
-                        with contestant(name, tmp, ups, case) as (port, pid):
+                        with contestant(name, tmp, ups, case, args.base) as (port, pid):
                             run = measure(name, case, port, pid, args)
                         print(json.dumps(run.__dict__), file=sys.stderr, flush=True)
                         runs.append(run)

@@ -1,7 +1,8 @@
 """The benchmark's upstream when nginx is not installed: ``python upstream.py PORT``.
 
 A minimal uvloop + httptools server with the same paths as the nginx upstream: ``/small``
-(13 bytes), ``/big`` (64 KiB) and ``/post`` (reads the body, answers 3 bytes). It keeps
+(13 bytes), ``/big`` (64 KiB), ``/post`` (reads the body, answers 3 bytes) and ``/`` (an A2A
+task answer with new ids each time). It keeps
 connections alive and does nothing else, so that it costs the proxy under test as little
 CPU as possible on a shared machine.
 """
@@ -9,11 +10,17 @@ CPU as possible on a shared machine.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
+from pathlib import Path
 from typing import cast
 
 import httptools
 import uvloop
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.proxy.answers import TASK_ANSWER
 
 SMALL = b"hello, world\n"
 BIG = b"x" * 65536
@@ -29,6 +36,16 @@ def _response(body: bytes) -> bytes:
 
 RESPONSES = {b"/small": _response(SMALL), b"/big": _response(BIG), b"/post": _response(OK)}
 NOT_FOUND = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"
+_numbers = itertools.count()
+
+
+def _task_answer() -> bytes:
+    n = next(_numbers)
+    body = (TASK_ANSWER % {"id": f"t{n:031d}", "context": f"c{n:031d}"}).encode()
+    return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
+        len(body),
+        body,
+    )
 
 
 class Upstream(asyncio.Protocol):
@@ -52,7 +69,9 @@ class Upstream(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         if self.transport is not None:
-            self.transport.write(RESPONSES.get(self.url.split(b"?")[0], NOT_FOUND))
+            path = self.url.split(b"?")[0]
+            answer = _task_answer() if path == b"/" else RESPONSES.get(path, NOT_FOUND)
+            self.transport.write(answer)
             if not self.parser.should_keep_alive():
                 self.transport.close()
         self.url = b""

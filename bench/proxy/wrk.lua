@@ -1,9 +1,15 @@
--- wrk script for bench/proxy/run.py: the method and body come from the environment, and
+-- wrk script for bench/proxy/run.py: the method and body (JSON, or N bytes) come from the
+-- environment, and
 -- done() prints one JSON line with counts, errors and latency percentiles (microseconds).
 local method = os.getenv("WRK_METHOD") or "GET"
 local body_bytes = tonumber(os.getenv("WRK_BODY_BYTES") or "0")
+local body = os.getenv("WRK_BODY") or ""
 wrk.method = method
-if body_bytes > 0 then
+if body ~= "" then
+  wrk.body = body
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["A2A-Version"] = "1.0"
+elseif body_bytes > 0 then
   wrk.body = string.rep("x", body_bytes)
   wrk.headers["Content-Type"] = "application/octet-stream"
 end

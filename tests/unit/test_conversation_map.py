@@ -90,6 +90,6 @@ def test_an_expired_slot_is_taken_before_a_live_one_is_evicted(tmp_path: Path) -
     for key in keys:
         conversations.put(key, 1, 0, 10)
     for key in keys:  # as many again, once those expired: their slots are reused
-        conversations.put(key_of(b"c", key.hex()), 2, 100, 10)
+        conversations.put(key_of(b"c", f"{key:x}"), 2, 100, 10)
     assert conversations.evictions == 0
     assert conversations.find(keys[0], 100, 10) is None

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from time import perf_counter
 
-from rollwise.a2a.outcomes import Answer, EventStream, read_answer, read_call, rest_call
+from rollwise.a2a.outcomes import EventStream, read_answer, read_call, rest_call
 from rollwise.routing.proxy.affinity import ConversationMap, key_of, map_path
-from rollwise.routing.proxy.forward import Exchange
+from rollwise.routing.proxy.forward import A2AState, Exchange
 from rollwise.routing.proxy.table import AppRoutes, Replica, RevisionRoute, RoutingTable
 
 __all__ = ["A2ASide", "draining_talks", "forget_quiet"]
@@ -68,21 +69,26 @@ class A2ASide:
 
     # the request
 
-    def route(self, ex: Exchange, routes: AppRoutes, now: float) -> bool:
+    def route(self, ex: Exchange, a2a: A2AState, routes: AppRoutes, now: float) -> bool:
         """Read the call of a request held for its body; send one that continues a
-        conversation to its replica (``True``: ``ex.revision`` and ``ex.pin`` are set)."""
-        if ex.waiting:
-            ex.waiting = False
+        conversation to its replica (``True``: ``ex.revision`` and ``a2a.pin`` are set)."""
+        if a2a.waiting:
+            a2a.waiting = False
+            ex.client.deadline = 0.0  # armed while its body was coming
             if ex.body_done and ex.replay_ok:
                 body = ex.body[0] if len(ex.body) == 1 else b"".join(ex.body)
-                ex.call = read_call(body) or rest_call(ex.method, ex.url, body)
-        call = ex.call
-        if call is None or routes.conversations is None or not (call.task or call.context):
+                a2a.call = read_call(body) or rest_call(ex.method, ex.url, body)
+        call = a2a.call
+        if call is None:
+            ex.a2a = None  # not an A2A call: routed and judged as plain HTTP
+            return False
+        a2a.routes = routes
+        if routes.conversations is None or not (call.task or call.context):
             return False
         pinned = self._pinned(routes, call.task, call.context, int(now))
         if pinned is None or (ex.forced is not None and routes.by_key(ex.forced) is not pinned[0]):
             return False
-        ex.revision, ex.pin = pinned
+        ex.revision, a2a.pin = pinned
         return True
 
     def _pinned(
@@ -108,97 +114,83 @@ class A2ASide:
 
     # the answer
 
-    @staticmethod
-    def reader(ex: Exchange, headers: list[tuple[bytes, bytes]]) -> None:
-        """An A2A answer is read as events (a stream) or as one JSON document."""
-        for name, value in headers:
-            if name == b"content-type":
-                if value.startswith(b"text/event-stream"):
-                    ex.events = EventStream()
-                    return
-                break
-        ex.answer = []
-
-    def read(self, ex: Exchange, body: bytes, routes: AppRoutes | None, now: float) -> None:
+    def read(self, ex: Exchange, a2a: A2AState, body: bytes) -> None:
         """A piece of an A2A answer: kept (a JSON answer, up to the bound) or read (a
         stream's events, whose first ids are learned at once: a client may ask about the
-        task while it still streams)."""
-        events = ex.events
-        if events is not None:
-            events.feed(body)
-            if not ex.learned and (events.task or events.context):
-                self.learn(ex, events.task, events.context, routes, now)
-                self.converse(ex, events.task, events.context, events.open, now)
-            return
-        answer = ex.answer
+        task while it still streams). Its first piece says which: a JSON document begins
+        with ``{`` (cheaper than finding its content type among the headers). A stream's
+        first piece is its first event: its latency."""
+        answer = a2a.answer
         if answer is not None:
-            ex.answer_bytes += len(body)
-            if ex.answer_bytes <= self.answer_limit:
+            size = a2a.answer_bytes = a2a.answer_bytes + len(body)
+            if size <= self.answer_limit:
                 answer.append(body)
             else:
-                ex.answer = None  # too big to read: its status decides
+                a2a.answer = None  # too big to read: its status decides
+            return
+        events = a2a.events
+        if events is None:
+            if a2a.answer_bytes or a2a.call is None:
+                return  # a JSON answer over the bound, or not an A2A call
+            if body.lstrip()[:1] == b"{":
+                a2a.answer, a2a.answer_bytes = [body], len(body)
+                return
+            events = a2a.events = EventStream()
+            a2a.first_byte = perf_counter()
+        events.feed(body)
+        if not a2a.learned and (events.task or events.context):
+            now = ex.client.proxy.clock
+            self.remember(ex, a2a, events.task, events.context, events.open, now)
 
-    def judge(
-        self, ex: Exchange, status: int, routes: AppRoutes | None, now: float
-    ) -> tuple[bool, str]:
+    def judge(self, ex: Exchange, a2a: A2AState, status: int, now: float) -> tuple[bool, str]:
         """Once an A2A answer ended: whether its outcome fails it, and its
         ``"<method> <outcome>"`` (``""``: not an A2A answer, its status decides)."""
-        answer = self._outcome(ex, status)
-        if answer is None or ex.call is None:
+        call = a2a.call
+        if a2a.events is not None:
+            answer = a2a.events.finish()
+        elif a2a.answer:
+            pieces = a2a.answer
+            answer = read_answer(pieces[0] if len(pieces) == 1 else b"".join(pieces), status)
+        else:
+            return False, ""
+        if answer is None or call is None:
             return False, ""
         outcome = answer.outcome
-        plain = outcome[0] != "-" and not outcome.endswith("-error") and status < 400
-        if plain and not ex.learned:
-            self.learn(ex, answer.task, answer.context, routes, now)
-        if plain:
-            self.converse(ex, answer.task, answer.context, answer.open, now)
-        failed = routes is not None and outcome in routes.failing_outcomes
-        return failed, f"{ex.call.method} {outcome}"
+        if outcome[0] != "-" and not outcome.endswith("-error") and status < 400:
+            self.remember(ex, a2a, answer.task, answer.context, answer.open, now)
+        routes = a2a.routes
+        return routes is not None and outcome in routes.failing_outcomes, (
+            f"{call.method} {outcome}"
+        )
 
     @staticmethod
-    def _outcome(ex: Exchange, status: int) -> Answer | None:
-        if ex.events is not None:
-            return ex.events.finish()
-        pieces = ex.answer
-        if not pieces:
-            return None
-        return read_answer(pieces[0] if len(pieces) == 1 else b"".join(pieces), status)
-
-    @staticmethod
-    def learn(
-        ex: Exchange, task: str | None, context: str | None, routes: AppRoutes | None, now: float
+    def remember(
+        ex: Exchange,
+        a2a: A2AState,
+        task: str | None,
+        context: str | None,
+        open_: bool,
+        now: float,
     ) -> None:
-        """The conversation lives on the replica that answered about it (the call's ids when
-        the answer names none)."""
-        ex.learned = True
-        rep = ex.replica
-        if routes is None or routes.conversations is None or rep is None:
-            return
-        assert routes.a2a is not None
-        call = ex.call
+        """The conversation an answer is about (the call's when the answer names none) lives
+        on the replica that answered (learned once per exchange), and is open or over."""
+        rep, call, routes = ex.replica, a2a.call, a2a.routes
+        if rep is None or routes is None or routes.conversations is None:
+            return  # no affinity: nothing to keep
         if call is not None:
             task, context = task or call.task, context or call.context
-        put, ttl, second = routes.conversations.put, routes.a2a.ttl_s, int(now)
-        if task is not None:
-            put(key_of(_TASK, task), rep.code, second, ttl)
-        if context is not None:
-            put(key_of(_CONTEXT, context), rep.code, second, ttl)
-
-    @staticmethod
-    def converse(
-        ex: Exchange, task: str | None, context: str | None, open_: bool, now: float
-    ) -> None:
-        """The replica holds an open conversation (asked about ``now``), or one that ended."""
-        rep, call = ex.replica, ex.call
-        if rep is None:
-            return
-        if call is not None:
-            task, context = task or call.task, context or call.context
-        if context is not None:
-            key = key_of(_CONTEXT, context)
-        elif task is not None:
-            key = key_of(_TASK, task)
-        else:
+        task_key = key_of(_TASK, task) if task else 0
+        context_key = key_of(_CONTEXT, context) if context else 0
+        if not a2a.learned:
+            assert routes.a2a is not None
+            put, ttl, second = routes.conversations.put, routes.a2a.ttl_s, int(now)
+            if task_key:
+                put(task_key, rep.code, second, ttl)
+            if context_key:
+                put(context_key, rep.code, second, ttl)
+        a2a.learned = True
+        key = context_key or task_key
+        if not key:
             return
         if open_:
             rep.talks[key] = now
@@ -216,7 +208,8 @@ def draining_talks(table: RoutingTable, now: float) -> dict[str, list[str]]:
         for rev in app.revisions:
             for rep in rev.replicas:
                 if rep.draining and rep.talks:
-                    talks[rep.address] = [k.hex() for k in rep.conversations(now, app.a2a.idle_s)]
+                    keys = rep.conversations(now, app.a2a.idle_s)
+                    talks[rep.address] = [f"{k:x}" for k in keys]
     return talks
 
 

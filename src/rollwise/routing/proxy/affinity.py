@@ -9,14 +9,16 @@ in the proxy's conversation directory (``<state>/conversations/`` under a contro
 mapped into each worker's memory. A follow-up that a worker other than the one that saw the
 answer accepts, or a proxy started after the one that saw it, reads the same slots.
 
-A slot is 16 bytes: the key (8 bytes of BLAKE2b of the id), the replica (CRC-32 of its
-address) and when it was last used (whole seconds of ``CLOCK_MONOTONIC``, which every process
-of the machine reads alike). Slots are found by linear probing within ``PROBE`` slots of the
-key's home; a key not used for ``ttl`` seconds is expired, and when every slot of a window is
-live the least recently used one is taken (an eviction). The file holds four slots per
-conversation asked for (a task and a context key each, at half load), so
-``maxConversations: 100000`` costs 6.4 MB (docs/performance.md). Writes are single 16-byte
-stores: a reader in another process sees a slot either before or after a write.
+A slot is two 64-bit words: the key (the first 8 bytes of the id's BLAKE2b, never 0: 0 is
+an empty slot) and its value, the replica (CRC-32 of its address) in the high half and when
+the key was last used in the low half (whole seconds of ``CLOCK_MONOTONIC``, which every
+process of the machine reads alike). A writer stores the value before the key, each in one
+aligned 8-byte store, so a reader in another process never sees a key with a value that is
+not its own. Slots are found by linear probing within ``PROBE`` slots of the key's home; a
+key not used for ``ttl`` seconds is expired, and when every slot of a window is live the
+least recently used one is taken (an eviction). The file holds four slots per conversation
+asked for (a task and a context key each, at half load), rounded up to a power of two:
+``maxConversations: 100000`` is 524,288 slots, 8 MiB (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -31,20 +33,18 @@ from pathlib import Path
 
 __all__ = ["ConversationMap", "address_code", "key_of", "map_path"]
 
-MAGIC = b"rollwise-conv-v1"
+MAGIC = b"rollwise-conv-v2"
 HEADER = struct.Struct("<16sQ")  # magic, number of slots
-HEADER_BYTES = 64
-SLOT = struct.Struct("<8sII")  # key, replica, last used
-SLOT_BYTES = SLOT.size
+HEADER_WORDS = 8  # 64 bytes
 PROBE = 16
-EMPTY = bytes(8)
 SLOTS_PER_CONVERSATION = 4
+_LOW = 0xFFFFFFFF
 
 
-def key_of(kind: bytes, value: str) -> bytes:
-    """A task's (``kind`` ``t``) or context's (``c``) key: 8 bytes, never all zero."""
+def key_of(kind: bytes, value: str) -> int:
+    """A task's (``kind`` ``t``) or context's (``c``) key: 64 bits, never 0."""
     digest = hashlib.blake2b(kind + value.encode(), digest_size=8).digest()
-    return digest if digest != EMPTY else b"\x00" * 7 + b"\x01"
+    return int.from_bytes(digest, "little") or 1
 
 
 def address_code(address: str) -> int:
@@ -64,15 +64,16 @@ def _slots_for(conversations: int) -> int:
 class ConversationMap:
     """One app's shared map; ``capacity`` conversations at most (older ones are evicted)."""
 
-    __slots__ = ("evictions", "mask", "memory", "path", "slots")
+    __slots__ = ("evictions", "mask", "memory", "path", "slots", "words")
 
     def __init__(self, path: Path, capacity: int) -> None:
         self.path = path
         self.slots = _slots_for(capacity)
         self.mask = self.slots - 1
         self.evictions = 0
-        size = HEADER_BYTES + self.slots * SLOT_BYTES
+        size = (HEADER_WORDS + 2 * self.slots) * 8
         self.memory = _open(path, size, self.slots)
+        self.words = memoryview(self.memory).cast("Q")
 
     @property
     def capacity(self) -> int:
@@ -84,44 +85,58 @@ class ConversationMap:
         return _slots_for(conversations) // SLOTS_PER_CONVERSATION
 
     def close(self) -> None:
+        self.words.release()
         with contextlib.suppress(BufferError):
             self.memory.close()
 
-    def find(self, key: bytes, now: int, ttl: int) -> int | None:
+    def find(self, key: int, now: int, ttl: int) -> int | None:
         """The replica code of ``key``, ``None`` when unknown or unused for ``ttl``."""
-        memory, home, mask = self.memory, int.from_bytes(key[:4], "little"), self.mask
+        words, mask = self.words, self.mask
         for step in range(PROBE):
-            at = HEADER_BYTES + ((home + step) & mask) * SLOT_BYTES
-            found, replica, used = SLOT.unpack_from(memory, at)
+            at = HEADER_WORDS + 2 * ((key + step) & mask)
+            found = words[at]
             if found == key:
-                return replica if now - used <= ttl else None
-            if found == EMPTY:
+                value = words[at + 1]
+                return value >> 32 if now - (value & _LOW) <= ttl else None
+            if not found:
                 return None
         return None
 
-    def put(self, key: bytes, replica: int, now: int, ttl: int) -> None:
+    def put(self, key: int, replica: int, now: int, ttl: int) -> None:
         """``key`` lives on ``replica``, used ``now``."""
-        memory, home, mask = self.memory, int.from_bytes(key[:4], "little"), self.mask
-        free = -1
-        oldest, oldest_at = -1, 0
+        words, mask = self.words, self.mask
+        value = replica << 32 | now
+        at = HEADER_WORDS + 2 * (key & mask)
+        if not words[at]:  # its home is free: the usual case below half load
+            words[at + 1] = value
+            words[at] = key
+            return
+        free = oldest_at = -1
+        oldest = 0
         for step in range(PROBE):
-            at = HEADER_BYTES + ((home + step) & mask) * SLOT_BYTES
-            found, was, used = SLOT.unpack_from(memory, at)
+            at = HEADER_WORDS + 2 * ((key + step) & mask)
+            found = words[at]
             if found == key:
-                if was != replica or used != now:
-                    SLOT.pack_into(memory, at, key, replica, now)
+                if words[at + 1] != value:
+                    words[at + 1] = value
                 return
-            if found == EMPTY:
-                SLOT.pack_into(memory, at if free < 0 else free, key, replica, now)
-                return
+            if not found:
+                if free < 0:
+                    words[at + 1] = value
+                    words[at] = key
+                    return
+                break
+            used = words[at + 1] & _LOW
             if free < 0 and now - used > ttl:
                 free = at
-            elif oldest < 0 or used < oldest:
+            elif oldest_at < 0 or used < oldest:
                 oldest, oldest_at = used, at
         if free < 0:
             free = oldest_at
             self.evictions += 1
-        SLOT.pack_into(memory, free, key, replica, now)
+        words[free] = 0  # emptied while its value changes, then given the new key
+        words[free + 1] = value
+        words[free] = key
 
 
 def _open(path: Path, size: int, slots: int) -> mmap.mmap:

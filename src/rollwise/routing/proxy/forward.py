@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from rollwise.routing.proxy.server import ProxyServer
 
 __all__ = [
+    "A2AState",
     "ClientConnection",
     "Exchange",
     "UpstreamConnection",
@@ -113,27 +114,21 @@ class Exchange:
     """One request and its response, from the client's first byte to the last response byte."""
 
     __slots__ = (
-        "answer",
-        "answer_bytes",
+        "a2a",
         "body",
         "body_bytes",
         "body_done",
-        "call",
         "chunked",
         "client",
         "complete",
         "deadline",
-        "events",
-        "first_byte",
         "forced",
         "has_expect",
         "head",
         "headers",
         "keep_alive",
-        "learned",
         "method",
         "pending",
-        "pin",
         "replay_ok",
         "replica",
         "response_chunked",
@@ -147,7 +142,6 @@ class Exchange:
         "tried",
         "upstream",
         "url",
-        "waiting",
     )
 
     def __init__(self, client: ClientConnection) -> None:
@@ -178,20 +172,12 @@ class Exchange:
         self.pending = b""
         self.trace = b""  # the traceparent sent upstream
         self.span: tuple[bytes, bytes, bytes] | None = None  # sampled: trace, parent, span id
-        # A2A: the call (None: not one), a POST held for its body, the replica its
-        # conversation lives on, and the answer as read so far
-        self.call: Call | None = None
-        self.waiting = False
-        self.pin: Replica | None = None
-        self.answer: list[bytes] | None = None
-        self.answer_bytes = 0
-        self.events: EventStream | None = None
-        self.first_byte = 0.0
-        self.learned = False
+        self.a2a: A2AState | None = None  # an A2A app's request: what is read of it
 
     def held(self) -> bool:
         """An A2A POST whose body is still coming (and small enough to be read first)."""
-        return self.waiting and not self.body_done and self.replay_ok
+        a2a = self.a2a
+        return a2a is not None and a2a.waiting and not self.body_done and self.replay_ok
 
     def send_body(self, data: bytes) -> None:
         """Forward a piece of request body to the connected replica, chunk-framed if needed."""
@@ -202,6 +188,34 @@ class Exchange:
             up.transport.write(b"%x\r\n%s\r\n" % (len(data), data))
         else:
             up.transport.write(data)
+
+
+class A2AState:
+    """What the proxy reads of an A2A app's request (``a2a.py``); plain requests have none,
+    so that they pay one attribute for it."""
+
+    __slots__ = (
+        "answer",
+        "answer_bytes",
+        "call",
+        "events",
+        "first_byte",
+        "learned",
+        "pin",
+        "routes",
+        "waiting",
+    )
+
+    def __init__(self, call: Call | None, waiting: bool) -> None:
+        self.call = call  # None until read (a POST), or not an A2A call
+        self.waiting = waiting  # a POST held until its body is read
+        self.pin: Replica | None = None  # the replica its conversation lives on
+        self.routes: AppRoutes | None = None  # its app, as routed
+        self.answer: list[bytes] | None = None  # a JSON answer's pieces, up to the bound
+        self.answer_bytes = 0
+        self.events: EventStream | None = None  # a stream's events, read as they pass
+        self.first_byte = 0.0  # when a stream's first event came
+        self.learned = False  # its conversation was learned
 
 
 class ClientConnection(asyncio.Protocol):
@@ -271,11 +285,10 @@ class ClientConnection(asyncio.Protocol):
         ex = self.ready
         if ex is not None:
             self.ready = None
-            if self.pipeline and self.pipeline[0] is ex and ex.upstream is None:
-                if ex.held():  # routed once its body is read; it must come in time
-                    self._arm(self.proxy.limits.header_timeout_s)
+            if self.pipeline and self.pipeline[0] is ex:
+                if ex.a2a is not None and ex.held():  # routed once its body is read
+                    self._arm(self.proxy.limits.header_timeout_s)  # which must come in time
                 else:
-                    self.deadline = 0.0
                     self.proxy.dispatch(ex)
 
     def pause_writing(self) -> None:
@@ -334,7 +347,7 @@ class ClientConnection(asyncio.Protocol):
             ex.body.append(body)
             if ex.body_bytes > self.proxy.limits.replay_bytes:
                 ex.replay_ok = False
-                if ex.waiting and self.pipeline[0] is ex:
+                if ex.a2a is not None and ex.a2a.waiting and self.pipeline[0] is ex:
                     self.ready = ex  # too big to read first: routed as plain HTTP
         if ex.upstream is not None:
             if not ex.replay_ok and ex.body:
@@ -354,7 +367,8 @@ class ClientConnection(asyncio.Protocol):
         ex.body_done = True
         if ex.chunked and ex.upstream is not None and ex.upstream.transport is not None:
             ex.upstream.transport.write(_LAST_CHUNK)
-        if ex.waiting and ex.upstream is None and self.pipeline[0] is ex:
+        a2a = ex.a2a
+        if a2a is not None and a2a.waiting and ex.upstream is None and self.pipeline[0] is ex:
             self.ready = ex
 
     # helpers
@@ -462,9 +476,11 @@ class ClientConnection(asyncio.Protocol):
         ex.head = b"".join(out)
         if routes is not None and routes.a2a is not None:
             if ex.method == b"POST":
-                ex.waiting = True
+                ex.a2a = A2AState(None, True)
             else:  # the REST binding's reads name their task in the path
-                ex.call = rest_call(ex.method, ex.url, None)
+                call = rest_call(ex.method, ex.url, None)
+                if call is not None:
+                    ex.a2a = A2AState(call, False)
         if ex.has_expect and self.transport is not None:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         return None
@@ -527,7 +543,7 @@ class ClientConnection(asyncio.Protocol):
             transport.resume_reading()
         if self.pipeline:
             nxt = self.pipeline[0]
-            if nxt.head and not nxt.held():
+            if nxt.head and not (nxt.a2a is not None and nxt.held()):
                 self.proxy.dispatch(nxt)
             else:
                 self._arm(self.proxy.limits.header_timeout_s)
@@ -669,8 +685,8 @@ class UpstreamConnection(asyncio.Protocol):
         ex = self.exchange
         if ex is None or ex.client.transport is None:
             return
-        if ex.call is not None:
-            self.proxy.read_answer(ex, body)
+        if ex.a2a is not None:
+            self.proxy.a2a.read(ex, ex.a2a, body)
         if ex.response_chunked:
             body = b"%x\r\n%s\r\n" % (len(body), body)
         if ex.pending:  # head and first body bytes leave in one write (one syscall)

@@ -18,6 +18,7 @@ from typing import Any
 
 from rollwise.routing.proxy.a2a import A2ASide, forget_quiet
 from rollwise.routing.proxy.forward import (
+    A2AState,
     ClientConnection,
     Exchange,
     UpstreamConnection,
@@ -182,7 +183,7 @@ class ProxyServer:
             self._fail_local(ex, 503, "no routes for this listener yet")
             return
         ex.started = time.perf_counter()
-        if routes.a2a is not None and self.a2a.route(ex, routes, self.clock):
+        if ex.a2a is not None and self.a2a.route(ex, ex.a2a, routes, self.clock):
             self._send(ex)
             return
         rev = routes.choose(ex.forced, ex.sticky)
@@ -196,7 +197,8 @@ class ProxyServer:
         now = self.clock
         rev = ex.revision
         assert rev is not None
-        pin = ex.pin
+        a2a = ex.a2a
+        pin = a2a.pin if a2a is not None else None
         rep = pin if pin is not None and pin not in ex.tried else rev.pick(now, ex.tried)
         if rep is None:
             routes = self.table.apps.get(ex.client.app)
@@ -285,14 +287,6 @@ class ProxyServer:
             out.append(b"connection: close\r\n")
         out.append(b"\r\n")
         ex.pending = b"".join(out)  # written with the first body bytes, see UpstreamConnection
-        if ex.call is not None:
-            self.a2a.reader(ex, headers)
-
-    def read_answer(self, ex: Exchange, body: bytes) -> None:
-        """A piece of an A2A answer (``a2a.py``); a stream's first piece is its first event."""
-        if ex.events is not None and not ex.first_byte:
-            ex.first_byte = time.perf_counter()
-        self.a2a.read(ex, body, self.table.apps.get(ex.client.app), self.clock)
 
     def response_end(self, ex: Exchange, conn: UpstreamConnection) -> None:
         ex.complete = True
@@ -325,19 +319,18 @@ class ProxyServer:
         else:
             conn.close()
         rev = ex.revision
-        if ex.call is None:
+        if ex.a2a is None:
             self._record(ex, status, rev is not None and rev.failing[status])
         else:
-            self._judge_a2a(ex, rev, status)
+            self._judge_a2a(ex, ex.a2a, rev, status)
         client.exchange_done(ex)
 
-    def _judge_a2a(self, ex: Exchange, rev: RevisionRoute | None, status: int) -> None:
+    def _judge_a2a(
+        self, ex: Exchange, a2a: A2AState, rev: RevisionRoute | None, status: int
+    ) -> None:
         """Record an A2A exchange: failed by its status or by its outcome."""
-        failed = rev is not None and rev.failing[status]
-        by_outcome, said = self.a2a.judge(
-            ex, status, self.table.apps.get(ex.client.app), self.clock
-        )
-        self._record(ex, status, failed or by_outcome, said)
+        by_outcome, said = self.a2a.judge(ex, a2a, status, self.clock)
+        self._record(ex, status, by_outcome or (rev is not None and rev.failing[status]), said)
 
     def upstream_lost(self, ex: Exchange, conn: UpstreamConnection, exc: Exception | None) -> None:
         """A replica closed its connection before the response ended."""
@@ -407,24 +400,25 @@ class ProxyServer:
             return
         end = time.perf_counter()
         latency = end - ex.started
-        if ex.first_byte:
+        a2a = ex.a2a
+        if a2a is not None and a2a.first_byte:
             if self.stats_enabled:
                 rev.stats.stream(latency)
-            latency = ex.first_byte - ex.started
+            latency = a2a.first_byte - ex.started
         now = end + self.wall_offset
         if self.stats_enabled:
             rev.stats.record(now, status, latency, failed, outcome)
         if self.record is not None:
             trace = ex.trace
-            a2a = ""
+            said = ""
             if outcome:
-                method, _, said = outcome.partition(" ")
-                a2a = f',"method":"{method}","outcome":"{said}"'
+                method, _, told = outcome.partition(" ")
+                said = f',"method":"{method}","outcome":"{told}"'
             self.record.write(
                 f'{{"ts":{now:.6f},"app":"{ex.client.app}","revision":"{rev.name}",'
                 f'"version":"{rev.version}","status":{status},"latency_ms":{latency * 1000:.3f},'
                 f'"trace_id":"{trace[3:35].decode()}","span_id":"{trace[36:52].decode()}"'
-                f"{a2a}}}\n"
+                f"{said}}}\n"
             )
         if ex.span is not None and self.spans is not None:
             trace_id, parent, span_id = ex.span

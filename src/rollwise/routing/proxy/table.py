@@ -58,7 +58,7 @@ class Replica:
         self.ejections = 0
         self.draining = False
         # its open A2A conversations: key -> when last asked about (the proxy's clock)
-        self.talks: dict[bytes, float] = {}
+        self.talks: dict[int, float] = {}
 
     def succeeded(self) -> None:
         self.failures_in_row = 0
@@ -74,7 +74,7 @@ class Replica:
             return True
         return False
 
-    def conversations(self, now: float, idle: float) -> list[bytes]:
+    def conversations(self, now: float, idle: float) -> list[int]:
         """The conversations asked about within ``idle`` seconds; older ones are forgotten."""
         talks = self.talks
         quiet = [key for key, when in talks.items() if now - when > idle]
