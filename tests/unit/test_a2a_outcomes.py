@@ -88,6 +88,7 @@ async def test_a_stream_ends_as_its_last_state_whatever_the_chunks() -> None:
             for at in range(0, len(body), size):
                 events.feed(body[at : at + size])
             said = events.finish()
+            assert said is not None
             assert said.outcome == outcome, (mode, size)
             assert said.task and said.context
 
@@ -98,7 +99,13 @@ def test_an_error_event_counts_once_and_first() -> None:
     failed = {"result": {"statusUpdate": {"taskId": "t", "status": {"state": "TASK_STATE_FAILED"}}}}
     events.feed(f"event: error\r\ndata: {json.dumps(error)}\r\n\r\n".encode())
     events.feed(f"data: {json.dumps({'jsonrpc': '2.0', **failed})}\n\n".encode())
-    assert events.finish().outcome == "-32603"
+    assert events.finish() == Answer("-32603")
+
+
+def test_a_stream_that_is_not_a2a_says_nothing() -> None:
+    events = EventStream()
+    events.feed(b"data: hello\n\ndata: {\"not\": \"a2a\"}\n\n")
+    assert events.finish() is None
 
 
 def test_an_event_over_the_bound_is_skipped_unread() -> None:
