@@ -99,12 +99,12 @@ def test_an_error_event_counts_once_and_first() -> None:
     failed = {"result": {"statusUpdate": {"taskId": "t", "status": {"state": "TASK_STATE_FAILED"}}}}
     events.feed(f"event: error\r\ndata: {json.dumps(error)}\r\n\r\n".encode())
     events.feed(f"data: {json.dumps({'jsonrpc': '2.0', **failed})}\n\n".encode())
-    assert events.finish() == Answer("-32603")
+    assert events.finish() == Answer("-32603", "t")
 
 
 def test_a_stream_that_is_not_a2a_says_nothing() -> None:
     events = EventStream()
-    events.feed(b"data: hello\n\ndata: {\"not\": \"a2a\"}\n\n")
+    events.feed(b'data: hello\n\ndata: {"not": "a2a"}\n\n')
     assert events.finish() is None
 
 

@@ -288,6 +288,8 @@ def _read(body: bytes, http_status: int) -> Answer | None:
     node: _Node = (
         result.task or result.status_update or result.message or result.artifact_update or result
     )
+    if rest and node is result and node.status is None and node.context_id is None:
+        return None  # JSON that names no task, message or update: not an A2A answer
     task = node.task_id
     if task is None and (node.status is not None or node.kind == "task"):
         task = node.id if isinstance(node.id, str) else None  # a task: its own id
