@@ -4,9 +4,13 @@ Starts a controller on a temporary state directory, applies ``examples/rollwise.
 free port (with quicker steps), deploys 1.0.0 with two replicas and drives A2A
 ``SendMessage`` load through the proxy. Then, with a live view:
 
-1. 1.0.0 → 1.1.0 by canary steps (20 %, analysis, 50 %, a pause), promoted;
-2. 1.1.0 → 1.2.0, made bad with the agent's ``AGENT_FAIL_RATE`` knob: the analysis step
-   aborts it and traffic is back on 1.1.0;
+1. 1.0.0 → 1.1.0 by canary steps (20 %, analysis, 50 %, a pause), promoted; two-turn
+   conversations begun while it runs at 50 % (each agent replica keeps its tasks in memory,
+   as a2a-sdk's ``InMemoryTaskStore`` does) get their second turn after the promotion, each
+   from the replica that holds it;
+2. 1.1.0 → 1.2.0, made bad with the agent's ``AGENT_FAIL_RATE`` knob: its executor raises,
+   which a2a-sdk answers as a JSON-RPC error in an HTTP 200; the analysis step counts them
+   and aborts it, naming the error, and traffic is back on 1.1.0;
 3. 1.1.0 → 1.3.0 by blue-green: a preview on its own port, promote, the swap, and an
    instant undo back to 1.1.0 (still warm).
 
@@ -25,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 from rich.console import Console
 from rich.live import Live
@@ -89,6 +94,52 @@ DEMO_CANARY = {
 }
 
 
+A2A_HEADERS = {"A2A-Version": "1.0"}
+
+
+def _message(text: str, ids: dict[str, str]) -> dict[str, Any]:
+    message: dict[str, Any] = {"messageId": f"demo-{time.monotonic_ns()}", "role": "ROLE_USER"}
+    message.update(ids, parts=[{"text": text}])
+    return {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": message}}
+
+
+async def _begin(url: str, count: int) -> list[tuple[dict[str, str], str]]:
+    """``count`` conversations' first turns (the agent asks for more input), each on a new
+    connection: their tasks' ids and the version that answered."""
+    begun = []
+    for _ in range(count):
+        async with httpx.AsyncClient(headers=A2A_HEADERS, timeout=10) as http:
+            answer = await http.post(url, json=_message("ask: a table for two", {}))
+        task = answer.json()["result"]["task"]
+        ids = {"taskId": task["id"], "contextId": task["contextId"]}
+        begun.append((ids, answer.headers.get("x-rollwise-version", "?")))
+    return begun
+
+
+async def _follow(url: str, begun: list[tuple[dict[str, str], str]]) -> list[bool]:
+    """The second turn of each conversation: answered, by the version it began on?"""
+    done = []
+    for ids, version in begun:
+        async with httpx.AsyncClient(headers=A2A_HEADERS, timeout=10) as http:
+            answer = await http.post(url, json=_message("tomorrow at eight", ids))
+        result = answer.json().get("result", {}).get("task", {})
+        state = result.get("status", {}).get("state")
+        same = answer.headers.get("x-rollwise-version") == version
+        done.append(state == "TASK_STATE_COMPLETED" and same)
+    return done
+
+
+async def _at_weight(client: AdminClient, app: str, weight: int, live: Live, limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        view = await _call(client, "GET", f"/apps/{app}")
+        live.update(app_view(view))
+        if view.get("actual_weights", {}).get(str(view["canary"])) == weight:
+            return
+        await asyncio.sleep(0.1)
+    raise RollwiseError(f"{app}'s canary did not reach {weight} % within {limit:.0f}s")
+
+
 class _Timeline:
     """What happened when, printed as it happens and kept for the summary."""
 
@@ -124,17 +175,23 @@ async def demo(state_dir: Path) -> int:
         raise RollwiseError("the controller did not start")
     client = AdminClient(state_dir)
     try:
-        report, history = await _story(client, spec, f"http://127.0.0.1:{port}/", timeline)
+        report, history, followed = await _story(
+            client, spec, f"http://127.0.0.1:{port}/", timeline
+        )
     finally:
         await _down(client, state_dir)
         client.close()
     timeline.mark("controller, proxy and replicas stopped")
-    return _summary(report, history, timeline)
+    code = _summary(report, history, timeline)
+    if not all(followed):
+        console.print(f"[red]{followed.count(False)} conversations lost their second turn[/]")
+        code = 1
+    return code
 
 
 async def _story(
     client: AdminClient, spec: dict[str, Any], url: str, timeline: _Timeline
-) -> tuple[LoadReport, list[dict[str, Any]]]:
+) -> tuple[LoadReport, list[dict[str, Any]], list[bool]]:
     """Three releases under A2A load: a canary promoted, a bad canary aborted by analysis,
     a blue-green preview swapped and undone."""
     mark = timeline.mark
@@ -151,13 +208,28 @@ async def _story(
     with Live(console=console, refresh_per_second=4) as live:
         await _call(client, "POST", f"/apps/{app}/deploy", json={"version": "1.1.0"})
         mark("canary 1.1.0: setWeight 20, analysis, setWeight 50, pause 5s")
+        await _at_weight(client, app, 50, live, 120)
+        begun = await _begin(url, 10)
+        on_canary = sum(version == "1.1.0" for _, version in begun)
         await _wait(client, app, 2, live, 120)
-    mark("1.1.0 promoted: it serves 100%; 1.0.0 stays warm for 60s")
+    mark(
+        f"1.1.0 promoted: it serves 100%; 1.0.0 stays warm for 60s. {len(begun)} two-turn "
+        f"conversations were begun at 50 % ({on_canary} on 1.1.0, {len(begun) - on_canary} "
+        "on 1.0.0)"
+    )
+    followed = await _follow(url, begun)
+    mark(
+        f"their second turns, after the promotion: {sum(followed)} of {len(followed)} answered "
+        "by the replica that holds the conversation"
+    )
 
     with Live(console=console, refresh_per_second=4) as live:
         bad = {"version": "1.2.0", "set": ["template.env.AGENT_FAIL_RATE=0.3"]}
         await _call(client, "POST", f"/apps/{app}/deploy", json=bad)
-        mark("canary 1.2.0, made bad: AGENT_FAIL_RATE=0.3")
+        mark(
+            "canary 1.2.0, made bad: AGENT_FAIL_RATE=0.3 (its executor raises; a2a-sdk answers "
+            "a JSON-RPC error -32603 in an HTTP 200)"
+        )
         view = await _wait_phase(client, app, "Degraded", live, 120)
     mark(f"1.2.0 {view['message']}; traffic is back on 1.1.0")
 
@@ -190,7 +262,7 @@ async def _story(
     report = await load
     mark("load stopped")
     history = await _call(client, "GET", f"/apps/{app}/history")
-    return report, list(history)
+    return report, list(history), followed
 
 
 def _summary(report: LoadReport, history: list[dict[str, Any]], timeline: _Timeline) -> int:
