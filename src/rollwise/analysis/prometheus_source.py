@@ -52,6 +52,7 @@ class PrometheusMetrics:
     config: PrometheusSource
     fields: Mapping[int, Mapping[str, str]]
     clock: Callable[[], float] = time.time
+    a2a_failures: str = ""  # an A2A app on a cluster: its failing outcomes (``resolved``)
     problem: str = ""  # the last query failure, '' once queries answer again
     settle_s: float = field(init=False)
     _quiet_until: float = 0.0
@@ -70,7 +71,7 @@ class PrometheusMetrics:
             return {}
         if self.clock() < self._quiet_until:
             return {}  # the last query failed: not again before the next interval
-        queries = self.config.resolved()
+        queries = self.config.resolved(self.a2a_failures)
         # a client per call (a call is due once per interval; no connection outlives it);
         # the revisions asked side by side: a slow Prometheus delays a pass once, not twice
         async with httpx.AsyncClient(timeout=self.config.timeout) as client:

@@ -118,7 +118,7 @@ def _analysis(spec: RolloutSpec) -> ChecklistItem:
             "none configured: canary and stable are never compared",
             "add an analysis step (e.g. {analysis: {until: pass}}) after a setWeight",
         )
-    settings = strategy.analysis_settings
+    settings = spec.analysis_settings
     judges = [
         n for n, j in (("errorRate", settings.error_rate), ("latency", settings.latency)) if j
     ]

@@ -152,8 +152,11 @@ class AppAnalyses:
 
         arms = {canary: "canary"} | ({baseline: "stable"} if baseline is not None else {})
         fields = {}
+        a2a_failures = ""
         for revision, role in arms.items():
             row = self.store.revision(self.app, revision)
+            if revision == canary:
+                a2a_failures = _a2a_failures(row.spec)
             backend = row.spec.get("spec", {}).get("backend") or {}
             fields[revision] = {
                 "app": self.app,
@@ -162,12 +165,28 @@ class AppAnalyses:
                 "service": f"{self.app}-{role}",
                 "namespace": str(backend.get("namespace", "default")),
             }
-        return PrometheusMetrics(settings.prometheus, fields, self.clock)
+        return PrometheusMetrics(settings.prometheus, fields, self.clock, a2a_failures)
 
     def forget(self, revision: int) -> None:
         """Drop a revision's runs (it left the history)."""
         for key in [k for k in self.live if k.split("/")[0] == str(revision)]:
             del self.live[key]
+
+
+def _a2a_failures(document: dict[str, Any]) -> str:
+    """An A2A app on a cluster: its failing outcomes as a regular expression ('' otherwise:
+    the proxy reads what an app on this machine answers)."""
+    from pydantic import ValidationError
+
+    from rollwise.spec.models import Rollout
+
+    try:
+        spec = Rollout.model_validate(document).spec
+    except ValidationError:  # a revision stored by an older rollwise, of other fields
+        return ""
+    if spec.backend.kind != "kubernetes" or not spec.speaks_a2a:
+        return ""
+    return "|".join(spec.traffic.failure_outcomes)
 
 
 def _arm(series: Series, revision: int | None, second: int) -> ArmSecond:

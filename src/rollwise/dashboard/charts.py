@@ -90,7 +90,7 @@ class Charts:
             spec = worker.state.revision(row.revision).spec
         except Exception:
             return None
-        settings = spec.strategy.analysis_settings
+        settings = spec.analysis_settings
         identity = (row.key, row.revision, row.baseline, row.started)
         chart = self.evidence.get(app)
         if chart is None or chart.identity != identity:

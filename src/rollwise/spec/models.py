@@ -327,6 +327,24 @@ class RolloutSpec(Model):
     autoscaling: Autoscaling | None = None
 
     @property
+    def analysis_settings(self) -> AnalysisSettings:
+        """The judges of this app's analyses: its strategy's and, for an A2A app on a cluster
+        (whose router reads no body), the agents' own count of their A2A exchanges
+        (``rollwise.toolkit.A2AOutcomes``) as the agent metric ``a2a``, failing on
+        ``traffic.failureOutcomes``, unless the spec names an agent metric ``a2a`` itself."""
+        settings = self.strategy.analysis_settings
+        if self.backend.kind != "kubernetes" or not self.speaks_a2a:
+            return settings
+        if any(m.name == "a2a" for m in settings.agent_metrics):
+            return settings
+        failing = "|".join(self.traffic.failure_outcomes)
+        counter = "rollwise_toolkit_a2a_exchanges_total"
+        metric = AgentMetric(
+            name="a2a", failures=f'{counter}{{outcome=~"{failing}"}}', total=counter
+        )
+        return settings.model_copy(update={"agent_metrics": [*settings.agent_metrics, metric]})
+
+    @property
     def speaks_a2a(self) -> bool:
         """The proxy reads this app's exchanges as A2A (``traffic.protocol``, by default
         whether the app has ``a2a:``)."""

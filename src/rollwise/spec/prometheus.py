@@ -20,7 +20,7 @@ from pydantic import AfterValidator, Field, model_validator
 from rollwise.spec.base import Model, http_url
 from rollwise.spec.duration import Duration
 
-__all__ = ["PRESETS", "PrometheusQueries", "PrometheusSource"]
+__all__ = ["GATEWAY_PRESETS", "PRESETS", "PrometheusQueries", "PrometheusSource"]
 
 QUERY_FIELDS = frozenset({"app", "revision", "version", "service", "namespace", "interval"})
 
@@ -94,6 +94,12 @@ PRESETS: dict[str, tuple[PrometheusQueries, float]] = {
 }
 
 
+# a revision's pods, as Prometheus' Kubernetes discovery labels them (its Deployment
+# <app>-r<N> names them <app>-r<N>-<hash>-<id>)
+_PODS = 'namespace="$namespace",pod=~"$app-r$revision-.+"'
+GATEWAY_PRESETS = frozenset({"istio", "ingressNginx"})
+
+
 class PrometheusSource(Model):
     address: Annotated[str, AfterValidator(http_url("http://prometheus:9090"))]
     preset: Literal["rollwise", "istio", "ingressNginx"] | None = None
@@ -117,9 +123,19 @@ class PrometheusSource(Model):
             raise ValueError(f"interval {self.interval:g}s is below Prometheus' 1s resolution")
         return self
 
-    def resolved(self) -> PrometheusQueries:
-        """The preset's queries with ``queries`` over them."""
+    def resolved(self, a2a_failures: str = "") -> PrometheusQueries:
+        """The preset's queries with ``queries`` over them. ``a2a_failures`` (an A2A app on a
+        cluster: its failing outcomes as a regular expression) adds to a gateway preset's
+        failures those the agents' own counter saw that the gateway did not see as 5xx
+        (``rollwise.toolkit.A2AOutcomes``; none, when no pod exports it)."""
         base = PRESETS[self.preset][0] if self.preset else PrometheusQueries()
+        if a2a_failures and self.preset in GATEWAY_PRESETS and self.queries.failures is None:
+            assert base.failures is not None
+            pods = (
+                f"sum(increase(rollwise_toolkit_a2a_exchanges_total{{{_PODS},"
+                f'outcome=~"{a2a_failures}",code!="5xx"}}[$interval])) or vector(0)'
+            )
+            base = base.model_copy(update={"failures": f"({base.failures}) + ({pods})"})
         given = self.queries.model_dump(exclude_none=True)
         return base.model_copy(update=given)
 

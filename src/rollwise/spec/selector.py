@@ -1,7 +1,8 @@
 """A Prometheus series selector as people write it in a spec: ``name{label="v",other!="w"}``.
 
-Only what an agent's own counters need: a metric name and exact (``=``) or negated (``!=``)
-label matchers. A counter may be named with or without its ``_total`` suffix.
+Only what an agent's own counters need: a metric name and label matchers, exact (``=``),
+negated (``!=``) or by regular expression (``=~``, ``!~``, matched whole, as Prometheus
+does). A counter may be named with or without its ``_total`` suffix.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from dataclasses import dataclass
 __all__ = ["SeriesSelector", "check_selector"]
 
 _SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{(.*)\})?")
-_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
+_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
 EXAMPLE = 'e.g. rollwise_toolkit_operations_total{operation="lookup",outcome="error"}'
 
 
 @dataclass(frozen=True, slots=True)
 class SeriesSelector:
     name: str
-    matchers: tuple[tuple[str, str, str], ...]  # (label, "=" or "!=", value)
+    matchers: tuple[tuple[str, str, str], ...]  # (label, "=", "!=", "=~" or "!~", value)
 
     @staticmethod
     @functools.cache
@@ -37,10 +38,18 @@ class SeriesSelector:
             if matcher is None or matcher.end() == position:
                 raise ValueError(
                     f"{text!r}: cannot read the labels from {body[position:]!r}; write "
-                    f'label="value" or label!="value", separated by commas ({EXAMPLE})'
+                    f'label="value", label!="value", label=~"regex" or label!~"regex", '
+                    f"separated by commas ({EXAMPLE})"
                 )
             label, op, value = matcher.groups()
-            matchers.append((label, op, value.replace('\\"', '"').replace("\\\\", "\\")))
+            value = value.replace('\\"', '"').replace("\\\\", "\\")
+            if op in ("=~", "!~"):
+                try:
+                    re.compile(value)
+                except re.error as exc:
+                    problem = f"{text!r}: {value!r} is not a regular expression: {exc}"
+                    raise ValueError(problem) from None
+            matchers.append((label, op, value))
             position = matcher.end()
         return SeriesSelector(name, tuple(matchers))
 
@@ -48,13 +57,22 @@ class SeriesSelector:
         if name not in (self.name, f"{self.name}_total"):
             return False
         for label, op, value in self.matchers:
-            if (labels.get(label, "") == value) != (op == "="):
+            have = labels.get(label, "")
+            if op in ("=~", "!~"):
+                if (_full(value).fullmatch(have) is not None) != (op == "=~"):
+                    return False
+            elif (have == value) != (op == "="):
                 return False
         return True
 
     def __str__(self) -> str:
         inner = ",".join(f'{label}{op}"{value}"' for label, op, value in self.matchers)
         return f"{self.name}{{{inner}}}" if inner else self.name
+
+
+@functools.cache
+def _full(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
 
 
 def check_selector(text: str) -> str:

@@ -11,7 +11,9 @@ profiling decorators on maintained libraries, whose metrics rollwise can judge.
 
 Every helper works on plain and ``async`` functions and as a (async) context manager. It
 imports neither the controller nor the proxy nor the CLI (docs/toolkit.md); the pooled HTTP
-clients (``http_client``, ``TraceContextMiddleware``) load httpx when first asked for.
+clients (``http_client``, ``TraceContextMiddleware``) load httpx when first asked for, and
+``A2AOutcomes`` (an agent's A2A exchanges counted as rollwise's proxy counts them) its JSON
+decoder.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -38,6 +40,7 @@ from rollwise.toolkit.profile import (
 )
 
 if TYPE_CHECKING:
+    from rollwise.toolkit.a2a import A2AOutcomes
     from rollwise.toolkit.http import (
         TraceContextMiddleware,
         close_clients,
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "A2AOutcomes",
     "CircuitOpenError",
     "DeploymentConfig",
     "ExtensionConfig",
@@ -82,4 +86,8 @@ def __getattr__(name: str) -> Any:
         from rollwise.toolkit import http
 
         return getattr(http, name)
+    if name == "A2AOutcomes":  # its JSON decoder loads when asked for
+        from rollwise.toolkit.a2a import A2AOutcomes
+
+        return A2AOutcomes
     raise AttributeError(f"module 'rollwise.toolkit' has no attribute {name!r}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
+    "A2A_EXCHANGES",
     "BREAKER_OPENED",
     "BREAKER_STATE",
     "CACHE",
@@ -59,3 +60,8 @@ HTTP_REQUESTS = Counter(
 HTTP_IN_FLIGHT = Gauge(
     "rollwise_toolkit_http_in_flight", "Outbound requests of a pooled client in flight", ["pool"]
 )
+A2A_EXCHANGES = Counter(
+    "rollwise_toolkit_a2a_exchanges",
+    "A2A exchanges by method, outcome (ok, a task state, a JSON-RPC code) and HTTP status class",
+    ["method", "outcome", "code"],
+)  # fmt: skip

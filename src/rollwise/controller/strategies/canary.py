@@ -180,7 +180,7 @@ class Canary:
         self, ctx: PassContext, revision: RevisionInfo, step: AnalysisStep
     ) -> Decision | None:
         status = ctx.status
-        settings = revision.spec.strategy.analysis_settings
+        settings = revision.spec.analysis_settings
         index = status.step
         verdict = await judge(
             ctx,
@@ -206,7 +206,7 @@ class Canary:
         """Background analysis from ``analysis.startingStep`` to promotion: only a failure
         acts (the rollout aborts)."""
         status = ctx.status
-        settings = revision.spec.strategy.analysis_settings
+        settings = revision.spec.analysis_settings
         start = settings.starting_step
         if start is None or status.skip_steps or status.step < start or status.stable is None:
             return None

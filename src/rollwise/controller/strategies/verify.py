@@ -46,7 +46,7 @@ async def verify(ctx: PassContext, revision: RevisionInfo) -> Decision:
         ctx,
         "postPromotion",
         "postPromotion",
-        revision.spec.strategy.analysis_settings,
+        revision.spec.analysis_settings,
         analysis,
         revision.number,
         None,
