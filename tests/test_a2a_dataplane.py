@@ -15,6 +15,8 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +38,7 @@ from a2a.types.a2a_pb2 import (
     TaskState,
 )
 
+from rollwise.analysis.replay import replay_file
 from rollwise.backends.ports import free_port
 from rollwise.client import AdminClient
 from rollwise.spec import load_spec
@@ -266,12 +269,24 @@ def release(app: PlainApp, version: str, *sets: str) -> tuple[dict[str, Any], fl
     return view, time.monotonic() - started
 
 
+def controller_metrics(app: PlainApp) -> str:
+    store = Store(app.state_dir / "state.db")
+    try:
+        port = store.get_kv("metrics_port")
+    finally:
+        store.close()
+    return httpx.get(f"http://127.0.0.1:{port}/metrics").text
+
+
 @pytest.mark.slow
 def test_canaries_that_fail_in_a2a_terms_are_aborted_with_the_outcome_named(
     tmp_path: Path,
 ) -> None:
+    record = tmp_path / "requests.jsonl"
     # every revision asks for more input on half of its tasks: a conversation, not a failure
-    with plain_app(tmp_path, ANALYSED, {"AGENT_INPUT_RATE": "0.5"}) as app:
+    analysed = plain_app(tmp_path, ANALYSED, {"AGENT_INPUT_RATE": "0.5"}, "--record", str(record))
+    with analysed as app:
+        controller_metrics(app)  # the per-revision series count from the first scrape on
         with Background(app.url.rstrip("/"), rate=30) as load:
             view, _ = release(app, "1.1.0")
             assert (view["phase"], view["stable"]) == ("Healthy", 2), view["message"]
@@ -280,6 +295,11 @@ def test_canaries_that_fail_in_a2a_terms_are_aborted_with_the_outcome_named(
             assert view["phase"] == "Degraded", view["message"]
             assert "-32603 on SendMessage" in view["message"], view["message"]
             assert took < 60
+            raised = next(r for r in view["revisions"] if r["number"] == 3)
+            assert raised["a2a"]["SendMessage -32603"] > 0
+            shown = cli(app, "get", APP)
+            assert "× -32603 on SendMessage" in shown, shown
+            text = controller_metrics(app)  # a scrape while revision 3 still drains
 
             view, took = release(app, "1.3.0", "template.env.AGENT_MODE=fail")
             assert view["phase"] == "Degraded", view["message"]
@@ -294,6 +314,15 @@ def test_canaries_that_fail_in_a2a_terms_are_aborted_with_the_outcome_named(
         assert "failed on SendStreamingMessage" in view["message"], view["message"]
         assert took < 60
         history = [(r["version"], r["outcome"]) for r in view_history(app)]
+    assert (
+        'rollwise_a2a_outcomes_total{app="plain",method="SendMessage",outcome="-32603",'
+        'revision="3"}' in text
+    )
+    # the record says what the proxy saw, and the replay judges it as the analysis did
+    spec = load_spec(app.spec_file)
+    replayed = replay_file(record, spec, canary="3", baseline="2")
+    assert replayed.verdict.outcome == "fail", replayed.verdict.detail
+    assert "-32603 on SendMessage" in replayed.verdict.detail
     assert history == [
         ("1.0.0", "replaced"),
         ("1.1.0", "promoted"),
@@ -305,3 +334,12 @@ def test_canaries_that_fail_in_a2a_terms_are_aborted_with_the_outcome_named(
 
 def view_history(app: PlainApp) -> list[dict[str, Any]]:
     return list(app.client.request("GET", f"/apps/{APP}/history"))
+
+
+def cli(app: PlainApp, *args: str) -> str:
+    """``rollwise ARGS`` as a person reads it (on a terminal 200 columns wide), whatever its
+    exit code (``get`` of a Degraded app exits 1)."""
+    argv = [sys.executable, "-m", "rollwise", *args, "--state-dir", str(app.state_dir)]
+    env = dict(os.environ, COLUMNS="200")
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, check=False)
+    return done.stdout

@@ -316,6 +316,23 @@ def test_metrics_and_stats(proxy: Proxy, tmp_path: Path) -> None:
     assert "rollwise_proxy_generation" in text
 
 
+def test_a_revision_that_left_the_table_keeps_its_seconds(proxy: Proxy) -> None:
+    """An aborted canary stops within a second: what it served must still be readable (by
+    an analysis, rollwise get, the next Prometheus scrape) for the seconds the proxy keeps."""
+    proxy.push([proxy.rev("1", 50, "a", labels=("stable",)), proxy.rev("gone", 50, "b")])
+    with httpx.Client(base_url=proxy.url) as client:
+        for _ in range(20):
+            client.get("/status/503", headers={"x-rollwise-revision": "gone"})
+    proxy.push([proxy.rev("1", 100, "a", labels=("stable",))])
+    stats = proxy.admin.get("/stats", params={"since": int(time.time()) - 30}).json()
+    gone = stats["apps"]["web"]["gone"]
+    assert gone["departed"] is True
+    assert sum(s["failures"] for s in gone["seconds"].values()) == 20
+    proxy.push([proxy.rev("1", 50, "a", labels=("stable",)), proxy.rev("gone", 50, "b")])
+    stats = proxy.admin.get("/stats", params={"since": int(time.time()) - 30}).json()
+    assert "departed" not in stats["apps"]["web"]["gone"]  # back in the table
+
+
 def test_hop_by_hop_and_connection_listed_headers_are_dropped(proxy: Proxy) -> None:
     proxy.push([proxy.rev("1", 100, "a", labels=("stable",))])
     with httpx.Client(base_url=proxy.url) as client:

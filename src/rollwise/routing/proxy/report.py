@@ -78,17 +78,27 @@ def replicas_status(proxy: ProxyServer) -> dict[str, Any]:
 
 
 def stats(proxy: ProxyServer, since: int, only: list[str] | None = None) -> dict[str, Any]:
+    """Each app's revisions' seconds since ``since``: those the table has, and those that
+    left it within the seconds the proxy keeps (``departed``: an aborted canary's counts
+    are still there for an analysis, ``rollwise get`` and the next scrape)."""
     apps: dict[str, Any] = {}
-    for name, app in proxy.table.apps.items():
+    revisions = [
+        (name, rev.name, rev.version, rev.stats, False)
+        for name, app in proxy.table.apps.items()
+        for rev in app.revisions
+    ]
+    revisions += [
+        (name, rev, version, counts, True)
+        for (name, rev), (version, counts) in proxy.departed.items()
+    ]
+    for name, rev, version, counts, departed in revisions:
         if only is not None and name not in only:
             continue
-        apps[name] = {
-            rev.name: {
-                "version": rev.version,
-                "requests_total": rev.stats.requests_total,
-                "failures_total": rev.stats.failures_total,
-                "seconds": {s: b.as_json() for s, b in rev.stats.since(since).items()},
-            }
-            for rev in app.revisions
+        apps.setdefault(name, {})[rev] = {
+            "version": version,
+            "requests_total": counts.requests_total,
+            "failures_total": counts.failures_total,
+            "seconds": {s: b.as_json() for s, b in counts.since(since).items()},
+            **({"departed": True} if departed else {}),
         }
     return {"now": time.perf_counter() + proxy.wall_offset, "apps": apps}

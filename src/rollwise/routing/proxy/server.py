@@ -29,6 +29,7 @@ from rollwise.routing.proxy.limits import Limits
 from rollwise.routing.proxy.listeners import acquire, held
 from rollwise.routing.proxy.record import Recorder
 from rollwise.routing.proxy.spans import SampledRequest, SpanSink
+from rollwise.routing.proxy.stats import RETAIN_SECONDS, RevisionStats
 from rollwise.routing.proxy.table import Replica, RevisionRoute, RoutingTable
 from rollwise.routing.table import AppTable, Table
 
@@ -56,6 +57,8 @@ class ProxyServer:
         self.loop = loop
         self.spans = spans
         self.a2a = A2ASide(conversations, (limits or Limits()).replay_bytes)
+        # (app, revision) -> its version and counts, for a while after it left the table
+        self.departed: dict[tuple[str, str], tuple[str, RevisionStats]] = {}
         self._forgotten = time.monotonic()
         # where listening sockets come from before binding one: the controller's keeper,
         # then (a worker) the primary's handover socket
@@ -95,6 +98,10 @@ class ProxyServer:
         if now - self._forgotten >= FORGET_EVERY_S:
             self._forgotten = now
             forget_quiet(self.table, now)
+            oldest = time.time() - RETAIN_SECONDS
+            for key, (_, counts) in list(self.departed.items()):
+                if not counts.since(int(oldest)):
+                    del self.departed[key]
         self._sweeper = self.loop.call_later(SWEEP_S, self._sweep)
 
     # routing table
@@ -153,6 +160,7 @@ class ProxyServer:
             self.listener_apps.pop(listen, None)
             self.listener_socks.pop(listen, None)
         self.a2a.attach(table)
+        self._keep_departed(table)
         retired = self.table.replicas() - table.replicas()
         self.table = table
         self.table_json = data
@@ -160,6 +168,18 @@ class ProxyServer:
             rep.close_idle()
         self.listen_errors = errors
         return generation, errors
+
+    def _keep_departed(self, table: RoutingTable) -> None:
+        """The counts of revisions that leave the table are kept for the seconds the proxy
+        keeps (``stats.RETAIN_SECONDS``): what they served stays readable after they stop."""
+        staying = {(n, r.name) for n, app in table.apps.items() for r in app.revisions}
+        for name, app in self.table.apps.items():
+            for rev in app.revisions:
+                key = (name, rev.name)
+                if key not in staying and rev.stats.requests_total:
+                    self.departed[key] = (rev.version, rev.stats)
+        for key in staying:
+            self.departed.pop(key, None)
 
     async def _listen(self, listen: str, app: str) -> asyncio.Server:
         sock = await acquire(self.loop, listen, app, self.sources, self.reuse_port)

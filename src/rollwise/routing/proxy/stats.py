@@ -13,6 +13,7 @@ from typing import Any
 
 __all__ = [
     "GROWTH",
+    "RETAIN_SECONDS",
     "STREAM_BOUNDS",
     "RevisionStats",
     "SecondBucket",
