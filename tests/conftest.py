@@ -209,13 +209,15 @@ def running_cluster(
 ) -> Iterator[Cluster]:
     """A controller on ``state_dir`` (spec and request record in ``work``; more ``rollwise
     up`` options) with sample-agent 1.0.0 stable; everything stopped afterwards."""
-    port = free_port()
-    spec_file = write_spec(work / "rollwise.yaml", port, replicas=replicas)
     record = work / "requests.jsonl"
     client = AdminClient(state_dir)
     try:
         # inside: a controller that fails at start may leave its proxy (the next adopts it)
         start_controller(state_dir, "--record", str(record), *options)
+        # after the controller bound its own ports (--metrics-port 0 takes one the kernel
+        # picks, which may be one free_port() handed out but nobody bound yet)
+        port = free_port()
+        spec_file = write_spec(work / "rollwise.yaml", port, replicas=replicas)
         c = Cluster(state_dir, spec_file, port, client, record, replicas)
         c.apply("1.0.0")  # the admin API: `rollwise apply` would cost an interpreter start
         c.wait_stable(1)

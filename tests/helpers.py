@@ -243,3 +243,15 @@ def prometheus_scraping(work: Path, job: str, target: str) -> Iterator[str]:
 def promql(url: str, query: str) -> list[dict[str, Any]]:
     body = httpx.get(f"{url}/api/v1/query", params={"query": query}).json()
     return list(body["data"]["result"])
+
+
+def controller_metrics(state_dir: Path) -> str:
+    """The controller's ``/metrics`` (its port, picked at start, is in the store)."""
+    from rollwise.store import Store
+
+    store = Store(state_dir / "state.db")
+    try:
+        port = store.get_kv("metrics_port")
+    finally:
+        store.close()
+    return httpx.get(f"http://127.0.0.1:{port}/metrics").text

@@ -45,7 +45,14 @@ from rollwise.spec import load_spec
 from rollwise.store import Store
 
 from .conftest import NOT_MEASURED, print_controller_log, stop_everything
-from .helpers import ROOT, Background, start_controller, wait_for, wait_for_view
+from .helpers import (
+    ROOT,
+    Background,
+    controller_metrics,
+    start_controller,
+    wait_for,
+    wait_for_view,
+)
 
 APP = "plain"
 AGENT = ROOT / "tests" / "a2a_agent.py"
@@ -105,12 +112,12 @@ def plain_app(
     tmp_path: Path, canary: dict[str, Any], env: dict[str, str] | None = None, *options: str
 ) -> Iterator[PlainApp]:
     """A controller (``rollwise up`` ``options``) serving the plain agent 1.0.0 as stable."""
-    state_dir, port = tmp_path / "state", free_port()
-    spec_file = tmp_path / "rollwise.yaml"
-    spec_file.write_text(yaml.safe_dump(spec(port, canary, env or {})))
+    state_dir, spec_file = tmp_path / "state", tmp_path / "rollwise.yaml"
     client = AdminClient(state_dir)
     try:
         start_controller(state_dir, *options)
+        port = free_port()  # once the controller bound its own (its metrics port is any)
+        spec_file.write_text(yaml.safe_dump(spec(port, canary, env or {})))
         app = PlainApp(state_dir, spec_file, port, client)
         body = {
             "spec": load_spec(spec_file).model_dump(mode="json", by_alias=True),
@@ -269,15 +276,6 @@ def release(app: PlainApp, version: str, *sets: str) -> tuple[dict[str, Any], fl
     return view, time.monotonic() - started
 
 
-def controller_metrics(app: PlainApp) -> str:
-    store = Store(app.state_dir / "state.db")
-    try:
-        port = store.get_kv("metrics_port")
-    finally:
-        store.close()
-    return httpx.get(f"http://127.0.0.1:{port}/metrics").text
-
-
 @pytest.mark.slow
 def test_canaries_that_fail_in_a2a_terms_are_aborted_with_the_outcome_named(
     tmp_path: Path,
@@ -286,7 +284,7 @@ def test_canaries_that_fail_in_a2a_terms_are_aborted_with_the_outcome_named(
     # every revision asks for more input on half of its tasks: a conversation, not a failure
     analysed = plain_app(tmp_path, ANALYSED, {"AGENT_INPUT_RATE": "0.5"}, "--record", str(record))
     with analysed as app:
-        controller_metrics(app)  # the per-revision series count from the first scrape on
+        controller_metrics(app.state_dir)  # the per-revision series count from the first scrape on
         with Background(app.url.rstrip("/"), rate=30) as load:
             view, _ = release(app, "1.1.0")
             assert (view["phase"], view["stable"]) == ("Healthy", 2), view["message"]
@@ -299,7 +297,7 @@ def test_canaries_that_fail_in_a2a_terms_are_aborted_with_the_outcome_named(
             assert raised["a2a"]["SendMessage -32603"] > 0
             shown = cli(app, "get", APP)
             assert "× -32603 on SendMessage" in shown, shown
-            text = controller_metrics(app)  # a scrape while revision 3 still drains
+            text = controller_metrics(app.state_dir)  # a scrape while revision 3 still drains
 
             view, took = release(app, "1.3.0", "template.env.AGENT_MODE=fail")
             assert view["phase"] == "Degraded", view["message"]

@@ -12,10 +12,9 @@ import pytest
 import yaml
 
 from rollwise.errors import NotFoundError
-from rollwise.store import Store
 
 from .conftest import FAST_CANARY, Cluster, write_spec
-from .helpers import EXAMPLES, wait_for
+from .helpers import EXAMPLES, controller_metrics, wait_for
 from .test_strategies import records, served_versions, wait_phase
 
 pytestmark = pytest.mark.replicas(1)
@@ -112,12 +111,7 @@ def test_rollwise_smoke_runs_the_suite_on_demand(cluster: Cluster) -> None:
 
 
 def metrics(cluster: Cluster) -> str:
-    store = Store(cluster.state_dir / "state.db")
-    try:
-        port = store.get_kv("metrics_port")
-    finally:
-        store.close()
-    return httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    return controller_metrics(cluster.state_dir)
 
 
 def test_scheduled_smoke_tests_watch_the_listener_and_stop_a_bad_canary(cluster: Cluster) -> None:

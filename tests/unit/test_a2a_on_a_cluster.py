@@ -143,3 +143,25 @@ def test_gateway_presets_add_what_the_agents_saw(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(rules))
     checked = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_traffic_settings_of_an_a2a_app_are_checked() -> None:
+    from ..helpers import assert_spec_refused
+
+    assert_spec_refused(
+        "  traffic:\n    ",
+        {
+            "failureOutcomes: [-32603, broken]": "'broken' is not an A2A outcome; known:",
+            "failureOutcomes: [ok]": "'ok' is not an A2A outcome",
+            "protocol: grpc": "traffic.protocol",
+            "affinity: {maxConversations: 10}": "traffic.affinity.maxConversations",
+            "affinity: {idle: soon}": "traffic.affinity.idle",
+        },
+    )
+    plain = RolloutSpec.model_validate({"template": {"command": ["x"]}})
+    assert not plain.speaks_a2a
+    assert RolloutSpec.model_validate({"template": {"command": ["x"]}, "a2a": {}}).speaks_a2a
+    told = {"template": {"command": ["x"]}, "traffic": {"protocol": "a2a"}}
+    assert RolloutSpec.model_validate(told).speaks_a2a
+    off = {"template": {"command": ["x"]}, "a2a": {}, "traffic": {"protocol": "http"}}
+    assert not RolloutSpec.model_validate(off).speaks_a2a
