@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,11 +26,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from a2a.client import ClientConfig, create_client
+from a2a.client import Client, ClientConfig, create_client
 from a2a.client.card_resolver import A2ACardResolver
 from a2a.helpers.proto_helpers import new_text_message
 from a2a.types.a2a_pb2 import (
-    AgentCard,
     GetTaskRequest,
     Role,
     SendMessageRequest,
@@ -138,40 +137,34 @@ def plain_app(
 # conversations, as a client of the agent sees them
 
 
-async def _card(url: str) -> AgentCard:
-    async with httpx.AsyncClient() as http:
-        return await A2ACardResolver(http, url).get_agent_card()
-
-
-async def _call(card: AgentCard, text: str, task: Task | None = None) -> Task:
-    """One message on a fresh connection (the kernel spreads them over the proxy's workers);
-    the task it answers with."""
+@contextlib.asynccontextmanager
+async def _client(url: str) -> AsyncIterator[Client]:
+    """a2a-sdk's client on the proxy, opening a new connection for every call (none is kept
+    alive): the kernel spreads them over the proxy's workers."""
     limits = httpx.Limits(max_keepalive_connections=0)
     async with httpx.AsyncClient(limits=limits, timeout=10.0) as http:
-        config = ClientConfig(streaming=False, httpx_client=http)
-        client = await create_client(card, client_config=config)
-        ids = {"task_id": task.id, "context_id": task.context_id} if task is not None else {}
-        message = new_text_message(text, role=Role.ROLE_USER, **ids)
-        async for event in client.send_message(SendMessageRequest(message=message)):
-            if event.HasField("task"):
-                return event.task
+        card = await A2ACardResolver(http, url).get_agent_card()
+        yield await create_client(
+            card, client_config=ClientConfig(streaming=False, httpx_client=http)
+        )
+
+
+async def _call(client: Client, text: str, task: Task | None = None) -> Task:
+    """One message; the task it answers with."""
+    ids = {"task_id": task.id, "context_id": task.context_id} if task is not None else {}
+    message = new_text_message(text, role=Role.ROLE_USER, **ids)
+    async for event in client.send_message(SendMessageRequest(message=message)):
+        if event.HasField("task"):
+            return event.task
     raise AssertionError(f"no task in the answer to {text!r}")
-
-
-async def _get(card: AgentCard, task: Task) -> Task:
-    limits = httpx.Limits(max_keepalive_connections=0)
-    async with httpx.AsyncClient(limits=limits, timeout=10.0) as http:
-        config = ClientConfig(streaming=False, httpx_client=http)
-        client = await create_client(card, client_config=config)
-        return await client.get_task(GetTaskRequest(id=task.id))
 
 
 def start_conversations(url: str, count: int) -> list[Task]:
     """``count`` first turns: each task waits for more input."""
 
     async def run() -> list[Task]:
-        card = await _card(url)
-        tasks = [await _call(card, "ask") for _ in range(count)]
+        async with _client(url) as client:
+            tasks = [await _call(client, "ask") for _ in range(count)]
         assert {t.status.state for t in tasks} == {TaskState.TASK_STATE_INPUT_REQUIRED}
         return tasks
 
@@ -182,17 +175,17 @@ def finish_conversations(url: str, tasks: list[Task]) -> list[str]:
     """``GetTask`` and the second turn of each conversation; what went wrong (none lost: [])."""
 
     async def run() -> list[str]:
-        card = await _card(url)
         lost = []
-        for task in tasks:
-            try:
-                got = await _get(card, task)
-                assert got.status.state == TaskState.TASK_STATE_INPUT_REQUIRED, got.status
-                done = await _call(card, "tomorrow", task)
-                assert done.status.state == TaskState.TASK_STATE_COMPLETED, done.status
-                assert done.artifacts[0].parts[0].text == "got: tomorrow"
-            except Exception as exc:  # the test counts every kind of loss
-                lost.append(f"{task.id}: {type(exc).__name__}: {exc}")
+        async with _client(url) as client:
+            for task in tasks:
+                try:
+                    got = await client.get_task(GetTaskRequest(id=task.id))
+                    assert got.status.state == TaskState.TASK_STATE_INPUT_REQUIRED, got.status
+                    done = await _call(client, "tomorrow", task)
+                    assert done.status.state == TaskState.TASK_STATE_COMPLETED, done.status
+                    assert done.artifacts[0].parts[0].text == "got: tomorrow"
+                except Exception as exc:  # the test counts every kind of loss
+                    lost.append(f"{task.id}: {type(exc).__name__}: {exc}")
         return lost
 
     return asyncio.run(run())
@@ -284,17 +277,21 @@ def test_canaries_that_fail_in_a2a_terms_are_aborted_with_the_outcome_named(
     # every revision asks for more input on half of its tasks: a conversation, not a failure
     analysed = plain_app(tmp_path, ANALYSED, {"AGENT_INPUT_RATE": "0.5"}, "--record", str(record))
     with analysed as app:
-        controller_metrics(app.state_dir)  # the per-revision series count from the first scrape on
-        with Background(app.url.rstrip("/"), rate=30) as load:
+        controller_metrics(app.state_dir)  # per-revision series count from the first scrape on
+        with Background(app.url.rstrip("/"), rate=60):  # a pass needs requests: be quick
             view, _ = release(app, "1.1.0")
-            assert (view["phase"], view["stable"]) == ("Healthy", 2), view["message"]
-
+        assert (view["phase"], view["stable"]) == ("Healthy", 2), view["message"]
+        with Background(app.url.rstrip("/"), rate=30) as load:
             view, took = release(app, "1.2.0", "template.env.AGENT_MODE=raise")
             assert view["phase"] == "Degraded", view["message"]
             assert "-32603 on SendMessage" in view["message"], view["message"]
             assert took < 60
-            raised = next(r for r in view["revisions"] if r["number"] == 3)
-            assert raised["a2a"]["SendMessage -32603"] > 0
+
+            def counted(view: dict[str, Any]) -> bool:  # read every 2 s: wait for the next
+                raised = next(r for r in view["revisions"] if r["number"] == 3)
+                return bool(raised.get("a2a", {}).get("SendMessage -32603", 0) > 0)
+
+            app.wait("revision 3's outcomes in its view", counted, timeout=10)
             shown = cli(app, "get", APP)
             assert "× -32603 on SendMessage" in shown, shown
             text = controller_metrics(app.state_dir)  # a scrape while revision 3 still drains

@@ -136,7 +136,7 @@ def _tree(data: dict[str, Any]) -> Table:
                 info,
             )
         if rev.get("a2a"):  # what an A2A revision answered, other than plain success
-            tree.add_row("│  └──≡ A2A, last 5 min", "Outcomes", "", "", told(rev["a2a"]))
+            tree.add_row("│  └──≡ A2A, last minute", "Outcomes", "", "", told(rev["a2a"]))
     return tree
 
 

@@ -18,7 +18,7 @@ from rollwise.spec.models import RolloutSpec
 
 __all__ = ["OUTCOME_WINDOW_S", "app_view", "cards", "runbooks", "smoke", "traffic"]
 
-OUTCOME_WINDOW_S = 300
+OUTCOME_WINDOW_S = 60
 
 
 def app_view(ctx: PassContext, reconcile_errors: int, error: str) -> dict[str, Any]:
@@ -83,28 +83,31 @@ def app_view(ctx: PassContext, reconcile_errors: int, error: str) -> dict[str, A
 
 
 async def traffic(
-    ctx: PassContext, view: dict[str, Any], router: TrafficRouter, metrics: MetricSource
-) -> None:
-    """Add to each revision of ``view`` what the data plane says of it now: an A2A app's
-    exchanges that did not end plainly over the last ``OUTCOME_WINDOW_S`` (``a2a``:
-    ``"<method> <outcome>"`` → count) and, while it drains, the conversations it still
-    holds (``conversations``). A data plane that does not answer leaves them out."""
+    ctx: PassContext, router: TrafficRouter, metrics: MetricSource
+) -> dict[int, dict[str, Any]]:
+    """What the data plane says of each running revision of an A2A app now: its exchanges
+    that did not end plainly over the last ``OUTCOME_WINDOW_S`` (``a2a``: ``"<method>
+    <outcome>"`` → count) and, while it drains, the conversations it still holds
+    (``conversations``). A data plane that does not answer leaves them out."""
     if not ctx.spec.speaks_a2a:
-        return
+        return {}
     try:
         series = await metrics.seconds(ctx.app, int(ctx.now - OUTCOME_WINDOW_S))
         replicas = await router.replicas()
     except DataPlaneError:
-        return
-    for rev in view["revisions"]:
-        number = rev["number"]
+        return {}
+    out: dict[int, dict[str, Any]] = {}
+    for number in ctx.status.revisions():
         outcomes: dict[str, int] = {}
         for counts in series.get(number, {}).values():
             for said, n in counts.outcomes.items():
                 outcomes[said] = outcomes.get(said, 0) + n
-        rev["a2a"] = dict(sorted(outcomes.items(), key=lambda item: -item[1]))
         addresses = ctx.backend.addresses(ctx.app, number, ready=False)
-        rev["conversations"] = sum(replicas[a].conversations for a in addresses if a in replicas)
+        out[number] = {
+            "a2a": dict(sorted(outcomes.items(), key=lambda item: -item[1])),
+            "conversations": sum(replicas[a].conversations for a in addresses if a in replicas),
+        }
+    return out
 
 
 def flags(app_flags: AppFlags, spec: RolloutSpec) -> list[dict[str, Any]]:

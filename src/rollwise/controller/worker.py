@@ -57,6 +57,7 @@ from rollwise.words import EventKind, Outcome, Phase, Reason, preview_app
 __all__ = ["AppWorker", "ReconcileMetrics"]
 
 log = structlog.get_logger("rollwise.controller")
+TRAFFIC_EVERY_S = 2.0
 
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 10.0
@@ -118,6 +119,7 @@ class AppWorker:
         )
         self.flags = AppFlags(app, store, self._emit, clock)
         self.shrinks = Shrinks(app, backend)
+        self._traffic: tuple[float, dict[int, dict[str, Any]]] = (-TRAFFIC_EVERY_S, {})
         self.ofrep_url = ofrep_url
         self.failures = (reconcile_metrics or ReconcileMetrics(CollectorRegistry())).failures
         self.commands = Commands(
@@ -354,8 +356,16 @@ class AppWorker:
         return view
 
     async def traffic(self, view: dict[str, Any]) -> dict[str, Any]:
-        """``view`` with each revision's A2A outcomes and draining conversations added."""
-        await views.traffic(self.context(read_only=True), view, self.router, self.analyses.metrics)
+        """``view`` with each revision's A2A outcomes and draining conversations added, as
+        read at most ``TRAFFIC_EVERY_S`` ago (views are polled; reading costs the proxy)."""
+        now = time.monotonic()
+        read, known = self._traffic
+        if now - read >= TRAFFIC_EVERY_S:
+            ctx = self.context(read_only=True)
+            known = await views.traffic(ctx, self.router, self.analyses.metrics)
+            self._traffic = (now, known)
+        for rev in view["revisions"]:
+            rev.update(known.get(rev["number"], {}))
         return view
 
     async def cards(self) -> list[dict[str, Any]]:
