@@ -164,21 +164,27 @@ def test_weight_changes_and_drains_under_load_fail_no_request(tmp_path: Path) ->
 def test_the_proxy_benchmark_runs(tmp_path: Path) -> None:
     """A one-second smoke run of bench/proxy, so that the documented command keeps working."""
     argv = [sys.executable, str(ROOT / "bench" / "proxy" / "run.py"), "--duration", "1"]
-    argv += ["--repeat", "1", "--cases", "small", "--contestants", "direct,rollwise-1"]
+    argv += ["--repeat", "1", "--cases", "small,a2a"]
+    argv += ["--contestants", "direct,rollwise-1,rollwise-1-a2a"]
     done = subprocess.run(
         [*argv, "--out", str(tmp_path)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    runs = {r["contestant"]: r for r in report["runs"]}
-    assert runs["rollwise-1"]["rps"] > 1000 and runs["rollwise-1"]["errors"] == 0
-    assert "| small GET | rollwise-1 |" in (tmp_path / "proxy.md").read_text()
+    runs = {(r["case"], r["contestant"]): r for r in report["runs"]}
+    for key in (("small", "rollwise-1"), ("a2a", "rollwise-1"), ("a2a", "rollwise-1-a2a")):
+        assert runs[key]["rps"] > 1000 and runs[key]["errors"] == 0, runs[key]
+    assert ("small", "rollwise-1-a2a") not in runs  # the A2A contestant runs the A2A case
+    table = (tmp_path / "proxy.md").read_text()
+    assert "| small GET | rollwise-1 |" in table
+    assert "| A2A SendMessage | rollwise-1-a2a |" in table
+    assert "a2a: A2A awareness cost" in report["ratios"]
 
 
 def test_the_request_path_benchmark_runs() -> None:
     """A tiny run of bench/proxy/path.py: every request it feeds is answered and counted."""
     argv = [sys.executable, str(ROOT / "bench" / "proxy" / "path.py"), "--requests", "200"]
-    for case in ("small", "post"):
+    for case in ("small", "post", "a2a", "a2a-read", "a2a-aware"):
         done = subprocess.run([*argv, "--case", case], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         result = json.loads(done.stdout)
