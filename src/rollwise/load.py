@@ -146,6 +146,7 @@ _FAILED_TASKS = ("failed", "rejected")
 async def _read(resp: httpx.Response, config: LoadConfig, started: float) -> tuple[float, str]:
     """Read an answer to its end: when its first byte came (a stream's latency is its first
     event's), and what went wrong (``""``: nothing)."""
+    from rollwise.a2a.labels import ERROR_OUTCOMES
     from rollwise.a2a.outcomes import EventStream, read_answer
 
     if resp.status_code >= 500:
@@ -174,7 +175,7 @@ async def _read(resp: httpx.Response, config: LoadConfig, started: float) -> tup
     outcome = answer.outcome
     if outcome in _FAILED_TASKS:
         return first, f"a2a task {outcome}"
-    if outcome[0] == "-" or outcome.endswith("-error"):
+    if outcome in ERROR_OUTCOMES:
         return first, f"a2a error {outcome}"
     return first, ""
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 __all__ = [
-    "CALLER_OUTCOMES",
     "CODES",
     "DEFAULT_FAILURES",
+    "ERROR_OUTCOMES",
     "METHODS",
     "OK",
     "OUTCOMES",
@@ -70,10 +70,8 @@ OUTCOMES = (
 )
 # the agent's failures unless the spec says otherwise: its own errors and tasks that failed
 DEFAULT_FAILURES = ("-32603", "-32006", "server-error", "failed", "rejected")
-# what the caller did wrong, or a conversation that simply continues: counted, never failed
-CALLER_OUTCOMES = tuple(
-    o for o in OUTCOMES if o != OK and o not in DEFAULT_FAILURES and o != "other-error"
-)
+# an error's outcomes (its code's label); the others are what a result said
+ERROR_OUTCOMES = frozenset(o for o in OUTCOMES if o[0] == "-" or o.endswith("-error"))
 
 
 def method_label(name: str) -> str:

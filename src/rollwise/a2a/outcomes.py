@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import msgspec
 
-from rollwise.a2a.labels import METHODS, OK, code_label
+from rollwise.a2a.labels import ERROR_OUTCOMES, OK, code_label, method_label
 
 # methods whose ``params.id`` is a task's id (1.0 push-config methods name it ``taskId``)
 _TASK_ID_METHODS = frozenset(
@@ -191,7 +191,7 @@ def read_call(body: bytes) -> Call | None:
         return None
     params = request.params
     if params is None:
-        return Call(METHODS.get(name, "other"))
+        return Call(method_label(name))
     task = params.task_id
     if task is None and name in _TASK_ID_METHODS:
         task = _text(params.id)
@@ -200,7 +200,7 @@ def read_call(body: bytes) -> Call | None:
     if message is not None:
         task = task or message.task_id
         context = context or message.context_id
-    return Call(METHODS.get(name, "other"), task or None, context or None)
+    return Call(method_label(name), task or None, context or None)
 
 
 _REST_TASKS = b"/tasks/"
@@ -385,7 +385,7 @@ class EventStream:
         if self.context is None:
             self.context = answer.context
         outcome = answer.outcome
-        if outcome[:1] == "-" or outcome.endswith("-error"):
+        if outcome in ERROR_OUTCOMES:
             if self.error is None:
                 self.error = outcome
         elif outcome:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -131,12 +131,12 @@ def _arms(path: Path, held: list[str], canary: str | None, baseline: str | None)
 def _arm(
     requests: list[Request], failing: tuple[bool, ...], failing_a2a: frozenset[str]
 ) -> ArmSecond:
-    outcomes: dict[str, int] = {}
+    outcomes: Counter[str] = Counter()
     failed = []
     for _, status, said in requests:
         outcome = said.partition(" ")[2]
         if outcome and outcome != OK:
-            outcomes[said] = outcomes.get(said, 0) + 1
+            outcomes[said] += 1
         failed.append((0 <= status < len(failing) and failing[status]) or outcome in failing_a2a)
     return ArmSecond.from_requests([r[0] for r in requests], failed, outcomes)
 

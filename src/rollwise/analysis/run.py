@@ -13,6 +13,7 @@ with ``mustPass``. An A2A app's exchanges that did not end plainly are added up 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -80,7 +81,7 @@ class AnalysisRun:
             if not metric.must_pass:
                 self.optional.add(name)
         self.guardrails = Guardrails(step)
-        self.outcomes: dict[str, dict[str, int]] = {"canary": {}, "baseline": {}}
+        self.outcomes: dict[str, Counter[str]] = {"canary": Counter(), "baseline": Counter()}
         self.last_second: int | None = None
         self.seconds = 0
         self._results: tuple[int, list[JudgeResult], JudgeResult] | None = None
@@ -104,10 +105,8 @@ class AnalysisRun:
             if name in self.agents:
                 self.agents[name].update(*arms)
         self.guardrails.update(canary)
-        for arm, counted in (("canary", canary), ("baseline", baseline)):
-            into = self.outcomes[arm]
-            for said, count in counted.outcomes.items():
-                into[said] = into.get(said, 0) + count
+        self.outcomes["canary"].update(canary.outcomes)
+        self.outcomes["baseline"].update(baseline.outcomes)
 
     def verdict(self, elapsed: float) -> Verdict:
         step = self.step

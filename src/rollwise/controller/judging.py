@@ -174,19 +174,15 @@ class AppAnalyses:
 
 
 def _a2a_failures(document: dict[str, Any]) -> str:
-    """An A2A app on a cluster: its failing outcomes as a regular expression ('' otherwise:
-    the proxy reads what an app on this machine answers)."""
+    """A stored revision's ``cluster_a2a_failures``."""
     from pydantic import ValidationError
 
     from rollwise.spec.models import Rollout
 
     try:
-        spec = Rollout.model_validate(document).spec
+        return Rollout.model_validate(document).spec.cluster_a2a_failures
     except ValidationError:  # a revision stored by an older rollwise, of other fields
         return ""
-    if spec.backend.kind != "kubernetes" or not spec.speaks_a2a:
-        return ""
-    return "|".join(spec.traffic.failure_outcomes)
 
 
 def _arm(series: Series, revision: int | None, second: int) -> ArmSecond:

@@ -6,9 +6,9 @@ that ``undo`` is only a routing change; the previous one is kept while a promoti
 verified, whatever its delay. A *retiring* revision gets no new request; it is stopped once
 the data plane reports nothing in flight on its replicas (at the earliest ``DRAIN_MIN_S``
 after it stopped getting requests, at the latest at its stop grace period). An A2A app's
-retiring revision also waits for its conversations (``traffic.affinity``): while a follow-up
-of one it holds came within ``idle``, at most ``drainTimeout`` after it began to retire, it
-keeps answering them.
+retiring revision also waits for its open conversations (``traffic.affinity``: a task
+submitted, working or waiting for input): while one it holds was asked about within
+``idle``, at most ``drainTimeout`` after it began to retire, it keeps answering them.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -45,7 +46,7 @@ class _Revision:
     failures: int = 0
     seconds_sum: float = 0.0
     buckets: list[int] = field(default_factory=lambda: [0] * (len(BOUNDS) + 1))
-    outcomes: dict[str, int] = field(default_factory=dict)  # "<method> <outcome>" -> count
+    outcomes: Counter[str] = field(default_factory=Counter)  # "<method> <outcome>" -> count
 
 
 class TrafficSeries(Collector):
@@ -81,8 +82,7 @@ class TrafficSeries(Collector):
                     into = self.counts.setdefault((app, str(revision)), _Revision())
                     into.requests += total.requests
                     into.failures += total.failures
-                    for said, n in total.outcomes.items():
-                        into.outcomes[said] = into.outcomes.get(said, 0) + n
+                    into.outcomes.update(total.outcomes)
                     for index, n in total.hist.items():
                         value = bucket_value(index)
                         into.buckets[bisect.bisect_left(BOUNDS, value)] += n

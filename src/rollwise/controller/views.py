@@ -4,6 +4,7 @@ smoke tests run on demand. Reading changes nothing.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from rollwise.analysis.source import MetricSource
@@ -98,13 +99,12 @@ async def traffic(
         return {}
     out: dict[int, dict[str, Any]] = {}
     for number in ctx.status.revisions():
-        outcomes: dict[str, int] = {}
+        outcomes: Counter[str] = Counter()
         for counts in series.get(number, {}).values():
-            for said, n in counts.outcomes.items():
-                outcomes[said] = outcomes.get(said, 0) + n
+            outcomes.update(counts.outcomes)
         addresses = ctx.backend.addresses(ctx.app, number, ready=False)
         out[number] = {
-            "a2a": dict(sorted(outcomes.items(), key=lambda item: -item[1])),
+            "a2a": dict(outcomes.most_common()),
             "conversations": sum(replicas[a].conversations for a in addresses if a in replicas),
         }
     return out

@@ -333,16 +333,23 @@ class RolloutSpec(Model):
         (``rollwise.toolkit.A2AOutcomes``) as the agent metric ``a2a``, failing on
         ``traffic.failureOutcomes``, unless the spec names an agent metric ``a2a`` itself."""
         settings = self.strategy.analysis_settings
-        if self.backend.kind != "kubernetes" or not self.speaks_a2a:
+        failing = self.cluster_a2a_failures
+        if not failing or any(m.name == "a2a" for m in settings.agent_metrics):
             return settings
-        if any(m.name == "a2a" for m in settings.agent_metrics):
-            return settings
-        failing = "|".join(self.traffic.failure_outcomes)
         counter = "rollwise_toolkit_a2a_exchanges_total"
         metric = AgentMetric(
             name="a2a", failures=f'{counter}{{outcome=~"{failing}"}}', total=counter
         )
         return settings.model_copy(update={"agent_metrics": [*settings.agent_metrics, metric]})
+
+    @property
+    def cluster_a2a_failures(self) -> str:
+        """An A2A app on a cluster (whose router reads no body): its failing outcomes as a
+        regular expression over the agents' own counter; '' for another app (rollwise's
+        proxy reads what an app on this machine answers)."""
+        if self.backend.kind != "kubernetes" or not self.speaks_a2a:
+            return ""
+        return "|".join(self.traffic.failure_outcomes)
 
     @property
     def speaks_a2a(self) -> bool:

@@ -17,9 +17,11 @@ reports those not quiet yet, so that the controller stops it once they are over 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from time import perf_counter
 
+from rollwise.a2a.labels import ERROR_OUTCOMES
 from rollwise.a2a.outcomes import EventStream, read_answer, read_call, rest_call
 from rollwise.routing.proxy.affinity import ConversationMap, key_of, map_path
 from rollwise.routing.proxy.forward import A2AState, Exchange
@@ -130,8 +132,8 @@ class A2ASide:
             return
         events = a2a.events
         if events is None:
-            if a2a.answer_bytes or a2a.call is None:
-                return  # a JSON answer over the bound, or not an A2A call
+            if a2a.answer_bytes:
+                return  # a JSON answer over the bound
             if body.lstrip()[:1] == b"{":
                 a2a.answer, a2a.answer_bytes = [body], len(body)
                 return
@@ -156,7 +158,7 @@ class A2ASide:
         if answer is None or call is None:
             return False, ""
         outcome = answer.outcome
-        if outcome[0] != "-" and not outcome.endswith("-error") and status < 400:
+        if outcome not in ERROR_OUTCOMES and status < 400:
             self.remember(ex, a2a, answer.task, answer.context, answer.open, now)
         routes = a2a.routes
         return routes is not None and outcome in routes.failing_outcomes, (
@@ -198,28 +200,28 @@ class A2ASide:
             rep.talks.pop(key, None)
 
 
+def _talking(table: RoutingTable) -> Iterator[tuple[Replica, float]]:
+    """Each replica of an A2A app that holds open conversations, and its app's ``idle``."""
+    for app in table.apps.values():
+        if app.a2a is not None:
+            for rev in app.revisions:
+                for rep in rev.replicas:
+                    if rep.talks:
+                        yield rep, app.a2a.idle_s
+
+
 def draining_talks(table: RoutingTable, now: float) -> dict[str, list[str]]:
     """Each draining replica's conversations that are not quiet yet (their keys, which the
     primary joins across workers: one conversation may have reached more than one)."""
-    talks: dict[str, list[str]] = {}
-    for app in table.apps.values():
-        if app.a2a is None:
-            continue
-        for rev in app.revisions:
-            for rep in rev.replicas:
-                if rep.draining and rep.talks:
-                    keys = rep.conversations(now, app.a2a.idle_s)
-                    talks[rep.address] = [f"{k:x}" for k in keys]
-    return talks
+    return {
+        rep.address: [f"{k:x}" for k in rep.conversations(now, idle)]
+        for rep, idle in _talking(table)
+        if rep.draining
+    }
 
 
 def forget_quiet(table: RoutingTable, now: float) -> None:
     """Conversations nobody asked about within their app's ``idle`` leave the replicas'
     lists (they no longer hold a draining replica)."""
-    for app in table.apps.values():
-        if app.a2a is None:
-            continue
-        for rev in app.revisions:
-            for rep in rev.replicas:
-                if rep.talks:
-                    rep.conversations(now, app.a2a.idle_s)
+    for rep, idle in _talking(table):
+        rep.conversations(now, idle)
